@@ -1,0 +1,40 @@
+# Orchard's front door. `make demo` and `make test` are the two commands a newcomer needs.
+.PHONY: all setup setup-arm64 build demo test test-x86 test-arm64 clang clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+setup-arm64:
+	@scripts/setup.sh --arm64
+
+build: setup
+	cmake --preset release >/dev/null
+	cmake --build --preset release
+
+# Runs the bundled example: a digits classifier on 360 held-out images.
+demo: build
+	./build/release/digits_demo examples/digits
+
+# Every test: unit + conformance on x86-64, then the same under qemu-aarch64.
+test: setup-arm64
+	$(MAKE) --no-print-directory test-x86 test-arm64
+
+test-x86:
+	cmake --preset release >/dev/null
+	cmake --build --preset release
+	ctest --test-dir build/release --output-on-failure
+
+test-arm64:
+	cmake --preset arm64 >/dev/null
+	cmake --build --preset arm64
+	ctest --test-dir build/arm64 --output-on-failure
+
+# Warning check with clang (the compiler Apple ships).
+clang: setup
+	cmake --preset clang >/dev/null
+	cmake --build --preset clang
+
+clean:
+	rm -rf build

@@ -1,0 +1,107 @@
+// Session: one loaded, compiled model. run() is const and thread-safe: many threads may share a Session.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "orchard/status.hpp"
+#include "orchard/tensor.hpp"
+
+namespace orchard {
+
+enum class OptimizationLevel : unsigned char {
+  none,     // run the graph as imported
+  basic,    // constant folding and dead-node removal
+  extended  // basic plus operator fusion
+};
+
+struct SessionOptions {
+  int intra_op_threads = 0;                               // 0: one per core
+  OptimizationLevel optimization = OptimizationLevel::basic;
+  std::vector<std::string> backend_preference;            // e.g. {"cuda", "cpu"}; empty: the platform's chain
+  bool profiling = false;                                 // record per-node timings (see RunOptions::profile)
+  Allocator* allocator = nullptr;                         // tensor memory for outputs and activations; null: default
+};
+
+// One dimension of a declared shape: a fixed size, a named symbol ("batch"), or unknown.
+struct Dim {
+  int64_t value = -1;   // >= 0 when fixed
+  std::string symbol;   // non-empty for a symbolic dim
+  bool fixed() const { return value >= 0; }
+};
+
+// The declared type of a model input or output.
+struct ValueInfo {
+  std::string name;
+  Value::Kind kind = Value::Kind::tensor;  // tensor, sequence or optional
+  DType dtype = DType::undefined;          // element type (of the tensor, or of the sequence's tensors)
+  bool has_shape = false;                  // false: rank unknown
+  std::vector<Dim> shape;
+  // Returns e.g. "float32[batch,3,224,224]".
+  std::string description() const;
+};
+
+using NamedValue = std::pair<std::string, Value>;
+using NamedValues = std::vector<NamedValue>;
+
+// One node's timing, recorded when SessionOptions::profiling is on.
+struct NodeProfile {
+  std::string name, op, backend;
+  std::vector<Shape> input_shapes;
+  int64_t start_ns = 0, duration_ns = 0;  // start relative to the run's start
+};
+
+// What `orchard inspect` shows about a loaded model.
+struct ModelInfo {
+  int64_t ir_version = 0;
+  std::string producer;
+  std::vector<std::pair<std::string, int>> opsets;    // domain ("" default) and version
+  std::vector<std::pair<std::string, int>> op_counts;  // op type and number of nodes (subgraphs included)
+  int64_t parameter_count = 0;                         // elements of all initializers
+  int64_t parameter_bytes = 0;
+};
+
+struct RunOptions {
+  const std::atomic<bool>* abort = nullptr;  // when set to true, run stops at the next node: cancelled
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::vector<NodeProfile>* profile = nullptr;  // filled when profiling is on
+};
+
+class Session {
+ public:
+  // Loads, validates and compiles the model at `path`; external data is read relative to its folder.
+  static Result<std::unique_ptr<Session>> load(const std::filesystem::path& path, const SessionOptions& options = {});
+  // Same, from the bytes of a model; external data, if any, is read relative to `base_dir`.
+  static Result<std::unique_ptr<Session>> load_from_bytes(std::span<const std::byte> bytes,
+                                                          const SessionOptions& options = {},
+                                                          const std::filesystem::path& base_dir = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::vector<ValueInfo>& inputs() const;
+  const std::vector<ValueInfo>& outputs() const;
+  const ModelInfo& model_info() const;
+  // Returns the backends that got at least one node, in chain order, e.g. {"cpu"}.
+  std::vector<std::string> backends() const;
+
+  // Runs the model. Every graph input without a default must be given, by name; outputs come back in
+  // the model's output order. Errors name the input and what was wrong with it.
+  Result<NamedValues> run(const NamedValues& inputs, const RunOptions& options = {}) const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orchard

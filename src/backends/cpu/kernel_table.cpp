@@ -1,0 +1,42 @@
+// The CPU kernel table: every family's registrations, listed explicitly (STYLE.md "Explicit tables").
+#include <vector>
+
+#include "backends/cpu/kernel_registry.hpp"
+#include "backends/cpu/reference/families.hpp"
+
+namespace orchard::cpu {
+
+std::span<const KernelDef> all_kernels() {
+  static const std::vector<KernelDef> table = [] {
+    std::vector<KernelDef> all;
+    for (auto family : {
+             reference::elementwise_kernels,
+             reference::activation_kernels,
+             reference::cast_kernels,
+             reference::reduction_kernels,
+             reference::normalization_kernels,
+             reference::softmax_kernels,
+             reference::matmul_kernels,
+             reference::conv_kernels,
+             reference::pool_kernels,
+             reference::quantize_kernels,
+             reference::shape_kernels,
+             reference::index_kernels,
+             reference::image_kernels,
+             reference::control_flow_kernels,
+             reference::sequence_kernels,
+             reference::rnn_kernels,
+             reference::signal_kernels,
+             reference::string_kernels,
+             reference::training_kernels,
+             reference::random_kernels,
+         }) {
+      auto defs = family();
+      all.insert(all.end(), defs.begin(), defs.end());
+    }
+    return all;
+  }();
+  return table;
+}
+
+}  // namespace orchard::cpu

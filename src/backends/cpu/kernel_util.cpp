@@ -1,0 +1,108 @@
+#include "backends/cpu/kernel_util.hpp"
+
+#include <algorithm>
+
+namespace orchard::cpu {
+
+Result<int64_t> normalize_axis(int64_t axis, int64_t rank, std::string_view what) {
+  const int64_t lo = -rank, hi = rank - 1;
+  if (axis < lo || axis > hi) return invalid_argument(what, " ", axis, " is out of range for rank ", rank);
+  return axis < 0 ? axis + rank : axis;
+}
+
+Result<std::vector<int64_t>> normalize_axes(std::vector<int64_t> axes, int64_t rank) {
+  for (auto& a : axes) {
+    ORCHARD_ASSIGN_OR_RETURN(a, normalize_axis(a, rank));
+  }
+  std::vector<int64_t> sorted = axes;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return invalid_argument("axes contain a duplicate");
+  return axes;
+}
+
+Result<Shape> broadcast_shapes(const std::vector<const Shape*>& shapes) {
+  size_t rank = 0;
+  for (const Shape* s : shapes) rank = std::max(rank, s->rank());
+  Shape out(std::vector<int64_t>(rank, 1));
+  for (const Shape* s : shapes) {
+    const size_t off = rank - s->rank();
+    for (size_t d = 0; d < s->rank(); ++d) {
+      const int64_t v = (*s)[d];
+      int64_t& o = out[off + d];
+      if (v == o || v == 1) continue;
+      if (o == 1) {
+        o = v;
+        continue;
+      }
+      std::string all;
+      for (const Shape* t : shapes) all += (all.empty() ? "" : " and ") + t->to_string();
+      return invalid_argument("shapes ", all, " cannot be broadcast (dim ", off + d, ": ", o, " vs ", v, ")");
+    }
+  }
+  return out;
+}
+
+Result<Shape> broadcast_shapes(std::initializer_list<const Shape*> shapes) {
+  return broadcast_shapes(std::vector<const Shape*>(shapes));
+}
+
+std::vector<int64_t> strides_of(const Shape& shape) {
+  std::vector<int64_t> s(shape.rank());
+  int64_t acc = 1;
+  for (size_t d = shape.rank(); d-- > 0;) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  std::vector<int64_t> s(out.rank(), 0);
+  const auto own = strides_of(in);
+  const size_t off = out.rank() - in.rank();
+  for (size_t d = 0; d < in.rank(); ++d) s[off + d] = in[d] == 1 ? 0 : own[d];
+  return s;
+}
+
+double element_as_double(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::float32: return t.data<float>()[i];
+    case DType::float64: return t.data<double>()[i];
+    case DType::float16: return static_cast<float>(t.data<float16>()[i]);
+    case DType::bfloat16: return static_cast<float>(t.data<bfloat16>()[i]);
+    case DType::int8: return t.data<int8_t>()[i];
+    case DType::int16: return t.data<int16_t>()[i];
+    case DType::int32: return t.data<int32_t>()[i];
+    case DType::int64: return static_cast<double>(t.data<int64_t>()[i]);
+    case DType::uint8: return t.data<uint8_t>()[i];
+    case DType::uint16: return t.data<uint16_t>()[i];
+    case DType::uint32: return t.data<uint32_t>()[i];
+    case DType::uint64: return static_cast<double>(t.data<uint64_t>()[i]);
+    case DType::boolean: return t.data<bool>()[i] ? 1.0 : 0.0;
+    default: return 0.0;
+  }
+}
+
+int64_t element_as_int(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::int8: return t.data<int8_t>()[i];
+    case DType::int16: return t.data<int16_t>()[i];
+    case DType::int32: return t.data<int32_t>()[i];
+    case DType::int64: return t.data<int64_t>()[i];
+    case DType::uint8: return t.data<uint8_t>()[i];
+    case DType::uint16: return t.data<uint16_t>()[i];
+    case DType::uint32: return t.data<uint32_t>()[i];
+    case DType::uint64: return static_cast<int64_t>(t.data<uint64_t>()[i]);
+    case DType::boolean: return t.data<bool>()[i] ? 1 : 0;
+    default: return static_cast<int64_t>(element_as_double(t, i));
+  }
+}
+
+Result<std::vector<int64_t>> tensor_to_ints(const Tensor& t, std::string_view what) {
+  if (!dtype_is_integer(t.dtype())) return invalid_argument(what, " must be an integer tensor, got ", t.description());
+  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = element_as_int(t, i);
+  return v;
+}
+
+}  // namespace orchard::cpu

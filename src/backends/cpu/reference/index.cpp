@@ -1,0 +1,9 @@
+// index kernels (see families.hpp).
+#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/reference/families.hpp"
+
+namespace orchard::cpu::reference {
+
+std::span<const KernelDef> index_kernels() { return {}; }
+
+}  // namespace orchard::cpu::reference

@@ -1,0 +1,14 @@
+// The compiled-in backends, in fallback-chain order. One explicit list; no self-registration.
+#include "backends/cpu/cpu_backend.hpp"
+#include "runtime/backend.hpp"
+
+namespace orchard::runtime {
+
+std::vector<std::shared_ptr<Backend>> available_backends(const SessionOptions& options) {
+  std::vector<std::shared_ptr<Backend>> chain;
+  // Accelerator backends are added here, ahead of the CPU, as they land.
+  chain.push_back(std::make_shared<cpu::CpuBackend>(options));
+  return chain;
+}
+
+}  // namespace orchard::runtime

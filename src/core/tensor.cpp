@@ -1,0 +1,162 @@
+#include "orchard/tensor.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <sstream>
+
+namespace orchard {
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int64_t d : dims_) n *= d;
+  return n;
+}
+
+std::string Shape::to_string() const {
+  std::string s = "[";
+  for (size_t i = 0; i < dims_.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(dims_[i]);
+  }
+  return s + "]";
+}
+
+namespace {
+
+class MallocAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes, size_t alignment) override {
+    size_t rounded = (bytes + alignment - 1) / alignment * alignment;
+    return std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
+  }
+  void deallocate(void* p, size_t) override { std::free(p); }
+};
+
+// Frees (and for strings, destroys) tensor storage obtained from an Allocator.
+struct StorageDeleter {
+  Allocator* alloc;
+  size_t bytes;
+  int64_t strings;  // number of std::string objects to destroy, 0 for other dtypes
+  void operator()(void* p) const {
+    auto* s = static_cast<std::string*>(p);
+    for (int64_t i = 0; i < strings; ++i) s[i].~basic_string();
+    alloc->deallocate(p, bytes);
+  }
+};
+
+}  // namespace
+
+Allocator& default_allocator() {
+  static MallocAllocator alloc;
+  return alloc;
+}
+
+Result<Tensor> Tensor::create(DType dtype, Shape shape, Allocator& alloc) {
+  for (int64_t d : shape) {
+    if (d < 0) return invalid_argument("[tensor] negative dimension in shape ", shape.to_string());
+  }
+  Tensor t;
+  t.dtype_ = dtype;
+  t.numel_ = shape.numel();
+  t.shape_ = std::move(shape);
+  const size_t bytes = t.nbytes();
+  void* p = alloc.allocate(bytes, kAlignment);
+  if (p == nullptr) {
+    return out_of_memory("[tensor] cannot allocate ", bytes, " bytes for ", dtype_name(dtype), t.shape_.to_string());
+  }
+  int64_t strings = 0;
+  if (dtype == DType::string) {
+    auto* s = static_cast<std::string*>(p);
+    for (; strings < t.numel_; ++strings) new (s + strings) std::string();
+  }
+  t.data_ = p;
+  t.owner_ = std::shared_ptr<void>(p, StorageDeleter{&alloc, bytes, strings});
+  return t;
+}
+
+Tensor Tensor::empty(DType dtype, Shape shape) {
+  auto r = create(dtype, std::move(shape));
+  if (!r.ok()) {
+    std::fprintf(stderr, "orchard: %s\n", r.status().to_string().c_str());
+    std::abort();
+  }
+  return std::move(r).value();
+}
+
+Tensor Tensor::zeros(DType dtype, Shape shape) {
+  Tensor t = empty(dtype, std::move(shape));
+  if (dtype != DType::string && t.nbytes()) std::memset(t.data_, 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::view(DType dtype, Shape shape, void* data) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.numel_ = shape.numel();
+  t.shape_ = std::move(shape);
+  t.data_ = data;
+  return t;
+}
+
+template <>
+Tensor Tensor::from_vector<bool>(Shape shape, const std::vector<bool>& values) {
+  Tensor t = empty(DType::boolean, std::move(shape));
+  bool* out = t.data<bool>();
+  for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i) out[i] = values[i];
+  return t;
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  Tensor t = *this;
+  t.numel_ = shape.numel();
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  if (!defined()) return {};
+  Tensor t = empty(dtype_, shape_);
+  if (dtype_ == DType::string) {
+    for (int64_t i = 0; i < numel_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
+  } else if (nbytes()) {
+    std::memcpy(t.data_, data_, nbytes());
+  }
+  return t;
+}
+
+std::string Tensor::description() const { return std::string(dtype_name(dtype_)) + shape_.to_string(); }
+
+Value Value::sequence(std::vector<Tensor> items, DType elem) {
+  Value v;
+  v.kind_ = Kind::sequence;
+  v.items_ = std::move(items);
+  v.seq_dtype_ = elem;
+  return v;
+}
+
+Value Value::optional(Value inner) {
+  Value v;
+  v.kind_ = Kind::optional;
+  v.inner_ = std::make_shared<const Value>(std::move(inner));
+  return v;
+}
+
+Value Value::optional_none() {
+  Value v;
+  v.kind_ = Kind::optional;
+  return v;
+}
+
+std::string Value::description() const {
+  switch (kind_) {
+    case Kind::none: return "none";
+    case Kind::tensor: return tensor_.description();
+    case Kind::sequence:
+      return "seq<" + std::string(dtype_name(seq_dtype_)) + ">[" + std::to_string(items_.size()) + "]";
+    case Kind::optional: return inner_ ? "optional(" + inner_->description() + ")" : "optional(empty)";
+  }
+  return "?";
+}
+
+}  // namespace orchard

@@ -1,0 +1,72 @@
+// CompiledGraph: a graph whose nodes are bound to kernels and whose values are numbered slots, and the
+// executor that walks it. Shared read-only by concurrent runs; each run owns a Frame of slots.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "graph/graph.hpp"
+#include "runtime/backend.hpp"
+#include "runtime/op_kernel.hpp"
+
+namespace orchard::runtime {
+
+// Per-run state shared by a graph and its subgraphs.
+struct RunEnv {
+  ThreadPool* pool = nullptr;
+  Allocator* allocator = nullptr;
+  const std::atomic<bool>* abort = nullptr;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::vector<NodeProfile>* profile = nullptr;  // non-null: record per-node timings
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+};
+
+// The values of one run of one graph.
+struct Frame {
+  const CompiledGraph* graph = nullptr;
+  std::vector<Value> slots;
+};
+
+class CompiledGraph {
+ public:
+  struct CompiledNode {
+    const graph::Node* node = nullptr;
+    const Backend* backend = nullptr;
+    std::unique_ptr<OpKernel> kernel;
+    std::vector<int> inputs;   // slot per input, -1 when omitted
+    std::vector<int> outputs;  // slot per output, -1 when unused
+    std::vector<int> release;  // slots whose last reader is this node
+  };
+
+  // Compiles `g`, choosing for each node the first backend of `chain` that supports it. `parent` is the
+  // enclosing graph for subgraphs (names not defined in `g` are read from it), null at top level.
+  static Result<std::shared_ptr<CompiledGraph>> compile(std::shared_ptr<const graph::Graph> g,
+                                                        const std::vector<std::shared_ptr<Backend>>& chain,
+                                                        const CompiledGraph* parent);
+
+  // Runs with `inputs` bound to the graph inputs in order (a none Value leaves an input unset) and
+  // returns the outputs in order. `outer` is the enclosing frame for subgraphs.
+  Result<std::vector<Value>> run(std::span<const Value> inputs, RunEnv& env, const Frame* outer) const;
+
+  const graph::Graph& graph() const { return *graph_; }
+  const std::vector<CompiledNode>& nodes() const { return nodes_; }
+  // Returns the slot of `name`, or -1.
+  int slot_of(const std::string& name) const;
+
+ private:
+  std::shared_ptr<const graph::Graph> graph_;
+  std::vector<CompiledNode> nodes_;
+  std::unordered_map<std::string, int> slots_;
+  int num_slots_ = 0;
+  std::vector<int> input_slots_;
+  std::vector<int> output_slots_;
+  std::vector<std::pair<int, Tensor>> constants_;
+  std::vector<std::pair<int, int>> outer_refs_;  // (slot in parent frame, slot here)
+};
+
+}  // namespace orchard::runtime

@@ -1,0 +1,204 @@
+#include <fstream>
+#include <map>
+
+#include "core/thread_pool.hpp"
+#include "onnx/importer.hpp"
+#include "orchard/session.hpp"
+#include "runtime/executor.hpp"
+
+namespace orchard {
+
+std::string ValueInfo::description() const {
+  std::string s;
+  if (kind == Value::Kind::sequence) s = "seq<";
+  if (kind == Value::Kind::optional) s = "optional<";
+  s += dtype_name(dtype);
+  if (has_shape) {
+    s += "[";
+    for (size_t i = 0; i < shape.size(); ++i) {
+      if (i) s += ",";
+      s += shape[i].fixed() ? std::to_string(shape[i].value) : (shape[i].symbol.empty() ? "?" : shape[i].symbol);
+    }
+    s += "]";
+  }
+  if (kind != Value::Kind::tensor) s += ">";
+  return s;
+}
+
+struct Session::Impl {
+  SessionOptions options;
+  graph::Model model;
+  std::vector<std::shared_ptr<runtime::Backend>> chain;
+  std::shared_ptr<runtime::CompiledGraph> compiled;
+  std::unique_ptr<ThreadPool> pool;
+  Allocator* allocator = nullptr;
+  ModelInfo info;
+
+  Status check_input(const ValueInfo& info, const Value& v, std::map<std::string, std::pair<int64_t, std::string>>& symbols) const;
+};
+
+namespace {
+
+Result<std::vector<std::shared_ptr<runtime::Backend>>> backend_chain(const SessionOptions& options) {
+  auto all = runtime::available_backends(options);
+  if (options.backend_preference.empty()) return all;
+  std::vector<std::shared_ptr<runtime::Backend>> chain;
+  for (const auto& want : options.backend_preference) {
+    auto it = std::find_if(all.begin(), all.end(), [&](const auto& b) { return b->device().name == want; });
+    if (it == all.end()) {
+      std::string names;
+      for (const auto& b : all) names += (names.empty() ? "" : ", ") + b->device().name;
+      return unavailable("[session] backend '", want, "' is not available on this machine (available: ", names, ")");
+    }
+    chain.push_back(*it);
+  }
+  return chain;
+}
+
+void count_graph(const graph::Graph& g, std::map<std::string, int>& ops, ModelInfo& info) {
+  for (const auto& [name, t] : g.initializers) {
+    info.parameter_count += t.numel();
+    info.parameter_bytes += static_cast<int64_t>(t.nbytes());
+  }
+  for (const auto& n : g.nodes) {
+    ++ops[n.op_type];
+    for (const auto& [key, a] : n.attributes) {
+      if (a.g) count_graph(*a.g, ops, info);
+      for (const auto& sub : a.graphs) count_graph(*sub, ops, info);
+    }
+  }
+}
+
+void fill_model_info(const graph::Model& model, ModelInfo& info) {
+  info.ir_version = model.ir_version;
+  info.producer = model.producer;
+  for (const auto& [domain, version] : model.opsets) info.opsets.emplace_back(domain, version);
+  std::map<std::string, int> ops;
+  count_graph(*model.graph, ops, info);
+  info.op_counts.assign(ops.begin(), ops.end());
+}
+
+using Loader = std::function<Result<graph::Model>(const onnx_import::ImportOptions&)>;
+
+}  // namespace
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions& options, const Loader& load) {
+  auto impl = std::make_unique<Session::Impl>();
+  impl->options = options;
+  ORCHARD_ASSIGN_OR_RETURN(impl->chain, backend_chain(options));
+  onnx_import::ImportOptions import_options;
+  const auto* chain = &impl->chain;
+  import_options.has_kernel = [chain](const std::string& domain, const std::string& op, int opset) {
+    for (const auto& b : *chain) {
+      if (b->supports_op(domain, op, opset)) return true;
+    }
+    return false;
+  };
+  ORCHARD_ASSIGN_OR_RETURN(impl->model, load(import_options));
+  ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr));
+  impl->pool = std::make_unique<ThreadPool>(options.intra_op_threads);
+  fill_model_info(impl->model, impl->info);
+  impl->allocator = options.allocator ? options.allocator : &default_allocator();
+  return impl;
+}
+
+Result<std::unique_ptr<Session>> Session::load(const std::filesystem::path& path, const SessionOptions& options) {
+  ORCHARD_ASSIGN_OR_RETURN(auto impl, build_session(options, [&](const onnx_import::ImportOptions& o) {
+                             return onnx_import::import_model_file(path, o);
+                           }));
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+Result<std::unique_ptr<Session>> Session::load_from_bytes(std::span<const std::byte> bytes, const SessionOptions& options,
+                                                          const std::filesystem::path& base_dir) {
+  ORCHARD_ASSIGN_OR_RETURN(auto impl, build_session(options, [&](const onnx_import::ImportOptions& o) {
+                             return onnx_import::import_model_bytes(bytes, base_dir, o);
+                           }));
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+const ModelInfo& Session::model_info() const { return impl_->info; }
+const std::vector<ValueInfo>& Session::inputs() const { return impl_->model.graph->inputs; }
+const std::vector<ValueInfo>& Session::outputs() const { return impl_->model.graph->outputs; }
+
+std::vector<std::string> Session::backends() const {
+  std::vector<std::string> names;
+  for (const auto& b : impl_->chain) {
+    for (const auto& cn : impl_->compiled->nodes()) {
+      if (cn.backend == b.get()) {
+        names.push_back(b->device().name);
+        break;
+      }
+    }
+  }
+  return names;
+}
+
+Status Session::Impl::check_input(const ValueInfo& info, const Value& v,
+                                  std::map<std::string, std::pair<int64_t, std::string>>& symbols) const {
+  const std::string where = "[session] input '" + info.name + "' (" + info.description() + "): ";
+  if (v.kind() != info.kind) return invalid_argument(where, "got ", v.description());
+  if (!v.is_tensor()) return Status::OK();
+  const Tensor& t = v.tensor();
+  if (info.dtype != DType::undefined && t.dtype() != info.dtype) {
+    return invalid_argument(where, "dtype is ", dtype_name(t.dtype()), ", expected ", dtype_name(info.dtype));
+  }
+  if (!info.has_shape) return Status::OK();
+  if (t.rank() != info.shape.size()) {
+    return invalid_argument(where, "rank is ", t.rank(), " (shape ", t.shape().to_string(), "), expected ", info.shape.size());
+  }
+  for (size_t d = 0; d < t.rank(); ++d) {
+    const Dim& dim = info.shape[d];
+    if (dim.fixed() && t.dim(d) != dim.value) {
+      return invalid_argument(where, "dim ", d, " is ", t.dim(d), ", expected ", dim.value, " (shape ", t.shape().to_string(), ")");
+    }
+    if (!dim.symbol.empty()) {
+      auto [it, inserted] = symbols.emplace(dim.symbol, std::make_pair(t.dim(d), info.name));
+      if (!inserted && it->second.first != t.dim(d)) {
+        return invalid_argument(where, "dim ", d, " ('", dim.symbol, "') is ", t.dim(d), ", but input '", it->second.second,
+                                "' set '", dim.symbol, "' to ", it->second.first);
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Result<NamedValues> Session::run(const NamedValues& inputs, const RunOptions& options) const {
+  const auto& infos = impl_->model.graph->inputs;
+  std::vector<Value> ordered(infos.size());
+  std::vector<bool> given(infos.size(), false);
+  std::map<std::string, std::pair<int64_t, std::string>> symbols;
+  for (const auto& [name, value] : inputs) {
+    auto it = std::find_if(infos.begin(), infos.end(), [&](const ValueInfo& i) { return i.name == name; });
+    if (it == infos.end()) {
+      std::string names;
+      for (const auto& i : infos) names += (names.empty() ? "'" : ", '") + i.name + "'";
+      return invalid_argument("[session] unknown input '", name, "'; the model's inputs are ", names.empty() ? "(none)" : names);
+    }
+    const size_t k = static_cast<size_t>(it - infos.begin());
+    if (given[k]) return invalid_argument("[session] input '", name, "' is given twice");
+    ORCHARD_RETURN_IF_ERROR(impl_->check_input(*it, value, symbols));
+    ordered[k] = value;
+    given[k] = true;
+  }
+  for (size_t k = 0; k < infos.size(); ++k) {
+    if (!given[k]) return invalid_argument("[session] missing input '", infos[k].name, "' (", infos[k].description(), ")");
+  }
+  runtime::RunEnv env;
+  env.pool = impl_->pool.get();
+  env.allocator = impl_->allocator;
+  env.abort = options.abort;
+  env.deadline = options.deadline;
+  env.profile = impl_->options.profiling ? options.profile : nullptr;
+  ORCHARD_ASSIGN_OR_RETURN(auto outs, impl_->compiled->run(ordered, env, nullptr));
+  NamedValues named;
+  named.reserve(outs.size());
+  const auto& out_infos = impl_->model.graph->outputs;
+  for (size_t i = 0; i < outs.size(); ++i) named.emplace_back(out_infos[i].name, std::move(outs[i]));
+  return named;
+}
+
+}  // namespace orchard

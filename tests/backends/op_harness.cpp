@@ -1,0 +1,132 @@
+#include "backends/op_harness.hpp"
+
+#include <cmath>
+
+#include "core/thread_pool.hpp"
+#include "runtime/executor.hpp"
+
+namespace orchard::testing {
+
+namespace {
+graph::Attribute make_attr(graph::Attribute::Type type) {
+  graph::Attribute a;
+  a.type = type;
+  return a;
+}
+}  // namespace
+
+OpCase& OpCase::attr(const std::string& name, int64_t v) {
+  auto a = make_attr(graph::Attribute::Type::i);
+  a.i = v;
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, float v) {
+  auto a = make_attr(graph::Attribute::Type::f);
+  a.f = v;
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, const std::string& v) {
+  auto a = make_attr(graph::Attribute::Type::s);
+  a.s = v;
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, std::vector<int64_t> v) {
+  auto a = make_attr(graph::Attribute::Type::ints);
+  a.ints = std::move(v);
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, std::vector<float> v) {
+  auto a = make_attr(graph::Attribute::Type::floats);
+  a.floats = std::move(v);
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, std::vector<std::string> v) {
+  auto a = make_attr(graph::Attribute::Type::strings);
+  a.strings = std::move(v);
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, Tensor v) {
+  auto a = make_attr(graph::Attribute::Type::t);
+  a.t = std::move(v);
+  attributes[name] = a;
+  return *this;
+}
+OpCase& OpCase::attr(const std::string& name, std::shared_ptr<const graph::Graph> g) {
+  auto a = make_attr(graph::Attribute::Type::g);
+  a.g = std::move(g);
+  attributes[name] = a;
+  return *this;
+}
+
+Result<std::vector<Value>> run_op(const OpCase& c) {
+  auto g = std::make_shared<graph::Graph>();
+  graph::Node node;
+  node.name = "under_test";
+  node.op_type = c.op;
+  node.domain = c.domain;
+  node.opset = c.opset;
+  std::vector<Value> feeds;
+  for (const auto& [name, v] : c.inputs) {
+    node.inputs.push_back(name);
+    if (name.empty()) continue;
+    ValueInfo info;
+    info.name = name;
+    info.kind = v.kind();
+    g->inputs.push_back(info);
+    feeds.push_back(v);
+  }
+  for (int i = 0; i < c.num_outputs; ++i) {
+    node.outputs.push_back("y" + std::to_string(i));
+    ValueInfo info;
+    info.name = node.outputs.back();
+    g->outputs.push_back(info);
+  }
+  node.attributes = c.attributes;
+  for (const auto& [key, a] : node.attributes) {
+    // Subgraph attributes read outer names through implicit inputs, as the importer would compute.
+    if (a.g) {
+      for (const auto& in : g->inputs) node.implicit_inputs.push_back(in.name);
+    }
+  }
+  g->nodes.push_back(std::move(node));
+  auto chain = runtime::available_backends(SessionOptions{});
+  ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, chain, nullptr));
+  static ThreadPool pool(2);
+  runtime::RunEnv env;
+  env.pool = &pool;
+  env.allocator = &default_allocator();
+  return compiled->run(feeds, env, nullptr);
+}
+
+void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol, double atol) {
+  ASSERT_EQ(got.dtype(), want.dtype()) << got.description() << " vs " << want.description();
+  ASSERT_EQ(got.shape(), want.shape()) << got.description() << " vs " << want.description();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    double g = 0, w = 0;
+    switch (want.dtype()) {
+      case DType::float32: g = got.data<float>()[i]; w = want.data<float>()[i]; break;
+      case DType::float64: g = got.data<double>()[i]; w = want.data<double>()[i]; break;
+      case DType::float16: g = static_cast<float>(got.data<float16>()[i]); w = static_cast<float>(want.data<float16>()[i]); break;
+      case DType::int32: g = got.data<int32_t>()[i]; w = want.data<int32_t>()[i]; break;
+      case DType::int64: g = static_cast<double>(got.data<int64_t>()[i]); w = static_cast<double>(want.data<int64_t>()[i]); break;
+      case DType::int8: g = got.data<int8_t>()[i]; w = want.data<int8_t>()[i]; break;
+      case DType::uint8: g = got.data<uint8_t>()[i]; w = want.data<uint8_t>()[i]; break;
+      case DType::boolean: g = got.data<bool>()[i]; w = want.data<bool>()[i]; break;
+      case DType::string: EXPECT_EQ(got.data<std::string>()[i], want.data<std::string>()[i]) << "at " << i; continue;
+      default: FAIL() << "expect_tensor_near: dtype " << dtype_name(want.dtype()) << " not handled";
+    }
+    if (std::isnan(w)) {
+      EXPECT_TRUE(std::isnan(g)) << "at " << i;
+      continue;
+    }
+    EXPECT_LE(std::fabs(g - w), atol + rtol * std::fabs(w)) << "at " << i << ": got " << g << ", want " << w;
+  }
+}
+
+}  // namespace orchard::testing

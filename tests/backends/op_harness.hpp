@@ -1,0 +1,54 @@
+// The op test harness: runs one node on a backend without any model file, for kernel unit tests.
+//   auto y = run_op(OpCase{"Softmax", 13}.input("x", x).attr("axis", int64_t{1}));
+// Each case runs on every backend of the chain that claims the op; the CPU reference is the oracle.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/graph.hpp"
+#include "orchard/tensor.hpp"
+
+namespace orchard::testing {
+
+struct OpCase {
+  std::string op;
+  int opset = 17;
+  std::string domain;
+  std::vector<std::pair<std::string, Value>> inputs;  // an empty name marks an omitted optional input
+  std::map<std::string, graph::Attribute, std::less<>> attributes;
+  int num_outputs = 1;
+
+  OpCase(std::string op_type, int version, std::string dom = "") : op(std::move(op_type)), opset(version), domain(std::move(dom)) {}
+  OpCase& input(std::string name, Value v) {
+    inputs.emplace_back(std::move(name), std::move(v));
+    return *this;
+  }
+  OpCase& omitted_input() {
+    inputs.emplace_back("", Value());
+    return *this;
+  }
+  OpCase& outputs(int n) {
+    num_outputs = n;
+    return *this;
+  }
+  OpCase& attr(const std::string& name, int64_t v);
+  OpCase& attr(const std::string& name, float v);
+  OpCase& attr(const std::string& name, const std::string& v);
+  OpCase& attr(const std::string& name, std::vector<int64_t> v);
+  OpCase& attr(const std::string& name, std::vector<float> v);
+  OpCase& attr(const std::string& name, std::vector<std::string> v);
+  OpCase& attr(const std::string& name, Tensor v);
+  OpCase& attr(const std::string& name, std::shared_ptr<const graph::Graph> g);
+};
+
+// Runs the case on the CPU backend; returns the outputs in order.
+Result<std::vector<Value>> run_op(const OpCase& c);
+
+// Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want|.
+void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol = 1e-5, double atol = 1e-6);
+
+}  // namespace orchard::testing

@@ -1,0 +1,57 @@
+// Shared pieces of the `orchard` command-line tool.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "orchard/orchard.hpp"
+
+namespace orchard::cli {
+
+// Exit codes: 0 success, 1 the work failed (test mismatch, model error), 2 bad command-line arguments.
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Minimal argument parser: "--flag value", "--flag=value", boolean "--flag", positionals.
+class Args {
+ public:
+  // `value_flags` take a value; `bool_flags` do not. Unknown flags are an error.
+  Args(int argc, char** argv, int first, std::vector<std::string> value_flags, std::vector<std::string> bool_flags);
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  bool has(const std::string& flag) const { return values_.count(flag) > 0; }
+  std::string get(const std::string& flag, const std::string& fallback = "") const;
+  std::vector<std::string> all(const std::string& flag) const;
+  // Parses an integer flag; records an error (and returns fallback) when it is not one.
+  int64_t get_int(const std::string& flag, int64_t fallback);
+  double get_double(const std::string& flag, double fallback);
+  const std::vector<std::string>& positionals() const { return positionals_; }
+  bool help() const { return help_; }
+
+ private:
+  std::multimap<std::string, std::string> values_;
+  std::vector<std::string> positionals_;
+  std::string error_;
+  bool help_ = false;
+};
+
+// Prints "orchard <cmd>: <message>" to stderr and returns kExitUsage.
+int usage_error(const std::string& cmd, const std::string& message);
+
+// Session options from the common flags --threads, --backend.
+SessionOptions session_options(Args& args);
+
+// Random inputs for every model input (symbolic dims from `dims`, else 1). Seeded, so runs repeat.
+Result<NamedValues> random_inputs(const Session& session, const std::map<std::string, int64_t>& dims, uint32_t seed);
+
+// Returns a one-line summary of a value's elements: "min -1.2 max 3.4 mean 0.1" or the first strings.
+std::string summarize(const Value& v);
+
+int cmd_check(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace orchard::cli

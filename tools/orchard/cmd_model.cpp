@@ -1,0 +1,228 @@
+// orchard run / inspect / bench: one model at a time.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli.hpp"
+#include "orchard/io.hpp"
+
+namespace fs = std::filesystem;
+
+namespace orchard::cli {
+
+namespace {
+
+constexpr const char* kRunHelp = R"(usage: orchard run MODEL [options]
+
+Runs MODEL once and prints each output's name, dtype, shape and a summary of its values, then the latency.
+
+options:
+  --input NAME=FILE   bind input NAME to FILE (.pb TensorProto or .npy); repeatable. Inputs not given
+                      are filled with seeded random values
+  --dim SYMBOL=N      size of symbolic dim SYMBOL for random inputs (default 1); repeatable
+  --output-dir DIR    write each output to DIR/<name>.pb
+  --threads N         intra-op threads (default: one per core)
+  --backend B         run on backend B only
+)";
+
+constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL
+
+Prints the model's inputs and outputs (with symbolic dims), IR version, opsets, a histogram of its
+operators (subgraphs included), and the number and size of its parameters.
+)";
+
+constexpr const char* kBenchHelp = R"(usage: orchard bench MODEL [options]
+
+Runs MODEL on seeded random inputs: warm-up runs, then timed runs; prints median, p90 and min latency.
+
+options:
+  --warmup N     untimed runs first (default 3)
+  --runs N       timed runs (default 20)
+  --threads N    intra-op threads (default: one per core)
+  --dim SYMBOL=N size of symbolic dim SYMBOL (default 1); repeatable
+  --backend B    run on backend B only
+)";
+
+bool parse_dims(const Args& args, std::map<std::string, int64_t>& dims, std::string& error) {
+  for (const auto& d : args.all("dim")) {
+    const auto eq = d.find('=');
+    char* end = nullptr;
+    const long long v = eq == std::string::npos ? 0 : std::strtoll(d.c_str() + eq + 1, &end, 10);
+    if (eq == std::string::npos || eq == 0 || end == nullptr || *end != '\0' || v < 0) {
+      error = "--dim expects SYMBOL=N, got '" + d + "'";
+      return false;
+    }
+    dims[d.substr(0, eq)] = v;
+  }
+  return true;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Result<std::unique_ptr<Session>> load_model(const std::string& path, const SessionOptions& options) {
+  if (!fs::exists(path)) return not_found("cannot open model file '", path, "'");
+  return Session::load(path, options);
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "threads", "backend"}, {});
+  if (args.help()) {
+    std::fputs(kRunHelp, stdout);
+    return 0;
+  }
+  SessionOptions options = session_options(args);
+  std::map<std::string, int64_t> dims;
+  std::string err;
+  if (!args.ok()) return usage_error("run", args.error());
+  if (!parse_dims(args, dims, err)) return usage_error("run", err);
+  if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
+  auto session = load_model(args.positionals()[0], options);
+  if (!session.ok()) {
+    std::fprintf(stderr, "orchard run: %s\n", session.status().to_string().c_str());
+    return kExitFailure;
+  }
+  auto inputs = random_inputs(**session, dims, 42);
+  std::map<std::string, Value> given;
+  for (const auto& spec : args.all("input")) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) return usage_error("run", "--input expects NAME=FILE, got '" + spec + "'");
+    const std::string name = spec.substr(0, eq), file = spec.substr(eq + 1);
+    const auto& ins = (*session)->inputs();
+    auto it = std::find_if(ins.begin(), ins.end(), [&](const ValueInfo& i) { return i.name == name; });
+    if (it == ins.end()) return usage_error("run", "the model has no input '" + name + "'");
+    const bool npy = file.size() > 4 && file.substr(file.size() - 4) == ".npy";
+    Result<Value> v = Value();
+    if (npy) {
+      auto t = load_npy(file);
+      v = t.ok() ? Result<Value>(Value(std::move(t).value())) : Result<Value>(t.status());
+    } else {
+      v = load_value_pb(file, it->kind);
+    }
+    if (!v.ok()) {
+      std::fprintf(stderr, "orchard run: %s\n", v.status().to_string().c_str());
+      return kExitFailure;
+    }
+    given[name] = std::move(v).value();
+  }
+  NamedValues feed;
+  for (const auto& info : (*session)->inputs()) {
+    auto it = given.find(info.name);
+    if (it != given.end()) {
+      feed.emplace_back(info.name, it->second);
+      continue;
+    }
+    if (!inputs.ok()) {
+      std::fprintf(stderr, "orchard run: %s\n", inputs.status().to_string().c_str());
+      return kExitFailure;
+    }
+    for (const auto& [n, v] : *inputs) {
+      if (n == info.name) feed.emplace_back(n, v);
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto outputs = (*session)->run(feed);
+  const double ms = ms_since(t0);
+  if (!outputs.ok()) {
+    std::fprintf(stderr, "orchard run: %s\n", outputs.status().to_string().c_str());
+    return kExitFailure;
+  }
+  const std::string out_dir = args.get("output-dir");
+  if (!out_dir.empty()) fs::create_directories(out_dir);
+  for (const auto& [name, v] : *outputs) {
+    std::printf("%-24s %-24s %s\n", name.c_str(), v.description().c_str(), summarize(v).c_str());
+    if (!out_dir.empty() && v.is_tensor()) {
+      Status st = save_tensor_pb(fs::path(out_dir) / (name + ".pb"), v.tensor(), name);
+      if (!st.ok()) {
+        std::fprintf(stderr, "orchard run: %s\n", st.to_string().c_str());
+        return kExitFailure;
+      }
+    }
+  }
+  std::printf("latency: %.3f ms\n", ms);
+  return 0;
+}
+
+int cmd_inspect(int argc, char** argv) {
+  Args args(argc, argv, 2, {}, {});
+  if (args.help()) {
+    std::fputs(kInspectHelp, stdout);
+    return 0;
+  }
+  if (!args.ok()) return usage_error("inspect", args.error());
+  if (args.positionals().size() != 1) return usage_error("inspect", "expects exactly one MODEL");
+  auto session = load_model(args.positionals()[0], {});
+  if (!session.ok()) {
+    std::fprintf(stderr, "orchard inspect: %s\n", session.status().to_string().c_str());
+    return kExitFailure;
+  }
+  const Session& s = **session;
+  const ModelInfo& info = s.model_info();
+  std::printf("model: %s\n", args.positionals()[0].c_str());
+  std::printf("ir_version: %lld   producer: %s\n", static_cast<long long>(info.ir_version), info.producer.empty() ? "-" : info.producer.c_str());
+  std::printf("opsets:");
+  for (const auto& [domain, v] : info.opsets) std::printf(" %s=%d", domain.empty() ? "ai.onnx" : domain.c_str(), v);
+  std::printf("\ninputs:\n");
+  for (const auto& i : s.inputs()) std::printf("  %-32s %s\n", i.name.c_str(), i.description().c_str());
+  std::printf("outputs:\n");
+  for (const auto& o : s.outputs()) std::printf("  %-32s %s\n", o.name.c_str(), o.description().c_str());
+  auto ops = info.op_counts;
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  int total = 0;
+  for (const auto& [op, n] : ops) total += n;
+  std::printf("operators (%d nodes):\n", total);
+  for (const auto& [op, n] : ops) std::printf("  %-28s %d\n", op.c_str(), n);
+  std::printf("parameters: %lld (%.2f MiB)\n", static_cast<long long>(info.parameter_count),
+              static_cast<double>(info.parameter_bytes) / (1024.0 * 1024.0));
+  return 0;
+}
+
+int cmd_bench(int argc, char** argv) {
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend"}, {});
+  if (args.help()) {
+    std::fputs(kBenchHelp, stdout);
+    return 0;
+  }
+  SessionOptions options = session_options(args);
+  const int64_t warmup = args.get_int("warmup", 3), runs = args.get_int("runs", 20);
+  std::map<std::string, int64_t> dims;
+  std::string err;
+  if (!args.ok()) return usage_error("bench", args.error());
+  if (!parse_dims(args, dims, err)) return usage_error("bench", err);
+  if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
+  if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
+  auto session = load_model(args.positionals()[0], options);
+  if (!session.ok()) {
+    std::fprintf(stderr, "orchard bench: %s\n", session.status().to_string().c_str());
+    return kExitFailure;
+  }
+  auto inputs = random_inputs(**session, dims, 42);
+  if (!inputs.ok()) {
+    std::fprintf(stderr, "orchard bench: %s\n", inputs.status().to_string().c_str());
+    return kExitFailure;
+  }
+  std::vector<double> times;
+  for (int64_t i = 0; i < warmup + runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto out = (*session)->run(*inputs);
+    const double ms = ms_since(t0);
+    if (!out.ok()) {
+      std::fprintf(stderr, "orchard bench: %s\n", out.status().to_string().c_str());
+      return kExitFailure;
+    }
+    if (i >= warmup) times.push_back(ms);
+  }
+  std::sort(times.begin(), times.end());
+  auto pct = [&](double p) { return times[std::min(times.size() - 1, static_cast<size_t>(p * static_cast<double>(times.size())))]; };
+  std::printf("model: %s  threads: %d  runs: %lld\n", args.positionals()[0].c_str(),
+              options.intra_op_threads > 0 ? options.intra_op_threads : static_cast<int>(std::thread::hardware_concurrency()), static_cast<long long>(runs));
+  std::printf("median %.3f ms   p90 %.3f ms   min %.3f ms\n", pct(0.5), pct(0.9), times.front());
+  return 0;
+}
+
+}  // namespace orchard::cli
