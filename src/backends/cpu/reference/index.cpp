@@ -601,25 +601,30 @@ Status pad(OpContext& ctx) {
   if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap") {
     return invalid_argument("mode '", mode, "' is not constant, reflect, edge or wrap");
   }
-  // src[d][o]: the input coordinate output coordinate o reads on dim d, or -1 for the pad value.
+  // src[d][o]: the input coordinate output coordinate o reads on dim d, or -1 for the pad value. Negative
+  // pads crop the input first; the other modes then reflect/clamp/wrap within the cropped range.
   Shape out;
   std::vector<std::vector<int64_t>> src(r);
   for (size_t d = 0; d < r; ++d) {
-    const int64_t n = x->dim(d);
-    const int64_t m = n + lo[d] + hi[d];
-    if (m < 0) {
-      return invalid_argument("pads ", Shape(pads).to_string(), " remove more than the ", n, " elements of dim ", d);
+    const int64_t crop_lo = std::max<int64_t>(-lo[d], 0), crop_hi = std::max<int64_t>(-hi[d], 0);
+    const int64_t pad_lo = std::max<int64_t>(lo[d], 0), pad_hi = std::max<int64_t>(hi[d], 0);
+    const int64_t n = x->dim(d) - crop_lo - crop_hi;  // the cropped size
+    if (n < 0) {
+      return invalid_argument("pads ", Shape(pads).to_string(), " remove more than the ", x->dim(d),
+                              " elements of dim ", d);
     }
+    const int64_t m = n + pad_lo + pad_hi;
     out.push_back(m);
     src[d].resize(static_cast<size_t>(m));
     for (int64_t o = 0; o < m; ++o) {
-      int64_t c = o - lo[d];
+      int64_t c = o - pad_lo;
       if (c < 0 || c >= n) {
         if (mode == "constant") {
-          c = -1;
-        } else if (n == 0) {
-          return invalid_argument("cannot pad empty dim ", d, " in ", mode, " mode");
-        } else if (mode == "edge") {
+          src[d][static_cast<size_t>(o)] = -1;
+          continue;
+        }
+        if (n == 0) return invalid_argument("cannot pad empty dim ", d, " in ", mode, " mode");
+        if (mode == "edge") {
           c = std::clamp<int64_t>(c, 0, n - 1);
         } else if (mode == "wrap") {
           c = ((c % n) + n) % n;
@@ -631,7 +636,7 @@ Status pad(OpContext& ctx) {
           if (c >= n) c = period - c;
         }
       }
-      src[d][static_cast<size_t>(o)] = c;
+      src[d][static_cast<size_t>(o)] = crop_lo + c;
     }
   }
   ORCHARD_ASSIGN_OR_RETURN(Tensor value, pad_value(ctx, x->dtype()));
