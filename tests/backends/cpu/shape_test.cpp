@@ -127,6 +127,22 @@ TEST(Shape, ConstantOfShapeRangeEyeLike) {
   EXPECT_FALSE(bad.ok());
 }
 
+TEST(Shape, HugeShapesAreRejectedNotAllocated) {
+  const int64_t big = int64_t{1} << 40;
+  auto c = run_op(OpCase("ConstantOfShape", 9).input("s", ints({2}, {big, big})));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("too many elements"), std::string::npos) << c.status().message();
+  auto t = run_op(OpCase("Tile", 13).input("x", Tensor::from_vector<float>({1}, {1})).input("r", ints({1}, {-1})));
+  EXPECT_FALSE(t.ok());
+}
+
+TEST(Shape, TileOpset1UsesTilesAndAxis) {
+  Tensor x = Tensor::from_vector<float>({2, 1}, {1, 2});
+  auto t = run_op(OpCase("Tile", 1).input("x", x).input("t", Tensor::scalar<int64_t>(3)).input("a", Tensor::scalar<int64_t>(1)));
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  expect_tensor_near((*t)[0].tensor(), Tensor::from_vector<float>({2, 3}, {1, 1, 1, 2, 2, 2}));
+}
+
 TEST(Shape, TriluUpperAndLower) {
   Tensor x = Tensor::from_vector<float>({3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
   auto u = run_op(OpCase("Trilu", 14).input("x", x).input("k", Tensor::scalar<int64_t>(1)));

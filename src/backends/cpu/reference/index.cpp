@@ -84,6 +84,22 @@ void copy_blocks(const T* src, int64_t src_stride, T* dst, int64_t dst_stride, i
   });
 }
 
+// Rejects shapes from data (Expand, Tile, ConstantOfShape, ...) whose element count no tensor can hold.
+Status check_numel(const std::vector<int64_t>& dims) {
+  constexpr int64_t kMaxElements = int64_t{1} << 56;
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return invalid_argument("shape ", Shape(dims).to_string(), " has a negative dim");
+    if (d == 0) return Status::OK();
+  }
+  for (int64_t d : dims) {
+    if (__builtin_mul_overflow(n, d, &n) || n > kMaxElements) {
+      return invalid_argument("shape ", Shape(dims).to_string(), " has too many elements");
+    }
+  }
+  return Status::OK();
+}
+
 // Returns the integer elements of input i (a shape, axes, pads or split input).
 Result<std::vector<int64_t>> ints_input(OpContext& ctx, size_t i, std::string_view what) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* t, ctx.input_tensor(i));
@@ -219,6 +235,7 @@ Status slice(OpContext& ctx) {
   std::vector<int64_t> starts, ends, axes, steps;
   bool has_axes = false;
   if (ctx.node().opset < 10) {
+    if (!ctx.node().attr("starts") || !ctx.node().attr("ends")) return invalid_argument("attributes 'starts' and 'ends' are required");
     starts = ctx.node().attr_ints("starts");
     ends = ctx.node().attr_ints("ends");
     has_axes = ctx.node().attr("axes") != nullptr;
@@ -592,6 +609,9 @@ Status pad(OpContext& ctx) {
   if (pads.size() != 2 * na) {
     return invalid_argument("pads has ", pads.size(), " entries; expected ", 2 * na, " for ", x->description());
   }
+  for (int64_t v : pads) {
+    if (v > (int64_t{1} << 56) || v < -(int64_t{1} << 56)) return invalid_argument("pad ", v, " is too large");
+  }
   std::vector<int64_t> lo(r, 0), hi(r, 0);
   for (size_t i = 0; i < na; ++i) {
     lo[static_cast<size_t>(axes[i])] = pads[i];
@@ -639,6 +659,7 @@ Status pad(OpContext& ctx) {
       src[d][static_cast<size_t>(o)] = crop_lo + c;
     }
   }
+  ORCHARD_RETURN_IF_ERROR(check_numel(out.dims()));
   ORCHARD_ASSIGN_OR_RETURN(Tensor value, pad_value(ctx, x->dtype()));
   return dispatch_copy(x->dtype(), "Pad", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -757,6 +778,7 @@ Status one_hot(OpContext& ctx) {
     if (d == axis) out.push_back(depth);
     if (d < r) out.push_back(ind->dim(static_cast<size_t>(d)));
   }
+  ORCHARD_RETURN_IF_ERROR(check_numel(out.dims()));
   const int64_t outer = product(ind->shape(), 0, static_cast<size_t>(axis));
   const int64_t inner = product(ind->shape(), static_cast<size_t>(axis), ind->rank());
   return dispatch_copy(values->dtype(), "OneHot", [&](auto tag) -> Status {

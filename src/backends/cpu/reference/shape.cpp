@@ -191,6 +191,22 @@ Status transpose_to_output(OpContext& ctx, const Tensor& x, const std::vector<in
   });
 }
 
+// Rejects shapes from data (Expand, Tile, ConstantOfShape, ...) whose element count no tensor can hold.
+Status check_numel(const std::vector<int64_t>& dims) {
+  constexpr int64_t kMaxElements = int64_t{1} << 56;
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return invalid_argument("shape ", Shape(dims).to_string(), " has a negative dim");
+    if (d == 0) return Status::OK();
+  }
+  for (int64_t d : dims) {
+    if (__builtin_mul_overflow(n, d, &n) || n > kMaxElements) {
+      return invalid_argument("shape ", Shape(dims).to_string(), " has too many elements");
+    }
+  }
+  return Status::OK();
+}
+
 // Returns the integer elements of input i (a shape, axes or repeats input).
 Result<std::vector<int64_t>> ints_input(OpContext& ctx, size_t i, std::string_view what) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* t, ctx.input_tensor(i));
@@ -270,8 +286,8 @@ Status squeeze(OpContext& ctx) {
     given = ctx.node().attr("axes") != nullptr;
     axes = ctx.node().attr_ints("axes");
   } else if (ctx.has_input(1)) {
-    given = true;
     ORCHARD_ASSIGN_OR_RETURN(axes, ints_input(ctx, 1, "axes"));
+    given = !axes.empty();  // an empty axes input squeezes every unit dim, as when it is omitted
   }
   std::vector<bool> drop(static_cast<size_t>(r), false);
   if (given) {
@@ -387,6 +403,7 @@ Status expand(OpContext& ctx) {
   }
   Shape want(req);
   ORCHARD_ASSIGN_OR_RETURN(Shape out, broadcast_shapes({&x->shape(), &want}));
+  ORCHARD_RETURN_IF_ERROR(check_numel(out.dims()));
   std::vector<int64_t> strides = broadcast_strides(x->shape(), out);
   return dispatch_copy(x->dtype(), "Expand", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -425,8 +442,9 @@ Status tile(OpContext& ctx) {
     strides.push_back(0);
     dims.push_back(x->dim(d));
     strides.push_back(in_strides[d]);
-    out.push_back(reps[d] * x->dim(d));
   }
+  ORCHARD_RETURN_IF_ERROR(check_numel(dims));
+  for (size_t d = 0; d < r; ++d) out.push_back(reps[d] * x->dim(d));
   return dispatch_copy(x->dtype(), "Tile", [&](auto tag) -> Status {
     using T = decltype(tag);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out));
@@ -439,9 +457,7 @@ Status tile(OpContext& ctx) {
 
 Status constant_of_shape(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> dims, ints_input(ctx, 0, "shape"));
-  for (int64_t d : dims) {
-    if (d < 0) return invalid_argument("shape ", Shape(dims).to_string(), " has a negative dim");
-  }
+  ORCHARD_RETURN_IF_ERROR(check_numel(dims));
   Tensor value;
   if (const graph::Attribute* a = ctx.node().attr("value")) {
     value = a->t;
