@@ -443,7 +443,9 @@ Status tile(OpContext& ctx) {
     dims.push_back(x->dim(d));
     strides.push_back(in_strides[d]);
   }
-  ORCHARD_RETURN_IF_ERROR(check_numel(dims));
+  if (!check_numel(dims).ok()) {
+    return invalid_argument("repeats ", Shape(reps).to_string(), " of ", x->description(), " give too many elements");
+  }
   for (size_t d = 0; d < r; ++d) out.push_back(reps[d] * x->dim(d));
   return dispatch_copy(x->dtype(), "Tile", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -501,11 +503,9 @@ Status range(OpContext& ctx) {
     } else {
       const double count = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
       if (!std::isfinite(count)) return invalid_argument("range ", start, " to ", limit, " step ", delta, " is not finite");
-      if (count > static_cast<double>(std::numeric_limits<int32_t>::max()) * 64) {
-        return invalid_argument("range ", start, " to ", limit, " step ", delta, " has too many elements");
-      }
-      n = std::max<int64_t>(0, static_cast<int64_t>(count));
+      n = static_cast<int64_t>(std::clamp(count, 0.0, 9.0e18));
     }
+    ORCHARD_RETURN_IF_ERROR(check_numel({n}));
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, in[0]->dtype(), Shape{n}));
     T* out = y.data<T>();
     for (int64_t i = 0; i < n; ++i) out[i] = store<T>(start + static_cast<C>(i) * delta);
