@@ -181,8 +181,8 @@ Status split(OpContext& ctx) {
   bool given = false;
   if (ctx.node().opset >= 13 || (ctx.node().opset == 1 && ctx.has_input(1))) {
     if (ctx.has_input(1)) {
-      given = true;
       ORCHARD_ASSIGN_OR_RETURN(sizes, ints_input(ctx, 1, "split"));
+      given = !sizes.empty();  // an empty split input means equal parts
     }
   } else if (ctx.node().attr("split")) {
     given = true;
@@ -855,14 +855,22 @@ Status unique(OpContext& ctx) {
       if constexpr (std::is_same_v<T, std::string>) return (in[(o * n + row) * inner + k]);
       else return load(in[(o * n + row) * inner + k]);
     };
+    // A strict weak order on elements: NaNs are equal to each other and after every number.
+    auto less = [](const auto& a, const auto& b) {
+      if constexpr (std::is_floating_point_v<std::decay_t<decltype(a)>>) {
+        if (std::isnan(a)) return false;
+        if (std::isnan(b)) return true;
+      }
+      return a < b;
+    };
     // Returns -1, 0 or 1 comparing rows a and b lexicographically.
     auto compare = [&](int64_t a, int64_t b) {
       for (int64_t o = 0; o < outer; ++o) {
         for (int64_t k = 0; k < inner; ++k) {
           const auto& va = elem(a, o, k);
           const auto& vb = elem(b, o, k);
-          if (va < vb) return -1;
-          if (vb < va) return 1;
+          if (less(va, vb)) return -1;
+          if (less(vb, va)) return 1;
         }
       }
       return 0;
