@@ -1,9 +1,645 @@
-// shape kernels (see families.hpp).
+// Shape kernels: Reshape, Flatten, Squeeze, Unsqueeze (aliases of their input), Shape, Size, Transpose,
+// Expand, Tile, ConstantOfShape, Range, EyeLike, Trilu, DepthToSpace, SpaceToDepth.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
 #include "backends/cpu/kernel_util.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
-std::span<const KernelDef> shape_kernels() { return {}; }
+namespace {
+
+// An element moved as raw bytes: copying ops work on any dtype by element size (strings by assignment).
+template <size_t N>
+struct Bytes {
+  unsigned char b[N];
+};
+
+// Calls f(T{}) with T = Bytes<element size>, or std::string for strings. f must return Status.
+template <class F>
+Status dispatch_copy(DType dt, std::string_view what, F&& f) {
+  if (dt == DType::string) return f(std::string{});
+  if (dt != DType::undefined) {
+    switch (dtype_size(dt)) {
+      case 1: return f(Bytes<1>{});
+      case 2: return f(Bytes<2>{});
+      case 4: return f(Bytes<4>{});
+      case 8: return f(Bytes<8>{});
+      default: break;
+    }
+  }
+  return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
+}
+
+// Walks a multi-index over `size` in row-major order, tracking one offset per stride set.
+struct Odometer {
+  std::vector<int64_t> size, stride_a, stride_b, idx;
+  int64_t a = 0, b = 0;
+
+  // Positions the walker at row-major position `linear`, with offsets relative to (a0, b0).
+  void seek(int64_t linear, int64_t a0, int64_t b0) {
+    idx.assign(size.size(), 0);
+    a = a0;
+    b = b0;
+    for (size_t d = size.size(); d-- > 0;) {
+      idx[d] = linear % size[d];
+      linear /= size[d];
+      a += idx[d] * stride_a[d];
+      b += idx[d] * stride_b[d];
+    }
+  }
+  void next() {
+    for (size_t d = size.size(); d-- > 0;) {
+      if (++idx[d] < size[d]) {
+        a += stride_a[d];
+        b += stride_b[d];
+        return;
+      }
+      a -= stride_a[d] * (size[d] - 1);
+      b -= stride_b[d] * (size[d] - 1);
+      idx[d] = 0;
+    }
+  }
+};
+
+// Elements per parallel chunk of a copy.
+constexpr int64_t kCopyGrain = 1 << 15;
+
+// Fills the contiguous `out` (row-major over `dims`) from `in + offset` read with `strides` per dim (0 for
+// broadcast dims, any sign). Drops unit dims, merges dims that are contiguous in both, copies inner runs,
+// and transposes 2-D tiles when the input's unit-stride dim is not the output's innermost.
+template <class T>
+void strided_copy(const T* in, int64_t offset, std::vector<int64_t> dims, std::vector<int64_t> strides, T* out,
+                  ThreadPool& pool) {
+  std::vector<int64_t> d2, s2;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == 0) return;
+    if (dims[i] == 1) continue;
+    if (!d2.empty() && s2.back() == strides[i] * dims[i]) {
+      d2.back() *= dims[i];
+      s2.back() = strides[i];
+    } else {
+      d2.push_back(dims[i]);
+      s2.push_back(strides[i]);
+    }
+  }
+  if (d2.empty()) {
+    out[0] = in[offset];
+    return;
+  }
+  const size_t r = d2.size();
+  const int64_t inner = d2[r - 1];
+  const int64_t inner_stride = s2[r - 1];
+
+  // A tiled transpose between output dim j (input stride 1) and the innermost output dim.
+  size_t j = r;
+  if (inner_stride != 1 && r >= 2) {
+    for (size_t k = 0; k + 1 < r; ++k) {
+      if (s2[k] == 1 && d2[k] >= 4) j = k;
+    }
+  }
+  if (j < r) {
+    std::vector<int64_t> out_strides(r);
+    int64_t acc = 1;
+    for (size_t k = r; k-- > 0;) {
+      out_strides[k] = acc;
+      acc *= d2[k];
+    }
+    Odometer base;
+    for (size_t k = 0; k + 1 < r; ++k) {
+      if (k == j) continue;
+      base.size.push_back(d2[k]);
+      base.stride_a.push_back(s2[k]);
+      base.stride_b.push_back(out_strides[k]);
+    }
+    const int64_t rows = d2[j];
+    const int64_t row_out_stride = out_strides[j];
+    int64_t outer = 1;
+    for (int64_t s : base.size) outer *= s;
+    const int64_t per = rows * inner;
+    pool.parallel_for(outer, std::max<int64_t>(1, kCopyGrain / per), [&](int64_t begin, int64_t end) {
+      Odometer w = base;
+      w.seek(begin, offset, 0);
+      constexpr int64_t kTile = 32;
+      for (int64_t o = begin; o < end; ++o, w.next()) {
+        for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
+          const int64_t i1 = std::min(rows, i0 + kTile);
+          for (int64_t k0 = 0; k0 < inner; k0 += kTile) {
+            const int64_t k1 = std::min(inner, k0 + kTile);
+            for (int64_t i = i0; i < i1; ++i) {
+              const T* src = in + w.a + i;
+              T* dst = out + w.b + i * row_out_stride;
+              for (int64_t k = k0; k < k1; ++k) dst[k] = src[k * inner_stride];
+            }
+          }
+        }
+      }
+    });
+    return;
+  }
+
+  Odometer base;
+  base.size.assign(d2.begin(), d2.end() - 1);
+  base.stride_a.assign(s2.begin(), s2.end() - 1);
+  base.stride_b.resize(r - 1);
+  int64_t acc = inner;
+  for (size_t k = r - 1; k-- > 0;) {
+    base.stride_b[k] = acc;
+    acc *= d2[k];
+  }
+  const int64_t outer = acc / inner;
+  pool.parallel_for(outer, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t begin, int64_t end) {
+    Odometer w = base;
+    w.seek(begin, offset, begin * inner);
+    for (int64_t o = begin; o < end; ++o, w.next()) {
+      const T* src = in + w.a;
+      T* dst = out + o * inner;
+      if (inner_stride == 1) {
+        std::copy(src, src + inner, dst);
+      } else if (inner_stride == 0) {
+        std::fill(dst, dst + inner, *src);
+      } else {
+        for (int64_t k = 0; k < inner; ++k) dst[k] = src[k * inner_stride];
+      }
+    }
+  });
+}
+
+// Writes x transposed by `perm` (a permutation of x's dims) to a new output 0 of shape dims[perm[i]]...
+// reshaped to `out_shape`.
+Status transpose_to_output(OpContext& ctx, const Tensor& x, const std::vector<int64_t>& dims,
+                           const std::vector<int64_t>& perm, const Shape& out_shape) {
+  std::vector<int64_t> in_strides(dims.size());
+  int64_t acc = 1;
+  for (size_t d = dims.size(); d-- > 0;) {
+    in_strides[d] = acc;
+    acc *= dims[d];
+  }
+  std::vector<int64_t> odims(perm.size()), ostrides(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    odims[i] = dims[static_cast<size_t>(perm[i])];
+    ostrides[i] = in_strides[static_cast<size_t>(perm[i])];
+  }
+  return dispatch_copy(x.dtype(), ctx.node().op_type, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x.dtype(), out_shape));
+    strided_copy<T>(x.data<T>(), 0, odims, ostrides, y.data<T>(), ctx.pool());
+    return Status::OK();
+  });
+}
+
+// Rejects shapes from data (Expand, Tile, ConstantOfShape, ...) whose element count no tensor can hold.
+Status check_numel(const std::vector<int64_t>& dims) {
+  constexpr int64_t kMaxElements = int64_t{1} << 56;
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return invalid_argument("shape ", Shape(dims).to_string(), " has a negative dim");
+    if (d == 0) return Status::OK();
+  }
+  for (int64_t d : dims) {
+    if (__builtin_mul_overflow(n, d, &n) || n > kMaxElements) {
+      return invalid_argument("shape ", Shape(dims).to_string(), " has too many elements");
+    }
+  }
+  return Status::OK();
+}
+
+// Returns the integer elements of input i (a shape, axes or repeats input).
+Result<std::vector<int64_t>> ints_input(OpContext& ctx, size_t i, std::string_view what) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* t, ctx.input_tensor(i));
+  if (t->rank() > 1) return invalid_argument(what, " must be a 1-D tensor, got ", t->description());
+  return tensor_to_ints(*t, what);
+}
+
+// ---- Reshape, Flatten, Squeeze, Unsqueeze: outputs alias the input storage ----
+
+Status reshape(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  std::vector<int64_t> req;
+  if (ctx.node().opset < 5) {
+    if (!ctx.node().attr("shape")) return invalid_argument("attribute 'shape' is missing");
+    req = ctx.node().attr_ints("shape");
+  } else {
+    ORCHARD_ASSIGN_OR_RETURN(req, ints_input(ctx, 1, "shape"));
+  }
+  const bool allowzero = ctx.node().attr_int("allowzero", 0) != 0;
+  std::vector<int64_t> dims(req.size());
+  int64_t infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < req.size(); ++i) {
+    int64_t d = req[i];
+    if (d == 0 && !allowzero) {
+      if (i >= x->rank()) {
+        return invalid_argument("shape ", Shape(req).to_string(), " copies dim ", i, " of input ", x->description(),
+                                " which has rank ", x->rank());
+      }
+      d = x->dim(i);
+    } else if (d == -1) {
+      if (infer >= 0) return invalid_argument("shape ", Shape(req).to_string(), " has more than one -1");
+      infer = static_cast<int64_t>(i);
+      continue;
+    } else if (d < 0) {
+      return invalid_argument("shape ", Shape(req).to_string(), " has invalid dim ", d);
+    }
+    dims[i] = d;
+    known *= d;
+  }
+  if (infer >= 0) {
+    if (known == 0 || x->numel() % known != 0) {
+      return invalid_argument("cannot infer the -1 dim of shape ", Shape(req).to_string(), " for input ",
+                              x->description());
+    }
+    dims[static_cast<size_t>(infer)] = x->numel() / known;
+  }
+  Shape out(std::move(dims));
+  if (out.numel() != x->numel()) {
+    return invalid_argument("cannot reshape ", x->description(), " to ", out.to_string(), " (requested ",
+                            Shape(req).to_string(), ")");
+  }
+  ctx.set_output(0, x->reshaped(std::move(out)));
+  return Status::OK();
+}
+
+Status flatten(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  const int64_t r = static_cast<int64_t>(x->rank());
+  int64_t axis = ctx.node().attr_int("axis", 1);
+  if (axis < -r || axis > r) return invalid_argument("axis ", axis, " is out of range for rank ", r);
+  if (axis < 0) axis += r;
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(static_cast<size_t>(d));
+  int64_t inner = 1;
+  for (int64_t d = axis; d < r; ++d) inner *= x->dim(static_cast<size_t>(d));
+  ctx.set_output(0, x->reshaped(Shape{outer, inner}));
+  return Status::OK();
+}
+
+Status squeeze(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  const int64_t r = static_cast<int64_t>(x->rank());
+  std::vector<int64_t> axes;
+  bool given = false;
+  if (ctx.node().opset < 13) {
+    given = ctx.node().attr("axes") != nullptr;
+    axes = ctx.node().attr_ints("axes");
+  } else if (ctx.has_input(1)) {
+    ORCHARD_ASSIGN_OR_RETURN(axes, ints_input(ctx, 1, "axes"));
+    given = !axes.empty();  // an empty axes input squeezes every unit dim, as when it is omitted
+  }
+  std::vector<bool> drop(static_cast<size_t>(r), false);
+  if (given) {
+    ORCHARD_ASSIGN_OR_RETURN(axes, normalize_axes(axes, r));
+    for (int64_t a : axes) {
+      if (x->dim(static_cast<size_t>(a)) != 1) {
+        return invalid_argument("cannot squeeze axis ", a, " of ", x->description(), ": its size is not 1");
+      }
+      drop[static_cast<size_t>(a)] = true;
+    }
+  } else {
+    for (int64_t d = 0; d < r; ++d) drop[static_cast<size_t>(d)] = x->dim(static_cast<size_t>(d)) == 1;
+  }
+  Shape out;
+  for (int64_t d = 0; d < r; ++d) {
+    if (!drop[static_cast<size_t>(d)]) out.push_back(x->dim(static_cast<size_t>(d)));
+  }
+  ctx.set_output(0, x->reshaped(std::move(out)));
+  return Status::OK();
+}
+
+Status unsqueeze(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  std::vector<int64_t> axes;
+  if (ctx.node().opset < 13) {
+    if (!ctx.node().attr("axes")) return invalid_argument("attribute 'axes' is missing");
+    axes = ctx.node().attr_ints("axes");
+  } else {
+    if (!ctx.has_input(1)) return invalid_argument("input 'axes' is missing");
+    ORCHARD_ASSIGN_OR_RETURN(axes, ints_input(ctx, 1, "axes"));
+  }
+  const int64_t out_rank = static_cast<int64_t>(x->rank() + axes.size());
+  ORCHARD_ASSIGN_OR_RETURN(axes, normalize_axes(axes, out_rank));
+  std::vector<bool> inserted(static_cast<size_t>(out_rank), false);
+  for (int64_t a : axes) inserted[static_cast<size_t>(a)] = true;
+  Shape out;
+  size_t src = 0;
+  for (int64_t d = 0; d < out_rank; ++d) out.push_back(inserted[static_cast<size_t>(d)] ? 1 : x->dim(src++));
+  ctx.set_output(0, x->reshaped(std::move(out)));
+  return Status::OK();
+}
+
+// ---- Shape, Size ----
+
+Status shape_op(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  const int64_t r = static_cast<int64_t>(x->rank());
+  auto clamp = [r](int64_t v) {
+    if (v < 0) v += r;
+    return std::clamp<int64_t>(v, 0, r);
+  };
+  const int64_t start = clamp(ctx.node().attr_int("start", 0));
+  const int64_t end = clamp(ctx.node().attr_int("end", r));
+  const int64_t n = std::max<int64_t>(0, end - start);
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::int64, Shape{n}));
+  for (int64_t i = 0; i < n; ++i) y.data<int64_t>()[i] = x->dim(static_cast<size_t>(start + i));
+  return Status::OK();
+}
+
+Status size_op(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::int64, Shape{}));
+  y.data<int64_t>()[0] = x->numel();
+  return Status::OK();
+}
+
+// ---- Transpose ----
+
+Status transpose(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  const size_t r = x->rank();
+  std::vector<int64_t> perm = ctx.node().attr_ints("perm");
+  if (!ctx.node().attr("perm")) {
+    perm.resize(r);
+    for (size_t i = 0; i < r; ++i) perm[i] = static_cast<int64_t>(r - 1 - i);
+  }
+  if (perm.size() != r) {
+    return invalid_argument("perm has ", perm.size(), " entries but the input ", x->description(), " has rank ", r);
+  }
+  std::vector<bool> seen(r, false);
+  for (int64_t& p : perm) {
+    if (p < 0) p += static_cast<int64_t>(r);  // tolerated, as numpy does
+    if (p < 0 || p >= static_cast<int64_t>(r) || seen[static_cast<size_t>(p)]) {
+      return invalid_argument("perm ", Shape(ctx.node().attr_ints("perm")).to_string(), " is not a permutation of ",
+                              r, " axes");
+    }
+    seen[static_cast<size_t>(p)] = true;
+  }
+  Shape out;
+  for (int64_t p : perm) out.push_back(x->dim(static_cast<size_t>(p)));
+  // When the non-unit dims keep their order, the data is unchanged: alias it.
+  int64_t last = -1;
+  bool in_order = true;
+  for (int64_t p : perm) {
+    if (x->dim(static_cast<size_t>(p)) == 1) continue;
+    if (p < last) in_order = false;
+    last = p;
+  }
+  if (in_order) {
+    ctx.set_output(0, x->reshaped(std::move(out)));
+    return Status::OK();
+  }
+  return transpose_to_output(ctx, *x, x->shape().dims(), perm, out);
+}
+
+// ---- Expand, Tile ----
+
+Status expand(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> req, ints_input(ctx, 1, "shape"));
+  for (int64_t d : req) {
+    if (d < 0) return invalid_argument("shape ", Shape(req).to_string(), " has a negative dim");
+  }
+  Shape want(req);
+  ORCHARD_ASSIGN_OR_RETURN(Shape out, broadcast_shapes({&x->shape(), &want}));
+  ORCHARD_RETURN_IF_ERROR(check_numel(out.dims()));
+  std::vector<int64_t> strides = broadcast_strides(x->shape(), out);
+  return dispatch_copy(x->dtype(), "Expand", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out));
+    strided_copy<T>(x->data<T>(), 0, out.dims(), strides, y.data<T>(), ctx.pool());
+    return Status::OK();
+  });
+}
+
+Status tile(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  const size_t r = x->rank();
+  std::vector<int64_t> reps;
+  if (ctx.node().opset < 6) {
+    // Tile-1: a scalar `tiles` count for one `axis`.
+    ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> tiles, ints_input(ctx, 1, "tiles"));
+    ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> axis, ints_input(ctx, 2, "axis"));
+    if (tiles.size() != 1 || axis.size() != 1) return invalid_argument("tiles and axis must be scalars");
+    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(axis[0], static_cast<int64_t>(r)));
+    reps.assign(r, 1);
+    reps[static_cast<size_t>(a)] = tiles[0];
+  } else {
+    ORCHARD_ASSIGN_OR_RETURN(reps, ints_input(ctx, 1, "repeats"));
+  }
+  if (reps.size() != r) {
+    return invalid_argument("repeats has ", reps.size(), " entries but the input ", x->description(), " has rank ", r);
+  }
+  // The output, viewed as [reps[0], dim[0], reps[1], dim[1], ...], reads the input with stride 0 on the
+  // repeat dims.
+  std::vector<int64_t> dims, strides;
+  Shape out;
+  const std::vector<int64_t> in_strides = strides_of(x->shape());
+  for (size_t d = 0; d < r; ++d) {
+    if (reps[d] < 0) return invalid_argument("repeats ", Shape(reps).to_string(), " has a negative entry");
+    dims.push_back(reps[d]);
+    strides.push_back(0);
+    dims.push_back(x->dim(d));
+    strides.push_back(in_strides[d]);
+  }
+  if (!check_numel(dims).ok()) {
+    return invalid_argument("repeats ", Shape(reps).to_string(), " of ", x->description(), " give too many elements");
+  }
+  for (size_t d = 0; d < r; ++d) out.push_back(reps[d] * x->dim(d));
+  return dispatch_copy(x->dtype(), "Tile", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out));
+    strided_copy<T>(x->data<T>(), 0, dims, strides, y.data<T>(), ctx.pool());
+    return Status::OK();
+  });
+}
+
+// ---- ConstantOfShape, Range, EyeLike ----
+
+Status constant_of_shape(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> dims, ints_input(ctx, 0, "shape"));
+  ORCHARD_RETURN_IF_ERROR(check_numel(dims));
+  Tensor value;
+  if (const graph::Attribute* a = ctx.node().attr("value")) {
+    value = a->t;
+    if (value.numel() != 1) return invalid_argument("attribute 'value' must hold one element, got ", value.description());
+  } else {
+    value = Tensor::zeros(DType::float32, Shape{1});
+  }
+  return dispatch_copy(value.dtype(), "ConstantOfShape", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, value.dtype(), Shape(dims)));
+    std::fill(y.data<T>(), y.data<T>() + y.numel(), value.data<T>()[0]);
+    return Status::OK();
+  });
+}
+
+Status range(OpContext& ctx) {
+  const Tensor* in[3];
+  for (size_t i = 0; i < 3; ++i) {
+    ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
+    if (in[i]->numel() != 1) return invalid_argument("input ", i, " must be a scalar, got ", in[i]->description());
+    if (in[i]->dtype() != in[0]->dtype()) {
+      return invalid_argument("inputs have different element types: ", in[0]->description(), " and ",
+                              in[i]->description());
+    }
+  }
+  return dispatch<kFloats | kSignedInts>(in[0]->dtype(), "Range", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    const C start = load(in[0]->data<T>()[0]);
+    const C limit = load(in[1]->data<T>()[0]);
+    const C delta = load(in[2]->data<T>()[0]);
+    if (delta == C(0)) return invalid_argument("delta must not be zero");
+    int64_t n = 0;
+    if constexpr (std::is_integral_v<C>) {
+      const __int128 span = static_cast<__int128>(limit) - start;
+      if ((delta > 0 && span > 0) || (delta < 0 && span < 0)) {
+        const __int128 mag = span < 0 ? -span : span;
+        const __int128 step = delta < 0 ? -static_cast<__int128>(delta) : delta;
+        n = static_cast<int64_t>((mag + step - 1) / step);
+      }
+    } else {
+      const double count = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
+      if (!std::isfinite(count)) return invalid_argument("range ", start, " to ", limit, " step ", delta, " is not finite");
+      n = static_cast<int64_t>(std::clamp(count, 0.0, 9.0e18));
+    }
+    ORCHARD_RETURN_IF_ERROR(check_numel({n}));
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, in[0]->dtype(), Shape{n}));
+    T* out = y.data<T>();
+    for (int64_t i = 0; i < n; ++i) out[i] = store<T>(start + static_cast<C>(i) * delta);
+    return Status::OK();
+  });
+}
+
+Status eye_like(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  if (x->rank() != 2) return invalid_argument("input must be 2-D, got ", x->description());
+  DType dt = x->dtype();
+  if (const graph::Attribute* a = ctx.node().attr("dtype")) {
+    // ONNX TensorProto data types, mapped to Orchard's (backends do not include the ONNX importer).
+    switch (a->i) {
+      case 1: dt = DType::float32; break;
+      case 2: dt = DType::uint8; break;
+      case 3: dt = DType::int8; break;
+      case 4: dt = DType::uint16; break;
+      case 5: dt = DType::int16; break;
+      case 6: dt = DType::int32; break;
+      case 7: dt = DType::int64; break;
+      case 9: dt = DType::boolean; break;
+      case 10: dt = DType::float16; break;
+      case 11: dt = DType::float64; break;
+      case 12: dt = DType::uint32; break;
+      case 13: dt = DType::uint64; break;
+      case 16: dt = DType::bfloat16; break;
+      default: return invalid_argument("dtype ", a->i, " is not supported");
+    }
+  }
+  const int64_t k = ctx.node().attr_int("k", 0);
+  return dispatch<kNumeric | kBool>(dt, "EyeLike", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, dt, x->shape()));
+    T* out = y.data<T>();
+    const int64_t rows = x->dim(0), cols = x->dim(1);
+    std::fill(out, out + y.numel(), store<T>(0));
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t j = i + k;
+      if (j >= 0 && j < cols) out[i * cols + j] = store<T>(1);
+    }
+    return Status::OK();
+  });
+}
+
+// ---- Trilu ----
+
+Status trilu(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  if (x->rank() < 2) return invalid_argument("input must have rank >= 2, got ", x->description());
+  int64_t k = 0;
+  if (ctx.has_input(1)) {
+    ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> kv, ints_input(ctx, 1, "k"));
+    if (kv.size() != 1) return invalid_argument("k must be a scalar");
+    k = kv[0];
+  }
+  const bool upper = ctx.node().attr_int("upper", 1) != 0;
+  const int64_t rows = x->dim(x->rank() - 2), cols = x->dim(x->rank() - 1);
+  const int64_t mats = rows * cols == 0 ? 0 : x->numel() / (rows * cols);
+  return dispatch_copy(x->dtype(), "Trilu", [&](auto tag) -> Status {
+    using T = decltype(tag);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), x->shape()));
+    const T* in = x->data<T>();
+    T* out = y.data<T>();
+    for (int64_t m = 0; m < mats; ++m) {
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t base = (m * rows + i) * cols;
+        // Kept columns: j >= i + k (upper) or j <= i + k (lower).
+        const int64_t edge = std::clamp<int64_t>(upper ? i + k : i + k + 1, 0, cols);
+        const int64_t keep_lo = upper ? edge : 0, keep_hi = upper ? cols : edge;
+        for (int64_t j = 0; j < cols; ++j) out[base + j] = (j >= keep_lo && j < keep_hi) ? in[base + j] : T{};
+      }
+    }
+    return Status::OK();
+  });
+}
+
+// ---- DepthToSpace, SpaceToDepth ----
+
+Result<int64_t> blocksize_of(OpContext& ctx, const Tensor& x) {
+  if (x.rank() != 4) return invalid_argument("input must be 4-D (N,C,H,W), got ", x.description());
+  const int64_t b = ctx.node().attr_int("blocksize", 0);
+  if (b <= 0) return invalid_argument("blocksize ", b, " must be positive");
+  return b;
+}
+
+Status depth_to_space(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t b, blocksize_of(ctx, *x));
+  const int64_t n = x->dim(0), c = x->dim(1), h = x->dim(2), w = x->dim(3);
+  if (c % (b * b) != 0) return invalid_argument("channels ", c, " are not a multiple of blocksize^2 = ", b * b);
+  const int64_t oc = c / (b * b);
+  const std::string mode = ctx.node().attr_string("mode", "DCR");
+  Shape out{n, oc, h * b, w * b};
+  if (mode == "DCR") return transpose_to_output(ctx, *x, {n, b, b, oc, h, w}, {0, 3, 4, 1, 5, 2}, out);
+  if (mode == "CRD") return transpose_to_output(ctx, *x, {n, oc, b, b, h, w}, {0, 1, 4, 2, 5, 3}, out);
+  return invalid_argument("mode '", mode, "' is not DCR or CRD");
+}
+
+Status space_to_depth(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t b, blocksize_of(ctx, *x));
+  const int64_t n = x->dim(0), c = x->dim(1), h = x->dim(2), w = x->dim(3);
+  if (h % b != 0 || w % b != 0) {
+    return invalid_argument("spatial dims ", h, "x", w, " are not multiples of blocksize ", b);
+  }
+  Shape out{n, c * b * b, h / b, w / b};
+  return transpose_to_output(ctx, *x, {n, c, h / b, b, w / b, b}, {0, 3, 5, 1, 2, 4}, out);
+}
+
+constexpr KernelDef kKernels[] = {
+    {"", "Reshape", 1, 4, stateless<reshape>},
+    {"", "Reshape", 5, kLatest, stateless<reshape>},
+    {"", "Flatten", 1, kLatest, stateless<flatten>},
+    {"", "Squeeze", 1, 12, stateless<squeeze>},
+    {"", "Squeeze", 13, kLatest, stateless<squeeze>},
+    {"", "Unsqueeze", 1, 12, stateless<unsqueeze>},
+    {"", "Unsqueeze", 13, kLatest, stateless<unsqueeze>},
+    {"", "Shape", 1, kLatest, stateless<shape_op>},
+    {"", "Size", 1, kLatest, stateless<size_op>},
+    {"", "Transpose", 1, kLatest, stateless<transpose>},
+    {"", "Expand", 8, kLatest, stateless<expand>},
+    {"", "Tile", 1, 5, stateless<tile>},
+    {"", "Tile", 6, kLatest, stateless<tile>},
+    {"", "ConstantOfShape", 9, kLatest, stateless<constant_of_shape>},
+    {"", "Range", 11, kLatest, stateless<range>},
+    {"", "EyeLike", 9, kLatest, stateless<eye_like>},
+    {"", "Trilu", 14, kLatest, stateless<trilu>},
+    {"", "DepthToSpace", 1, kLatest, stateless<depth_to_space>},
+    {"", "SpaceToDepth", 1, kLatest, stateless<space_to_depth>},
+};
+
+}  // namespace
+
+std::span<const KernelDef> shape_kernels() { return kKernels; }
 
 }  // namespace orchard::cpu::reference
