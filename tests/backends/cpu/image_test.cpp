@@ -130,6 +130,18 @@ TEST(RoiAlign, AveragesSamplesOfALinearRamp) {
   expect_tensor_near(y, Tensor::from_vector<float>({1, 1, 2, 2}, {0.5, 2.5, 0.5, 2.5}));
 }
 
+TEST(RoiAlign, Opset10MaxModeTakesLargestWeightedCorner) {
+  Tensor x = Tensor::from_vector<float>({1, 1, 2, 2}, {4, 4, 4, 4});
+  Tensor rois = Tensor::from_vector<float>({1, 4}, {0, 0, 1, 1});
+  Tensor idx = Tensor::from_vector<int64_t>({1}, {0});
+  auto run_mode = [&](const std::string& mode) {
+    return run_one(OpCase("RoiAlign", 10).input("x", x).input("rois", rois).input("batch_indices", idx).attr("mode", mode).attr("sampling_ratio", int64_t{1}));
+  };
+  // output_half_pixel: one sample at (0.5, 0.5), each corner weighted 0.25.
+  expect_tensor_near(run_mode("avg"), Tensor::from_vector<float>({1, 1, 1, 1}, {4}));
+  expect_tensor_near(run_mode("max"), Tensor::from_vector<float>({1, 1, 1, 1}, {1}));
+}
+
 TEST(RoiAlign, RejectsBatchIndexOutOfRange) {
   Tensor x = Tensor::zeros(DType::float32, Shape{1, 1, 4, 4});
   Tensor rois = Tensor::from_vector<float>({1, 4}, {0, 0, 4, 4});

@@ -568,13 +568,18 @@ class RoiAlignKernel final : public OpKernel {
     }
     const int64_t num_rois = rois->dim(0);
     const int64_t n = x->dim(0), c = x->dim(1), h = x->dim(2), w = x->dim(3);
+    std::vector<RoiGeometry> geo;
+    geo.reserve(static_cast<size_t>(num_rois));
     for (int64_t r = 0; r < num_rois; ++r) {
       const int64_t b = element_as_int(*batch, r);
       if (b < 0 || b >= n) return invalid_argument("batch_indices[", r, "] = ", b, " is out of range for batch size ", n);
+      std::array<double, 4> box;
       for (int k = 0; k < 4; ++k) {
-        const double v = element_as_double(*rois, r * 4 + k);
-        if (!std::isfinite(v)) return invalid_argument("rois[", r, "] has a non-finite coordinate");
+        box[static_cast<size_t>(k)] = element_as_double(*rois, r * 4 + k);
+        if (!std::isfinite(box[static_cast<size_t>(k)])) return invalid_argument("rois[", r, "] has a non-finite coordinate");
       }
+      ORCHARD_ASSIGN_OR_RETURN(RoiGeometry g, geometry(box));
+      geo.push_back(g);
     }
     return dispatch<kFloats>(x->dtype(), "RoiAlign", [&](auto tag) -> Status {
       using T = decltype(tag);
@@ -583,10 +588,8 @@ class RoiAlignKernel final : public OpKernel {
       T* out = y.data<T>();
       ctx.pool().parallel_for(num_rois, 1, [&](int64_t b, int64_t e) {
         for (int64_t r = b; r < e; ++r) {
-          std::array<double, 4> box;
-          for (int k = 0; k < 4; ++k) box[static_cast<size_t>(k)] = element_as_double(*rois, r * 4 + k);
           const T* src = in + element_as_int(*batch, r) * c * h * w;
-          align_one(src, out + r * c * out_h_ * out_w_, c, h, w, box);
+          align_one(src, out + r * c * out_h_ * out_w_, c, h, w, geo[static_cast<size_t>(r)]);
         }
       });
       return Status::OK();
@@ -594,83 +597,103 @@ class RoiAlignKernel final : public OpKernel {
   }
 
  private:
-  struct Sample {
-    std::array<int64_t, 4> offset{};
-    std::array<double, 4> weight{};
+  // The geometry of one roi: where it starts, its bin sizes and how many samples each bin takes.
+  struct RoiGeometry {
+    double y0, x0, bin_h, bin_w;
+    int64_t grid_h, grid_w;
   };
 
-  template <class T>
-  void align_one(const T* src, T* dst, int64_t c, int64_t h, int64_t w, const std::array<double, 4>& box) const {
+  // One bilinear sample position along one axis: two input indices and their weights (both 0 when the
+  // sample lies outside, which then contributes nothing).
+  struct AxisSample {
+    int64_t lo = 0, hi = 0;
+    double w_lo = 0, w_hi = 0;
+  };
+
+  Result<RoiGeometry> geometry(const std::array<double, 4>& box) const {
     const double off = half_pixel_ ? 0.5 : 0.0;
-    const double x0 = box[0] * spatial_scale_ - off, y0 = box[1] * spatial_scale_ - off;
-    double roi_w = box[2] * spatial_scale_ - off - x0, roi_h = box[3] * spatial_scale_ - off - y0;
-    if (!half_pixel_) {
+    RoiGeometry g;
+    g.x0 = box[0] * spatial_scale_ - off;
+    g.y0 = box[1] * spatial_scale_ - off;
+    double roi_w = box[2] * spatial_scale_ - off - g.x0, roi_h = box[3] * spatial_scale_ - off - g.y0;
+    if (!half_pixel_) {  // legacy: rois are at least one pixel
       roi_w = std::max(roi_w, 1.0);
       roi_h = std::max(roi_h, 1.0);
     }
-    const double bin_h = roi_h / static_cast<double>(out_h_), bin_w = roi_w / static_cast<double>(out_w_);
-    const int64_t grid_h = sampling_ratio_ > 0 ? sampling_ratio_ : static_cast<int64_t>(std::ceil(roi_h / static_cast<double>(out_h_)));
-    const int64_t grid_w = sampling_ratio_ > 0 ? sampling_ratio_ : static_cast<int64_t>(std::ceil(roi_w / static_cast<double>(out_w_)));
-    const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
-    // Bilinear taps of every sample point, shared by all channels.
-    std::vector<Sample> samples;
-    samples.reserve(static_cast<size_t>(out_h_ * out_w_ * std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0)));
-    for (int64_t ph = 0; ph < out_h_; ++ph) {
-      for (int64_t pw = 0; pw < out_w_; ++pw) {
-        for (int64_t iy = 0; iy < grid_h; ++iy) {
-          const double yy = y0 + static_cast<double>(ph) * bin_h + (static_cast<double>(iy) + 0.5) * bin_h / static_cast<double>(grid_h);
-          for (int64_t ix = 0; ix < grid_w; ++ix) {
-            const double xx = x0 + static_cast<double>(pw) * bin_w + (static_cast<double>(ix) + 0.5) * bin_w / static_cast<double>(grid_w);
-            samples.push_back(bilinear_sample(yy, xx, h, w));
-          }
-        }
-      }
+    g.bin_h = roi_h / static_cast<double>(out_h_);
+    g.bin_w = roi_w / static_cast<double>(out_w_);
+    if (sampling_ratio_ > 0) {
+      g.grid_h = g.grid_w = sampling_ratio_;
+    } else {
+      // Adaptive: about one sample per input pixel.
+      const double gh = std::ceil(g.bin_h), gw = std::ceil(g.bin_w);
+      if (!(gh < 65536 && gw < 65536)) return invalid_argument("roi of ", roi_h, " x ", roi_w, " is too large for adaptive sampling");
+      g.grid_h = std::max<int64_t>(static_cast<int64_t>(gh), 0);
+      g.grid_w = std::max<int64_t>(static_cast<int64_t>(gw), 0);
     }
-    const size_t per_bin = static_cast<size_t>(std::max<int64_t>(grid_h * grid_w, 0));
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const T* p = src + ch * h * w;
-      for (int64_t bin = 0; bin < out_h_ * out_w_; ++bin) {
-        double acc = 0;
-        bool first = true;
-        for (size_t s = 0; s < per_bin; ++s) {
-          const Sample& sm = samples[static_cast<size_t>(bin) * per_bin + s];
-          if (max_mode_) {
-            double v = sm.weight[0] * static_cast<double>(load(p[sm.offset[0]]));
-            for (int k = 1; k < 4; ++k) v = std::max(v, sm.weight[k] * static_cast<double>(load(p[sm.offset[k]])));
-            acc = first ? v : std::max(acc, v);
-            first = false;
-          } else {
-            for (int k = 0; k < 4; ++k) acc += sm.weight[k] * static_cast<double>(load(p[sm.offset[k]]));
-          }
-        }
-        dst[ch * out_h_ * out_w_ + bin] = store<T>(max_mode_ ? acc : acc / count);
-      }
-    }
+    return g;
   }
 
-  static Sample bilinear_sample(double y, double x, int64_t h, int64_t w) {
-    Sample s;
-    if (y < -1.0 || y > static_cast<double>(h) || x < -1.0 || x > static_cast<double>(w) || h == 0 || w == 0) return s;
-    y = std::max(y, 0.0);
-    x = std::max(x, 0.0);
-    int64_t y_lo = static_cast<int64_t>(y), x_lo = static_cast<int64_t>(x), y_hi, x_hi;
-    if (y_lo >= h - 1) {
-      y_hi = y_lo = h - 1;
-      y = static_cast<double>(y_lo);
-    } else {
-      y_hi = y_lo + 1;
+  // Samples along one axis of length `size`: for bin p and sample i, entry p * grid + i.
+  static std::vector<AxisSample> axis_samples(double start, double bin, int64_t bins, int64_t grid, int64_t size) {
+    std::vector<AxisSample> v(static_cast<size_t>(bins * grid));
+    for (int64_t p = 0; p < bins; ++p) {
+      for (int64_t i = 0; i < grid; ++i) {
+        double pos = start + static_cast<double>(p) * bin + (static_cast<double>(i) + 0.5) * bin / static_cast<double>(grid);
+        AxisSample& s = v[static_cast<size_t>(p * grid + i)];
+        if (pos < -1.0 || pos > static_cast<double>(size) || size == 0) continue;
+        pos = std::max(pos, 0.0);
+        s.lo = static_cast<int64_t>(pos);
+        if (s.lo >= size - 1) {
+          s.lo = s.hi = size - 1;
+          pos = static_cast<double>(s.lo);
+        } else {
+          s.hi = s.lo + 1;
+        }
+        s.w_hi = pos - static_cast<double>(s.lo);
+        s.w_lo = 1 - s.w_hi;
+      }
     }
-    if (x_lo >= w - 1) {
-      x_hi = x_lo = w - 1;
-      x = static_cast<double>(x_lo);
-    } else {
-      x_hi = x_lo + 1;
+    return v;
+  }
+
+  template <class T>
+  void align_one(const T* src, T* dst, int64_t c, int64_t h, int64_t w, const RoiGeometry& g) const {
+    const auto ys = axis_samples(g.y0, g.bin_h, out_h_, g.grid_h, h);
+    const auto xs = axis_samples(g.x0, g.bin_w, out_w_, g.grid_w, w);
+    const double count = static_cast<double>(std::max<int64_t>(g.grid_h * g.grid_w, 1));
+    if (h == 0 || w == 0) {  // nothing to sample: every bin is 0
+      std::fill(dst, dst + c * out_h_ * out_w_, store<T>(0.0));
+      return;
     }
-    const double ly = y - static_cast<double>(y_lo), lx = x - static_cast<double>(x_lo);
-    const double hy = 1 - ly, hx = 1 - lx;
-    s.offset = {y_lo * w + x_lo, y_lo * w + x_hi, y_hi * w + x_lo, y_hi * w + x_hi};
-    s.weight = {hy * hx, hy * lx, ly * hx, ly * lx};
-    return s;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const T* p = src + ch * h * w;
+      auto at = [&](int64_t yi, int64_t xi) { return static_cast<double>(load(p[yi * w + xi])); };
+      for (int64_t ph = 0; ph < out_h_; ++ph) {
+        for (int64_t pw = 0; pw < out_w_; ++pw) {
+          double acc = 0;
+          bool first = true;
+          for (int64_t iy = 0; iy < g.grid_h; ++iy) {
+            const AxisSample& sy = ys[static_cast<size_t>(ph * g.grid_h + iy)];
+            for (int64_t ix = 0; ix < g.grid_w; ++ix) {
+              const AxisSample& sx = xs[static_cast<size_t>(pw * g.grid_w + ix)];
+              const double w1 = sy.w_lo * sx.w_lo, w2 = sy.w_lo * sx.w_hi, w3 = sy.w_hi * sx.w_lo, w4 = sy.w_hi * sx.w_hi;
+              const double v1 = w1 * at(sy.lo, sx.lo), v2 = w2 * at(sy.lo, sx.hi);
+              const double v3 = w3 * at(sy.hi, sx.lo), v4 = w4 * at(sy.hi, sx.hi);
+              if (max_mode_) {
+                // Max mode takes the largest weighted corner of each sample, as the reference runtimes do.
+                const double v = std::max(std::max(v1, v2), std::max(v3, v4));
+                acc = first ? v : std::max(acc, v);
+                first = false;
+              } else {
+                acc += v1 + v2 + v3 + v4;
+              }
+            }
+          }
+          dst[(ch * out_h_ + ph) * out_w_ + pw] = store<T>(max_mode_ ? acc : acc / count);
+        }
+      }
+    }
   }
 
   bool max_mode_ = false;
@@ -730,16 +753,19 @@ Status non_max_suppression(OpContext& ctx) {
   }
   std::vector<std::array<int64_t, 3>> selected;
   std::vector<int64_t> order, kept;
+  std::vector<double> class_scores(static_cast<size_t>(spatial));
   for (int64_t bi = 0; bi < batches && max_out > 0; ++bi) {
     for (int64_t ci = 0; ci < classes; ++ci) {
       const int64_t score_base = (bi * classes + ci) * spatial;
       order.clear();
       for (int64_t s = 0; s < spatial; ++s) {
         const double sc = element_as_double(*scores, score_base + s);
+        class_scores[static_cast<size_t>(s)] = sc;
         if (!has_score_threshold || sc > score_threshold) order.push_back(s);
       }
+      // Highest score first; equal scores keep the lower box index first.
       std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) {
-        return element_as_double(*scores, score_base + p) > element_as_double(*scores, score_base + q);
+        return class_scores[static_cast<size_t>(p)] > class_scores[static_cast<size_t>(q)];
       });
       kept.clear();
       for (int64_t s : order) {

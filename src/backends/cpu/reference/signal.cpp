@@ -17,7 +17,7 @@ namespace {
 using cdouble = std::complex<double>;
 
 // Largest transform or window length accepted (keeps plans and outputs allocatable).
-constexpr int64_t kMaxLength = int64_t{1} << 31;
+constexpr int64_t kMaxLength = int64_t{1} << 27;
 
 // ---------------------------------------------------------------------------------------------------
 // FFT plans: radix-2 for powers of two, a direct sum for short other lengths, Bluestein otherwise.
@@ -120,7 +120,7 @@ class FftPlan {
     while (m_ < 2 * n - 1) m_ <<= 1;
     chirp_.resize(static_cast<size_t>(n));
     for (int64_t j = 0; j < n; ++j) {
-      const int64_t jj = (j * j) % (2 * n);  // exact: n <= 2^31, so j*j < 2^62
+      const int64_t jj = (j * j) % (2 * n);  // exact: n <= 2^27, so j*j < 2^54
       const double a = sign_ * std::numbers::pi * static_cast<double>(jj) / static_cast<double>(n);
       chirp_[static_cast<size_t>(j)] = {std::cos(a), std::sin(a)};
     }
@@ -195,7 +195,7 @@ Status dft(OpContext& ctx) {
   if (ctx.has_input(1)) {
     ORCHARD_ASSIGN_OR_RETURN(n, scalar_int(ctx, 1, "dft_length"));
   }
-  if (n < 1 || n > kMaxLength) return invalid_argument("dft_length ", n, " must be in [1, 2^31]");
+  if (n < 1 || n > kMaxLength) return invalid_argument("dft_length ", n, " must be in [1, 2^27]");
   const int64_t out_n = onesided ? n / 2 + 1 : n;
   Shape out_shape = x->shape();
   out_shape[axis] = out_n;
@@ -351,7 +351,7 @@ Status write_as_output_type(OpContext& ctx, const Shape& shape, const std::vecto
 // Generalised cosine window a0 - a1*cos(2*pi*n/N) + a2*cos(4*pi*n/N); N = size (periodic) or size - 1.
 Status cosine_window(OpContext& ctx, double a0, double a1, double a2) {
   ORCHARD_ASSIGN_OR_RETURN(int64_t size, scalar_int(ctx, 0, "size"));
-  if (size < 0 || size > kMaxLength) return invalid_argument("size ", size, " must be in [0, 2^31]");
+  if (size < 0 || size > kMaxLength) return invalid_argument("size ", size, " must be in [0, 2^27]");
   const bool periodic = ctx.node().attr_int("periodic", 1) != 0;
   const int64_t denom = periodic ? size : size - 1;
   std::vector<double> v(static_cast<size_t>(size), 1.0);  // a symmetric window of one point is [1]
@@ -383,6 +383,9 @@ Status mel_weight_matrix(OpContext& ctx) {
     return invalid_argument("edge frequencies [", lower, ", ", upper, "] must satisfy 0 <= lower <= upper");
   }
   const int64_t spec_bins = dft_length / 2 + 1;
+  if (spec_bins * mel_bins > kMaxLength) {
+    return invalid_argument("a matrix of ", spec_bins, " x ", mel_bins, " weights is too large");
+  }
   auto hz_to_mel = [](double f) { return 2595.0 * std::log10(1.0 + f / 700.0); };
   auto mel_to_hz = [](double m) { return 700.0 * (std::pow(10.0, m / 2595.0) - 1.0); };
   const double low_mel = hz_to_mel(lower), high_mel = hz_to_mel(upper);
@@ -391,8 +394,8 @@ Status mel_weight_matrix(OpContext& ctx) {
   std::vector<int64_t> edge(static_cast<size_t>(mel_bins + 2));
   for (int64_t i = 0; i < mel_bins + 2; ++i) {
     const double hz = mel_to_hz(static_cast<double>(i) * mel_step + low_mel);
-    edge[static_cast<size_t>(i)] =
-        static_cast<int64_t>(std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate)));
+    const double bin = std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate));
+    edge[static_cast<size_t>(i)] = static_cast<int64_t>(std::clamp(bin, -0x1p52, 0x1p52));  // far edges stay far
   }
   std::vector<double> w(static_cast<size_t>(spec_bins * mel_bins), 0.0);
   auto set = [&](int64_t bin, int64_t mel, double v) {
