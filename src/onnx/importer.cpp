@@ -61,6 +61,28 @@ std::set<std::string> free_names(const graph::Graph& g) {
   return free;
 }
 
+// Applies `mapped` to the names `g` (a subgraph of a function body) reads but does not define,
+// recursing into its own subgraphs. `defined` holds the names defined by enclosing subgraphs.
+template <class Map>
+void rename_free_names(onnx::GraphProto& g, std::set<std::string> defined, Map& mapped) {
+  for (const auto& v : g.input()) defined.insert(v.name());
+  for (const auto& t : g.initializer()) defined.insert(t.name());
+  for (const auto& t : g.sparse_initializer()) defined.insert(t.values().name());
+  for (auto& node : *g.mutable_node()) {
+    for (auto& in : *node.mutable_input()) {
+      if (!in.empty() && !defined.count(in)) in = mapped(in);
+    }
+    for (auto& a : *node.mutable_attribute()) {
+      if (a.has_g()) rename_free_names(*a.mutable_g(), defined, mapped);
+      for (auto& sg : *a.mutable_graphs()) rename_free_names(sg, defined, mapped);
+    }
+    for (const auto& o : node.output()) defined.insert(o);
+  }
+  for (auto& o : *g.mutable_output()) {
+    if (!defined.count(o.name())) o.set_name(mapped(o.name()));
+  }
+}
+
 int Importer::opset_of(const std::string& domain) const {
   const std::string key = domain == "ai.onnx" ? "" : domain;
   auto it = opsets_.find(key);
@@ -201,7 +223,12 @@ Status Importer::expand_function(const onnx::NodeProto& n, int opset, int depth,
     auto* attrs = body.mutable_attribute();
     for (int i = attrs->size() - 1; i >= 0; --i) {
       auto& a = (*attrs)[i];
-      if (a.ref_attr_name().empty()) continue;
+      if (a.ref_attr_name().empty()) {
+        // The body's own subgraphs read function-scope names, which are renamed like the body's.
+        if (a.has_g()) rename_free_names(*a.mutable_g(), {}, mapped);
+        for (auto& sg : *a.mutable_graphs()) rename_free_names(sg, {}, mapped);
+        continue;
+      }
       auto it = node_attrs.find(a.ref_attr_name());
       if (it == node_attrs.end()) {
         attrs->DeleteSubrange(i, 1);
