@@ -188,6 +188,19 @@ TEST(Importer, CheckerRejectsWrongArity) {
   expect_error(load_model(m), StatusCode::invalid_argument, {"checker", "Relu"});
 }
 
+TEST(Importer, GraphOutputNotProduced) {
+  onnx::ModelProto m = relu_model();
+  m.mutable_graph()->mutable_node(0)->set_output(0, "other");
+  expect_error(load_model(m), StatusCode::invalid_argument, {"'y'"});
+  expect_good_model_runs();
+}
+
+TEST(Importer, CheckerRejectsNonSsaGraph) {
+  onnx::ModelProto m = relu_model();
+  add_node(m.mutable_graph(), "Relu", {"x"}, {"y"});  // a second producer of y
+  expect_error(load_model(m), StatusCode::invalid_argument, {"checker", "'y'"});
+}
+
 TEST(Importer, UnknownOpInDefaultDomain) {
   onnx::ModelProto m = relu_model();
   m.mutable_graph()->mutable_node(0)->set_op_type("Frobnicate");

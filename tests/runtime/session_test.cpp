@@ -116,7 +116,24 @@ TEST_F(SessionTest, DescribesInputsAndOutputs) {
   EXPECT_EQ(session_->inputs()[0].description(), "float32[batch,3]");
   ASSERT_EQ(session_->outputs().size(), 2u);
   EXPECT_EQ(session_->outputs()[1].name, "z");
-  EXPECT_EQ(session_->backends(), std::vector<std::string>{"cpu"});
+  EXPECT_FALSE(session_->backends().empty());
+}
+
+TEST(SessionBackends, PreferenceSelectsAndRejects) {
+  SessionOptions cpu_only;
+  cpu_only.backend_preference = {"cpu"};
+  auto s = make_session(cpu_only);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->backends(), std::vector<std::string>{"cpu"});
+  EXPECT_TRUE(good_run(*s));
+
+  SessionOptions bogus;
+  bogus.backend_preference = {"warp-drive"};
+  std::string bytes = "\x08\x08";  // any model: the backend is checked first
+  auto r = Session::load_from_bytes({reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()}, bogus);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::unavailable) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("warp-drive"), std::string::npos) << r.status().message();
 }
 
 TEST_F(SessionTest, MissingInput) {
