@@ -76,7 +76,7 @@ TEST(ThreadPool, UsesMoreThanOneThreadForSlowChunks) {
   std::mutex mu;
   std::set<std::thread::id> ids;
   pool.parallel_for(16, 1, [&](int64_t, int64_t) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::lock_guard<std::mutex> lock(mu);
     ids.insert(std::this_thread::get_id());
   });
