@@ -83,6 +83,28 @@ void rename_free_names(onnx::GraphProto& g, std::set<std::string> defined, Map& 
   }
 }
 
+// Reads every externally stored tensor of `g` (initializers, tensor attributes, subgraphs) into its proto.
+// This runs before the ONNX checker, which would otherwise look for the files relative to the working
+// directory (libonnx 1.12 has no model folder for in-memory models) and without Orchard's path checks.
+Status inline_external_data(onnx::GraphProto& g, const std::filesystem::path& base_dir) {
+  auto sparse = [&](onnx::SparseTensorProto& s) -> Status {
+    ORCHARD_RETURN_IF_ERROR(load_external_data(*s.mutable_values(), base_dir));
+    return load_external_data(*s.mutable_indices(), base_dir);
+  };
+  for (auto& t : *g.mutable_initializer()) ORCHARD_RETURN_IF_ERROR(load_external_data(t, base_dir));
+  for (auto& s : *g.mutable_sparse_initializer()) ORCHARD_RETURN_IF_ERROR(sparse(s));
+  for (auto& n : *g.mutable_node()) {
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_t()) ORCHARD_RETURN_IF_ERROR(load_external_data(*a.mutable_t(), base_dir));
+      for (auto& t : *a.mutable_tensors()) ORCHARD_RETURN_IF_ERROR(load_external_data(t, base_dir));
+      if (a.has_sparse_tensor()) ORCHARD_RETURN_IF_ERROR(sparse(*a.mutable_sparse_tensor()));
+      if (a.has_g()) ORCHARD_RETURN_IF_ERROR(inline_external_data(*a.mutable_g(), base_dir));
+      for (auto& sub : *a.mutable_graphs()) ORCHARD_RETURN_IF_ERROR(inline_external_data(sub, base_dir));
+    }
+  }
+  return Status::OK();
+}
+
 int Importer::opset_of(const std::string& domain) const {
   const std::string key = domain == "ai.onnx" ? "" : domain;
   auto it = opsets_.find(key);
@@ -342,6 +364,7 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
     opsets_[domain] = static_cast<int>(o.version());
   }
   if (!opsets_.count("")) opsets_[""] = 1;
+  ORCHARD_RETURN_IF_ERROR(inline_external_data(*proto.mutable_graph(), base_dir_));
   try {
     onnx::checker::check_model(proto);
   } catch (const std::exception& e) {

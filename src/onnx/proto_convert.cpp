@@ -1,5 +1,6 @@
 #include "onnx/proto_convert.hpp"
 
+#include <charconv>
 #include <cstring>
 #include <fstream>
 
@@ -21,12 +22,21 @@ void copy_field(const Field& field, Dst* dst, Conv conv) {
 Result<std::string> read_external(const onnx::TensorProto& p, const std::filesystem::path& base_dir) {
   std::string location;
   int64_t offset = 0, length = -1;
+  const std::string label = tensor_label(p);
+  // Parses a non-negative decimal integer (std::stoll would throw on bad text).
+  auto parse = [&](const std::string& key, const std::string& text, int64_t& out) -> Status {
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, out);
+    if (ec != std::errc() || ptr != end || out < 0) {
+      return invalid_argument("[onnx] ", label, ": external data '", key, "' is '", text, "', not a non-negative integer");
+    }
+    return Status::OK();
+  };
   for (const auto& kv : p.external_data()) {
     if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset") offset = std::stoll(kv.value());
-    else if (kv.key() == "length") length = std::stoll(kv.value());
+    else if (kv.key() == "offset") ORCHARD_RETURN_IF_ERROR(parse(kv.key(), kv.value(), offset));
+    else if (kv.key() == "length") ORCHARD_RETURN_IF_ERROR(parse(kv.key(), kv.value(), length));
   }
-  const std::string label = tensor_label(p);
   if (location.empty()) return invalid_argument("[onnx] ", label, ": external data has no 'location'");
   std::filesystem::path rel(location);
   if (rel.is_absolute()) {
@@ -46,8 +56,9 @@ Result<std::string> read_external(const onnx::TensorProto& p, const std::filesys
     return invalid_argument("[onnx] ", label, ": external data offset ", offset, " is beyond the end of '", location, "' (", file_size, " bytes)");
   }
   if (length < 0) length = file_size - offset;
-  if (offset + length > file_size) {
-    return invalid_argument("[onnx] ", label, ": external data [", offset, ", ", offset + length, ") is beyond the end of '", location, "' (", file_size, " bytes)");
+  if (length > file_size - offset) {  // (offset + length could overflow)
+    return invalid_argument("[onnx] ", label, ": external data of ", length, " bytes at offset ", offset, " is beyond the end of '",
+                            location, "' (", file_size, " bytes)");
   }
   std::string bytes(static_cast<size_t>(length), '\0');
   in.seekg(offset);
@@ -178,6 +189,15 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::filesyst
     }
   }
   return t;
+}
+
+Status load_external_data(onnx::TensorProto& p, const std::filesystem::path& base_dir) {
+  if (p.data_location() != TP::EXTERNAL) return Status::OK();
+  ORCHARD_ASSIGN_OR_RETURN(std::string bytes, read_external(p, base_dir));
+  p.set_raw_data(std::move(bytes));
+  p.clear_external_data();
+  p.set_data_location(TP::DEFAULT);
+  return Status::OK();
 }
 
 Result<Tensor> tensor_from_sparse(const onnx::SparseTensorProto& p, const std::filesystem::path& base_dir) {

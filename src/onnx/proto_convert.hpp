@@ -22,6 +22,9 @@ int dtype_to_onnx(DType t);
 Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::filesystem::path& base_dir);
 // Converts a sparse tensor to its dense equivalent.
 Result<Tensor> tensor_from_sparse(const onnx::SparseTensorProto& p, const std::filesystem::path& base_dir);
+// Reads the external data of `p` (relative to `base_dir`; paths may not leave it) into its raw_data, so
+// that `p` becomes self-contained. No-op for tensors stored inline.
+Status load_external_data(onnx::TensorProto& p, const std::filesystem::path& base_dir);
 // Fills `out` with `t` (raw_data for numeric types, string_data for strings).
 void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto& out);
 
