@@ -1,6 +1,7 @@
 #include "core/thread_pool.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace orchard {
 
@@ -15,8 +16,16 @@ struct ThreadPool::Job {
 
 int ThreadPool::hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+int ThreadPool::default_threads() {
+  if (const char* env = std::getenv("ORCHARD_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  return hardware_threads();
+}
+
 ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) threads = hardware_threads();
+  if (threads <= 0) threads = default_threads();
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
@@ -66,7 +75,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t max_chunks = static_cast<int64_t>(size()) * 4;
-  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, max_chunks);
+  // Rounded down, so that every chunk holds at least `grain` items.
+  int64_t chunks = std::min<int64_t>(std::max<int64_t>(n / grain, 1), max_chunks);
   if (chunks <= 1 || workers_.empty()) {
     fn(0, n);
     return;

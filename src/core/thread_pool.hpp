@@ -16,7 +16,7 @@ namespace orchard {
 
 class ThreadPool {
  public:
-  // `threads` is the total parallelism including the calling thread; <= 0 means one per core.
+  // `threads` is the total parallelism including the calling thread; <= 0 means default_threads().
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -30,6 +30,9 @@ class ThreadPool {
 
   // Returns the number of hardware threads (at least 1).
   static int hardware_threads();
+  // Returns the parallelism used when none is configured: $ORCHARD_NUM_THREADS if set to a positive
+  // integer, else hardware_threads(). (Tests under qemu-user set it to 1: see tests/CMakeLists.txt.)
+  static int default_threads();
 
  private:
   struct Job;

@@ -97,7 +97,7 @@ Result<std::vector<Value>> run_op(const OpCase& c) {
   g->nodes.push_back(std::move(node));
   auto chain = runtime::available_backends(SessionOptions{});
   ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, chain, nullptr));
-  static ThreadPool pool(2);
+  static ThreadPool pool(0);
   runtime::RunEnv env;
   env.pool = &pool;
   env.allocator = &default_allocator();

@@ -30,7 +30,7 @@ CpuBackend::CpuBackend(const SessionOptions& options) {
 #else
   info_.description = "generic";
 #endif
-  const int threads = options.intra_op_threads > 0 ? options.intra_op_threads : ThreadPool::hardware_threads();
+  const int threads = options.intra_op_threads > 0 ? options.intra_op_threads : ThreadPool::default_threads();
   info_.description += ", " + std::to_string(threads) + " threads";
   info_.caps.fp16 = true;
   info_.caps.int8 = true;
