@@ -1,6 +1,7 @@
 // orchard check: run ONNX backend-test folders and compare with the expected outputs.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -150,6 +151,16 @@ std::vector<fs::path> numbered(const fs::path& dir, const std::string& prefix) {
   return out;
 }
 
+// The ONNX 1.12 suite stores bfloat16 tensors as uint16 bit patterns; read them as the bfloat16 the
+// model declares (same bits, same shape).
+Value bfloat16_from_bits(Value v, DType declared) {
+  if (declared != DType::bfloat16 || !v.is_tensor() || v.tensor().dtype() != DType::uint16) return v;
+  Tensor bits = v.tensor();
+  Tensor t = Tensor::empty(DType::bfloat16, bits.shape());
+  if (t.nbytes()) std::memcpy(t.raw_data(), bits.raw_data(), t.nbytes());
+  return Value(std::move(t));
+}
+
 enum class Outcome { pass, fail, error, skip };
 
 // Runs one test folder; returns the outcome and the text after "PASS/FAIL/ERROR name".
@@ -178,7 +189,8 @@ std::pair<Outcome, std::string> check_dir(const fs::path& dir, const SessionOpti
         if (k >= s.inputs().size()) return {Outcome::error, "more input files than model inputs"};
         name = s.inputs()[k].name;
       }
-      inputs.emplace_back(name, std::move(v).value());
+      auto info = std::find_if(s.inputs().begin(), s.inputs().end(), [&](const ValueInfo& i) { return i.name == name; });
+      inputs.emplace_back(name, bfloat16_from_bits(std::move(v).value(), info->dtype));
     }
     auto outputs = s.run(inputs);
     if (!outputs.ok()) return {Outcome::error, outputs.status().to_string()};
@@ -189,7 +201,9 @@ std::pair<Outcome, std::string> check_dir(const fs::path& dir, const SessionOpti
     for (size_t k = 0; k < out_files.size(); ++k) {
       auto want = load_value_pb(out_files[k], (*outputs)[k].second.kind());
       if (!want.ok()) return {Outcome::error, want.status().to_string()};
-      std::string diff = compare_values((*outputs)[k].second, *want, tol);
+      const Value& got = (*outputs)[k].second;
+      const DType got_dtype = got.is_tensor() ? got.tensor().dtype() : DType::undefined;
+      std::string diff = compare_values(got, bfloat16_from_bits(std::move(want).value(), got_dtype), tol);
       if (!diff.empty()) {
         return {Outcome::fail, "output '" + (*outputs)[k].first + "' " + diff + " [" + set.filename().string() + "]"};
       }
