@@ -65,7 +65,7 @@ void check(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, T beta, T
     }
 }
 
-TEST(GemmF32, OddSizesAllTransposesF32) {
+TEST(GemmKernel, OddSizesAllTransposesF32) {
   const int64_t sizes[] = {1, 2, 7, 33, 130};
   for (int64_t M : sizes)
     for (int64_t N : sizes)
@@ -73,7 +73,7 @@ TEST(GemmF32, OddSizesAllTransposesF32) {
         for (int t = 0; t < 4; ++t) check<float>(t & 1, t & 2, M, N, K, 1.0f, 0.0f, nullptr);
 }
 
-TEST(GemmF32, AlphaBetaAndStridesF32) {
+TEST(GemmKernel, AlphaBetaAndStridesF32) {
   for (int t = 0; t < 4; ++t) {
     check<float>(t & 1, t & 2, 37, 45, 300, 0.5f, 2.0f, nullptr, 3);    // K spans two blocks
     check<float>(t & 1, t & 2, 1, 300, 19, -1.0f, 1.0f, nullptr, 1);    // matrix-vector row
@@ -82,7 +82,7 @@ TEST(GemmF32, AlphaBetaAndStridesF32) {
   }
 }
 
-TEST(GemmF32, ThreadPoolMatchesF32) {
+TEST(GemmKernel, ThreadPoolMatchesF32) {
   ThreadPool pool(4);
   for (int t = 0; t < 4; ++t) {
     check<float>(t & 1, t & 2, 130, 257, 270, 1.0f, 0.0f, &pool);
@@ -91,7 +91,7 @@ TEST(GemmF32, ThreadPoolMatchesF32) {
   }
 }
 
-TEST(GemmF32, F64) {
+TEST(GemmKernel, F64) {
   ThreadPool pool(2);
   const int64_t sizes[] = {1, 7, 33, 130};
   for (int64_t M : sizes)
@@ -99,7 +99,7 @@ TEST(GemmF32, F64) {
       for (int t = 0; t < 4; ++t) check<double>(t & 1, t & 2, M, N, 29, 1.5, 0.25, &pool, 1);
 }
 
-TEST(GemmF32, EmptyKScalesC) {
+TEST(GemmKernel, EmptyKScalesC) {
   std::vector<float> C = {1, 2, 3, 4};
   gemm_f32(false, false, 2, 2, 0, 1.0f, nullptr, 0, nullptr, 2, 3.0f, C.data(), 2, nullptr);
   EXPECT_EQ(C, (std::vector<float>{3, 6, 9, 12}));
