@@ -275,7 +275,7 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
   int64_t mc = Cfg::MC, nc = Cfg::NC;
   const int64_t kc_max = std::min<int64_t>(Cfg::KC, K);
   if (parallel) {
-    const int64_t want = static_cast<int64_t>(pool->size()) * 2;
+    const int64_t want = static_cast<int64_t>(pool->size()) * 4;
     auto tasks = [&] { return ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
     while (tasks() < want && nc > 4 * NR) nc = std::max<int64_t>(4 * NR, (nc / 2) / NR * NR);
     while (tasks() < want && mc > 2 * MR) mc = std::max<int64_t>(2 * MR, (mc / 2) / MR * MR);
