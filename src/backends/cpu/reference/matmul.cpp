@@ -3,8 +3,6 @@
 // go through the float64 GEMM, which is exact for them.
 #include <algorithm>
 #include <cmath>
-#include <limits>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -562,10 +560,7 @@ Status einsum(OpContext& ctx) {
       for (size_t j = i + 1; j < terms.size(); ++j) keep.insert(keep.end(), terms[j].labels.begin(), terms[j].labels.end());
       return keep;
     };
-    Term<C> acc = sum_out(terms[0], [&] {
-      std::vector<int> keep = needed_after(0);
-      return keep;
-    }());
+    Term<C> acc = sum_out(terms[0], needed_after(0));
     for (size_t i = 1; i < terms.size(); ++i) {
       std::vector<int> keep = needed_after(i);
       // Sum out what only this term has and nobody needs, then contract with the running product.

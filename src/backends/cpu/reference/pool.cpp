@@ -357,6 +357,9 @@ Status max_unpool(OpContext& ctx) {
     if (os.size() != x->rank()) {
       return invalid_argument("output_shape has ", os.size(), " values for an input of rank ", x->rank());
     }
+    if (std::any_of(os.begin(), os.end(), [](int64_t v) { return v < 0; })) {
+      return invalid_argument("output_shape ", Shape(os).to_string(), " has a negative dim");
+    }
     out_shape = Shape(os);
     if (out_shape[0] != inferred[0] || out_shape[1] != inferred[1]) {
       return invalid_argument("output_shape ", out_shape.to_string(), " must keep batch and channels of ", inferred.to_string());
