@@ -1,0 +1,512 @@
+#include "orchard/manager.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "manager/manager_metrics.hpp"
+#include "manager/memory_budget.hpp"
+
+namespace orchard {
+
+using Clock = std::chrono::steady_clock;
+using manager::Outcome;
+
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+double mib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(kMiB); }
+
+std::string mib_text(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", mib(bytes));
+  return buf;
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+struct LoadedModel {
+  ModelId id = 0;
+  std::string name;
+  std::filesystem::path path;
+  SessionOptions options;  // as loaded (pool and chain filled in)
+  std::mutex compile_mu;   // one compile at a time for by_preference
+  std::shared_ptr<Session> session;
+  int64_t weights_bytes = 0;  // charged to the budget: the main session's plus every by_preference one's
+  // Sessions compiled for a request's backend preference, by preference ("cuda,cpu").
+  std::map<std::string, std::shared_ptr<Session>> by_preference;
+  int64_t in_flight = 0;  // queued + running; guarded by Manager::Impl::mu
+  bool unloading = false;
+  std::map<const Session*, int64_t> failovers_seen;  // per session, guarded by Manager::Impl::mu
+};
+
+struct Request {
+  RequestId id = 0;
+  std::shared_ptr<LoadedModel> model;
+  NamedValues inputs;
+  InferenceOptions options;
+  Completion done;
+  Clock::time_point submitted;
+  Clock::time_point deadline = Clock::time_point::max();
+  uint64_t seq = 0;
+  bool running = false;
+  std::atomic<bool> abort{false};
+};
+
+// Queue order: higher priority first, then arrival.
+struct QueueOrder {
+  bool operator()(const Request* a, const Request* b) const {
+    if (a->options.priority != b->options.priority) return a->options.priority > b->options.priority;
+    return a->seq < b->seq;
+  }
+};
+
+}  // namespace
+
+struct Manager::Impl {
+  ManagerConfig config;
+  std::shared_ptr<ThreadPool> pool;
+  manager::MemoryBudget budget;
+  std::shared_ptr<Allocator> upstream;
+  manager::ManagerMetrics metrics;
+
+  mutable std::mutex mu;
+  std::condition_variable work_cv;     // workers: queue non-empty or stopping
+  std::condition_variable reaper_cv;   // reaper: earliest queued deadline changed
+  std::condition_variable unload_cv;   // unload_model: a model's in_flight dropped
+  std::set<Request*, QueueOrder> queue;
+  std::multimap<Clock::time_point, Request*> deadlines;  // queued requests that have a deadline
+  std::map<RequestId, std::shared_ptr<Request>> active;  // queued or running
+  std::map<ModelId, std::shared_ptr<LoadedModel>> models;
+  ModelId next_model = 1;
+  RequestId next_request = 1;
+  uint64_t next_seq = 0;
+  int64_t running = 0;
+  bool stopping = false;
+  std::vector<std::thread> workers;
+  std::thread reaper;
+
+  explicit Impl(const ManagerConfig& c)
+      : config(c),
+        budget(c.memory_pool_mb * kMiB),
+        upstream(c.allocator ? c.allocator : std::shared_ptr<Allocator>(&default_allocator(), [](Allocator*) {})) {}
+
+  void worker_loop();
+  void reaper_loop();
+  void run_request(const std::shared_ptr<Request>& r);
+  // Removes `r` from the queue indexes; requires mu.
+  void dequeue_locked(Request* r);
+  // Answers a request and forgets it. Call without mu held.
+  void finish(const std::shared_ptr<Request>& r, Result<NamedValues> result, Outcome outcome, Clock::time_point started);
+  void update_gauges_locked();
+  Result<std::shared_ptr<Session>> session_for(LoadedModel& m, const std::vector<std::string>& preference);
+  void write_trace(const Request& r, const std::vector<NodeProfile>& nodes, Clock::time_point started, Clock::time_point run_start);
+};
+
+Manager::Manager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Manager>> Manager::create(const ManagerConfig& config) {
+  if (config.max_queue_depth < 0) return invalid_argument("[manager] max_queue_depth must be >= 0, got ", config.max_queue_depth);
+  if (config.memory_pool_mb <= 0) return invalid_argument("[manager] memory_pool_mb must be > 0, got ", config.memory_pool_mb);
+  if (config.default_timeout_ms < 0) return invalid_argument("[manager] default_timeout_ms must be >= 0, got ", config.default_timeout_ms);
+  if (config.max_concurrent_operations < 0) {
+    return invalid_argument("[manager] max_concurrent_operations must be >= 0, got ", config.max_concurrent_operations);
+  }
+  auto impl = std::make_unique<Impl>(config);
+  impl->pool = std::make_shared<ThreadPool>(config.intra_op_threads);
+  impl->metrics.set_enabled(config.metrics_enabled);
+  impl->metrics.set_memory(0, impl->budget.limit(), 0);
+  const int slots = config.max_concurrent_operations > 0 ? config.max_concurrent_operations : ThreadPool::default_threads();
+  impl->config.max_concurrent_operations = slots;
+  Impl* raw = impl.get();
+  for (int i = 0; i < slots; ++i) impl->workers.emplace_back([raw] { raw->worker_loop(); });
+  impl->reaper = std::thread([raw] { raw->reaper_loop(); });
+  return std::unique_ptr<Manager>(new Manager(std::move(impl)));
+}
+
+Manager::~Manager() {
+  std::vector<std::shared_ptr<Request>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+    for (Request* r : impl_->queue) dropped.push_back(impl_->active.at(r->id));
+    impl_->queue.clear();
+    impl_->deadlines.clear();
+    for (auto& [id, r] : impl_->active) r->abort = true;
+  }
+  impl_->work_cv.notify_all();
+  impl_->reaper_cv.notify_all();
+  impl_->budget.notify_all();
+  for (auto& r : dropped) {
+    impl_->finish(r, unavailable("[manager] shutting down: request ", r->id, " was not run"), Outcome::rejected, Clock::time_point{});
+  }
+  for (auto& t : impl_->workers) t.join();
+  impl_->reaper.join();
+}
+
+// ---- models ----
+
+Result<ModelId> Manager::load_model(const std::filesystem::path& path, const LoadOptions& options) {
+  Impl& m = *impl_;
+  std::error_code ec;
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (ec) return not_found("[manager] cannot read model file '", path.string(), "': ", ec.message());
+  const std::string name = options.name.empty() ? path.stem().string() : options.name;
+  // A model's weights take about its file size: refuse before reading what cannot fit.
+  if (file_bytes > m.budget.available()) {
+    return out_of_memory("[manager] model '", name, "' needs about ", mib_text(file_bytes), " for its weights, ",
+                         mib_text(m.budget.available()), " of ", mib_text(m.budget.limit()), " available");
+  }
+  SessionOptions so = options.session;
+  so.thread_pool = m.pool;
+  so.profiling = true;  // free unless a request asks for a trace
+  if (so.backend_preference.empty()) so.backend_preference = m.config.backend_chain;
+  ORCHARD_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::load(path, so));
+  // Planned workspace: one request with every symbolic dim at 1.
+  NamedValues probe;
+  for (const auto& in : session->inputs()) {
+    if (in.kind != Value::Kind::tensor || in.dtype == DType::undefined || in.dtype == DType::string) continue;
+    Shape shape;
+    for (const auto& d : in.shape) shape.push_back(d.fixed() ? d.value : 1);
+    probe.emplace_back(in.name, Tensor::view(in.dtype, shape, nullptr));
+  }
+  const MemoryEstimate est = session->estimate_memory(probe);
+  if (est.weights_bytes + est.activation_bytes > m.budget.available() || !m.budget.try_charge(est.weights_bytes)) {
+    return out_of_memory("[manager] model '", name, "' needs ", mib_text(est.weights_bytes + est.activation_bytes), " (weights ",
+                         mib_text(est.weights_bytes), " + workspace ", mib_text(est.activation_bytes), "), ",
+                         mib_text(m.budget.available()), " of ", mib_text(m.budget.limit()), " available");
+  }
+  auto model = std::make_shared<LoadedModel>();
+  model->name = name;
+  model->path = path;
+  model->options = so;
+  model->session = std::move(session);
+  model->weights_bytes = est.weights_bytes;
+  std::lock_guard<std::mutex> lock(m.mu);
+  model->id = m.next_model++;
+  m.models[model->id] = model;
+  m.metrics.add_model(model->id, name);
+  m.metrics.set_model_memory(model->id, est.weights_bytes);
+  m.update_gauges_locked();
+  return model->id;
+}
+
+Status Manager::unload_model(ModelId id) {
+  Impl& m = *impl_;
+  std::shared_ptr<LoadedModel> model;
+  {
+    std::unique_lock<std::mutex> lock(m.mu);
+    auto it = m.models.find(id);
+    if (it == m.models.end() || it->second->unloading) return not_found("[manager] no loaded model with id ", id);
+    model = it->second;
+    model->unloading = true;
+    m.unload_cv.wait(lock, [&] { return model->in_flight == 0; });
+    m.models.erase(id);
+    m.metrics.remove_model(id);
+  }
+  m.budget.release(model->weights_bytes);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.update_gauges_locked();
+  }
+  return Status::OK();
+}
+
+Result<std::shared_ptr<const Session>> Manager::session(ModelId id) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->models.find(id);
+  if (it == impl_->models.end() || it->second->unloading) return not_found("[manager] no loaded model with id ", id);
+  return std::shared_ptr<const Session>(it->second->session);
+}
+
+Result<std::shared_ptr<Session>> Manager::Impl::session_for(LoadedModel& model, const std::vector<std::string>& preference) {
+  if (preference.empty() || preference == model.options.backend_preference) return model.session;
+  std::string key;
+  for (const auto& b : preference) key += (key.empty() ? "" : ",") + b;
+  std::lock_guard<std::mutex> compile_lock(model.compile_mu);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = model.by_preference.find(key);
+    if (it != model.by_preference.end()) return it->second;
+  }
+  // Compiled on first use and kept while the model is loaded; its weights are charged like a model's.
+  SessionOptions so = model.options;
+  so.backend_preference = preference;
+  ORCHARD_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::load(model.path, so));
+  const int64_t weights = session->estimate_memory({}).weights_bytes;
+  if (!budget.try_charge(weights)) {
+    return out_of_memory("[manager] model '", model.name, "' on backends '", key, "' needs ", mib_text(weights), " for weights, ",
+                         mib_text(budget.available()), " available");
+  }
+  std::shared_ptr<Session> shared = std::move(session);
+  std::lock_guard<std::mutex> lock(mu);
+  model.by_preference[key] = shared;
+  model.weights_bytes += weights;
+  metrics.set_model_memory(model.id, model.weights_bytes);
+  return shared;
+}
+
+// ---- requests ----
+
+RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOptions& options, Completion done) {
+  Impl& m = *impl_;
+  auto r = std::make_shared<Request>();
+  r->inputs = std::move(inputs);
+  r->options = options;
+  r->done = std::move(done);
+  r->submitted = Clock::now();
+  const int64_t timeout = options.timeout_ms < 0 ? m.config.default_timeout_ms : options.timeout_ms;
+  if (timeout > 0) r->deadline = r->submitted + std::chrono::milliseconds(timeout);
+  Status refused;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    r->id = m.next_request++;
+    auto it = m.models.find(id);
+    if (m.stopping) {
+      refused = unavailable("[manager] shutting down");
+    } else if (it == m.models.end() || it->second->unloading) {
+      refused = not_found("[manager] no loaded model with id ", id);
+    } else if (static_cast<int64_t>(m.queue.size()) >= m.config.max_queue_depth &&
+               m.running >= m.config.max_concurrent_operations) {
+      refused = resource_exhausted("[manager] queue full: ", m.queue.size(), " requests waiting (max_queue_depth ",
+                                   m.config.max_queue_depth, "), ", m.running, " running");
+    } else {
+      r->model = it->second;
+      r->model->in_flight++;
+      r->seq = m.next_seq++;
+      m.active[r->id] = r;
+      m.queue.insert(r.get());
+      if (r->deadline != Clock::time_point::max()) m.deadlines.emplace(r->deadline, r.get());
+      m.update_gauges_locked();
+    }
+  }
+  if (!refused.ok()) {
+    if (r->model == nullptr) {
+      // Refused before it was admitted: no model bookkeeping to undo.
+      m.metrics.record(id, Outcome::rejected, 0, 0, 0);
+      r->done(std::move(refused));
+      return r->id;
+    }
+  }
+  m.work_cv.notify_one();
+  m.reaper_cv.notify_one();
+  return r->id;
+}
+
+Manager::Pending Manager::execute(ModelId id, NamedValues inputs, const InferenceOptions& options) {
+  auto promise = std::make_shared<std::promise<Result<NamedValues>>>();
+  Pending p;
+  p.result = promise->get_future();
+  p.id = execute(id, std::move(inputs), options, [promise](Result<NamedValues> r) { promise->set_value(std::move(r)); });
+  return p;
+}
+
+Status Manager::cancel(RequestId id) {
+  Impl& m = *impl_;
+  std::shared_ptr<Request> queued;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    auto it = m.active.find(id);
+    if (it == m.active.end()) return not_found("[manager] request ", id, " is not queued or running");
+    std::shared_ptr<Request> r = it->second;
+    r->abort = true;
+    if (!r->running) {
+      m.dequeue_locked(r.get());
+      queued = r;
+    }
+  }
+  if (queued) {
+    m.finish(queued, cancelled("[manager] request ", id, " cancelled while queued"), Outcome::cancelled, Clock::time_point{});
+  } else {
+    m.budget.notify_all();  // a running request may be waiting for memory
+  }
+  return Status::OK();
+}
+
+void Manager::Impl::dequeue_locked(Request* r) {
+  queue.erase(r);
+  if (r->deadline != Clock::time_point::max()) {
+    auto [lo, hi] = deadlines.equal_range(r->deadline);
+    for (auto it = lo; it != hi; ++it) {
+      if (it->second == r) {
+        deadlines.erase(it);
+        break;
+      }
+    }
+  }
+}
+
+void Manager::Impl::update_gauges_locked() {
+  metrics.set_queue_depth(static_cast<int64_t>(queue.size()));
+  metrics.set_running(running);
+  int64_t weights = 0;
+  for (const auto& [id, model] : models) weights += model->weights_bytes;
+  metrics.set_memory(budget.used(), budget.limit(), weights);
+}
+
+void Manager::Impl::finish(const std::shared_ptr<Request>& r, Result<NamedValues> result, Outcome outcome,
+                           Clock::time_point started) {
+  const auto now = Clock::now();
+  const double total_ms = ms_between(r->submitted, now);
+  const double queue_ms = started == Clock::time_point{} ? total_ms : ms_between(r->submitted, started);
+  const double compute_ms = started == Clock::time_point{} ? 0.0 : ms_between(started, now);
+  if (r->model) metrics.record(r->model->id, outcome, queue_ms, compute_ms, total_ms);
+  Completion done = std::move(r->done);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    active.erase(r->id);
+    if (r->model && --r->model->in_flight == 0) unload_cv.notify_all();
+    update_gauges_locked();
+  }
+  if (done) done(std::move(result));
+}
+
+void Manager::Impl::reaper_loop() {
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stopping) {
+    if (deadlines.empty()) {
+      reaper_cv.wait(lock);
+      continue;
+    }
+    const auto earliest = deadlines.begin()->first;
+    if (Clock::now() < earliest) {
+      reaper_cv.wait_until(lock, earliest);
+      continue;
+    }
+    // Requests whose deadline passed while queued are answered without running.
+    std::vector<std::shared_ptr<Request>> expired;
+    const auto now = Clock::now();
+    while (!deadlines.empty() && deadlines.begin()->first <= now) {
+      Request* r = deadlines.begin()->second;
+      deadlines.erase(deadlines.begin());
+      queue.erase(r);
+      expired.push_back(active.at(r->id));
+    }
+    lock.unlock();
+    for (auto& r : expired) {
+      finish(r, deadline_exceeded("[manager] request ", r->id, " passed its deadline after ", ms_between(r->submitted, Clock::now()),
+                                  " ms in the queue; not run"),
+             Outcome::timed_out, Clock::time_point{});
+    }
+    lock.lock();
+  }
+}
+
+void Manager::Impl::worker_loop() {
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    work_cv.wait(lock, [this] { return stopping || !queue.empty(); });
+    if (stopping) return;
+    Request* next = *queue.begin();
+    dequeue_locked(next);
+    std::shared_ptr<Request> r = active.at(next->id);
+    r->running = true;
+    ++running;
+    update_gauges_locked();
+    lock.unlock();
+    run_request(r);
+    lock.lock();
+    --running;
+    update_gauges_locked();
+  }
+}
+
+void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
+  const auto started = Clock::now();
+  if (r->abort) return finish(r, cancelled("[manager] request ", r->id, " cancelled"), Outcome::cancelled, started);
+  if (started > r->deadline) {
+    return finish(r, deadline_exceeded("[manager] request ", r->id, " passed its deadline before it ran"), Outcome::timed_out, started);
+  }
+  LoadedModel& model = *r->model;
+  auto session_or = session_for(model, r->options.backend_preference);
+  if (!session_or.ok()) return finish(r, session_or.status(), Outcome::failed, started);
+  std::shared_ptr<Session> session = *session_or;
+
+  // Reserve the run's activation memory before it starts.
+  const MemoryEstimate est = session->estimate_memory(r->inputs);
+  const int64_t need = est.activation_bytes;
+  if (need > budget.limit() - model.weights_bytes) {
+    return finish(r, out_of_memory("[manager] request ", r->id, " for model '", model.name, "' needs ", mib_text(need),
+                                   " of activation memory; the budget is ", mib_text(budget.limit())),
+                  Outcome::rejected, started);
+  }
+  bool reserved = config.reject_on_memory_pressure
+                      ? budget.try_charge(need)
+                      : budget.charge_wait(need, r->deadline, [&r] { return r->abort.load(); });
+  if (!reserved) {
+    if (r->abort) return finish(r, cancelled("[manager] request ", r->id, " cancelled"), Outcome::cancelled, started);
+    if (Clock::now() > r->deadline) {
+      return finish(r, deadline_exceeded("[manager] request ", r->id, " passed its deadline waiting for memory"), Outcome::timed_out, started);
+    }
+    return finish(r, out_of_memory("[manager] request ", r->id, " needs ", mib_text(need), " of activation memory, ",
+                                   mib_text(budget.available()), " of ", mib_text(budget.limit()), " available"),
+                  Outcome::rejected, started);
+  }
+  auto arena = std::make_shared<manager::RequestArena>(budget, upstream, need);
+
+  RunOptions ro;
+  ro.abort = &r->abort;
+  ro.deadline = r->deadline;
+  ro.allocator = arena;
+  std::vector<NodeProfile> profile;
+  if (!r->options.trace_path.empty()) ro.profile = &profile;
+  const auto run_start = Clock::now();
+  auto result = session->run(r->inputs, ro);
+  arena->close();
+  arena.reset();  // outputs keep their part alive and charged until the client drops them
+
+  const int64_t failovers = session->failover_count();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    int64_t& seen = model.failovers_seen[session.get()];
+    if (failovers > seen) {
+      metrics.add_failovers(model.id, failovers - seen);
+      seen = failovers;
+    }
+  }
+  if (!r->options.trace_path.empty() && result.ok()) write_trace(*r, profile, r->submitted, run_start);
+  Outcome outcome = Outcome::ok;
+  if (!result.ok()) {
+    switch (result.status().code()) {
+      case StatusCode::cancelled: outcome = Outcome::cancelled; break;
+      case StatusCode::deadline_exceeded: outcome = Outcome::timed_out; break;
+      default: outcome = Outcome::failed; break;
+    }
+  }
+  finish(r, std::move(result), outcome, started);
+}
+
+void Manager::Impl::write_trace(const Request& r, const std::vector<NodeProfile>& nodes, Clock::time_point submitted,
+                                Clock::time_point run_start) {
+  (void)r;
+  (void)nodes;
+  (void)submitted;
+  (void)run_start;
+}
+
+// ---- metrics ----
+
+void Manager::enable_metrics(bool on) { impl_->metrics.set_enabled(on); }
+
+PerformanceSummary Manager::performance_summary(std::optional<ModelId> id) const {
+  int64_t queued, running;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    queued = static_cast<int64_t>(impl_->queue.size());
+    running = impl_->running;
+  }
+  PerformanceSummary s = impl_->metrics.summary(id, queued, running);
+  if (!id) s.memory_usage_mb = mib(impl_->budget.used());
+  return s;
+}
+
+std::string Manager::metrics_text() const { return impl_->metrics.prometheus_text(); }
+
+}  // namespace orchard

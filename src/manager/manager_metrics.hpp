@@ -1,0 +1,47 @@
+// The Manager's metrics: per-model and global counters, gauges, histograms and EWMAs, exposed as a
+// PerformanceSummary and as Prometheus text. Recording is lock-free on the request path.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "orchard/manager.hpp"
+
+namespace orchard::manager {
+
+enum class Outcome : unsigned char { ok, rejected, timed_out, cancelled, failed };
+
+class ManagerMetrics {
+ public:
+  ManagerMetrics();
+  ~ManagerMetrics();
+
+  void set_enabled(bool on);
+  bool enabled() const;
+  void add_model(ModelId id, const std::string& name);
+  void remove_model(ModelId id);
+
+  // One finished request: its outcome, time queued and computing (ms), and end-to-end latency (ms).
+  void record(ModelId id, Outcome outcome, double queue_ms, double compute_ms, double total_ms);
+  void add_failovers(ModelId id, int64_t n);
+  // Gauges, set by the Manager as they change.
+  void set_queue_depth(int64_t n);
+  void set_running(int64_t n);
+  void set_memory(int64_t used_bytes, int64_t limit_bytes, int64_t model_weights_bytes);
+  void set_model_memory(ModelId id, int64_t bytes);
+  // Buffer pool statistics (hits, misses, bytes held idle).
+  void set_pool_stats(uint64_t hits, uint64_t misses, int64_t bytes_cached);
+
+  PerformanceSummary summary(std::optional<ModelId> id, int64_t queue_depth, int64_t running) const;
+  std::string prometheus_text() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::map<ModelId, std::string> names_;  // guarded by Impl::mu
+};
+
+}  // namespace orchard::manager

@@ -1,0 +1,73 @@
+// The Manager's memory budget: every byte of model weights, request reservations and tensor memory
+// handed out through a RequestArena is charged here first, and nothing is charged past the limit.
+// Layer: manager (depends on include/orchard only).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "orchard/tensor.hpp"
+
+namespace orchard::manager {
+
+class MemoryBudget {
+ public:
+  explicit MemoryBudget(int64_t limit_bytes) : limit_(limit_bytes) {}
+
+  int64_t limit() const { return limit_; }
+  int64_t used() const { return used_.load(std::memory_order_relaxed); }
+  int64_t available() const { return limit_ - used(); }
+  // Highest `used()` ever seen.
+  int64_t peak() const { return peak_.load(std::memory_order_relaxed); }
+
+  // Charges `bytes` if they fit; returns whether they did.
+  bool try_charge(int64_t bytes);
+  // Like try_charge, but waits until they fit, `deadline` passes or `stop()` returns true.
+  bool charge_wait(int64_t bytes, std::chrono::steady_clock::time_point deadline, const std::function<bool()>& stop);
+  // Returns `bytes` to the budget and wakes waiters.
+  void release(int64_t bytes);
+  // Wakes waiters so they re-check their stop condition (after a cancel).
+  void notify_all() { cv_.notify_all(); }
+
+ private:
+  const int64_t limit_;
+  std::atomic<int64_t> used_{0};
+  std::atomic<int64_t> peak_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+// Tensor memory of one request. It starts with a grant charged to the budget (the request's
+// reservation); allocations beyond the grant grow it from the budget or fail (out_of_memory for the
+// request, never for the process). close() returns the unused part of the grant when the request ends;
+// tensors still alive (the outputs handed to the client) stay charged until they are freed.
+class RequestArena final : public Allocator, public std::enable_shared_from_this<RequestArena> {
+ public:
+  // `grant` must already be charged to `budget`.
+  RequestArena(MemoryBudget& budget, std::shared_ptr<Allocator> upstream, int64_t grant)
+      : budget_(budget), upstream_(std::move(upstream)), grant_(grant) {}
+  ~RequestArena() override;
+
+  void* allocate(size_t bytes, size_t alignment) override;
+  void deallocate(void* p, size_t bytes) override;
+  // Ends the request: keeps only the bytes still in use charged.
+  void close();
+
+  int64_t in_use() const;
+  int64_t peak_in_use() const;
+
+ private:
+  MemoryBudget& budget_;
+  std::shared_ptr<Allocator> upstream_;
+  mutable std::mutex mu_;
+  int64_t grant_;
+  int64_t in_use_ = 0;
+  int64_t peak_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace orchard::manager

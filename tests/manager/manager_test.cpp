@@ -1,0 +1,325 @@
+// The Manager under load: admission, priorities, deadlines, cancellation, the memory budget (counted
+// through the allocator), unload with requests in flight, failover, and metrics after a known workload.
+#include "orchard/manager.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "testing/model_builder.hpp"
+#include "testing/test_backends.hpp"
+
+namespace orchard {
+namespace {
+
+using testing::ModelBuilder;
+constexpr int kFloat = onnx::TensorProto::FLOAT;
+
+NamedValues feed(int64_t n = 4, float v = 1.f) {
+  return {{"x", Value(Tensor::from_vector<float>({1, n}, std::vector<float>(static_cast<size_t>(n), v)))}};
+}
+
+// x -> Identity -> y, run by the GateBackend.
+std::string gate_model() {
+  ModelBuilder b;
+  b.input("x", kFloat, {1, "n"}).output("y", kFloat, {1, "n"});
+  b.node("Identity", {"x"}, {"y"});
+  return b.save(::testing::TempDir() + "gate.onnx");
+}
+
+// x -> Relu -> Sigmoid -> y (both claimed by the FaultyBackend, which fails them).
+std::string faulty_model() {
+  ModelBuilder b;
+  b.input("x", kFloat, {1, "n"}).output("y", kFloat, {1, "n"});
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Sigmoid", {"r"}, {"y"});
+  return b.save(::testing::TempDir() + "faulty.onnx");
+}
+
+// y = x + W with W float32[1, n] of `weight_floats`.
+std::string weights_model(int64_t weight_floats) {
+  ModelBuilder b;
+  b.input("x", kFloat, {1, weight_floats}).output("y", kFloat, {1, weight_floats});
+  b.initializer("w", {1, weight_floats}, 0.5f);
+  b.node("Add", {"x", "w"}, {"y"});
+  return b.save(::testing::TempDir() + "weights" + std::to_string(weight_floats) + ".onnx");
+}
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gate = std::make_shared<testing::GateBackend>();
+    runtime::set_extra_backends_for_testing({gate});
+  }
+  void TearDown() override { runtime::set_extra_backends_for_testing({}); }
+
+  std::unique_ptr<Manager> make(int slots, int queue, int64_t memory_mb = 64) {
+    ManagerConfig c;
+    c.max_concurrent_operations = slots;
+    c.max_queue_depth = queue;
+    c.memory_pool_mb = memory_mb;
+    c.intra_op_threads = 1;
+    auto m = Manager::create(c);
+    EXPECT_TRUE(m.ok()) << m.status().to_string();
+    return std::move(m).value();
+  }
+
+  std::shared_ptr<testing::GateBackend> gate;
+};
+
+TEST_F(ManagerTest, RejectsWhenSlotsAndQueueAreFull) {
+  auto m = make(/*slots=*/1, /*queue=*/2);
+  auto id = m->load_model(gate_model());
+  ASSERT_TRUE(id.ok()) << id.status().to_string();
+  auto first = m->execute(*id, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto second = m->execute(*id, feed());
+  auto third = m->execute(*id, feed());
+  auto fourth = m->execute(*id, feed());
+  ASSERT_EQ(fourth.result.wait_for(std::chrono::seconds(0)), std::future_status::ready) << "rejected at once";
+  auto rejected = fourth.result.get();
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.status().code(), StatusCode::resource_exhausted);
+  EXPECT_NE(rejected.status().message().find("queue full"), std::string::npos) << rejected.status().message();
+  EXPECT_EQ(m->performance_summary(*id).queue_depth, 2);
+  gate->open();
+  EXPECT_TRUE(first.result.get().ok());
+  EXPECT_TRUE(second.result.get().ok());
+  EXPECT_TRUE(third.result.get().ok());
+  auto s = m->performance_summary(*id);
+  EXPECT_EQ(s.ok, 3u);
+  EXPECT_EQ(s.rejected, 1u);
+  EXPECT_EQ(s.queue_depth, 0);
+}
+
+TEST_F(ManagerTest, HigherPriorityRunsFirstThenArrivalOrder) {
+  auto m = make(1, 8);
+  auto id = *m->load_model(gate_model());
+  auto blocker = m->execute(*&id, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::atomic<int> left{4};
+  auto submit = [&](const std::string& tag, int priority) {
+    InferenceOptions o;
+    o.priority = priority;
+    m->execute(id, feed(), o, [&, tag](Result<NamedValues> r) {
+      EXPECT_TRUE(r.ok());
+      std::lock_guard<std::mutex> lock(mu);
+      order.push_back(tag);
+      --left;
+    });
+  };
+  submit("low1", 0);
+  submit("low2", 0);
+  submit("high", 5);
+  submit("mid", 2);
+  gate->open();
+  ASSERT_TRUE(blocker.result.get().ok());
+  while (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(order, (std::vector<std::string>{"high", "mid", "low1", "low2"}));
+}
+
+TEST_F(ManagerTest, QueuedRequestPastDeadlineIsAnsweredWithoutRunning) {
+  auto m = make(1, 8);
+  auto id = *m->load_model(gate_model());
+  auto blocker = m->execute(id, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  InferenceOptions o;
+  o.timeout_ms = 30;
+  auto late = m->execute(id, feed(), o);
+  // Answered while the slot is still taken: the reaper, not a worker, expired it.
+  ASSERT_EQ(late.result.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto r = late.result.get();
+  EXPECT_EQ(r.status().code(), StatusCode::deadline_exceeded);
+  EXPECT_NE(r.status().message().find("in the queue"), std::string::npos) << r.status().message();
+  EXPECT_EQ(gate->entered(), 1) << "the expired request never ran";
+  gate->open();
+  EXPECT_TRUE(blocker.result.get().ok());
+  EXPECT_EQ(m->performance_summary(id).timed_out, 1u);
+}
+
+TEST_F(ManagerTest, RunningRequestStopsAtDeadlineAndReleasesMemory) {
+  auto m = make(1, 8);
+  auto id = *m->load_model(gate_model());
+  const double before = m->performance_summary().memory_usage_mb;
+  InferenceOptions o;
+  o.timeout_ms = 40;
+  auto r = m->execute(id, feed(1024), o).result.get();
+  EXPECT_EQ(r.status().code(), StatusCode::deadline_exceeded) << r.status().to_string();
+  EXPECT_DOUBLE_EQ(m->performance_summary().memory_usage_mb, before);
+  EXPECT_EQ(m->performance_summary(id).running, 0);
+}
+
+TEST_F(ManagerTest, CancelQueuedAndRunning) {
+  auto m = make(1, 8);
+  auto id = *m->load_model(gate_model());
+  auto running = m->execute(id, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto queued = m->execute(id, feed());
+  EXPECT_TRUE(m->cancel(queued.id).ok());
+  EXPECT_EQ(queued.result.get().status().code(), StatusCode::cancelled);
+  EXPECT_TRUE(m->cancel(running.id).ok());
+  EXPECT_EQ(running.result.get().status().code(), StatusCode::cancelled);
+  EXPECT_EQ(m->cancel(running.id).code(), StatusCode::not_found);
+  auto s = m->performance_summary(id);
+  EXPECT_EQ(s.cancelled, 2u);
+  EXPECT_EQ(s.running, 0);
+  gate->open();
+  EXPECT_TRUE(m->execute(id, feed()).result.get().ok()) << "the slot was released";
+}
+
+TEST_F(ManagerTest, RefusesModelThatDoesNotFit) {
+  auto m = make(1, 8, /*memory_mb=*/1);
+  auto id = m->load_model(weights_model(512 * 1024));  // 2 MiB of weights
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), StatusCode::out_of_memory);
+  EXPECT_NE(id.status().message().find("MiB"), std::string::npos) << id.status().message();
+  EXPECT_NE(id.status().message().find("available"), std::string::npos) << id.status().message();
+  EXPECT_TRUE(m->load_model(weights_model(1024)).ok()) << "a small one still fits";
+}
+
+TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
+  ManagerConfig c;
+  c.max_concurrent_operations = 2;
+  c.memory_pool_mb = 2;
+  c.reject_on_memory_pressure = true;
+  c.intra_op_threads = 1;
+  auto m = std::move(Manager::create(c)).value();
+  auto id = *m->load_model(gate_model());
+  // 1 Mi floats: its 4 MiB output can never fit a 2 MiB budget.
+  auto huge = m->execute(id, feed(1 << 20)).result.get();
+  EXPECT_EQ(huge.status().code(), StatusCode::out_of_memory);
+  EXPECT_NE(huge.status().message().find("4.0 MiB"), std::string::npos) << huge.status().message();
+  // 1.5 MiB held by a running request; another 1 MiB does not fit now: rejected at once under this policy.
+  auto holder = m->execute(id, feed(384 * 1024));
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto pressed = m->execute(id, feed(256 * 1024)).result.get();
+  EXPECT_EQ(pressed.status().code(), StatusCode::out_of_memory) << pressed.status().to_string();
+  EXPECT_NE(pressed.status().message().find("available"), std::string::npos);
+  gate->open();
+  EXPECT_TRUE(holder.result.get().ok());
+  EXPECT_TRUE(m->execute(id, feed(256 * 1024)).result.get().ok()) << "fits once the memory is back";
+  EXPECT_EQ(m->performance_summary(id).rejected, 2u);
+}
+
+// Counts live and peak bytes of every allocation that reaches it.
+class CountingAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes, size_t alignment) override {
+    const int64_t now = live_.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
+    int64_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+    return default_allocator().allocate(bytes, alignment);
+  }
+  void deallocate(void* p, size_t bytes) override {
+    live_.fetch_sub(static_cast<int64_t>(bytes));
+    default_allocator().deallocate(p, bytes);
+  }
+  int64_t live() const { return live_.load(); }
+  int64_t peak() const { return peak_.load(); }
+
+ private:
+  std::atomic<int64_t> live_{0}, peak_{0};
+};
+
+TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
+  auto counting = std::make_shared<CountingAllocator>();
+  ManagerConfig c;
+  c.max_concurrent_operations = 4;
+  c.max_queue_depth = 64;
+  c.memory_pool_mb = 3;
+  c.allocator = counting;
+  c.intra_op_threads = 1;
+  auto m = std::move(Manager::create(c)).value();
+  // y = x + W over 256 Ki floats: every request needs 1 MiB of output; 4 at once would need 4 MiB.
+  auto id = *m->load_model(weights_model(256 * 1024));
+  const int64_t weights = int64_t{1} << 20;
+  std::vector<Manager::Pending> pending;
+  for (int i = 0; i < 24; ++i) pending.push_back(m->execute(id, {{"x", Value(Tensor::zeros(DType::float32, {1, 256 * 1024}))}}));
+  int ok = 0;
+  for (auto& p : pending) {
+    auto r = p.result.get();  // outputs are dropped at once, returning their memory
+    if (r.ok()) ++ok;
+  }
+  EXPECT_EQ(ok, 24) << "requests wait for memory instead of failing";
+  EXPECT_GT(counting->peak(), 0);
+  EXPECT_LE(counting->peak() + weights, int64_t{3} << 20) << "request tensors + weights stayed within the 3 MiB budget";
+  EXPECT_EQ(counting->live(), 0);
+}
+
+TEST_F(ManagerTest, UnloadWaitsForRequestsInFlight) {
+  auto m = make(1, 8);
+  auto id = *m->load_model(gate_model());
+  auto running = m->execute(id, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto queued = m->execute(id, feed());
+  std::atomic<bool> unloaded{false};
+  std::thread unloader([&] {
+    EXPECT_TRUE(m->unload_model(id).ok());
+    unloaded = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_FALSE(unloaded) << "unload waits while requests are in flight";
+  EXPECT_EQ(m->execute(id, feed()).result.get().status().code(), StatusCode::not_found) << "no new requests while unloading";
+  gate->open();
+  EXPECT_TRUE(running.result.get().ok());
+  EXPECT_TRUE(queued.result.get().ok());
+  unloader.join();
+  EXPECT_TRUE(unloaded);
+  EXPECT_EQ(m->execute(id, feed()).result.get().status().code(), StatusCode::not_found);
+  EXPECT_EQ(m->unload_model(id).code(), StatusCode::not_found);
+}
+
+TEST(ManagerFailover, FailingBackendHandsNodesToCpu) {
+  auto faulty = std::make_shared<testing::FaultyBackend>();
+  runtime::set_extra_backends_for_testing({faulty});
+  ManagerConfig c;
+  c.max_concurrent_operations = 1;
+  c.intra_op_threads = 1;
+  auto m = std::move(Manager::create(c)).value();
+  auto id = m->load_model(faulty_model());
+  ASSERT_TRUE(id.ok()) << id.status().to_string();
+  auto r = m->execute(*id, {{"x", Value(Tensor::from_vector<float>({1, 2}, {-1.f, 0.f}))}}).result.get();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_FLOAT_EQ((*r)[0].second.tensor().data<float>()[0], 0.5f);  // sigmoid(relu(-1))
+  EXPECT_EQ(m->performance_summary(*id).failovers, 2u) << "Sigmoid at compile time, Relu at run time";
+  EXPECT_EQ(faulty->runs(), 1);
+  ASSERT_TRUE(m->execute(*id, {{"x", Value(Tensor::from_vector<float>({1, 2}, {1.f, 2.f}))}}).result.get().ok());
+  EXPECT_EQ(faulty->runs(), 1) << "the failover is remembered";
+  EXPECT_EQ(m->performance_summary(*id).failovers, 2u);
+  runtime::set_extra_backends_for_testing({});
+}
+
+TEST_F(ManagerTest, MetricsAfterAKnownWorkload) {
+  gate->open();
+  auto m = make(2, 8);
+  auto id = *m->load_model(gate_model(), LoadOptions{"gate_model", {}});
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->execute(id, feed()).result.get().ok());
+  NamedValues bad{{"x", Value(Tensor::zeros(DType::int32, {1, 4}))}};
+  EXPECT_EQ(m->execute(id, bad).result.get().status().code(), StatusCode::invalid_argument);
+  auto s = m->performance_summary(id);
+  EXPECT_EQ(s.ok, 5u);
+  EXPECT_EQ(s.failed, 1u);
+  EXPECT_GT(s.latency_ms, 0.0);
+  EXPECT_GE(s.latency_p99_ms, s.latency_p50_ms);
+  const std::string text = m->metrics_text();
+  EXPECT_NE(text.find("model=\"gate_model\""), std::string::npos) << text;
+  EXPECT_NE(text.find("outcome=\"ok\"} 5"), std::string::npos) << text;
+}
+
+TEST(ManagerConfig, RejectsBadConfig) {
+  ManagerConfig c;
+  c.memory_pool_mb = 0;
+  EXPECT_EQ(Manager::create(c).status().code(), StatusCode::invalid_argument);
+  c.memory_pool_mb = 16;
+  c.max_queue_depth = -1;
+  EXPECT_EQ(Manager::create(c).status().code(), StatusCode::invalid_argument);
+}
+
+}  // namespace
+}  // namespace orchard
