@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <bit>
 #include <new>
+#include <thread>
 #include <utility>
 
 #include "core/logging.hpp"
-#include "core/thread_pool.hpp"
 
 namespace orchard {
 
@@ -20,7 +20,7 @@ constexpr size_t kMaxPooledLimit = size_t{1} << 40;
 std::atomic<size_t> g_next_thread_slot{0};
 thread_local const size_t t_thread_slot = g_next_thread_slot.fetch_add(1, std::memory_order_relaxed);
 
-size_t default_shards() { return static_cast<size_t>(std::min(ThreadPool::hardware_threads(), 8)); }
+size_t default_shards() { return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8); }
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 #include "core/buffer_pool.hpp"
+#include "core/logging.hpp"
 
 #include <gtest/gtest.h>
 
@@ -357,6 +358,26 @@ TEST(BufferPool, TensorCreateThroughThePool) {
   EXPECT_GE(pool.stats().hits, 1u);
   auto empty = Tensor::create(DType::float32, Shape{0, 4}, pool);
   ASSERT_TRUE(empty.ok());
+}
+
+TEST(BufferPool, DestroyedWhileInUseWarns) {
+  CountingAllocator up;  // frees what the pool leaks, at the end of the test
+  std::vector<LogRecord> records;
+  const LogLevel saved = log_level();
+  set_log_level(LogLevel::warn);
+  set_log_sink([&](const LogRecord& r) { records.push_back(r); });
+  {
+    BufferPool pool(up);
+    pool.deallocate(pool.allocate(100, 64), 100);
+    (void)pool.allocate(1000, 64);
+  }
+  set_log_sink({});
+  set_log_level(saved);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].component, "buffer_pool");
+  ASSERT_EQ(records[0].fields.size(), 1u);
+  EXPECT_EQ(records[0].fields[0].value, "1024");
+  EXPECT_EQ(up.outstanding(), 1024u);  // the idle buffer went back; the one in use could not
 }
 
 TEST(BufferPoolConcurrency, AnotherThreadReusesFreedBuffers) {
