@@ -23,7 +23,8 @@ using RequestId = uint64_t;
 struct ManagerConfig {
   int max_concurrent_operations = 0;  // requests running at once; 0: one per core
   int max_queue_depth = 64;           // requests waiting for a slot; a request beyond it is rejected at once
-  int64_t memory_pool_mb = 1024;      // budget for weights, reservations and request tensors
+  int64_t memory_pool_mb = 1024;      // budget for weights, reservations and request tensors (1/8 of it is
+                                      // set aside for the buffer pool's idle buffers)
   int64_t default_timeout_ms = 0;     // deadline of requests that set none; 0: no deadline
   bool metrics_enabled = true;
   // A request whose activation reservation does not fit now: false waits (until its deadline) for
@@ -31,7 +32,7 @@ struct ManagerConfig {
   bool reject_on_memory_pressure = false;
   int intra_op_threads = 0;                 // size of the one intra-op pool all models share; 0: one per core
   std::vector<std::string> backend_chain;   // default backend preference of loaded models; empty: platform chain
-  // Where request tensor memory comes from, after the budget has charged it. Null: the Manager's buffer pool.
+  // Where the Manager's buffer pool gets request tensor memory from. Null: the process allocator.
   std::shared_ptr<Allocator> allocator;
 };
 

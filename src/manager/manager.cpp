@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "core/buffer_pool.hpp"
+#include "core/logging.hpp"
 #include "manager/manager_metrics.hpp"
 #include "manager/memory_budget.hpp"
 
@@ -19,6 +21,9 @@ using manager::Outcome;
 namespace {
 
 constexpr int64_t kMiB = int64_t{1} << 20;
+// Share of the budget set aside for the buffer pool's idle buffers, so that pooled memory in use plus
+// memory held idle never passes the configured budget.
+constexpr int64_t kPoolCacheShare = 8;
 
 double mib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(kMiB); }
 
@@ -73,8 +78,9 @@ struct QueueOrder {
 struct Manager::Impl {
   ManagerConfig config;
   std::shared_ptr<ThreadPool> pool;
+  int64_t pool_cache_bytes;
   manager::MemoryBudget budget;
-  std::shared_ptr<Allocator> upstream;
+  std::shared_ptr<BufferPool> buffer_pool;
   manager::ManagerMetrics metrics;
 
   mutable std::mutex mu;
@@ -94,9 +100,13 @@ struct Manager::Impl {
   std::thread reaper;
 
   explicit Impl(const ManagerConfig& c)
-      : config(c),
-        budget(c.memory_pool_mb * kMiB),
-        upstream(c.allocator ? c.allocator : std::shared_ptr<Allocator>(&default_allocator(), [](Allocator*) {})) {}
+      : config(c), pool_cache_bytes(c.memory_pool_mb * kMiB / kPoolCacheShare), budget(c.memory_pool_mb * kMiB - pool_cache_bytes) {
+    // The pool keeps its upstream alive: request tensors may outlive the Manager.
+    std::shared_ptr<Allocator> upstream = c.allocator ? c.allocator : std::shared_ptr<Allocator>(&default_allocator(), [](Allocator*) {});
+    BufferPoolOptions po;
+    po.max_cached_bytes = static_cast<size_t>(pool_cache_bytes);
+    buffer_pool = std::shared_ptr<BufferPool>(new BufferPool(*upstream, po), [upstream](BufferPool* p) { delete p; });
+  }
 
   void worker_loop();
   void reaper_loop();
@@ -449,7 +459,10 @@ void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
                                    mib_text(budget.available()), " of ", mib_text(budget.limit()), " available"),
                   Outcome::rejected, started);
   }
-  auto arena = std::make_shared<manager::RequestArena>(budget, upstream, need);
+  const size_t pooled_max = BufferPoolOptions{}.max_pooled_bytes;
+  auto arena = std::make_shared<manager::RequestArena>(budget, buffer_pool, need, [pooled_max](size_t bytes) {
+    return bytes <= pooled_max ? BufferPool::size_class_bytes(bytes) : bytes;
+  });
 
   RunOptions ro;
   ro.abort = &r->abort;
@@ -468,8 +481,12 @@ void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
     int64_t& seen = model.failovers_seen[session.get()];
     if (failovers > seen) {
       metrics.add_failovers(model.id, failovers - seen);
+      log_once("failover:" + model.name, LogLevel::warn, "manager", "nodes moved to the next backend after a failure",
+               {{"model", model.name}, {"failovers", failovers}});
       seen = failovers;
     }
+    const auto ps = buffer_pool->stats();
+    metrics.set_pool_stats(ps.hits, ps.misses, static_cast<int64_t>(ps.bytes_cached));
   }
   if (!r->options.trace_path.empty() && result.ok()) write_trace(*r, profile, r->submitted, run_start);
   Outcome outcome = Outcome::ok;

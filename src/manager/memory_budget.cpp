@@ -42,7 +42,7 @@ RequestArena::~RequestArena() {
 }
 
 void* RequestArena::allocate(size_t bytes, size_t alignment) {
-  const int64_t n = static_cast<int64_t>(bytes);
+  const int64_t n = charged_bytes(bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (in_use_ + n > grant_) {
@@ -58,9 +58,13 @@ void* RequestArena::allocate(size_t bytes, size_t alignment) {
   return p;
 }
 
+int64_t RequestArena::charged_bytes(size_t bytes) const {
+  return static_cast<int64_t>(charge_rounding_ ? charge_rounding_(bytes) : bytes);
+}
+
 void RequestArena::deallocate(void* p, size_t bytes) {
   if (p != nullptr) upstream_->deallocate(p, bytes);
-  const int64_t n = static_cast<int64_t>(bytes);
+  const int64_t n = charged_bytes(bytes);
   std::lock_guard<std::mutex> lock(mu_);
   in_use_ -= n;
   if (closed_) {  // after the request: the grant shrinks with its outputs

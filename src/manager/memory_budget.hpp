@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -48,8 +49,10 @@ class MemoryBudget {
 class RequestArena final : public Allocator, public std::enable_shared_from_this<RequestArena> {
  public:
   // `grant` must already be charged to `budget`.
-  RequestArena(MemoryBudget& budget, std::shared_ptr<Allocator> upstream, int64_t grant)
-      : budget_(budget), upstream_(std::move(upstream)), grant_(grant) {}
+  // `charge_rounding` maps a request size to the bytes upstream really spends on it (a pool's size class).
+  RequestArena(MemoryBudget& budget, std::shared_ptr<Allocator> upstream, int64_t grant,
+               std::function<size_t(size_t)> charge_rounding = {})
+      : budget_(budget), upstream_(std::move(upstream)), charge_rounding_(std::move(charge_rounding)), grant_(grant) {}
   ~RequestArena() override;
 
   void* allocate(size_t bytes, size_t alignment) override;
@@ -61,8 +64,11 @@ class RequestArena final : public Allocator, public std::enable_shared_from_this
   int64_t peak_in_use() const;
 
  private:
+  int64_t charged_bytes(size_t bytes) const;
+
   MemoryBudget& budget_;
   std::shared_ptr<Allocator> upstream_;
+  std::function<size_t(size_t)> charge_rounding_;
   mutable std::mutex mu_;
   int64_t grant_;
   int64_t in_use_ = 0;

@@ -3,10 +3,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "cli.hpp"
 #include "orchard/io.hpp"
+#include "orchard/manager.hpp"
 
 namespace fs = std::filesystem;
 
@@ -36,13 +38,22 @@ operators (subgraphs included), and the number and size of its parameters.
 constexpr const char* kBenchHelp = R"(usage: orchard bench MODEL [options]
 
 Runs MODEL on seeded random inputs: warm-up runs, then timed runs; prints median, p90 and min latency.
+With --concurrency, drives a Manager from N client threads instead (M requests in all) and prints
+throughput, latency percentiles and the requests by outcome (ok, rejected, timed out, cancelled, failed).
 
 options:
-  --warmup N     untimed runs first (default 3)
-  --runs N       timed runs (default 20)
-  --threads N    intra-op threads (default: one per core)
-  --dim SYMBOL=N size of symbolic dim SYMBOL (default 1); repeatable
-  --backend B    run on backend B only
+  --warmup N        untimed runs first (default 3)
+  --runs N          timed runs (default 20)
+  --threads N       intra-op threads (default: one per core)
+  --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
+  --backend B       run on backend B only
+Manager mode:
+  --concurrency N   client threads submitting requests
+  --requests M      requests in all (default 100)
+  --slots S         requests running at once (default: one per core)
+  --queue-depth Q   requests waiting before rejection (default 64)
+  --memory-mb MB    memory budget (default 1024)
+  --timeout-ms T    deadline of each request (default: none)
 )";
 
 bool parse_dims(const Args& args, std::map<std::string, int64_t>& dims, std::string& error) {
@@ -182,8 +193,80 @@ int cmd_inspect(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
+// orchard bench --concurrency: N client threads, each submitting its share of M requests and waiting
+// for each answer before the next (closed loop), against one Manager.
+int bench_manager(Args& args, const std::string& model, const SessionOptions& options, const std::map<std::string, int64_t>& dims) {
+  ManagerConfig config;
+  config.max_concurrent_operations = static_cast<int>(args.get_int("slots", 0));
+  config.max_queue_depth = static_cast<int>(args.get_int("queue-depth", 64));
+  config.memory_pool_mb = args.get_int("memory-mb", 1024);
+  config.intra_op_threads = options.intra_op_threads;
+  config.backend_chain = options.backend_preference;
+  const int64_t clients = args.get_int("concurrency", 1), requests = args.get_int("requests", 100);
+  InferenceOptions io;
+  io.timeout_ms = args.get_int("timeout-ms", 0);
+  if (!args.ok()) return usage_error("bench", args.error());
+  if (clients < 1 || requests < 1 || io.timeout_ms < 0) {
+    return usage_error("bench", "--concurrency and --requests must be >= 1, --timeout-ms >= 0");
+  }
+  auto manager = Manager::create(config);
+  if (!manager.ok()) return usage_error("bench", manager.status().message());
+  auto id = (*manager)->load_model(model);
+  if (!id.ok()) {
+    std::fprintf(stderr, "orchard bench: %s\n", id.status().to_string().c_str());
+    return kExitFailure;
+  }
+  auto session = (*manager)->session(*id);
+  auto inputs = random_inputs(**session, dims, 42);
+  if (!inputs.ok()) {
+    std::fprintf(stderr, "orchard bench: %s\n", inputs.status().to_string().c_str());
+    return kExitFailure;
+  }
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(clients));
+  std::map<std::string, int64_t> errors;  // first message of each failure code
+  std::mutex mu;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int64_t c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int64_t i = c; i < requests; i += clients) {
+        const auto start = std::chrono::steady_clock::now();
+        auto r = (*manager)->execute(*id, *inputs, io).result.get();
+        if (r.ok()) {
+          latencies[static_cast<size_t>(c)].push_back(ms_since(start));
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          errors[std::string(status_code_name(r.status().code()))]++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double wall_s = ms_since(t0) / 1e3;
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * static_cast<double>(all.size())))]; };
+  const PerformanceSummary s = (*manager)->performance_summary(*id);
+  std::printf("model: %s  clients: %lld  requests: %lld  slots: %d  queue depth: %d  memory: %lld MiB\n", model.c_str(),
+              static_cast<long long>(clients), static_cast<long long>(requests), config.max_concurrent_operations > 0 ? config.max_concurrent_operations : ThreadPool::default_threads(),
+              config.max_queue_depth, static_cast<long long>(config.memory_pool_mb));
+  std::printf("throughput %.1f requests/s over %.2f s\n", static_cast<double>(all.size()) / wall_s, wall_s);
+  std::printf("latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   max %.3f ms\n", pct(0.5), pct(0.9), pct(0.99), all.empty() ? 0.0 : all.back());
+  std::printf("outcomes: ok %llu  rejected %llu  timed out %llu  cancelled %llu  failed %llu\n",
+              static_cast<unsigned long long>(s.ok), static_cast<unsigned long long>(s.rejected),
+              static_cast<unsigned long long>(s.timed_out), static_cast<unsigned long long>(s.cancelled),
+              static_cast<unsigned long long>(s.failed));
+  for (const auto& [code, n] : errors) std::printf("  %s: %lld\n", code.c_str(), static_cast<long long>(n));
+  return s.failed ? kExitFailure : 0;
+}
+
+}  // namespace
+
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend"}, {});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -196,6 +279,7 @@ int cmd_bench(int argc, char** argv) {
   if (!parse_dims(args, dims, err)) return usage_error("bench", err);
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
+  if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);
   auto session = load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard bench: %s\n", session.status().to_string().c_str());
@@ -220,7 +304,7 @@ int cmd_bench(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   auto pct = [&](double p) { return times[std::min(times.size() - 1, static_cast<size_t>(p * static_cast<double>(times.size())))]; };
   std::printf("model: %s  threads: %d  runs: %lld\n", args.positionals()[0].c_str(),
-              options.intra_op_threads > 0 ? options.intra_op_threads : static_cast<int>(std::thread::hardware_concurrency()), static_cast<long long>(runs));
+              options.intra_op_threads > 0 ? options.intra_op_threads : ThreadPool::default_threads(), static_cast<long long>(runs));
   std::printf("median %.3f ms   p90 %.3f ms   min %.3f ms\n", pct(0.5), pct(0.9), times.front());
   return 0;
 }
