@@ -372,6 +372,10 @@ void Manager::Impl::finish(const std::shared_ptr<Request>& r, Result<NamedValues
   {
     std::lock_guard<std::mutex> lock(mu);
     active.erase(r->id);
+    if (r->running) {  // the slot is free before the client hears back
+      r->running = false;
+      --running;
+    }
     if (r->model && --r->model->in_flight == 0) unload_cv.notify_all();
     update_gauges_locked();
   }
@@ -421,10 +425,8 @@ void Manager::Impl::worker_loop() {
     ++running;
     update_gauges_locked();
     lock.unlock();
-    run_request(r);
+    run_request(r);  // finish() frees the slot
     lock.lock();
-    --running;
-    update_gauges_locked();
   }
 }
 

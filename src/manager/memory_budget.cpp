@@ -19,15 +19,26 @@ bool MemoryBudget::charge_wait(int64_t bytes, std::chrono::steady_clock::time_po
                                const std::function<bool()>& stop) {
   if (bytes > limit_) return false;
   std::unique_lock<std::mutex> lock(mu_);
+  if (waiters_.empty() && try_charge(bytes)) return true;
+  // Waiters are served in arrival order, so a large request is not starved by a stream of small ones.
+  const auto me = waiters_.insert(waiters_.end(), bytes);
+  bool charged = false;
   for (;;) {
-    if (try_charge(bytes)) return true;
-    if (stop && stop()) return false;
+    if (waiters_.begin() == me && try_charge(bytes)) {
+      charged = true;
+      break;
+    }
+    if (stop && stop()) break;
     if (deadline == std::chrono::steady_clock::time_point::max()) {
       cv_.wait(lock);
     } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      return try_charge(bytes);
+      charged = waiters_.begin() == me && try_charge(bytes);
+      break;
     }
   }
+  waiters_.erase(me);
+  cv_.notify_all();  // the next waiter may now be at the front
+  return charged;
 }
 
 void MemoryBudget::release(int64_t bytes) {

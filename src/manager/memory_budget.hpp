@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 
@@ -27,7 +28,8 @@ class MemoryBudget {
 
   // Charges `bytes` if they fit; returns whether they did.
   bool try_charge(int64_t bytes);
-  // Like try_charge, but waits until they fit, `deadline` passes or `stop()` returns true.
+  // Like try_charge, but waits until they fit, `deadline` passes or `stop()` returns true. Waiters are
+  // served first come, first served.
   bool charge_wait(int64_t bytes, std::chrono::steady_clock::time_point deadline, const std::function<bool()>& stop);
   // Returns `bytes` to the budget and wakes waiters.
   void release(int64_t bytes);
@@ -40,6 +42,7 @@ class MemoryBudget {
   std::atomic<int64_t> peak_{0};
   std::mutex mu_;
   std::condition_variable cv_;
+  std::list<int64_t> waiters_;  // bytes of each charge_wait caller, in arrival order
 };
 
 // Tensor memory of one request. It starts with a grant charged to the budget (the request's
