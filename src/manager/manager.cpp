@@ -12,6 +12,7 @@
 #include "core/logging.hpp"
 #include "manager/manager_metrics.hpp"
 #include "manager/memory_budget.hpp"
+#include "orchard/trace.hpp"
 
 namespace orchard {
 
@@ -504,10 +505,12 @@ void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
 
 void Manager::Impl::write_trace(const Request& r, const std::vector<NodeProfile>& nodes, Clock::time_point submitted,
                                 Clock::time_point run_start) {
-  (void)r;
-  (void)nodes;
-  (void)submitted;
-  (void)run_start;
+  TraceInfo info;
+  info.name = "request " + std::to_string(r.id);
+  info.queue_wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(run_start - submitted).count();
+  info.args = {{"model", r.model->name}, {"request", std::to_string(r.id)}, {"priority", std::to_string(r.options.priority)}};
+  Status st = write_chrome_trace(r.options.trace_path, nodes, info);
+  if (!st.ok()) log(LogLevel::warn, "manager", "cannot write request trace", {{"request", static_cast<int64_t>(r.id)}, {"error", st.message()}});
 }
 
 // ---- metrics ----

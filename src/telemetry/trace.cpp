@@ -1,5 +1,7 @@
 #include "telemetry/trace.hpp"
 
+#include "orchard/trace.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -151,3 +153,19 @@ Status TraceWriter::write(const std::filesystem::path& path) const {
 }
 
 }  // namespace orchard::telemetry
+
+namespace orchard {
+
+Status write_chrome_trace(const std::filesystem::path& path, std::span<const NodeProfile> nodes, const TraceInfo& info) {
+  telemetry::RequestTraceOptions o;
+  o.run_start_ns = info.queue_wait_ns;
+  if (info.queue_wait_ns > 0) o.queue_wait = telemetry::TraceInterval{0, info.queue_wait_ns};
+  o.request_name = info.name;
+  o.request_args = info.args;
+  telemetry::TraceWriter writer;
+  writer.set_process_name(1, "orchard");
+  writer.add_profile(nodes, o);
+  return writer.write(path);
+}
+
+}  // namespace orchard

@@ -9,6 +9,7 @@
 #include "cli.hpp"
 #include "orchard/io.hpp"
 #include "orchard/manager.hpp"
+#include "orchard/trace.hpp"
 
 namespace fs = std::filesystem;
 
@@ -25,6 +26,7 @@ options:
                       are filled with seeded random values
   --dim SYMBOL=N      size of symbolic dim SYMBOL for random inputs (default 1); repeatable
   --output-dir DIR    write each output to DIR/<name>.pb
+  --profile FILE      write a Chrome trace of the run (one event per node; open in ui.perfetto.dev)
   --threads N         intra-op threads (default: one per core)
   --backend B         run on backend B only
 )";
@@ -82,12 +84,14 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "threads", "backend"}, {});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend"}, {});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
   }
   SessionOptions options = session_options(args);
+  const std::string profile_path = args.get("profile");
+  options.profiling = !profile_path.empty();
   std::map<std::string, int64_t> dims;
   std::string err;
   if (!args.ok()) return usage_error("run", args.error());
@@ -136,8 +140,11 @@ int cmd_run(int argc, char** argv) {
       if (n == info.name) feed.emplace_back(n, v);
     }
   }
+  std::vector<NodeProfile> profile;
+  RunOptions run_options;
+  if (options.profiling) run_options.profile = &profile;
   const auto t0 = std::chrono::steady_clock::now();
-  auto outputs = (*session)->run(feed);
+  auto outputs = (*session)->run(feed, run_options);
   const double ms = ms_since(t0);
   if (!outputs.ok()) {
     std::fprintf(stderr, "orchard run: %s\n", outputs.status().to_string().c_str());
@@ -156,6 +163,16 @@ int cmd_run(int argc, char** argv) {
     }
   }
   std::printf("latency: %.3f ms\n", ms);
+  if (!profile_path.empty()) {
+    TraceInfo info;
+    info.args = {{"model", args.positionals()[0]}};
+    Status st = write_chrome_trace(profile_path, profile, info);
+    if (!st.ok()) {
+      std::fprintf(stderr, "orchard run: %s\n", st.to_string().c_str());
+      return kExitFailure;
+    }
+    std::printf("trace: %s (%zu nodes)\n", profile_path.c_str(), profile.size());
+  }
   return 0;
 }
 
