@@ -101,12 +101,14 @@ def value(name, elem, shape):
     return helper.make_tensor_value_info(name, elem, shape)
 
 
-def save(name, g, opset, inputs, outputs, data_sets, doc):
-    """Writes <name>/model.onnx and its data sets (list of {input name: array})."""
-    graph = helper.make_graph(g.nodes, "main_graph", inputs, outputs, g.inits)
+def save(name, g, opset, inputs, outputs, data_sets, doc, extra_inputs=()):
+    """Writes <name>/model.onnx and its data sets (list of {input name: array}). extra_inputs: graph
+    inputs with an initializer (not fed by the data sets), as keep_initializers_as_inputs=True writes."""
+    graph = helper.make_graph(g.nodes, "main_graph", inputs + list(extra_inputs), outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="pytorch", producer_version="2.1.0", doc_string=doc)
-    model.ir_version = 7 if opset <= 13 else 8
+                              producer_name="pytorch", producer_version="1.8.0" if opset < 13 else "2.1.0",
+                              doc_string=doc)
+    model.ir_version = 6 if opset < 13 else 7 if opset == 13 else 8
     model = onnx.shape_inference.infer_shapes(model)  # the exporter also writes value_info
     onnx.checker.check_model(model, full_check=True)
     out = os.path.join(HERE, name)
@@ -530,8 +532,32 @@ def misc_exported_ops():
          "exporter idioms: Split, Expand(-1), dynamic Slice, flip, Range, CumSum, Clip, ReduceL2, Tile, Einsum, TopK")
 
 
+def mlp_legacy_export():
+    """What older exporters wrote (opset 11, IR 6, keep_initializers_as_inputs=True): every initializer
+    is also a graph input, Identity for an aliased tensor, opset-11 attribute forms (Unsqueeze/Squeeze/
+    Split/ReduceSum axes as attributes), Clip min/max inputs, LogSoftmax."""
+    g = Graph(10)
+    x = g.gemm("input", "/fc1", "fc1", 20, 16)
+    x = g.op("Relu", [x], "/relu")
+    x = g.op("Identity", [x], "")
+    h = g.op("Clip", [x, g.const(0.0, ""), g.const(6.0, "")], "")
+    a, b = g.op("Split", [h], "", outputs=2, axis=1, split=[10, 6])
+    b = g.op("Squeeze", [g.op("Unsqueeze", [b], "", axes=[1])], "", axes=[1])
+    s = g.op("ReduceSum", [b], "", axes=[1], keepdims=1)
+    a = g.op("Mul", [a, g.op("Sigmoid", [s], "")], "")
+    x = g.gemm(a, "/fc2", "fc2", 10, 5)
+    g.op("LogSoftmax", [x], "", outputs=["log_probs"], axis=1)
+    r = np.random.default_rng(101)
+    inputs = [value("input", F32, ["batch_size", 20])]
+    inputs += [value(t.name, t.data_type, list(t.dims)) for t in g.inits]
+    data = [{"input": r.standard_normal((4, 20)).astype(np.float32)},
+            {"input": r.standard_normal((1, 20)).astype(np.float32)}]
+    save("mlp_legacy_export", g, 11, inputs[:1], [value("log_probs", F32, ["batch_size", 5])], data,
+         "opset 11 MLP with initializers listed as graph inputs", extra_inputs=inputs[1:])
+
+
 MODELS = [cnn_resnet_block, transformer_encoder_ln, transformer_encoder_decomposed, lstm_classifier, lstm_packed,
-          gru_classifier, conv1d_audio, unet_small, misc_exported_ops]
+          gru_classifier, conv1d_audio, unet_small, misc_exported_ops, mlp_legacy_export]
 
 if __name__ == "__main__":
     wanted = set(sys.argv[1:])

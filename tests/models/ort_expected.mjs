@@ -139,7 +139,7 @@ function numbered(dir, prefix) {
 
 async function run(dir) {
   const session = await ort.InferenceSession.create(path.join(dir, 'model.onnx'),
-    { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
+    { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1, logSeverityLevel: 3 });
   const sets = numbered(dir, 'test_data_set_');
   for (const set of sets) {
     const feeds = {};
