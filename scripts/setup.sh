@@ -24,7 +24,8 @@ fi
 
 host_pkgs=(cmake ninja-build g++ clang make pkg-config
   libonnx-dev libprotobuf-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libonnx-testdata python3-onnx python3-numpy python3-sklearn)
+  libonnx-testdata python3-onnx python3-numpy python3-sklearn
+  prometheus)  # promtool checks the metrics exposition format in a test
 arm64_host_pkgs=(g++-aarch64-linux-gnu qemu-user)
 arm64_pkgs=(libonnx-dev:arm64 libprotobuf-dev:arm64 libgtest-dev:arm64)
 

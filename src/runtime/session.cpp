@@ -5,6 +5,7 @@
 #include "onnx/importer.hpp"
 #include "orchard/session.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/graph_optimizer.hpp"
 
 namespace orchard {
 
@@ -98,9 +99,13 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
     return false;
   };
   ORCHARD_ASSIGN_OR_RETURN(impl->model, load(import_options));
+  fill_model_info(impl->model, impl->info);  // before optimization: describes the model as written
+  if (options.optimization != OptimizationLevel::none) {
+    ORCHARD_ASSIGN_OR_RETURN(auto stats, runtime::optimize_graph(*impl->model.graph, impl->chain));
+    (void)stats;
+  }
   ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr));
   impl->pool = std::make_unique<ThreadPool>(options.intra_op_threads);
-  fill_model_info(impl->model, impl->info);
   impl->allocator = options.allocator ? options.allocator : &default_allocator();
   return impl;
 }

@@ -1,9 +1,549 @@
-// conv kernels (see families.hpp).
+// Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv (1-D to N-D spatial, groups).
+// Conv lowers each (image, group) to im2col + GEMM (1x1 stride-1 kernels skip im2col; 2-D depthwise
+// convolutions run directly). ConvTranspose is GEMM + col2im. Float16 computes in float; the integer
+// convolutions compute exactly in float64 after subtracting zero points.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/gemm.hpp"
 #include "backends/cpu/kernel_util.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
-std::span<const KernelDef> conv_kernels() { return {}; }
+namespace {
+
+// ---- geometry ------------------------------------------------------------------------------------
+
+struct ConvGeom {
+  int64_t N = 0, C = 0, M = 0, group = 1;  // batch, input channels, output channels, groups
+  std::vector<int64_t> in, kernel, out, stride, dilation, pad_begin, pad_end;  // per spatial dim
+  int64_t in_size = 1, out_size = 1, kernel_size = 1;
+  size_t rank() const { return in.size(); }
+  int64_t c_per_group() const { return C / group; }
+  int64_t m_per_group() const { return M / group; }
+  void finish() {
+    in_size = out_size = kernel_size = 1;
+    for (size_t d = 0; d < in.size(); ++d) {
+      in_size *= in[d];
+      out_size *= out[d];
+      kernel_size *= kernel[d];
+    }
+  }
+};
+
+// floor(a / b) for b > 0.
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Reads strides/dilations/pads/kernel_shape/group for a node whose weight has spatial dims
+// `w_spatial` and whose input has spatial dims `x_spatial`.
+Status read_common(const graph::Node& node, const std::vector<int64_t>& w_spatial, ConvGeom& g) {
+  const size_t r = w_spatial.size();
+  g.kernel = node.attr_ints("kernel_shape", w_spatial);
+  if (g.kernel != w_spatial) {
+    return invalid_argument("kernel_shape ", Shape(g.kernel).to_string(), " does not match the weight's spatial dims ",
+                            Shape(w_spatial).to_string());
+  }
+  g.stride = node.attr_ints("strides", std::vector<int64_t>(r, 1));
+  g.dilation = node.attr_ints("dilations", std::vector<int64_t>(r, 1));
+  std::vector<int64_t> pads = node.attr_ints("pads", std::vector<int64_t>(2 * r, 0));
+  if (g.stride.size() != r || g.dilation.size() != r || pads.size() != 2 * r) {
+    return invalid_argument("strides, dilations and pads must have ", r, ", ", r, " and ", 2 * r,
+                            " values for a ", r, "-D convolution");
+  }
+  for (size_t d = 0; d < r; ++d) {
+    if (g.stride[d] < 1 || g.dilation[d] < 1 || g.kernel[d] < 1 || pads[d] < 0 || pads[d + r] < 0) {
+      return invalid_argument("strides, dilations and kernel dims must be positive and pads non-negative");
+    }
+  }
+  g.pad_begin.assign(pads.begin(), pads.begin() + static_cast<std::ptrdiff_t>(r));
+  g.pad_end.assign(pads.begin() + static_cast<std::ptrdiff_t>(r), pads.end());
+  g.group = node.attr_int("group", 1);
+  if (g.group < 1) return invalid_argument("group ", g.group, " must be positive");
+  return Status::OK();
+}
+
+// Geometry of Conv/ConvInteger/QLinearConv for input x [N, C, D...] and weight w [M, C/group, k...].
+Result<ConvGeom> conv_geometry(const graph::Node& node, const Shape& x, const Shape& w) {
+  if (x.rank() < 3 || w.rank() != x.rank()) {
+    return invalid_argument("input ", x.to_string(), " and weight ", w.to_string(),
+                            " must have the same rank, at least 3");
+  }
+  ConvGeom g;
+  const size_t r = x.rank() - 2;
+  ORCHARD_RETURN_IF_ERROR(read_common(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
+  g.N = x[0];
+  g.C = x[1];
+  g.M = w[0];
+  if (g.C != w[1] * g.group || g.M % g.group != 0) {
+    return invalid_argument("input channels ", g.C, " and weight ", w.to_string(), " do not match group ", g.group);
+  }
+  g.in.assign(x.begin() + 2, x.end());
+  g.out.resize(r);
+  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  for (size_t d = 0; d < r; ++d) {
+    const int64_t eff_k = (g.kernel[d] - 1) * g.dilation[d] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      g.out[d] = (g.in[d] + g.stride[d] - 1) / g.stride[d];
+      const int64_t total = std::max<int64_t>(0, (g.out[d] - 1) * g.stride[d] + eff_k - g.in[d]);
+      const int64_t small = total / 2;
+      g.pad_begin[d] = auto_pad == "SAME_UPPER" ? small : total - small;
+      g.pad_end[d] = total - g.pad_begin[d];
+    } else {
+      if (auto_pad == "VALID") g.pad_begin[d] = g.pad_end[d] = 0;
+      else if (auto_pad != "NOTSET") return invalid_argument("auto_pad '", auto_pad, "' is not supported");
+      const int64_t span = g.in[d] + g.pad_begin[d] + g.pad_end[d] - eff_k;
+      if (span < 0) {
+        return invalid_argument("kernel extent ", eff_k, " exceeds padded input size ",
+                                g.in[d] + g.pad_begin[d] + g.pad_end[d], " in spatial dim ", d);
+      }
+      g.out[d] = span / g.stride[d] + 1;
+    }
+  }
+  g.finish();
+  return g;
+}
+
+// Geometry of ConvTranspose for x [N, C, D...] and w [C, M/group, k...]; g.in is the input's spatial
+// size (the small side), g.out the output's.
+Result<ConvGeom> conv_transpose_geometry(const graph::Node& node, const Shape& x, const Shape& w) {
+  if (x.rank() < 3 || w.rank() != x.rank()) {
+    return invalid_argument("input ", x.to_string(), " and weight ", w.to_string(),
+                            " must have the same rank, at least 3");
+  }
+  ConvGeom g;
+  const size_t r = x.rank() - 2;
+  ORCHARD_RETURN_IF_ERROR(read_common(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
+  g.N = x[0];
+  g.C = x[1];
+  if (w[0] != g.C || g.C % g.group != 0) {
+    return invalid_argument("input channels ", g.C, " and weight ", w.to_string(), " do not match group ", g.group);
+  }
+  g.M = w[1] * g.group;
+  g.in.assign(x.begin() + 2, x.end());
+  g.out.resize(r);
+  const std::vector<int64_t> out_pad = node.attr_ints("output_padding", std::vector<int64_t>(r, 0));
+  std::vector<int64_t> out_shape = node.attr_ints("output_shape");
+  if (out_shape.size() == r + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  if (out_pad.size() != r || (!out_shape.empty() && out_shape.size() != r)) {
+    return invalid_argument("output_padding and output_shape must have ", r, " values");
+  }
+  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") {
+    return invalid_argument("auto_pad '", auto_pad, "' is not supported");
+  }
+  const bool same = auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER";
+  for (size_t d = 0; d < r; ++d) {
+    const int64_t eff_k = (g.kernel[d] - 1) * g.dilation[d] + 1;
+    const int64_t full = g.stride[d] * (g.in[d] - 1) + out_pad[d] + eff_k;
+    if (!out_shape.empty() || same) {
+      g.out[d] = out_shape.empty() ? g.in[d] * g.stride[d] : out_shape[d];
+      const int64_t total = full - g.out[d];
+      const int64_t half = floor_div(total, 2);
+      if (auto_pad == "SAME_UPPER") {
+        g.pad_begin[d] = half;
+        g.pad_end[d] = total - half;
+      } else {
+        g.pad_begin[d] = total - half;
+        g.pad_end[d] = half;
+      }
+    } else {
+      if (auto_pad == "VALID") g.pad_begin[d] = g.pad_end[d] = 0;
+      g.out[d] = full - g.pad_begin[d] - g.pad_end[d];
+    }
+    if (g.out[d] < 0) return invalid_argument("output size ", g.out[d], " in spatial dim ", d, " is negative");
+  }
+  g.finish();
+  return g;
+}
+
+// ---- im2col / col2im -----------------------------------------------------------------------------
+
+// Writes the column matrix [(channels * kernel_size) x out_size] of x [channels, in...]: row (c, k)
+// holds the input value each output position sees through kernel offset k (0 in the padding).
+template <class C>
+void im2col(const ConvGeom& g, const C* x, int64_t channels, C* cols, ThreadPool& pool) {
+  const size_t r = g.rank();
+  const int64_t rows_per_out = g.out_size / g.out[r - 1];
+  const int64_t ow = g.out[r - 1], iw = g.in[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
+  std::vector<int64_t> in_strides(r, 1);
+  for (size_t d = r - 1; d-- > 0;) in_strides[d] = in_strides[d + 1] * g.in[d + 1];
+  const int64_t rows = channels * g.kernel_size;
+  pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.out_size)), [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> kidx(r), oidx(r);
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t c = row / g.kernel_size;
+      int64_t k = row % g.kernel_size;
+      for (size_t d = r; d-- > 0;) {
+        kidx[d] = k % g.kernel[d];
+        k /= g.kernel[d];
+      }
+      const C* xc = x + c * g.in_size;
+      C* dst = cols + row * g.out_size;
+      std::fill(oidx.begin(), oidx.end(), 0);
+      const int64_t kx_off = kidx[r - 1] * dw - pw;
+      // Valid output range along the last dim: 0 <= ox*sw + kx_off < iw.
+      int64_t lo = kx_off >= 0 ? 0 : (-kx_off + sw - 1) / sw;
+      int64_t hi = iw - kx_off <= 0 ? 0 : (iw - kx_off + sw - 1) / sw;
+      lo = std::min(lo, ow);
+      hi = std::min(std::max(hi, lo), ow);
+      for (int64_t orow = 0; orow < rows_per_out; ++orow) {
+        // Outer coordinates of this output row.
+        int64_t off = 0;
+        bool valid = true;
+        int64_t t = orow;
+        for (size_t d = r - 1; d-- > 0;) {
+          const int64_t o = t % g.out[d];
+          t /= g.out[d];
+          const int64_t ic = o * g.stride[d] - g.pad_begin[d] + kidx[d] * g.dilation[d];
+          if (ic < 0 || ic >= g.in[d]) {
+            valid = false;
+            break;
+          }
+          off += ic * in_strides[d];
+        }
+        C* out = dst + orow * ow;
+        if (!valid) {
+          std::fill(out, out + ow, C(0));
+          continue;
+        }
+        const C* src = xc + off + kx_off;
+        std::fill(out, out + lo, C(0));
+        if (sw == 1) {
+          std::copy(src + lo, src + hi, out + lo);
+        } else {
+          for (int64_t o = lo; o < hi; ++o) out[o] = src[o * sw];
+        }
+        std::fill(out + hi, out + ow, C(0));
+      }
+    }
+  });
+}
+
+// Adds cols [(channels * kernel_size) x in_size] into y [channels, out...] (the transpose of im2col, with
+// g.in the columns' spatial grid and g.out the image's).
+template <class C>
+void col2im(const ConvGeom& g, const C* cols, int64_t channels, C* y, ThreadPool& pool) {
+  const size_t r = g.rank();
+  const int64_t rows_per_in = g.in_size / g.in[r - 1];
+  const int64_t iw = g.in[r - 1], ow = g.out[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
+  std::vector<int64_t> out_strides(r, 1);
+  for (size_t d = r - 1; d-- > 0;) out_strides[d] = out_strides[d + 1] * g.out[d + 1];
+  // Parallel over output channels: each channel's kernel rows add into its own image only.
+  pool.parallel_for(channels, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<int64_t> kidx(r);
+    for (int64_t c = c0; c < c1; ++c) {
+      C* yc = y + c * g.out_size;
+      for (int64_t kk = 0; kk < g.kernel_size; ++kk) {
+        int64_t k = kk;
+        for (size_t d = r; d-- > 0;) {
+          kidx[d] = k % g.kernel[d];
+          k /= g.kernel[d];
+        }
+        const C* src = cols + (c * g.kernel_size + kk) * g.in_size;
+        const int64_t kx_off = kidx[r - 1] * dw - pw;
+        // Valid input range along the last dim: 0 <= ix*sw + kx_off < ow.
+        int64_t lo = kx_off >= 0 ? 0 : (-kx_off + sw - 1) / sw;
+        int64_t hi = ow - kx_off <= 0 ? 0 : (ow - kx_off + sw - 1) / sw;
+        lo = std::min(lo, iw);
+        hi = std::min(std::max(hi, lo), iw);
+        for (int64_t irow = 0; irow < rows_per_in; ++irow) {
+          int64_t off = 0;
+          bool valid = true;
+          int64_t t = irow;
+          for (size_t d = r - 1; d-- > 0;) {
+            const int64_t i = t % g.in[d];
+            t /= g.in[d];
+            const int64_t oc = i * g.stride[d] - g.pad_begin[d] + kidx[d] * g.dilation[d];
+            if (oc < 0 || oc >= g.out[d]) {
+              valid = false;
+              break;
+            }
+            off += oc * out_strides[d];
+          }
+          if (!valid) continue;
+          const C* s = src + irow * iw;
+          C* dst = yc + off + kx_off;
+          for (int64_t i = lo; i < hi; ++i) dst[i * sw] += s[i];
+        }
+      }
+    }
+  });
+}
+
+// ---- compute cores -------------------------------------------------------------------------------
+
+template <class C>
+void gemm_c(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const C* A, int64_t lda, const C* B, int64_t ldb,
+            C beta, C* Y, int64_t ldc, ThreadPool* pool) {
+  if constexpr (std::is_same_v<C, float>) gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, Y, ldc, pool);
+  else gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, Y, ldc, pool);
+}
+
+// Direct 2-D depthwise convolution (one input channel per group): y[m] = sum w[m] * x[m / mult].
+template <class C>
+void depthwise_2d(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool) {
+  const int64_t mult = g.m_per_group();
+  const int64_t ih = g.in[0], iw = g.in[1], oh = g.out[0], ow = g.out[1];
+  const int64_t kh = g.kernel[0], kw = g.kernel[1], sh = g.stride[0], sw = g.stride[1];
+  const int64_t dh = g.dilation[0], dw = g.dilation[1], ph = g.pad_begin[0], pw = g.pad_begin[1];
+  const int64_t planes = g.N * g.M;
+  pool.parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / g.M, m = p % g.M, c = m / mult;
+      const C* xc = x + (n * g.C + c) * g.in_size;
+      const C* wm = w + m * kh * kw;
+      C* yp = y + p * g.out_size;
+      std::fill(yp, yp + g.out_size, bias ? bias[m] : C(0));
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        C* yrow = yp + oy * ow;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * sh - ph + ky * dh;
+          if (iy < 0 || iy >= ih) continue;
+          const C* xrow = xc + iy * iw;
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const C wv = wm[ky * kw + kx];
+            const int64_t off = kx * dw - pw;
+            int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+            int64_t hi = iw - off <= 0 ? 0 : (iw - off + sw - 1) / sw;
+            lo = std::min(lo, ow);
+            hi = std::min(std::max(hi, lo), ow);
+            const C* src = xrow + off;
+            if (sw == 1) {
+              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * src[ox];
+            } else {
+              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * src[ox * sw];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// y [N, M, out...] = conv(x [N, C, in...], w [M, C/group, k...]) + bias [M] (bias may be null).
+template <class C>
+void conv_core(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool) {
+  if (g.N == 0 || g.M == 0 || g.out_size == 0) return;
+  const int64_t cg = g.c_per_group(), mg = g.m_per_group();
+  if (g.rank() == 2 && cg == 1 && g.group > 1) {
+    depthwise_2d(g, x, w, bias, y, pool);
+    return;
+  }
+  bool direct = true;  // 1x1, stride 1, no padding: the image itself is the column matrix
+  for (size_t d = 0; d < g.rank(); ++d) {
+    direct = direct && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
+  }
+  const int64_t K = cg * g.kernel_size;
+  std::vector<C> cols(direct ? 0 : static_cast<size_t>(K * g.out_size));
+  for (int64_t n = 0; n < g.N; ++n) {
+    for (int64_t gi = 0; gi < g.group; ++gi) {
+      const C* xg = x + (n * g.C + gi * cg) * g.in_size;
+      const C* wg = w + gi * mg * K;
+      C* yg = y + (n * g.M + gi * mg) * g.out_size;
+      if (bias != nullptr) {
+        for (int64_t m = 0; m < mg; ++m) std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size, bias[gi * mg + m]);
+      }
+      const C* b = xg;
+      if (!direct) {
+        im2col(g, xg, cg, cols.data(), pool);
+        b = cols.data();
+      }
+      gemm_c<C>(false, false, mg, g.out_size, K, wg, K, b, g.out_size, bias ? C(1) : C(0), yg, g.out_size, &pool);
+    }
+  }
+}
+
+// y [N, M, out...] = conv_transpose(x [N, C, in...], w [C, M/group, k...]) + bias [M].
+template <class C>
+void conv_transpose_core(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool) {
+  if (g.N == 0 || g.M == 0) return;
+  const int64_t cg = g.c_per_group(), mg = g.m_per_group();
+  const int64_t rows = mg * g.kernel_size;
+  std::vector<C> cols(static_cast<size_t>(rows * g.in_size));
+  for (int64_t n = 0; n < g.N; ++n) {
+    for (int64_t gi = 0; gi < g.group; ++gi) {
+      const C* xg = x + (n * g.C + gi * cg) * g.in_size;
+      const C* wg = w + gi * cg * rows;
+      C* yg = y + (n * g.M + gi * mg) * g.out_size;
+      for (int64_t m = 0; m < mg; ++m) {
+        std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size, bias ? bias[gi * mg + m] : C(0));
+      }
+      if (g.in_size == 0) continue;
+      // cols = w_g^T x_g: [(M/g * k) x C/g] times [C/g x in_size].
+      gemm_c<C>(true, false, rows, g.in_size, cg, wg, rows, xg, g.in_size, C(0), cols.data(), g.in_size, &pool);
+      col2im(g, cols.data(), mg, yg, pool);
+    }
+  }
+}
+
+// ---- float kernels -------------------------------------------------------------------------------
+
+Shape out_shape_of(const ConvGeom& g) {
+  Shape s{g.N, g.M};
+  for (int64_t d : g.out) s.push_back(d);
+  return s;
+}
+
+template <class T>
+std::vector<compute_t<T>> to_compute(const Tensor& t) {
+  std::vector<compute_t<T>> v(static_cast<size_t>(t.numel()));
+  const T* p = t.data<T>();
+  for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = load(p[i]);
+  return v;
+}
+
+template <bool Transpose>
+Status conv_float(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, ctx.input_tensor(1));
+  const Tensor* b = nullptr;
+  if (ctx.has_input(2)) {
+    ORCHARD_ASSIGN_OR_RETURN(b, ctx.input_tensor(2));
+  }
+  if (w->dtype() != x->dtype() || (b && b->dtype() != x->dtype())) {
+    return invalid_argument("X, W and B must share an element type, got ", x->description(), ", ", w->description());
+  }
+  ConvGeom g;
+  if constexpr (Transpose) {
+    ORCHARD_ASSIGN_OR_RETURN(g, conv_transpose_geometry(ctx.node(), x->shape(), w->shape()));
+  } else {
+    ORCHARD_ASSIGN_OR_RETURN(g, conv_geometry(ctx.node(), x->shape(), w->shape()));
+  }
+  if (b && b->numel() != g.M) return invalid_argument("bias has ", b->numel(), " values for ", g.M, " output channels");
+  return dispatch<kFloats>(x->dtype(), ctx.node().op_type, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    using C = compute_t<T>;
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out_shape_of(g)));
+    auto run = [&](const C* px, const C* pw, const C* pb, C* py) {
+      if constexpr (Transpose) conv_transpose_core<C>(g, px, pw, pb, py, ctx.pool());
+      else conv_core<C>(g, px, pw, pb, py, ctx.pool());
+    };
+    if constexpr (std::is_same_v<T, C>) {
+      run(x->data<T>(), w->data<T>(), b ? b->data<T>() : nullptr, y.data<T>());
+    } else {
+      const auto xs = to_compute<T>(*x), ws = to_compute<T>(*w);
+      const auto bs = b ? to_compute<T>(*b) : std::vector<C>();
+      std::vector<C> ys(static_cast<size_t>(y.numel()));
+      run(xs.data(), ws.data(), b ? bs.data() : nullptr, ys.data());
+      T* o = y.data<T>();
+      for (int64_t i = 0; i < y.numel(); ++i) o[i] = store<T>(ys[static_cast<size_t>(i)]);
+    }
+    return Status::OK();
+  });
+}
+
+Status conv(OpContext& ctx) { return conv_float<false>(ctx); }
+Status conv_transpose(OpContext& ctx) { return conv_float<true>(ctx); }
+
+// ---- integer kernels -----------------------------------------------------------------------------
+
+bool is_8bit(DType t) { return t == DType::uint8 || t == DType::int8; }
+
+// A zero point or scale that is per tensor (one value) or per output channel (M values).
+Result<std::vector<double>> per_channel(const OpContext& ctx, size_t input, const char* what, int64_t M, double fallback,
+                                        bool allow_per_channel) {
+  if (!ctx.has_input(input)) return std::vector<double>(static_cast<size_t>(M), fallback);
+  const Tensor& t = ctx.input(input);
+  if (t.numel() == 1) return std::vector<double>(static_cast<size_t>(M), element_as_double(t, 0));
+  if (!allow_per_channel || t.numel() != M) {
+    return invalid_argument(what, " of shape ", t.shape().to_string(), " must be a scalar",
+                            allow_per_channel ? " or have one value per output channel" : "");
+  }
+  std::vector<double> v(static_cast<size_t>(M));
+  for (int64_t i = 0; i < M; ++i) v[static_cast<size_t>(i)] = element_as_double(t, i);
+  return v;
+}
+
+// Computes the exact integer convolution of (x - x_zp) and (w - w_zp[m]), plus `bias`, into `acc`.
+Result<ConvGeom> integer_conv(OpContext& ctx, const Tensor& x, const Tensor& w, double x_zp,
+                              const std::vector<double>& w_zp, const Tensor* bias, std::vector<double>& acc) {
+  if (!is_8bit(x.dtype()) || !is_8bit(w.dtype())) {
+    return unsupported(ctx.node().op_type, ": x and w must be int8 or uint8, got ", x.description(), " and ",
+                       w.description());
+  }
+  ORCHARD_ASSIGN_OR_RETURN(ConvGeom g, conv_geometry(ctx.node(), x.shape(), w.shape()));
+  std::vector<double> xd(static_cast<size_t>(x.numel())), wd(static_cast<size_t>(w.numel()));
+  for (int64_t i = 0; i < x.numel(); ++i) xd[static_cast<size_t>(i)] = element_as_double(x, i) - x_zp;
+  const int64_t per_m = g.M ? w.numel() / g.M : 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    wd[static_cast<size_t>(i)] = element_as_double(w, i) - w_zp[static_cast<size_t>(i / per_m)];
+  }
+  std::vector<double> bd;
+  if (bias != nullptr) {
+    if (bias->numel() != g.M) return invalid_argument("B has ", bias->numel(), " values for ", g.M, " output channels");
+    bd.resize(static_cast<size_t>(g.M));
+    for (int64_t i = 0; i < g.M; ++i) bd[static_cast<size_t>(i)] = element_as_double(*bias, i);
+  }
+  acc.assign(static_cast<size_t>(g.N * g.M * g.out_size), 0.0);
+  conv_core<double>(g, xd.data(), wd.data(), bias ? bd.data() : nullptr, acc.data(), ctx.pool());
+  return g;
+}
+
+Status conv_integer(OpContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, ctx.input_tensor(1));
+  double x_zp = 0;
+  if (ctx.has_input(2)) {
+    if (ctx.input(2).numel() != 1) return invalid_argument("x_zero_point must be a scalar");
+    x_zp = element_as_double(ctx.input(2), 0);
+  }
+  if (w->rank() < 3) return invalid_argument("w must have rank >= 3, got ", w->description());
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<double> w_zp, per_channel(ctx, 3, "w_zero_point", w->dim(0), 0.0, true));
+  std::vector<double> acc;
+  ORCHARD_ASSIGN_OR_RETURN(ConvGeom g, integer_conv(ctx, *x, *w, x_zp, w_zp, nullptr, acc));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::int32, out_shape_of(g)));
+  int32_t* o = y.data<int32_t>();
+  for (int64_t i = 0; i < y.numel(); ++i) o[i] = static_cast<int32_t>(static_cast<int64_t>(acc[static_cast<size_t>(i)]));
+  return Status::OK();
+}
+
+Status qlinear_conv(OpContext& ctx) {
+  for (size_t i = 0; i < 8; ++i) {
+    if (!ctx.has_input(i)) return invalid_argument("input ", i, " is required");
+  }
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(3);
+  const Tensor& y_zp = ctx.input(7);
+  if (!is_8bit(y_zp.dtype())) return unsupported("QLinearConv: y_zero_point must be int8 or uint8, got ", y_zp.description());
+  if (ctx.input(1).numel() != 1 || ctx.input(2).numel() != 1 || ctx.input(6).numel() != 1 || y_zp.numel() != 1) {
+    return invalid_argument("x_scale, x_zero_point, y_scale and y_zero_point must be scalars");
+  }
+  const Tensor* bias = ctx.has_input(8) ? &ctx.input(8) : nullptr;
+  if (bias && bias->dtype() != DType::int32) return invalid_argument("B must be int32, got ", bias->description());
+  if (w.rank() < 3) return invalid_argument("w must have rank >= 3, got ", w.description());
+  const int64_t M = w.dim(0);
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<double> w_zp, per_channel(ctx, 5, "w_zero_point", M, 0.0, true));
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<double> w_scale, per_channel(ctx, 4, "w_scale", M, 1.0, true));
+  std::vector<double> acc;
+  ORCHARD_ASSIGN_OR_RETURN(ConvGeom g, integer_conv(ctx, x, w, element_as_double(ctx.input(2), 0), w_zp, bias, acc));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, y_zp.dtype(), out_shape_of(g)));
+  const float x_scale = static_cast<float>(element_as_double(ctx.input(1), 0));
+  const float y_scale = static_cast<float>(element_as_double(ctx.input(6), 0));
+  const double zero = element_as_double(y_zp, 0);
+  const double lo = y_zp.dtype() == DType::uint8 ? 0 : -128, hi = y_zp.dtype() == DType::uint8 ? 255 : 127;
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const int64_t m = (i / g.out_size) % g.M;
+    const float multiplier = x_scale * static_cast<float>(w_scale[static_cast<size_t>(m)]) / y_scale;
+    const double v = std::nearbyint(static_cast<float>(acc[static_cast<size_t>(i)]) * multiplier) + zero;
+    const double q = std::min(hi, std::max(lo, v));
+    if (y_zp.dtype() == DType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(q);
+    else y.data<int8_t>()[i] = static_cast<int8_t>(q);
+  }
+  return Status::OK();
+}
+
+constexpr KernelDef kKernels[] = {
+    {"", "Conv", 1, kLatest, stateless<conv>},
+    {"", "ConvTranspose", 1, kLatest, stateless<conv_transpose>},
+    {"", "ConvInteger", 10, kLatest, stateless<conv_integer>},
+    {"", "QLinearConv", 10, kLatest, stateless<qlinear_conv>},
+};
+
+}  // namespace
+
+std::span<const KernelDef> conv_kernels() { return kKernels; }
 
 }  // namespace orchard::cpu::reference

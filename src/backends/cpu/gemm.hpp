@@ -1,0 +1,22 @@
+// Dense matrix multiply for CPU kernels (MatMul, Gemm, Conv via im2col, RNNs, ...).
+// Layer: backends/cpu. Portable C++ written for auto-vectorisation; ISA-specific variants may replace
+// the micro-kernel later (reference/gemm.cpp stays the oracle).
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.hpp"
+
+namespace orchard::cpu {
+
+// C = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is MxK (A is KxM when trans_a), op(B) is
+// KxN (B is NxK when trans_b); lda/ldb/ldc are row strides in elements. When beta == 0, C is not read
+// (it may hold NaNs). `pool` may be null (single-threaded). Sizes of 0 are allowed.
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              const float* B, int64_t ldb, float beta, float* C, int64_t ldc, ThreadPool* pool);
+
+// The float64 version of gemm_f32 (same contract).
+void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+              int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc, ThreadPool* pool);
+
+}  // namespace orchard::cpu

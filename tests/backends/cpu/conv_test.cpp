@@ -1,0 +1,137 @@
+#include <random>
+
+#include "backends/op_harness.hpp"
+
+namespace orchard::testing {
+namespace {
+
+Tensor run1(const OpCase& c) {
+  auto y = run_op(c);
+  EXPECT_TRUE(y.ok()) << y.status().to_string();
+  return y.ok() ? (*y)[0].tensor() : Tensor();
+}
+
+// Direct convolution for float inputs of rank 4 (oracle for im2col + GEMM, groups, strides, pads).
+Tensor naive_conv2d(const Tensor& x, const Tensor& w, int64_t group, std::vector<int64_t> s, std::vector<int64_t> p,
+                    std::vector<int64_t> d) {
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), M = w.dim(0), KH = w.dim(2), KW = w.dim(3);
+  const int64_t OH = (H + p[0] + p[2] - ((KH - 1) * d[0] + 1)) / s[0] + 1;
+  const int64_t OW = (W + p[1] + p[3] - ((KW - 1) * d[1] + 1)) / s[1] + 1;
+  Tensor y = Tensor::zeros(DType::float32, Shape{N, M, OH, OW});
+  const int64_t cg = C / group, mg = M / group;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          double acc = 0;
+          for (int64_t c = 0; c < cg; ++c)
+            for (int64_t ky = 0; ky < KH; ++ky)
+              for (int64_t kx = 0; kx < KW; ++kx) {
+                const int64_t iy = oy * s[0] - p[0] + ky * d[0], ix = ox * s[1] - p[1] + kx * d[1];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const int64_t ci = (m / mg) * cg + c;
+                acc += x.data<float>()[((n * C + ci) * H + iy) * W + ix] * w.data<float>()[((m * cg + c) * KH + ky) * KW + kx];
+              }
+          y.data<float>()[((n * M + m) * OH + oy) * OW + ox] = static_cast<float>(acc);
+        }
+  return y;
+}
+
+Tensor random_tensor(Shape s, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  Tensor t = Tensor::empty(DType::float32, s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
+
+TEST(Conv, MatchesDirectConvolution) {
+  struct Case {
+    int64_t C, M, group, k;
+    std::vector<int64_t> s, p, d;
+  };
+  const Case cases[] = {
+      {3, 4, 1, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},  // plain 3x3
+      {4, 6, 2, 3, {2, 1}, {0, 1, 2, 0}, {1, 2}},  // groups, strides, asymmetric pads, dilation
+      {5, 5, 5, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},  // depthwise
+      {4, 8, 4, 3, {2, 2}, {1, 0, 1, 0}, {1, 1}},  // depthwise with multiplier 2, strided
+      {6, 3, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},  // 1x1 (no im2col)
+  };
+  unsigned seed = 1;
+  for (const Case& c : cases) {
+    Tensor x = random_tensor({2, c.C, 7, 9}, seed++);
+    Tensor w = random_tensor({c.M, c.C / c.group, c.k, c.k}, seed++);
+    auto y = run1(OpCase("Conv", 11)
+                      .input("x", x)
+                      .input("w", w)
+                      .attr("group", c.group)
+                      .attr("strides", c.s)
+                      .attr("pads", c.p)
+                      .attr("dilations", c.d));
+    expect_tensor_near(y, naive_conv2d(x, w, c.group, c.s, c.p, c.d), 1e-4, 1e-5);
+  }
+}
+
+TEST(Conv, BiasAndSameUpper1D) {
+  Tensor x = Tensor::from_vector<float>({1, 1, 4}, {1, 2, 3, 4});
+  Tensor w = Tensor::from_vector<float>({1, 1, 2}, {1, 1});
+  Tensor b = Tensor::from_vector<float>({1}, {10});
+  // SAME_UPPER, stride 1, kernel 2: one pad at the end.
+  expect_tensor_near(run1(OpCase("Conv", 11).input("x", x).input("w", w).input("b", b).attr("auto_pad", std::string("SAME_UPPER"))),
+                     Tensor::from_vector<float>({1, 1, 4}, {13, 15, 17, 14}));
+  expect_tensor_near(run1(OpCase("Conv", 11).input("x", x).input("w", w).input("b", b).attr("auto_pad", std::string("SAME_LOWER"))),
+                     Tensor::from_vector<float>({1, 1, 4}, {11, 13, 15, 17}));
+}
+
+TEST(Conv, RejectsChannelMismatch) {
+  Tensor x = Tensor::zeros(DType::float32, Shape{1, 3, 4, 4});
+  Tensor w = Tensor::zeros(DType::float32, Shape{2, 2, 3, 3});
+  auto y = run_op(OpCase("Conv", 11).input("x", x).input("w", w));
+  ASSERT_FALSE(y.ok());
+  EXPECT_NE(y.status().message().find("do not match group"), std::string::npos) << y.status().message();
+}
+
+TEST(ConvTranspose, StridesOutputPaddingAndGroups) {
+  Tensor x = Tensor::from_vector<float>({1, 1, 2}, {1, 2});
+  Tensor w = Tensor::from_vector<float>({1, 1, 3}, {1, 1, 1});
+  // stride 2: positions 0..2 get 1, positions 2..4 get 2; output_padding adds one zero at the end.
+  expect_tensor_near(run1(OpCase("ConvTranspose", 11).input("x", x).input("w", w).attr("strides", std::vector<int64_t>{2}).attr("output_padding", std::vector<int64_t>{1})),
+                     Tensor::from_vector<float>({1, 1, 6}, {1, 1, 3, 2, 2, 0}));
+  // pads crop the ends.
+  expect_tensor_near(run1(OpCase("ConvTranspose", 11).input("x", x).input("w", w).attr("strides", std::vector<int64_t>{2}).attr("pads", std::vector<int64_t>{1, 1})),
+                     Tensor::from_vector<float>({1, 1, 3}, {1, 3, 2}));
+  // Two groups, one channel each, with bias.
+  Tensor x2 = Tensor::from_vector<float>({1, 2, 1}, {1, 2});
+  Tensor w2 = Tensor::from_vector<float>({2, 1, 2}, {1, 2, 3, 4});
+  Tensor b2 = Tensor::from_vector<float>({2}, {0.5f, -1});
+  expect_tensor_near(run1(OpCase("ConvTranspose", 11).input("x", x2).input("w", w2).input("b", b2).attr("group", int64_t{2})),
+                     Tensor::from_vector<float>({1, 2, 2}, {1.5f, 2.5f, 5, 7}));
+}
+
+TEST(ConvInteger, SubtractsZeroPointsIncludingPadding) {
+  Tensor x = Tensor::from_vector<uint8_t>({1, 1, 3}, {2, 3, 4});
+  Tensor w = Tensor::from_vector<uint8_t>({1, 1, 2}, {1, 2});
+  // x - 1 = [1,2,3], padded with zeros: [0,1,2,3,0] * [1,2]
+  expect_tensor_near(run1(OpCase("ConvInteger", 10).input("x", x).input("w", w).input("xz", Tensor::scalar<uint8_t>(1)).attr("pads", std::vector<int64_t>{1, 1})),
+                     Tensor::from_vector<int32_t>({1, 1, 4}, {2, 5, 8, 3}));
+}
+
+TEST(QLinearConv, PerChannelScaleAndBias) {
+  Tensor x = Tensor::from_vector<uint8_t>({1, 1, 2}, {10, 20});
+  Tensor w = Tensor::from_vector<int8_t>({2, 1, 1}, {1, -2});
+  auto c = OpCase("QLinearConv", 10)
+               .input("x", x)
+               .input("xs", Tensor::scalar<float>(0.5f))
+               .input("xz", Tensor::scalar<uint8_t>(0))
+               .input("w", w)
+               .input("ws", Tensor::from_vector<float>({2}, {1.0f, 0.5f}))
+               .input("wz", Tensor::from_vector<int8_t>({2}, {0, 0}))
+               .input("ys", Tensor::scalar<float>(1.0f))
+               .input("yz", Tensor::scalar<int8_t>(0))
+               .input("b", Tensor::from_vector<int32_t>({2}, {1, 0}));
+  // channel 0: (x*1 + 1) * 0.5 = [5.5, 10.5] -> [6, 10]; channel 1: x*-2 * 0.25 = [-5, -10]
+  expect_tensor_near(run1(c), Tensor::from_vector<int8_t>({1, 2, 2}, {6, 10, -5, -10}));
+}
+
+}  // namespace
+}  // namespace orchard::testing
