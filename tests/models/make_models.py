@@ -556,8 +556,67 @@ def mlp_legacy_export():
          "opset 11 MLP with initializers listed as graph inputs", extra_inputs=inputs[1:])
 
 
+def mobilenet_v3_block():
+    """MobileNetV2/V3 pieces at sizes past the GEMM block sizes: stem Conv stride 2 with HardSwish,
+    inverted residual (1x1 expand, depthwise 3x3 stride 2, squeeze-excite GlobalAveragePool/Conv/Relu/
+    Conv/HardSigmoid/Mul, 1x1 project), ReLU6 as Clip(0, 6), a 3x3 Conv with 32 input channels (im2col
+    K = 288), residual Add, head."""
+    g = Graph(11)
+    x = g.conv("input", "/features/features.0/features.0.0", "features.0.0", 3, 16, 3, stride=2, pad=1, bias=False)
+    x = g.bn(x, "/features/features.0/features.0.1", "features.0.1", 16)
+    x = g.op("HardSwish", [x], "/features/features.0/features.0.2")
+    s, p = "/features/features.1/block", "features.1.block"
+    y = g.conv(x, f"{s}/block.0/block.0.0", f"{p}.0.0", 16, 64, 1, bias=False)
+    y = g.op("Clip", [g.bn(y, f"{s}/block.0/block.0.1", f"{p}.0.1", 64), g.const(0.0, s), g.const(6.0, s)],
+             f"{s}/block.0/block.0.2")
+    y = g.conv(y, f"{s}/block.1/block.1.0", f"{p}.1.0", 64, 64, 3, stride=2, pad=1, groups=64, bias=False)
+    y = g.op("HardSwish", [g.bn(y, f"{s}/block.1/block.1.1", f"{p}.1.1", 64)], f"{s}/block.1/block.1.2")
+    se = g.op("GlobalAveragePool", [y], f"{s}/block.2/avgpool")
+    se = g.op("Relu", [g.conv(se, f"{s}/block.2/fc1", f"{p}.2.fc1", 64, 16, 1)], f"{s}/block.2/relu")
+    se = g.op("HardSigmoid", [g.conv(se, f"{s}/block.2/fc2", f"{p}.2.fc2", 16, 64, 1)], f"{s}/block.2/scale_activation",
+              alpha=1.0 / 6, beta=0.5)
+    y = g.op("Mul", [se, y], f"{s}/block.2")
+    y = g.conv(y, f"{s}/block.3/block.3.0", f"{p}.3.0", 64, 32, 1, bias=False)
+    x = g.bn(y, f"{s}/block.3/block.3.1", f"{p}.3.1", 32)
+    s = "/features/features.2"
+    y = g.conv(x, f"{s}/conv", "features.2.conv", 32, 32, 3, pad=1)
+    y = g.op("Clip", [y, g.const(0.0, s), g.const(6.0, s)], s)
+    x = g.op("Add", [x, y], s)
+    x = g.op("GlobalAveragePool", [x], "/avgpool")
+    x = g.op("Flatten", [x], "", axis=1)
+    x = g.op("HardSwish", [g.gemm(x, "/classifier/classifier.0", "classifier.0", 32, 24)], "/classifier/classifier.1")
+    g.gemm(x, "/classifier/classifier.3", "classifier.3", 24, 10)
+    g.nodes[-1].output[0] = "logits"
+    r = np.random.default_rng(111)
+    save("mobilenet_v3_block", g, 14,
+         [value("input", F32, ["batch_size", 3, 32, 32])], [value("logits", F32, ["batch_size", 10])],
+         [{"input": r.standard_normal((2, 3, 32, 32)).astype(np.float32)},
+          {"input": r.standard_normal((1, 3, 32, 32)).astype(np.float32)}],
+         "MobileNetV3-style block: HardSwish, depthwise Conv, squeeze-excite, ReLU6 Clip")
+
+
+def wide_mlp():
+    """Token-wise MLP with dims past the GEMM blocking (N = 520 > NC, K = 520 > KC, N = 40 not a multiple of
+    the register tile, M = batch*seq = 300 rows) and a 1-wide output projection (matrix-vector path)."""
+    g = Graph(12)
+    x = g.linear("input", "/mlp/fc1", "mlp.fc1", 24, 520)
+    x = gelu_erf(g, x, "/mlp/act")
+    x = g.linear(x, "/mlp/fc2", "mlp.fc2", 520, 40)
+    x = g.op("Relu", [x], "/mlp/relu")
+    x = g.linear(x, "/score", "score", 40, 1)
+    g.nodes[-1].output[0] = "scores"
+    r = np.random.default_rng(121)
+    save("wide_mlp", g, 13,
+         [value("input", F32, ["batch_size", "sequence_length", 24])],
+         [value("scores", F32, ["batch_size", "sequence_length", 1])],
+         [{"input": r.standard_normal((2, 150, 24)).astype(np.float32)},
+          {"input": r.standard_normal((1, 37, 24)).astype(np.float32)}],
+         "MatMul sizes past the GEMM block sizes, N = 1 projection")
+
+
 MODELS = [cnn_resnet_block, transformer_encoder_ln, transformer_encoder_decomposed, lstm_classifier, lstm_packed,
-          gru_classifier, conv1d_audio, unet_small, misc_exported_ops, mlp_legacy_export]
+          gru_classifier, conv1d_audio, unet_small, misc_exported_ops, mlp_legacy_export,
+          mobilenet_v3_block, wide_mlp]
 
 if __name__ == "__main__":
     wanted = set(sys.argv[1:])
