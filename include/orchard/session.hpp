@@ -14,6 +14,7 @@
 
 #include "orchard/status.hpp"
 #include "orchard/tensor.hpp"
+#include "orchard/thread_pool.hpp"
 
 namespace orchard {
 
@@ -29,6 +30,7 @@ struct SessionOptions {
   std::vector<std::string> backend_preference;            // e.g. {"cuda", "cpu"}; empty: the platform's chain
   bool profiling = false;                                 // record per-node timings (see RunOptions::profile)
   Allocator* allocator = nullptr;                         // tensor memory for outputs and activations; null: default
+  std::shared_ptr<ThreadPool> thread_pool;                // shared intra-op pool; null: the session makes its own
 };
 
 // One dimension of a declared shape: a fixed size, a named symbol ("batch"), or unknown.
@@ -73,6 +75,15 @@ struct RunOptions {
   const std::atomic<bool>* abort = nullptr;  // when set to true, run stops at the next node: cancelled
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::vector<NodeProfile>* profile = nullptr;  // filled when profiling is on
+  // Tensor memory of this run (activations and outputs); the tensors keep it alive. Null: the session's.
+  std::shared_ptr<Allocator> allocator;
+};
+
+// What a run is expected to need, from declared and inferred shapes with symbolic dims bound to inputs.
+struct MemoryEstimate {
+  int64_t weights_bytes = 0;     // initializers, held while the session lives
+  int64_t activation_bytes = 0;  // peak of the intermediate values live at once, outputs included
+  int64_t unknown_values = 0;    // values whose size could not be inferred (counted at the largest input's size)
 };
 
 class Session {
@@ -92,6 +103,12 @@ class Session {
   const ModelInfo& model_info() const;
   // Returns the backends that got at least one node, in chain order, e.g. {"cpu"}.
   std::vector<std::string> backends() const;
+
+  // Estimates the memory of a run on `inputs` (only their shapes and dtypes are read).
+  MemoryEstimate estimate_memory(const NamedValues& inputs) const;
+  // Returns how many nodes moved to a later backend of the chain after their backend failed to
+  // compile or run them (the move is remembered: later runs go straight to the new backend).
+  int64_t failover_count() const;
 
   // Runs the model. Every graph input without a default must be given, by name; outputs come back in
   // the model's output order. Errors name the input and what was wrong with it.

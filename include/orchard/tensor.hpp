@@ -62,6 +62,8 @@ class Tensor {
   Tensor() = default;  // an undefined tensor: dtype undefined, no storage
   // Returns a tensor of uninitialized elements (strings are empty). Errors when the allocator fails.
   static Result<Tensor> create(DType dtype, Shape shape, Allocator& alloc = default_allocator());
+  // Same, and the storage keeps `alloc` alive until it is freed (for per-request allocators).
+  static Result<Tensor> create(DType dtype, Shape shape, std::shared_ptr<Allocator> alloc);
   // Like create, but aborts the process on allocation failure; for tests and small tensors.
   static Tensor empty(DType dtype, Shape shape);
   // Returns a zero-filled tensor (empty strings, false).
@@ -111,6 +113,8 @@ class Tensor {
   int64_t numel_ = 0;
   void* data_ = nullptr;
   std::shared_ptr<void> owner_;  // null for views
+
+  static Result<Tensor> create_impl(DType dtype, Shape shape, Allocator& alloc, std::shared_ptr<Allocator> keep);
 };
 
 // A value flowing through a graph: a tensor, a sequence of tensors, or an optional (empty or holding one).

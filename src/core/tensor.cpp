@@ -38,6 +38,7 @@ struct StorageDeleter {
   Allocator* alloc;
   size_t bytes;
   int64_t strings;  // number of std::string objects to destroy, 0 for other dtypes
+  std::shared_ptr<Allocator> keep;  // keeps a per-request allocator alive; may be null
   void operator()(void* p) const {
     auto* s = static_cast<std::string*>(p);
     for (int64_t i = 0; i < strings; ++i) s[i].~basic_string();
@@ -53,12 +54,31 @@ Allocator& default_allocator() {
 }
 
 Result<Tensor> Tensor::create(DType dtype, Shape shape, Allocator& alloc) {
+  return create_impl(dtype, std::move(shape), alloc, nullptr);
+}
+
+Result<Tensor> Tensor::create(DType dtype, Shape shape, std::shared_ptr<Allocator> alloc) {
+  Allocator& a = *alloc;
+  return create_impl(dtype, std::move(shape), a, std::move(alloc));
+}
+
+Result<Tensor> Tensor::create_impl(DType dtype, Shape shape, Allocator& alloc, std::shared_ptr<Allocator> keep) {
+  // Element count and byte size are checked for overflow: shapes can come from a model's data.
+  uint64_t numel = 1;
   for (int64_t d : shape) {
     if (d < 0) return invalid_argument("[tensor] negative dimension in shape ", shape.to_string());
+    if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
+      return out_of_memory("[tensor] shape ", shape.to_string(), " has more elements than memory can hold");
+    }
+  }
+  uint64_t total_bytes = 0;
+  if (numel > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, uint64_t{dtype_size(dtype)}, &total_bytes) ||
+      total_bytes > (uint64_t{1} << 48)) {
+    return out_of_memory("[tensor] ", dtype_name(dtype), shape.to_string(), " needs more memory than can be allocated");
   }
   Tensor t;
   t.dtype_ = dtype;
-  t.numel_ = shape.numel();
+  t.numel_ = static_cast<int64_t>(numel);
   t.shape_ = std::move(shape);
   const size_t bytes = t.nbytes();
   void* p = alloc.allocate(bytes, kAlignment);
@@ -71,7 +91,7 @@ Result<Tensor> Tensor::create(DType dtype, Shape shape, Allocator& alloc) {
     for (; strings < t.numel_; ++strings) new (s + strings) std::string();
   }
   t.data_ = p;
-  t.owner_ = std::shared_ptr<void>(p, StorageDeleter{&alloc, bytes, strings});
+  t.owner_ = std::shared_ptr<void>(p, StorageDeleter{&alloc, bytes, strings, std::move(keep)});
   return t;
 }
 

@@ -1,4 +1,4 @@
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 
 #include <algorithm>
 #include <cstdlib>

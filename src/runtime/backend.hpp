@@ -48,4 +48,8 @@ class Backend {
 // Defined by src/backends/registry.cpp.
 std::vector<std::shared_ptr<Backend>> available_backends(const SessionOptions& options);
 
+// Test hook (fault injection): puts `backends` ahead of the compiled-in ones in every chain that
+// available_backends() returns from now on; an empty vector removes them.
+void set_extra_backends_for_testing(std::vector<std::shared_ptr<Backend>> backends);
+
 }  // namespace orchard::runtime

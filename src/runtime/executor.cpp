@@ -16,13 +16,14 @@ Result<const Tensor*> OpContext::input_tensor(size_t i) const {
 
 Result<Tensor> OpContext::make_output(size_t i, DType dtype, const Shape& shape) {
   if (i >= outputs_.size()) return internal_error("output index ", i, " out of range (", outputs_.size(), " outputs)");
-  ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, shape, *env_.allocator));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor t, env_.shared_allocator ? Tensor::create(dtype, shape, env_.shared_allocator)
+                                                           : Tensor::create(dtype, shape, *env_.allocator));
   outputs_[i] = Value(t);
   return t;
 }
 
 ThreadPool& OpContext::pool() const { return *env_.pool; }
-Allocator& OpContext::allocator() const { return *env_.allocator; }
+Allocator& OpContext::allocator() const { return env_.shared_allocator ? *env_.shared_allocator : *env_.allocator; }
 
 Status OpContext::check_abort() const {
   if (env_.abort && env_.abort->load(std::memory_order_relaxed)) return cancelled("run cancelled");
@@ -48,9 +49,13 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
                                                               const CompiledGraph* parent) {
   auto cg = std::make_shared<CompiledGraph>();
   cg->graph_ = g;
+  cg->failovers_ = parent ? parent->failovers_ : std::make_shared<std::atomic<int64_t>>(0);
   auto new_slot = [&](const std::string& name) {
     auto [it, inserted] = cg->slots_.emplace(name, cg->num_slots_);
-    if (inserted) ++cg->num_slots_;
+    if (inserted) {
+      ++cg->num_slots_;
+      cg->slot_names_.push_back(name);
+    }
     return it->second;
   };
   std::vector<bool> defined;
@@ -122,17 +127,6 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
   // Kernels are created last: subgraph compilation reads this graph's complete slot map.
   for (auto& cn : cg->nodes_) {
     const graph::Node& node = *cn.node;
-    const Backend* chosen = nullptr;
-    for (const auto& b : chain) {
-      if (b->supports(node)) {
-        chosen = b.get();
-        break;
-      }
-    }
-    if (chosen == nullptr) {
-      return unsupported("[runtime] ", node.label(), ": no backend implements ", node.op_type, " (domain '",
-                         node.domain.empty() ? "ai.onnx" : node.domain, "', opset ", node.opset, ")");
-    }
     const CompiledGraph* self = cg.get();
     KernelCreateContext kctx{
         node,
@@ -147,12 +141,58 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
           ORCHARD_ASSIGN_OR_RETURN(auto compiled, compile(alias, chain, self));
           return std::shared_ptr<const CompiledGraph>(std::move(compiled));
         }};
-    auto kernel = chosen->create_kernel(kctx);
-    if (!kernel.ok()) return kernel.status().with_prefix("[" + chosen->device().name + "] " + node.label() + ": ");
-    cn.kernel = std::move(kernel).value();
-    cn.backend = chosen;
+    // The first backend of the chain that claims the node and compiles it runs it; a backend that
+    // claims it but fails to compile it hands it on down the chain (a compile-time failover).
+    Status last_error;
+    for (const auto& b : chain) {
+      if (!b->supports(node)) continue;
+      auto kernel = b->create_kernel(kctx);
+      if (!kernel.ok()) {
+        if (last_error.ok()) last_error = kernel.status().with_prefix("[" + b->device().name + "] " + node.label() + ": ");
+        if (cn.backend == nullptr) cg->failovers_->fetch_add(1);
+        continue;
+      }
+      if (cn.backend == nullptr) {
+        cn.backend = b.get();
+        cn.kernel = std::move(kernel).value();
+      } else {
+        cn.fallback_backend = b.get();
+        cn.fallback_kernel = std::move(kernel).value();
+        break;
+      }
+    }
+    if (cn.backend == nullptr) {
+      if (!last_error.ok()) return last_error;
+      return unsupported("[runtime] ", node.label(), ": no backend implements ", node.op_type, " (domain '",
+                         node.domain.empty() ? "ai.onnx" : node.domain, "', opset ", node.opset, ")");
+    }
   }
   return cg;
+}
+
+namespace {
+// Errors that say a backend could not do its job (as opposed to bad input or a stopped run): the node
+// moves to the next backend of the chain.
+bool is_backend_fault(StatusCode code) {
+  return code == StatusCode::internal || code == StatusCode::unavailable || code == StatusCode::unsupported ||
+         code == StatusCode::out_of_memory;
+}
+}  // namespace
+
+Status CompiledGraph::run_node(const CompiledNode& cn, OpContext& ctx, std::vector<Value>& outs) const {
+  const bool use_fallback = cn.failed_over->load(std::memory_order_relaxed);
+  const Backend* backend = use_fallback ? cn.fallback_backend : cn.backend;
+  Status st = (use_fallback ? cn.fallback_kernel : cn.kernel)->run(ctx);
+  if (st.ok() || st.code() == StatusCode::cancelled || st.code() == StatusCode::deadline_exceeded) return st;
+  if (!use_fallback && cn.fallback_kernel && is_backend_fault(st.code())) {
+    // Remembered: later runs go straight to the fallback backend.
+    if (!cn.failed_over->exchange(true)) failovers_->fetch_add(1);
+    std::fill(outs.begin(), outs.end(), Value());
+    backend = cn.fallback_backend;
+    st = cn.fallback_kernel->run(ctx);
+    if (st.ok()) return st;
+  }
+  return st.with_prefix("[" + backend->device().name + "] " + cn.node->label() + ": ");
 }
 
 Result<std::vector<Value>> CompiledGraph::run(std::span<const Value> inputs, RunEnv& env, const Frame* outer) const {
@@ -182,17 +222,14 @@ Result<std::vector<Value>> CompiledGraph::run(std::span<const Value> inputs, Run
     outs.assign(cn.outputs.size(), Value());
     OpContext ctx(*cn.node, in_ptrs, outs, env, frame);
     const auto t0 = env.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Status st = cn.kernel->run(ctx);
-    if (!st.ok()) {
-      if (st.code() == StatusCode::cancelled || st.code() == StatusCode::deadline_exceeded) return st;
-      return st.with_prefix("[" + cn.backend->device().name + "] " + cn.node->label() + ": ");
-    }
+    Status st = run_node(cn, ctx, outs);
+    if (!st.ok()) return st;
     if (env.profile) {
       const auto t1 = std::chrono::steady_clock::now();
       NodeProfile p;
       p.name = cn.node->name;
       p.op = cn.node->op_type;
-      p.backend = cn.backend->device().name;
+      p.backend = (cn.failed_over->load() ? cn.fallback_backend : cn.backend)->device().name;
       for (const Value* v : in_ptrs) p.input_shapes.push_back(v && v->is_tensor() ? v->tensor().shape() : Shape{});
       p.start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0 - env.start).count();
       p.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
@@ -201,7 +238,7 @@ Result<std::vector<Value>> CompiledGraph::run(std::span<const Value> inputs, Run
     for (size_t k = 0; k < cn.outputs.size(); ++k) {
       if (cn.outputs[k] < 0) continue;
       if (outs[k].kind() == Value::Kind::none) {
-        return internal_error("[", cn.backend->device().name, "] ", cn.node->label(), ": kernel did not produce output ", k,
+        return internal_error("[runtime] ", cn.node->label(), ": kernel did not produce output ", k,
                               " ('", cn.node->outputs[k], "')");
       }
       frame.slots[cn.outputs[k]] = std::move(outs[k]);

@@ -20,6 +20,7 @@ namespace orchard::runtime {
 struct RunEnv {
   ThreadPool* pool = nullptr;
   Allocator* allocator = nullptr;
+  std::shared_ptr<Allocator> shared_allocator;  // when set, used instead of `allocator` and kept alive by tensors
   const std::atomic<bool>* abort = nullptr;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::vector<NodeProfile>* profile = nullptr;  // non-null: record per-node timings
@@ -38,6 +39,10 @@ class CompiledGraph {
     const graph::Node* node = nullptr;
     const Backend* backend = nullptr;
     std::unique_ptr<OpKernel> kernel;
+    // The next backend of the chain that runs this node, used once `backend` fails at run time.
+    const Backend* fallback_backend = nullptr;
+    std::unique_ptr<OpKernel> fallback_kernel;
+    std::unique_ptr<std::atomic<bool>> failed_over = std::make_unique<std::atomic<bool>>(false);
     std::vector<int> inputs;   // slot per input, -1 when omitted
     std::vector<int> outputs;  // slot per output, -1 when unused
     std::vector<int> release;  // slots whose last reader is this node
@@ -57,6 +62,13 @@ class CompiledGraph {
   const std::vector<CompiledNode>& nodes() const { return nodes_; }
   // Returns the slot of `name`, or -1.
   int slot_of(const std::string& name) const;
+  // Returns the name of `slot`.
+  const std::string& slot_name(int slot) const { return slot_names_[static_cast<size_t>(slot)]; }
+  int num_slots() const { return num_slots_; }
+  const std::vector<int>& input_slots() const { return input_slots_; }
+  const std::vector<std::pair<int, Tensor>>& constants() const { return constants_; }
+  // Returns the number of failovers (compile and run time) in this graph and its subgraphs.
+  int64_t failover_count() const { return failovers_->load(); }
 
  private:
   std::shared_ptr<const graph::Graph> graph_;
@@ -67,6 +79,10 @@ class CompiledGraph {
   std::vector<int> output_slots_;
   std::vector<std::pair<int, Tensor>> constants_;
   std::vector<std::pair<int, int>> outer_refs_;  // (slot in parent frame, slot here)
+  std::vector<std::string> slot_names_;
+  std::shared_ptr<std::atomic<int64_t>> failovers_;  // shared with subgraphs
+
+  Status run_node(const CompiledNode& cn, OpContext& ctx, std::vector<Value>& outs) const;
 };
 
 }  // namespace orchard::runtime

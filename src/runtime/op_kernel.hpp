@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 #include "graph/graph.hpp"
 #include "orchard/status.hpp"
 #include "orchard/tensor.hpp"

@@ -1,11 +1,12 @@
 #include <fstream>
 #include <map>
 
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 #include "onnx/importer.hpp"
 #include "orchard/session.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/graph_optimizer.hpp"
+#include "runtime/memory_planner.hpp"
 
 namespace orchard {
 
@@ -31,7 +32,7 @@ struct Session::Impl {
   graph::Model model;
   std::vector<std::shared_ptr<runtime::Backend>> chain;
   std::shared_ptr<runtime::CompiledGraph> compiled;
-  std::unique_ptr<ThreadPool> pool;
+  std::shared_ptr<ThreadPool> pool;
   Allocator* allocator = nullptr;
   ModelInfo info;
 
@@ -105,7 +106,7 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
     (void)stats;
   }
   ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr));
-  impl->pool = std::make_unique<ThreadPool>(options.intra_op_threads);
+  impl->pool = options.thread_pool ? options.thread_pool : std::make_shared<ThreadPool>(options.intra_op_threads);
   impl->allocator = options.allocator ? options.allocator : &default_allocator();
   return impl;
 }
@@ -141,6 +142,19 @@ std::vector<std::string> Session::backends() const {
   }
   return names;
 }
+
+MemoryEstimate Session::estimate_memory(const NamedValues& inputs) const {
+  const auto& infos = impl_->model.graph->inputs;
+  std::vector<const Tensor*> ordered(infos.size(), nullptr);
+  for (const auto& [name, value] : inputs) {
+    for (size_t k = 0; k < infos.size(); ++k) {
+      if (infos[k].name == name && value.is_tensor()) ordered[k] = &value.tensor();
+    }
+  }
+  return runtime::estimate_memory(*impl_->compiled, ordered);
+}
+
+int64_t Session::failover_count() const { return impl_->compiled->failover_count(); }
 
 Status Session::Impl::check_input(const ValueInfo& info, const Value& v,
                                   std::map<std::string, std::pair<int64_t, std::string>>& symbols) const {
@@ -195,6 +209,7 @@ Result<NamedValues> Session::run(const NamedValues& inputs, const RunOptions& op
   runtime::RunEnv env;
   env.pool = impl_->pool.get();
   env.allocator = impl_->allocator;
+  env.shared_allocator = options.allocator;
   env.abort = options.abort;
   env.deadline = options.deadline;
   env.profile = impl_->options.profiling ? options.profile : nullptr;

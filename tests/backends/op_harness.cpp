@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 #include "runtime/executor.hpp"
 
 namespace orchard::testing {

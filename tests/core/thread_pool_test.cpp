@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 
 namespace orchard {
 namespace {

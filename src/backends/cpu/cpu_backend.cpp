@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 
 namespace orchard::cpu {
 

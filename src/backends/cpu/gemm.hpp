@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "core/thread_pool.hpp"
+#include "orchard/thread_pool.hpp"
 
 namespace orchard::cpu {
 

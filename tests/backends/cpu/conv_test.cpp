@@ -135,3 +135,30 @@ TEST(QLinearConv, PerChannelScaleAndBias) {
 
 }  // namespace
 }  // namespace orchard::testing
+
+namespace orchard::testing {
+namespace {
+
+TEST(ConvTranspose, OutputShapeLargerOrSmallerThanNatural) {
+  Tensor x = Tensor::from_vector<float>({1, 1, 2}, {1, 2});
+  Tensor w = Tensor::from_vector<float>({1, 1, 3}, {1, 1, 1});
+  // Natural size 4 ([1,3,3,2]); 6 pads zeros at the end, 2 crops (total padding 2 -> 1 each side).
+  expect_tensor_near(run1(OpCase("ConvTranspose", 11).input("x", x).input("w", w).attr("output_shape", std::vector<int64_t>{6})),
+                     Tensor::from_vector<float>({1, 1, 6}, {1, 3, 3, 2, 0, 0}));
+  expect_tensor_near(run1(OpCase("ConvTranspose", 11).input("x", x).input("w", w).attr("output_shape", std::vector<int64_t>{2})),
+                     Tensor::from_vector<float>({1, 1, 2}, {3, 3}));
+  auto bad = run_op(OpCase("ConvTranspose", 11).input("x", x).input("w", w).attr("pads", std::vector<int64_t>{3, 3}));
+  ASSERT_FALSE(bad.ok());
+}
+
+TEST(Conv, RejectsBadAttributes) {
+  Tensor x = Tensor::zeros(DType::float32, Shape{1, 1, 4, 4});
+  Tensor w = Tensor::zeros(DType::float32, Shape{1, 1, 3, 3});
+  EXPECT_FALSE(run_op(OpCase("Conv", 11).input("x", x).input("w", w).attr("strides", std::vector<int64_t>{0, 1})).ok());
+  EXPECT_FALSE(run_op(OpCase("Conv", 11).input("x", x).input("w", w).attr("pads", std::vector<int64_t>{1, 1})).ok());
+  EXPECT_FALSE(run_op(OpCase("Conv", 11).input("x", x).input("w", w).attr("dilations", std::vector<int64_t>{3, 3})).ok());
+  EXPECT_FALSE(run_op(OpCase("Conv", 11).input("x", x).input("w", w).input("b", Tensor::zeros(DType::float32, Shape{2}))).ok());
+}
+
+}  // namespace
+}  // namespace orchard::testing

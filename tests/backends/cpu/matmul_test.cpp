@@ -101,6 +101,16 @@ TEST(Einsum, RejectsWrongOperandCount) {
   EXPECT_NE(y.status().message().find("operands"), std::string::npos) << y.status().message();
 }
 
+TEST(Einsum, RejectsMalformedEquations) {
+  Tensor a = Tensor::from_vector<float>({2, 2}, {1, 2, 3, 4});
+  for (const char* eq : {"ij->k", "i.j->ij", "ijk->i", "ij->ii", "i$->i", "ij->ij->ij"}) {
+    auto y = run_op(OpCase("Einsum", 12).input("a", a).attr("equation", std::string(eq)));
+    EXPECT_FALSE(y.ok()) << eq;
+  }
+  Tensor b = Tensor::from_vector<float>({3}, {1, 2, 3});
+  EXPECT_FALSE(run_op(OpCase("Einsum", 12).input("a", a).input("b", b).attr("equation", std::string("ij,j->i"))).ok());
+}
+
 TEST(MatMulInteger, ZeroPoints) {
   Tensor a = Tensor::from_vector<uint8_t>({2, 2}, {11, 12, 13, 14});
   Tensor b = Tensor::from_vector<int8_t>({2, 1}, {1, -1});

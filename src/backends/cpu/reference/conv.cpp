@@ -34,9 +34,6 @@ struct ConvGeom {
   }
 };
 
-// floor(a / b) for b > 0.
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 // Reads strides/dilations/pads/kernel_shape/group for a node whose weight has spatial dims
 // `w_spatial` and whose input has spatial dims `x_spatial`.
 Status read_common(const graph::Node& node, const std::vector<int64_t>& w_spatial, ConvGeom& g) {
@@ -140,8 +137,10 @@ Result<ConvGeom> conv_transpose_geometry(const graph::Node& node, const Shape& x
     const int64_t full = g.stride[d] * (g.in[d] - 1) + out_pad[d] + eff_k;
     if (!out_shape.empty() || same) {
       g.out[d] = out_shape.empty() ? g.in[d] * g.stride[d] : out_shape[d];
-      const int64_t total = full - g.out[d];
-      const int64_t half = floor_div(total, 2);
+      // An output larger than the natural size grows at the end (no negative padding), as in
+      // onnxruntime; a smaller one is cropped per auto_pad.
+      const int64_t total = std::max<int64_t>(0, full - g.out[d]);
+      const int64_t half = total / 2;
       if (auto_pad == "SAME_UPPER") {
         g.pad_begin[d] = half;
         g.pad_end[d] = total - half;

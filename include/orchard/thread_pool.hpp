@@ -1,5 +1,6 @@
-// ThreadPool: intra-op parallelism. Several threads may call parallel_for at once; callers help run
-// their own work, so nested or concurrent calls cannot deadlock.
+// ThreadPool: intra-op parallelism, shareable by several Sessions (SessionOptions::thread_pool).
+// Several threads may call parallel_for at once; callers help run their own work, so nested or
+// concurrent calls cannot deadlock.
 #pragma once
 
 #include <atomic>
