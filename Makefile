@@ -1,5 +1,5 @@
 # Orchard's front door. `make demo` and `make test` are the two commands a newcomer needs.
-.PHONY: all setup setup-arm64 build demo test test-x86 test-arm64 clang clean
+.PHONY: all setup setup-arm64 build demo test test-x86 test-asan test-tsan test-arm64 clang clean
 
 all: build
 
@@ -17,14 +17,26 @@ build: setup
 demo: build
 	./build/release/digits_demo examples/digits
 
-# Every test: unit + conformance on x86-64, then the same under qemu-aarch64.
+# Every test: unit, conformance, real models and the docs example on x86-64; the same under
+# AddressSanitizer + UndefinedBehaviorSanitizer and the unit tests under ThreadSanitizer (separate build
+# directories); then everything again on aarch64 under qemu.
 test: setup-arm64
-	$(MAKE) --no-print-directory test-x86 test-arm64
+	$(MAKE) --no-print-directory test-x86 test-asan test-tsan test-arm64
 
 test-x86:
 	cmake --preset release >/dev/null
 	cmake --build --preset release
 	ctest --test-dir build/release --output-on-failure
+
+test-asan:
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan
+	ctest --test-dir build/asan --output-on-failure
+
+test-tsan:
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan
+	ctest --test-dir build/tsan --output-on-failure -R unit
 
 test-arm64:
 	cmake --preset arm64 >/dev/null
