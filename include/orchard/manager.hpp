@@ -92,6 +92,8 @@ class Manager {
   Status cancel(RequestId id);
 
   void enable_metrics(bool on);
+  // Returns the buffer pool's idle buffers to the system; returns the bytes released.
+  int64_t trim_buffers();
   // Summary of one model, or of all models when `id` is empty.
   PerformanceSummary performance_summary(std::optional<ModelId> id = std::nullopt) const;
   // All metrics in the Prometheus text exposition format.

@@ -517,6 +517,13 @@ void Manager::Impl::write_trace(const Request& r, const std::vector<NodeProfile>
 
 void Manager::enable_metrics(bool on) { impl_->metrics.set_enabled(on); }
 
+int64_t Manager::trim_buffers() {
+  const auto released = static_cast<int64_t>(impl_->buffer_pool->trim());
+  const auto ps = impl_->buffer_pool->stats();
+  impl_->metrics.set_pool_stats(ps.hits, ps.misses, static_cast<int64_t>(ps.bytes_cached));
+  return released;
+}
+
 PerformanceSummary Manager::performance_summary(std::optional<ModelId> id) const {
   int64_t queued, running;
   {

@@ -14,7 +14,7 @@ using telemetry::Labels;
 constexpr const char* kOutcomeNames[] = {"ok", "rejected", "timed_out", "cancelled", "failed"};
 constexpr size_t kOutcomes = 5;
 constexpr double kEwmaAlpha = 0.1;
-constexpr auto kRateHalfLife = std::chrono::seconds(5);
+constexpr auto kRateHalfLife = std::chrono::seconds(1);
 
 // The series one scope (a model, or all models) records into; created once, updated lock-free.
 struct Scope {

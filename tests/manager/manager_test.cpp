@@ -254,6 +254,21 @@ TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
   EXPECT_EQ(counting->live(), 0) << "the pool returned everything when the Manager went away";
 }
 
+TEST_F(ManagerTest, BufferPoolReusesMemoryAcrossRequests) {
+  auto m = make(1, 8);
+  auto id = *m->load_model(weights_model(1024));
+  for (int i = 0; i < 10; ++i) {
+    auto r = m->execute(id, {{"x", Value(Tensor::zeros(DType::float32, {1, 1024}))}}).result.get();
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+  }  // each output is dropped before the next request, so its buffer comes back to the pool
+  const std::string text = m->metrics_text();
+  const auto at = text.find("orchard_buffer_pool_hits ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GE(std::stod(text.substr(at + 25)), 9.0) << "requests after the first reuse the pooled buffer";
+  EXPECT_GT(m->trim_buffers(), 0) << "the idle buffer goes back upstream";
+  EXPECT_EQ(m->trim_buffers(), 0);
+}
+
 TEST_F(ManagerTest, UnloadWaitsForRequestsInFlight) {
   auto m = make(1, 8);
   auto id = *m->load_model(gate_model());
