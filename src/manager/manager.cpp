@@ -298,13 +298,10 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
       m.update_gauges_locked();
     }
   }
-  if (!refused.ok()) {
-    if (r->model == nullptr) {
-      // Refused before it was admitted: no model bookkeeping to undo.
-      m.metrics.record(id, Outcome::rejected, 0, 0, 0);
-      r->done(std::move(refused));
-      return r->id;
-    }
+  if (!refused.ok()) {  // refused before admission: nothing to undo
+    m.metrics.record(id, Outcome::rejected, 0, 0, 0);
+    if (r->done) r->done(std::move(refused));
+    return r->id;
   }
   m.work_cv.notify_one();
   m.reaper_cv.notify_one();
@@ -328,7 +325,9 @@ Status Manager::cancel(RequestId id) {
     if (it == m.active.end()) return not_found("[manager] request ", id, " is not queued or running");
     std::shared_ptr<Request> r = it->second;
     r->abort = true;
-    if (!r->running) {
+    // Only a request still in the queue is answered here; one that the reaper or shutdown has just taken
+    // out is being answered by them, and a running one stops at its next node boundary.
+    if (!r->running && m.queue.count(r.get())) {
       m.dequeue_locked(r.get());
       queued = r;
     }
