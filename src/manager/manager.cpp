@@ -461,9 +461,8 @@ void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
                                    mib_text(budget.available()), " of ", mib_text(budget.limit()), " available"),
                   Outcome::rejected, started);
   }
-  const size_t pooled_max = BufferPoolOptions{}.max_pooled_bytes;
-  auto arena = std::make_shared<manager::RequestArena>(budget, buffer_pool, need, [pooled_max](size_t bytes) {
-    return bytes <= pooled_max ? BufferPool::size_class_bytes(bytes) : bytes;
+  auto arena = std::make_shared<manager::RequestArena>(budget, buffer_pool, need, [](size_t bytes) {
+    return bytes <= BufferPoolOptions{}.max_pooled_bytes ? BufferPool::size_class_bytes(bytes) : bytes;
   });
 
   RunOptions ro;

@@ -190,7 +190,9 @@ Result<NamedValues> Session::run(const NamedValues& inputs, const RunOptions& op
   std::vector<Value> ordered(infos.size());
   std::vector<bool> given(infos.size(), false);
   std::map<std::string, std::pair<int64_t, std::string>> symbols;
-  for (const auto& [name, value] : inputs) {
+  for (const auto& named : inputs) {
+    const std::string& name = named.first;  // (clang 14 cannot capture structured bindings)
+    const Value& value = named.second;
     auto it = std::find_if(infos.begin(), infos.end(), [&](const ValueInfo& i) { return i.name == name; });
     if (it == infos.end()) {
       std::string names;
