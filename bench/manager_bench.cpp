@@ -421,9 +421,9 @@ BENCHMARK(BM_SessionEstimateMemoryTinyAdd);
 void BM_ManagerReservationArenaLifecycle(benchmark::State& state) {
   manager::MemoryBudget budget(int64_t{64} << 20);
   auto pool = std::make_shared<BufferPool>();
-  const size_t pooled_max = BufferPoolOptions{}.max_pooled_bytes;
-  const auto rounding = [pooled_max](size_t bytes) {
-    return bytes <= pooled_max ? BufferPool::size_class_bytes(bytes) : bytes;
+  static constexpr size_t kPooledMax = BufferPoolOptions{}.max_pooled_bytes;
+  const auto rounding = [](size_t bytes) {
+    return bytes <= kPooledMax ? BufferPool::size_class_bytes(bytes) : bytes;
   };
   const bool allocate = state.range(0) != 0;
   for (auto _ : state) {
