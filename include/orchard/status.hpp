@@ -1,7 +1,9 @@
 // Status and Result<T>: how every fallible Orchard call reports failure. No exceptions cross this API.
 #pragma once
 
+#include <charconv>
 #include <memory>
+#include <type_traits>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -57,11 +59,37 @@ class [[nodiscard]] Status {
 };
 
 namespace detail {
+// Appends one message piece: strings and numbers directly (no stream), anything else through operator<<.
+template <class T>
+void str_append(std::string& out, const T& v) {
+  if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    out.append(std::string_view(v));
+  } else if constexpr (std::is_same_v<T, char>) {
+    out.push_back(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    out.append(v ? "true" : "false");
+  } else if constexpr (std::is_integral_v<T>) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, ec == std::errc() ? end : buf);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    char buf[40];  // 6 significant digits, as a default ostream prints
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 6);
+    out.append(buf, ec == std::errc() ? end : buf);
+  } else if constexpr (std::is_enum_v<T>) {
+    str_append(out, static_cast<std::underlying_type_t<T>>(v));
+  } else {
+    std::ostringstream os;
+    os << v;
+    out.append(os.str());
+  }
+}
+
 template <class... Args>
 std::string str_cat(const Args&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
+  std::string out;
+  (str_append(out, args), ...);
+  return out;
 }
 }  // namespace detail
 

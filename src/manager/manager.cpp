@@ -276,6 +276,7 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
   const int64_t timeout = options.timeout_ms < 0 ? m.config.default_timeout_ms : options.timeout_ms;
   if (timeout > 0) r->deadline = r->submitted + std::chrono::milliseconds(timeout);
   Status refused;
+  bool wake_reaper = false;
   {
     std::lock_guard<std::mutex> lock(m.mu);
     r->id = m.next_request++;
@@ -294,7 +295,10 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
       r->seq = m.next_seq++;
       m.active[r->id] = r;
       m.queue.insert(r.get());
-      if (r->deadline != Clock::time_point::max()) m.deadlines.emplace(r->deadline, r.get());
+      if (r->deadline != Clock::time_point::max()) {
+        m.deadlines.emplace(r->deadline, r.get());
+        wake_reaper = m.deadlines.begin()->second == r.get();  // only a new earliest deadline moves its alarm
+      }
       m.update_gauges_locked();
     }
   }
@@ -304,7 +308,7 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
     return r->id;
   }
   m.work_cv.notify_one();
-  m.reaper_cv.notify_one();
+  if (wake_reaper) m.reaper_cv.notify_one();
   return r->id;
 }
 

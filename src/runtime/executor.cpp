@@ -124,6 +124,14 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
     if (!keep[s] && last_use[s] >= 0) cg->nodes_[last_use[s]].release.push_back(s);
   }
 
+  cg->slot_info_.assign(static_cast<size_t>(cg->num_slots_), nullptr);
+  for (int s = 0; s < cg->num_slots_; ++s) {
+    const std::string& name = cg->slot_names_[static_cast<size_t>(s)];
+    auto vi = g->value_info.find(name);
+    if (vi != g->value_info.end()) cg->slot_info_[static_cast<size_t>(s)] = &vi->second;
+  }
+  for (const auto& out : g->outputs) cg->slot_info_[static_cast<size_t>(cg->slots_.at(out.name))] = &out;
+
   // Kernels are created last: subgraph compilation reads this graph's complete slot map.
   for (auto& cn : cg->nodes_) {
     const graph::Node& node = *cn.node;

@@ -65,6 +65,8 @@ class CompiledGraph {
   // Returns the name of `slot`.
   const std::string& slot_name(int slot) const { return slot_names_[static_cast<size_t>(slot)]; }
   int num_slots() const { return num_slots_; }
+  // Returns the declared or inferred type of `slot`'s value, or null when the model gives none.
+  const ValueInfo* slot_info(int slot) const { return slot_info_[static_cast<size_t>(slot)]; }
   const std::vector<int>& input_slots() const { return input_slots_; }
   const std::vector<std::pair<int, Tensor>>& constants() const { return constants_; }
   // Returns the number of failovers (compile and run time) in this graph and its subgraphs.
@@ -80,6 +82,7 @@ class CompiledGraph {
   std::vector<std::pair<int, Tensor>> constants_;
   std::vector<std::pair<int, int>> outer_refs_;  // (slot in parent frame, slot here)
   std::vector<std::string> slot_names_;
+  std::vector<const ValueInfo*> slot_info_;
   std::shared_ptr<std::atomic<int64_t>> failovers_;  // shared with subgraphs
 
   Status run_node(const CompiledNode& cn, OpContext& ctx, std::vector<Value>& outs) const;

@@ -42,17 +42,13 @@ MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const 
       if (!info.shape[d].symbol.empty()) symbols.emplace(info.shape[d].symbol, t->dim(d));
     }
   }
-  std::map<std::string, const ValueInfo*> declared;
-  for (const auto& [name, info] : g.value_info) declared[name] = &info;
-  for (const auto& info : g.outputs) declared[info.name] = &info;
-
   std::vector<int64_t> size(static_cast<size_t>(cg.num_slots()), 0);
   int64_t live = 0, peak = 0;
   for (const auto& cn : cg.nodes()) {
     for (int s : cn.outputs) {
       if (s < 0) continue;
-      auto it = declared.find(cg.slot_name(s));
-      int64_t bytes = it == declared.end() ? -1 : declared_bytes(*it->second, symbols);
+      const ValueInfo* info = cg.slot_info(s);
+      int64_t bytes = info == nullptr ? -1 : declared_bytes(*info, symbols);
       if (bytes < 0) {
         ++est.unknown_values;
         bytes = largest_input;
