@@ -587,8 +587,8 @@ Status clip(OpContext& ctx) {
     C lo = std::numeric_limits<C>::lowest(), hi = std::numeric_limits<C>::max();
     if (node.opset < 11) {
       if constexpr (std::is_floating_point_v<C>) {
-        if (const graph::Attribute* a = node.attr("min")) lo = static_cast<C>(a->f);
-        if (const graph::Attribute* a = node.attr("max")) hi = static_cast<C>(a->f);
+        if (node.attr("min")) lo = static_cast<C>(node.attr_float("min", 0.0f));
+        if (node.attr("max")) hi = static_cast<C>(node.attr_float("max", 0.0f));
       } else {
         return unsupported("Clip before opset 11: element type ", dtype_name(x->dtype()), " is not supported");
       }

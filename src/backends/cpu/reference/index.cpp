@@ -137,7 +137,7 @@ Status concat(OpContext& ctx) {
   if (r == 0) return invalid_argument("cannot concatenate scalars");
   const graph::Attribute* axis_attr = ctx.node().attr("axis");
   if (!axis_attr && ctx.node().opset >= 4) return invalid_argument("attribute 'axis' is missing");
-  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(axis_attr ? axis_attr->i : 1, r));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.node().attr_int("axis", 1), r));
   const size_t ax = static_cast<size_t>(axis);
   Shape out = first.shape();
   out[ax] = 0;
@@ -189,8 +189,9 @@ Status split(OpContext& ctx) {
     sizes = ctx.node().attr_ints("split");
   }
   if (!given) {
-    if (const graph::Attribute* a = ctx.node().attr("num_outputs")) {
-      if (a->i != n) return invalid_argument("num_outputs ", a->i, " does not match the node's ", n, " outputs");
+    if (ctx.node().attr("num_outputs")) {
+      const int64_t want = ctx.node().attr_int("num_outputs", 0);
+      if (want != n) return invalid_argument("num_outputs ", want, " does not match the node's ", n, " outputs");
       const int64_t chunk = (dim + n - 1) / n;
       for (int64_t i = 0; i < n; ++i) sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
     } else {
@@ -721,7 +722,7 @@ Status compress(OpContext& ctx) {
   int64_t outer = 1, dim = x->numel(), inner = 1;
   size_t ax = 0;
   if (axis_attr) {
-    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(axis_attr->i, static_cast<int64_t>(x->rank())));
+    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(ctx.node().attr_int("axis", 0), static_cast<int64_t>(x->rank())));
     ax = static_cast<size_t>(a);
     outer = product(x->shape(), 0, ax);
     dim = x->dim(ax);
@@ -842,7 +843,7 @@ Status unique(OpContext& ctx) {
   int64_t outer = 1, n = x->numel(), inner = 1;
   size_t ax = 0;
   if (axis_attr) {
-    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(axis_attr->i, static_cast<int64_t>(x->rank())));
+    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(ctx.node().attr_int("axis", 0), static_cast<int64_t>(x->rank())));
     ax = static_cast<size_t>(a);
     outer = product(x->shape(), 0, ax);
     n = x->dim(ax);

@@ -236,18 +236,11 @@ Status average_pool(OpContext& ctx) {
   });
 }
 
-// Reads the `p` attribute of LpPool / GlobalLpPool (a float before opset 2, an int after).
-double lp_norm_p(const graph::Node& node) {
-  const graph::Attribute* a = node.attr("p");
-  if (a == nullptr) return 2.0;
-  return a->type == graph::Attribute::Type::f ? static_cast<double>(a->f) : static_cast<double>(a->i);
-}
-
 Status lp_pool(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
   const graph::Node& node = ctx.node();
   ORCHARD_ASSIGN_OR_RETURN(PoolGeom g, pool_geometry(node, x->shape()));
-  const double pn = lp_norm_p(node);
+  const double pn = node.attr_float("p", 2.0f);  // a float before opset 2, an int after
   if (!(pn > 0)) return invalid_argument("p ", pn, " must be positive");
   return dispatch<kFloats>(x->dtype(), "LpPool", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -284,7 +277,7 @@ template <GlobalKind Kind>
 Status global_pool(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
   if (x->rank() < 2) return invalid_argument("input ", x->description(), " must have rank >= 2");
-  const double pn = Kind == GlobalKind::lp ? lp_norm_p(ctx.node()) : 2.0;
+  const double pn = Kind == GlobalKind::lp ? ctx.node().attr_float("p", 2.0f) : 2.0;
   if (!(pn > 0)) return invalid_argument("p ", pn, " must be positive");
   Shape out_shape{x->dim(0), x->dim(1)};
   int64_t inner = 1;

@@ -147,7 +147,7 @@ Status concat_from_sequence(OpContext& ctx) {
   const bool new_axis = ctx.node().attr_int("new_axis", 0) != 0;
   const Tensor& first = items[0];
   const int64_t rank = static_cast<int64_t>(first.rank());
-  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(axis_attr->i, new_axis ? rank + 1 : rank));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.node().attr_int("axis", 0), new_axis ? rank + 1 : rank));
   // With new_axis each item contributes one slice; otherwise its extent along `axis`.
   std::vector<int64_t> dims = first.shape().dims();
   if (new_axis) dims.insert(dims.begin() + axis, 1);
