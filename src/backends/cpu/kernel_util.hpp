@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -33,6 +34,49 @@ template <class T>
 inline constexpr bool is_half_v = std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>;
 template <class T>
 inline constexpr bool is_float_v = std::is_floating_point_v<T> || is_half_v<T>;
+
+// ---- conversions from double --------------------------------------------------------------------
+
+// Returns v as T: float types by one rounding; integers truncated toward zero, clamped to T's range, NaN 0.
+template <class T>
+T saturate_cast(double v) {
+  if constexpr (std::is_integral_v<T>) {
+    if (std::isnan(v)) return T(0);
+    v = std::trunc(v);
+    constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
+    if (v <= lo) return std::numeric_limits<T>::lowest();
+    if (v >= hi) return std::numeric_limits<T>::max();
+    return static_cast<T>(v);
+  } else {
+    return store<T>(v);
+  }
+}
+
+// Returns v as T like saturate_cast, but integers round to nearest first (ties to even).
+template <class T>
+T round_saturate_cast(double v) {
+  if constexpr (std::is_integral_v<T>) return saturate_cast<T>(std::nearbyint(v));
+  else return store<T>(v);
+}
+
+// Returns v as integer T like numpy's astype: truncated, NaN 0, values past int64 saturated (past uint64
+// for uint64), then wrapped modulo 2^bits into T.
+template <class T>
+T wrapping_cast(double v) {
+  if (std::isnan(v)) return T(0);
+  if constexpr (std::is_same_v<T, uint64_t>) {
+    if (v >= 9223372036854775808.0) {
+      return v >= 18446744073709551616.0 ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(v);
+    }
+  }
+  if (v >= 9223372036854775807.0) return static_cast<T>(std::numeric_limits<int64_t>::max());
+  if (v <= -9223372036854775808.0) return static_cast<T>(std::numeric_limits<int64_t>::min());
+  return static_cast<T>(static_cast<int64_t>(v));
+}
+
+// Returns the DType of ONNX TensorProto.DataType number `onnx_type`; unsupported for types Orchard lacks.
+Result<DType> dtype_from_onnx_type(int64_t onnx_type);
 
 // Type tags for dispatch sets.
 enum DTypeSet : unsigned {

@@ -250,20 +250,6 @@ class ModKernel final : public OpKernel {
   bool fmod_;
 };
 
-// Converts a double to an integer type: truncates, NaN gives 0, out-of-range values saturate to int64 and
-// then wrap to T (like numpy's astype on x86 for in-range int64 values).
-template <class T>
-T double_to_int(double v) {
-  if (std::isnan(v)) return T(0);
-  if constexpr (std::is_same_v<T, uint64_t>) {
-    if (v >= 9223372036854775808.0) return v >= 18446744073709551616.0 ? std::numeric_limits<uint64_t>::max()
-                                                                         : static_cast<uint64_t>(v);
-  }
-  if (v >= 9223372036854775807.0) return static_cast<T>(std::numeric_limits<int64_t>::max());
-  if (v <= -9223372036854775808.0) return static_cast<T>(std::numeric_limits<int64_t>::min());
-  return static_cast<T>(static_cast<int64_t>(v));
-}
-
 // Integer power by squaring, wrapping on overflow; negative exponents give the truncated 1 / x^-e.
 template <class T>
 T int_pow(T base, int64_t e) {
@@ -296,7 +282,7 @@ Status pow_typed(OpContext& ctx, const Operands& ops, const std::vector<E>& exps
                  if constexpr (std::is_integral_v<T> && std::is_integral_v<E>) {
                    return int_pow<T>(base, e);
                  } else if constexpr (std::is_integral_v<T>) {
-                   return double_to_int<T>(std::pow(static_cast<double>(base), static_cast<double>(e)));
+                   return wrapping_cast<T>(std::pow(static_cast<double>(base), static_cast<double>(e)));
                  } else {
                    return store<T>(std::pow(static_cast<double>(load(base)), static_cast<double>(e)));
                  }

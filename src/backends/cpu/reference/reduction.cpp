@@ -99,19 +99,6 @@ ReducePlan make_plan(const Shape& in, const std::vector<bool>& reduced, bool kee
   return p;
 }
 
-// Converts a double to T, saturating integers (NaN -> 0) so that no conversion is undefined.
-template <class T>
-T from_double(double v) {
-  if constexpr (std::is_integral_v<T>) {
-    if (std::isnan(v)) return T(0);
-    if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
-    if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
-    return static_cast<T>(v);
-  } else {
-    return store<T>(v);
-  }
-}
-
 // Accumulator of additive reductions: double for floats, wrapping uint64 for integers.
 template <class T>
 using sum_t = std::conditional_t<is_float_v<T>, double, uint64_t>;
@@ -197,7 +184,7 @@ struct L2Op {
     return a + v * v;
   }
   static A merge(A a, A b) { return a + b; }
-  static T finish(A a, int64_t) { return from_double<T>(std::sqrt(a)); }
+  static T finish(A a, int64_t) { return saturate_cast<T>(std::sqrt(a)); }
 };
 
 template <class T>
@@ -206,7 +193,7 @@ struct LogSumOp {
   static A init() { return 0.0; }
   static A step(A a, T x) { return a + static_cast<double>(load(x)); }
   static A merge(A a, A b) { return a + b; }
-  static T finish(A a, int64_t) { return from_double<T>(std::log(a)); }
+  static T finish(A a, int64_t) { return saturate_cast<T>(std::log(a)); }
 };
 
 // log(sum(exp(x))) computed online: m is the running max, s the sum of exp(x - m).
@@ -241,8 +228,8 @@ struct LogSumExpOp {
     return {m, a.s * std::exp(a.m - m) + b.s * std::exp(b.m - m)};
   }
   static T finish(A a, int64_t) {
-    if (a.s == 0.0) return from_double<T>(-std::numeric_limits<double>::infinity());
-    return from_double<T>(a.m + std::log(a.s));
+    if (a.s == 0.0) return saturate_cast<T>(-std::numeric_limits<double>::infinity());
+    return saturate_cast<T>(a.m + std::log(a.s));
   }
 };
 

@@ -9,27 +9,6 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-// Maps an ONNX TensorProto::DataType number (SequenceEmpty's dtype attribute) to a DType.
-Result<DType> dtype_from_onnx_number(int64_t t) {
-  switch (t) {
-    case 1: return DType::float32;
-    case 2: return DType::uint8;
-    case 3: return DType::int8;
-    case 4: return DType::uint16;
-    case 5: return DType::int16;
-    case 6: return DType::int32;
-    case 7: return DType::int64;
-    case 8: return DType::string;
-    case 9: return DType::boolean;
-    case 10: return DType::float16;
-    case 11: return DType::float64;
-    case 12: return DType::uint32;
-    case 13: return DType::uint64;
-    case 16: return DType::bfloat16;
-    default: return unsupported("dtype ", t, " is not a supported tensor element type");
-  }
-}
-
 // Copies n elements (strings by assignment, everything else by bytes).
 void copy_elements(DType dt, const void* src, int64_t src_off, void* dst, int64_t dst_off, int64_t n) {
   if (n <= 0) return;
@@ -79,7 +58,7 @@ DType element_type(const Value& seq) {
 }
 
 Status sequence_empty(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(DType dt, dtype_from_onnx_number(ctx.node().attr_int("dtype", 1)));
+  ORCHARD_ASSIGN_OR_RETURN(DType dt, dtype_from_onnx_type(ctx.node().attr_int("dtype", 1)));
   ctx.set_output(0, Value::sequence({}, dt));
   return Status::OK();
 }

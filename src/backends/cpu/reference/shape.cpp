@@ -517,24 +517,11 @@ Status eye_like(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
   if (x->rank() != 2) return invalid_argument("input must be 2-D, got ", x->description());
   DType dt = x->dtype();
-  if (const graph::Attribute* a = ctx.node().attr("dtype")) {
-    // ONNX TensorProto data types, mapped to Orchard's (backends do not include the ONNX importer).
-    switch (a->i) {
-      case 1: dt = DType::float32; break;
-      case 2: dt = DType::uint8; break;
-      case 3: dt = DType::int8; break;
-      case 4: dt = DType::uint16; break;
-      case 5: dt = DType::int16; break;
-      case 6: dt = DType::int32; break;
-      case 7: dt = DType::int64; break;
-      case 9: dt = DType::boolean; break;
-      case 10: dt = DType::float16; break;
-      case 11: dt = DType::float64; break;
-      case 12: dt = DType::uint32; break;
-      case 13: dt = DType::uint64; break;
-      case 16: dt = DType::bfloat16; break;
-      default: return invalid_argument("dtype ", a->i, " is not supported");
-    }
+  if (ctx.node().attr("dtype")) {
+    const int64_t onnx_type = ctx.node().attr_int("dtype", 0);
+    const Result<DType> type = dtype_from_onnx_type(onnx_type);
+    if (!type.ok() || *type == DType::string) return invalid_argument("dtype ", onnx_type, " is not supported");
+    dt = *type;
   }
   const int64_t k = ctx.node().attr_int("k", 0);
   return dispatch<kNumeric | kBool>(dt, "EyeLike", [&](auto tag) -> Status {
