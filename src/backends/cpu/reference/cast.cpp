@@ -18,8 +18,6 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;  // elements per parallel chunk
-
 // Maps the opset-1 string form of Cast's `to` ("FLOAT", "INT64", ...) to its ONNX data type number (0 if none).
 int64_t onnx_type_from_name(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::toupper(c); });
@@ -255,11 +253,9 @@ Status cast_to(OpContext& ctx, const Tensor& x, DType to) {
       } else if constexpr (std::is_same_v<To, std::string>) {
         for (int64_t i = 0; i < n; ++i) out[i] = to_text(in[i]);
       } else {
-        auto body = [&](int64_t b, int64_t e) {
+        parallel_range(ctx.pool(), n, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; ++i) out[i] = convert_number<To>(in[i]);
-        };
-        if (n >= 2 * kGrain) ctx.pool().parallel_for(n, kGrain, body);
-        else body(0, n);
+        });
       }
       return Status::OK();
     });

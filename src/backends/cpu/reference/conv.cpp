@@ -386,14 +386,6 @@ Shape out_shape_of(const ConvGeom& g) {
   return s;
 }
 
-template <class T>
-std::vector<compute_t<T>> to_compute(const Tensor& t) {
-  std::vector<compute_t<T>> v(static_cast<size_t>(t.numel()));
-  const T* p = t.data<T>();
-  for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = load(p[i]);
-  return v;
-}
-
 template <bool Transpose>
 Status conv_float(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
@@ -420,16 +412,10 @@ Status conv_float(OpContext& ctx) {
       if constexpr (Transpose) conv_transpose_core<C>(g, px, pw, pb, py, ctx.pool());
       else conv_core<C>(g, px, pw, pb, py, ctx.pool());
     };
-    if constexpr (std::is_same_v<T, C>) {
-      run(x->data<T>(), w->data<T>(), b ? b->data<T>() : nullptr, y.data<T>());
-    } else {
-      const auto xs = to_compute<T>(*x), ws = to_compute<T>(*w);
-      const auto bs = b ? to_compute<T>(*b) : std::vector<C>();
-      std::vector<C> ys(static_cast<size_t>(y.numel()));
-      run(xs.data(), ws.data(), b ? bs.data() : nullptr, ys.data());
-      T* o = y.data<T>();
-      for (int64_t i = 0; i < y.numel(); ++i) o[i] = store<T>(ys[static_cast<size_t>(i)]);
-    }
+    std::vector<C> xs, ws, bs;
+    ComputeOutput<T> out(y);
+    run(as_compute<T>(*x, xs), as_compute<T>(*w, ws), b ? as_compute<T>(*b, bs) : nullptr, out.data());
+    out.finish();
     return Status::OK();
   });
 }

@@ -111,7 +111,7 @@ template <class F>
 void for_each_window(OpContext& ctx, const PoolGeom& g, F&& fn) {
   const int64_t planes = g.N * g.C;
   const int64_t work = std::max<int64_t>(1, g.out_size * g.kernel[0] * g.kernel[1] * g.kernel[2]);
-  ctx.pool().parallel_for(planes, std::max<int64_t>(1, 32768 / work), [&](int64_t p0, int64_t p1) {
+  ctx.pool().parallel_for(planes, grain_for(work), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       int64_t o = 0;
       for (int64_t od = 0; od < g.out[0]; ++od) {

@@ -14,42 +14,7 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrainElems = 1 << 15;  // input elements a parallel task should read at least
-constexpr int64_t kLanes = 8;             // partial accumulators of a contiguous reduced run
-
-// Returns a parallel_for grain (in items) for items that each touch `work` elements.
-int64_t grain_for(int64_t work) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, work)); }
-
-// Calls fn(offset) for each index of the row-major box `dims` (offset = sum idx[d] * strides[d]).
-// An empty box calls fn(0) once; a box with a zero dim never calls it.
-template <class F>
-void for_each_offset(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides, F&& fn) {
-  int64_t total = 1;
-  for (int64_t d : dims) total *= d;
-  std::vector<int64_t> idx(dims.size(), 0);
-  int64_t off = 0;
-  for (int64_t t = 0; t < total; ++t) {
-    fn(off);
-    for (size_t d = dims.size(); d-- > 0;) {
-      if (++idx[d] < dims[d]) {
-        off += strides[d];
-        break;
-      }
-      off -= strides[d] * (dims[d] - 1);
-      idx[d] = 0;
-    }
-  }
-}
-
-// Returns the offset of row-major index `i` of the box `dims` (strides as for for_each_offset).
-int64_t offset_of(int64_t i, const std::vector<int64_t>& dims, const std::vector<int64_t>& strides) {
-  int64_t off = 0;
-  for (size_t d = dims.size(); d-- > 0;) {
-    off += (i % dims[d]) * strides[d];
-    i /= dims[d];
-  }
-  return off;
-}
+constexpr int64_t kLanes = 8;  // partial accumulators of a contiguous reduced run
 
 // How a reduction walks its input.
 struct ReducePlan {
@@ -343,21 +308,6 @@ class ReduceKernel final : public OpKernel {
   bool noop_with_empty_axes_;
   std::vector<int64_t> attr_axes_;
 };
-
-// The input viewed as [outer, n, inner] around `axis`.
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-AxisView view_around(const Shape& s, int64_t axis) {
-  AxisView v;
-  for (int64_t d = 0; d < static_cast<int64_t>(s.rank()); ++d) {
-    if (d < axis) v.outer *= s[static_cast<size_t>(d)];
-    else if (d == axis) v.n = s[static_cast<size_t>(d)];
-    else v.inner *= s[static_cast<size_t>(d)];
-  }
-  return v;
-}
 
 // ArgMax (Max = true) / ArgMin: int64 index of the first (or, with select_last_index, last) extreme.
 template <bool Max>
