@@ -84,6 +84,20 @@ std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
   return s;
 }
 
+Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name) {
+  const graph::Attribute* a = node.attr(name);
+  if (a == nullptr || a->g == nullptr) return invalid_argument("graph attribute '", name, "' is missing");
+  return a->g.get();
+}
+
+Result<std::shared_ptr<const runtime::CompiledGraph>> compile_graph_attr(const runtime::KernelCreateContext& ctx,
+                                                                        std::string_view name) {
+  ORCHARD_ASSIGN_OR_RETURN(const graph::Graph* g, graph_attr(ctx.node, name));
+  auto compiled = ctx.compile_subgraph(*g);
+  if (!compiled.ok()) return compiled.status().with_prefix(std::string("subgraph '") + std::string(name) + "': ");
+  return std::move(compiled).value();
+}
+
 double element_as_double(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
     case DType::float32: return t.data<float>()[i];

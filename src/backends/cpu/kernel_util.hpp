@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -330,6 +331,12 @@ void for_each_run(ThreadPool& pool, const Shape& out, const std::array<const Sha
     }
   });
 }
+
+// Returns graph attribute `name` of `node`, or invalid_argument when it is absent.
+Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name);
+// Compiles graph attribute `name` of the node being created; errors name the attribute.
+Result<std::shared_ptr<const runtime::CompiledGraph>> compile_graph_attr(const runtime::KernelCreateContext& ctx,
+                                                                        std::string_view name);
 
 // Reads element i of a numeric tensor as double / int64 (for shape-like inputs of any integer type).
 double element_as_double(const Tensor& t, int64_t i);
