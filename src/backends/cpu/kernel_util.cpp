@@ -84,6 +84,32 @@ std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
   return s;
 }
 
+Result<std::vector<int64_t>> spatial_output_shape(std::span<const int64_t> in, std::span<const int64_t> kernel,
+                                                  std::span<const int64_t> stride, std::span<const int64_t> dilation,
+                                                  std::span<int64_t> pad_begin, std::span<int64_t> pad_end,
+                                                  std::string_view auto_pad, bool ceil_mode) {
+  std::vector<int64_t> out(in.size());
+  for (size_t d = 0; d < in.size(); ++d) {
+    const int64_t eff_k = (kernel[d] - 1) * dilation[d] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out[d] = (in[d] + stride[d] - 1) / stride[d];
+      const int64_t total = std::max<int64_t>(0, (out[d] - 1) * stride[d] + eff_k - in[d]);
+      pad_begin[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pad_end[d] = total - pad_begin[d];
+      continue;
+    }
+    if (auto_pad == "VALID") pad_begin[d] = pad_end[d] = 0;
+    else if (auto_pad != "NOTSET") return invalid_argument("auto_pad '", auto_pad, "' is not supported");
+    const int64_t span = in[d] + pad_begin[d] + pad_end[d] - eff_k;
+    if (span < 0) {
+      return invalid_argument("kernel extent ", eff_k, " exceeds padded input size ", span + eff_k, " in spatial dim ", d);
+    }
+    out[d] = (ceil_mode ? (span + stride[d] - 1) / stride[d] : span / stride[d]) + 1;
+    if (ceil_mode && (out[d] - 1) * stride[d] >= in[d] + pad_begin[d]) --out[d];
+  }
+  return out;
+}
+
 Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name) {
   const graph::Attribute* a = node.attr(name);
   if (a == nullptr || a->g == nullptr) return invalid_argument("graph attribute '", name, "' is missing");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -330,6 +331,26 @@ void for_each_run(ThreadPool& pool, const Shape& out, const std::array<const Sha
                         });
     }
   });
+}
+
+// Returns the output sizes of a window (Conv, pools) sliding over spatial dims `in`, and rewrites
+// pad_begin/pad_end per `auto_pad`: SAME_UPPER/SAME_LOWER give ceil(in / stride) outputs (the odd pad at
+// the end / start), VALID zero pads, NOTSET keeps them; ceil_mode rounds the window count up (the last
+// window still starting inside the input or its leading pad). Errors: an unknown auto_pad, or a window
+// larger than the padded input.
+Result<std::vector<int64_t>> spatial_output_shape(std::span<const int64_t> in, std::span<const int64_t> kernel,
+                                                  std::span<const int64_t> stride, std::span<const int64_t> dilation,
+                                                  std::span<int64_t> pad_begin, std::span<int64_t> pad_end,
+                                                  std::string_view auto_pad, bool ceil_mode);
+
+// True for the 8-bit integer types of quantized ops (int8, uint8).
+inline bool is_8bit(DType t) { return t == DType::uint8 || t == DType::int8; }
+
+// Writes nearbyint(float(acc) * multiplier) + zero, saturated to the range of y's 8-bit type, to y[i].
+inline void store_requantized(Tensor& y, int64_t i, double acc, float multiplier, double zero) {
+  const double v = std::nearbyint(static_cast<float>(acc) * multiplier) + zero;
+  if (y.dtype() == DType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(std::min(255.0, std::max(0.0, v)));
+  else y.data<int8_t>()[i] = static_cast<int8_t>(std::min(127.0, std::max(-128.0, v)));
 }
 
 // Returns graph attribute `name` of `node`, or invalid_argument when it is absent.

@@ -73,6 +73,23 @@ TEST(KernelUtil, AxisViewsAndOffsets) {
   EXPECT_EQ(offs, (std::vector<int64_t>{0}));
 }
 
+TEST(KernelUtil, SpatialOutputShape) {
+  const std::vector<int64_t> in{5, 6}, k{3, 3}, s{2, 2}, dil{1, 1};
+  std::vector<int64_t> pb{0, 0}, pe{0, 0};
+  EXPECT_EQ(*spatial_output_shape(in, k, s, dil, pb, pe, "NOTSET", false), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(*spatial_output_shape(in, k, s, dil, pb, pe, "NOTSET", true), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(*spatial_output_shape(in, k, s, dil, pb, pe, "SAME_UPPER", false), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(pb, (std::vector<int64_t>{1, 0}));  // totals 2 and 1: the odd pad goes at the end
+  EXPECT_EQ(pe, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(*spatial_output_shape(in, k, s, dil, pb, pe, "SAME_LOWER", false), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(pb, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(*spatial_output_shape(in, k, s, dil, pb, pe, "VALID", false), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(pb, (std::vector<int64_t>{0, 0}));
+  EXPECT_FALSE(spatial_output_shape(in, k, s, dil, pb, pe, "SAME", false).ok());
+  const std::vector<int64_t> big{7, 7};
+  EXPECT_FALSE(spatial_output_shape(in, big, s, dil, pb, pe, "NOTSET", false).ok());
+}
+
 TEST(CopyUtil, StridedCopyTransposesAndBroadcasts) {
   ThreadPool pool(1);
   // A 6x5 matrix read transposed (exercises the tiled path: the unit-stride dim is not innermost).

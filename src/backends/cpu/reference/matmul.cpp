@@ -525,8 +525,6 @@ Status einsum(OpContext& ctx) {
 
 // ---- MatMulInteger, QLinearMatMul ----------------------------------------------------------------
 
-bool is_8bit(DType t) { return t == DType::uint8 || t == DType::int8; }
-
 // A zero point or scale: one value (per tensor), one per row of A / column of B (`per` of them), or
 // one per row / column of every batch.
 struct QuantParam {
@@ -592,12 +590,6 @@ Status matmul_integer(OpContext& ctx) {
   return Status::OK();
 }
 
-// Rounds half to even and saturates to the range of the 8-bit type `dt`.
-inline double saturate_8bit(double v, DType dt) {
-  const double lo = dt == DType::uint8 ? 0.0 : -128.0, hi = dt == DType::uint8 ? 255.0 : 127.0;
-  return std::min(hi, std::max(lo, v));
-}
-
 Status qlinear_matmul(OpContext& ctx) {
   for (size_t i = 0; i < 8; ++i) {
     if (!ctx.has_input(i)) return invalid_argument("input ", i, " is required");
@@ -629,10 +621,7 @@ Status qlinear_matmul(OpContext& ctx) {
     // The scale of output row i / N (a row of A) and column i % N (a column of B).
     const float multiplier =
         static_cast<float>(a_scale.at(i / N)) * static_cast<float>(b_scale.at(i % N)) / y_scale;
-    const double v = std::nearbyint(static_cast<float>(acc[static_cast<size_t>(i)]) * multiplier);
-    const double q = saturate_8bit(v + y_zero, y_zp.dtype());
-    if (y_zp.dtype() == DType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(q);
-    else y.data<int8_t>()[i] = static_cast<int8_t>(q);
+    store_requantized(y, i, acc[static_cast<size_t>(i)], multiplier, y_zero);
   }
   return Status::OK();
 }
