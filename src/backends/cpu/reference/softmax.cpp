@@ -215,10 +215,38 @@ Result<LossLayout> loss_layout(const Tensor& input, const Tensor& target, const 
   return l;
 }
 
-// Negative log-likelihood of `logp` ([N, C, D] in compute type) at `target` into output 0 of ctx.
+// The inputs and attributes of both losses: input 0 [N, C, d...], target [N, d...], optional weight [C].
+struct LossArgs {
+  const Tensor* input = nullptr;
+  const Tensor* target = nullptr;
+  const Tensor* weight = nullptr;
+  LossLayout layout;
+  Reduction reduction = Reduction::mean;
+  bool has_ignore = false;
+  int64_t ignore_index = 0;
+};
+
+Result<LossArgs> loss_args(OpContext& ctx) {
+  LossArgs a;
+  ORCHARD_ASSIGN_OR_RETURN(a.input, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(a.target, ctx.input_tensor(1));
+  a.weight = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  ORCHARD_ASSIGN_OR_RETURN(a.layout, loss_layout(*a.input, *a.target, a.weight));
+  ORCHARD_ASSIGN_OR_RETURN(a.reduction, parse_reduction(ctx.node()));
+  a.has_ignore = ctx.node().attr("ignore_index") != nullptr;
+  a.ignore_index = ctx.node().attr_int("ignore_index", 0);
+  return a;
+}
+
+// Negative log-likelihood of `logp` ([N, C, D] in compute type) at the target into output 0 of ctx.
 template <class T>
-Status nll_from(OpContext& ctx, const compute_t<T>* logp, const Tensor& target, const Tensor* weight, const LossLayout& l,
-                Reduction reduction, bool has_ignore, int64_t ignore_index) {
+Status nll_from(OpContext& ctx, const compute_t<T>* logp, const LossArgs& a) {
+  const Tensor& target = *a.target;
+  const Tensor* weight = a.weight;
+  const LossLayout& l = a.layout;
+  const Reduction reduction = a.reduction;
+  const bool has_ignore = a.has_ignore;
+  const int64_t ignore_index = a.ignore_index;
   const int64_t items = l.n * l.d;
   std::vector<double> loss(static_cast<size_t>(reduction == Reduction::none ? items : 0));
   double total = 0.0, weight_sum = 0.0;
@@ -248,29 +276,18 @@ Status nll_from(OpContext& ctx, const compute_t<T>* logp, const Tensor& target, 
 }
 
 Status nll_loss(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* input, ctx.input_tensor(0));
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* target, ctx.input_tensor(1));
-  const Tensor* weight = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  ORCHARD_ASSIGN_OR_RETURN(const LossLayout l, loss_layout(*input, *target, weight));
-  ORCHARD_ASSIGN_OR_RETURN(const Reduction reduction, parse_reduction(ctx.node()));
-  const bool has_ignore = ctx.node().attr("ignore_index") != nullptr;
-  const int64_t ignore_index = ctx.node().attr_int("ignore_index", 0);
-  return dispatch<kFloats>(input->dtype(), "NegativeLogLikelihoodLoss", [&](auto tag) -> Status {
+  ORCHARD_ASSIGN_OR_RETURN(const LossArgs a, loss_args(ctx));
+  return dispatch<kFloats>(a.input->dtype(), "NegativeLogLikelihoodLoss", [&](auto tag) -> Status {
     using T = decltype(tag);
-    using C = compute_t<T>;
-    std::vector<C> tmp;
-    return nll_from<T>(ctx, as_compute<T>(*input, tmp), *target, weight, l, reduction, has_ignore, ignore_index);
+    std::vector<compute_t<T>> tmp;
+    return nll_from<T>(ctx, as_compute<T>(*a.input, tmp), a);
   });
 }
 
 Status softmax_cross_entropy(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* scores, ctx.input_tensor(0));
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* labels, ctx.input_tensor(1));
-  const Tensor* weight = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  ORCHARD_ASSIGN_OR_RETURN(const LossLayout l, loss_layout(*scores, *labels, weight));
-  ORCHARD_ASSIGN_OR_RETURN(const Reduction reduction, parse_reduction(ctx.node()));
-  const bool has_ignore = ctx.node().attr("ignore_index") != nullptr;
-  const int64_t ignore_index = ctx.node().attr_int("ignore_index", 0);
+  ORCHARD_ASSIGN_OR_RETURN(const LossArgs a, loss_args(ctx));
+  const Tensor* scores = a.input;
+  const LossLayout& l = a.layout;
   return dispatch<kFloats>(scores->dtype(), "SoftmaxCrossEntropyLoss", [&](auto tag) -> Status {
     using T = decltype(tag);
     using C = compute_t<T>;
@@ -278,7 +295,7 @@ Status softmax_cross_entropy(OpContext& ctx) {
     const AxisView v{l.n, l.c, l.d};
     std::vector<C> logp(static_cast<size_t>(scores->numel())), tmp;
     normalize_blocks<Mode::log_softmax>(as_compute<T>(*scores, tmp), logp.data(), v, ctx.pool());
-    ORCHARD_RETURN_IF_ERROR(nll_from<T>(ctx, logp.data(), *labels, weight, l, reduction, has_ignore, ignore_index));
+    ORCHARD_RETURN_IF_ERROR(nll_from<T>(ctx, logp.data(), a));
     if (ctx.has_output(1)) {
       ORCHARD_ASSIGN_OR_RETURN(Tensor lp, ctx.make_output(1, scores->dtype(), scores->shape()));
       T* out = lp.data<T>();
