@@ -31,7 +31,7 @@ Status per_axis(const OpContext& ctx, const Tensor& x, const Tensor& scale, Quan
                             " has ", x.dim(static_cast<size_t>(axis)));
   }
   q.count = scale.numel();
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d) q.inner *= x.dim(d);
+  q.inner = dims_product(x.shape(), static_cast<size_t>(axis) + 1, x.rank());
   return Status::OK();
 }
 

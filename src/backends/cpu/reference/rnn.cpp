@@ -234,7 +234,7 @@ class RecurrentKernel final : public OpKernel {
     std::vector<C> xw(static_cast<size_t>(seq * batch * gh));
     std::vector<C> h(static_cast<size_t>(batch * hid)), c(is_lstm ? static_cast<size_t>(batch * hid) : 0);
     const int64_t step_work = gh * (hid + 8);
-    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(step_work, 1));
+    const int64_t grain = grain_for(step_work);
     for (int64_t d = 0; d < dirs; ++d) {
       const bool reverse = reverse_ || d == 1;
       const C* wd = pw + d * gh * in;
@@ -245,7 +245,7 @@ class RecurrentKernel final : public OpKernel {
       // The recurrent bias of the GRU candidate gate stays inside r * (...) when linear_before_reset.
       const int64_t fold_limit = is_gru && linear_before_reset_ ? 2 * hid : gh;
       // Input projection for every (step, batch) row.
-      ctx.pool().parallel_for(seq * batch, std::max<int64_t>(1, 32768 / std::max<int64_t>(gh * in, 1)),
+      ctx.pool().parallel_for(seq * batch, grain_for(gh * in),
                               [&](int64_t begin, int64_t end) {
         for (int64_t row = begin; row < end; ++row) {
           const int64_t t = row / batch, bi = row % batch;

@@ -85,11 +85,8 @@ Status flatten(OpContext& ctx) {
   int64_t axis = ctx.node().attr_int("axis", 1);
   if (axis < -r || axis > r) return invalid_argument("axis ", axis, " is out of range for rank ", r);
   if (axis < 0) axis += r;
-  int64_t outer = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(static_cast<size_t>(d));
-  int64_t inner = 1;
-  for (int64_t d = axis; d < r; ++d) inner *= x->dim(static_cast<size_t>(d));
-  ctx.set_output(0, x->reshaped(Shape{outer, inner}));
+  const size_t split = static_cast<size_t>(axis);
+  ctx.set_output(0, x->reshaped(Shape{dims_product(x->shape(), 0, split), dims_product(x->shape(), split, x->rank())}));
   return Status::OK();
 }
 

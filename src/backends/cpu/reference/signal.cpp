@@ -200,9 +200,8 @@ Status dft(OpContext& ctx) {
   Shape out_shape = x->shape();
   out_shape[axis] = out_n;
   out_shape[rank - 1] = 2;
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(d);
-  for (int64_t d = axis + 1; d < rank - 1; ++d) inner *= x->dim(d);
+  const int64_t outer = dims_product(x->shape(), 0, static_cast<size_t>(axis));
+  const int64_t inner = dims_product(x->shape(), static_cast<size_t>(axis) + 1, static_cast<size_t>(rank - 1));
 
   return dispatch<kFloats>(x->dtype(), "DFT", [&](auto tag) -> Status {
     using T = decltype(tag);
