@@ -22,10 +22,13 @@ namespace orchard::cpu {
 
 using runtime::OpContext;
 
+// ---- element types ----------------------------------------------------------------------------------
+
 // The type arithmetic is done in: float for float16/bfloat16, the type itself otherwise.
 template <class T>
 using compute_t = std::conditional_t<std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>, float, T>;
 
+// Returns v in its compute type; store<T> converts a compute value back to T.
 template <class T>
 inline compute_t<T> load(T v) {
   if constexpr (std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>) return static_cast<float>(v);
@@ -43,7 +46,47 @@ inline constexpr bool is_half_v = std::is_same_v<T, float16> || std::is_same_v<T
 template <class T>
 inline constexpr bool is_float_v = std::is_floating_point_v<T> || is_half_v<T>;
 
-// ---- conversions from double --------------------------------------------------------------------
+// Type tags for dispatch sets.
+enum DTypeSet : unsigned {
+  kFloats = 1u << 0,     // float32, float64, float16, bfloat16
+  kSignedInts = 1u << 1, // int8..int64
+  kUnsignedInts = 1u << 2,
+  kBool = 1u << 3,
+  kString = 1u << 4,
+  kInts = kSignedInts | kUnsignedInts,
+  kNumeric = kFloats | kInts,
+  kAll = kNumeric | kBool | kString,
+};
+
+// Calls f(T{}) (T the element type of `dt`) when dt is in `Set`, else returns unsupported naming the
+// dtype and `what`. f must return Status.
+template <unsigned Set, class F>
+Status dispatch(DType dt, std::string_view what, F&& f) {
+  switch (dt) {
+    case DType::float32: if constexpr (Set & kFloats) return f(float{}); break;
+    case DType::float64: if constexpr (Set & kFloats) return f(double{}); break;
+    case DType::float16: if constexpr (Set & kFloats) return f(float16{}); break;
+    case DType::bfloat16: if constexpr (Set & kFloats) return f(bfloat16{}); break;
+    case DType::int8: if constexpr (Set & kSignedInts) return f(int8_t{}); break;
+    case DType::int16: if constexpr (Set & kSignedInts) return f(int16_t{}); break;
+    case DType::int32: if constexpr (Set & kSignedInts) return f(int32_t{}); break;
+    case DType::int64: if constexpr (Set & kSignedInts) return f(int64_t{}); break;
+    case DType::uint8: if constexpr (Set & kUnsignedInts) return f(uint8_t{}); break;
+    case DType::uint16: if constexpr (Set & kUnsignedInts) return f(uint16_t{}); break;
+    case DType::uint32: if constexpr (Set & kUnsignedInts) return f(uint32_t{}); break;
+    case DType::uint64: if constexpr (Set & kUnsignedInts) return f(uint64_t{}); break;
+    case DType::boolean: if constexpr (Set & kBool) return f(bool{}); break;
+    case DType::string: if constexpr (Set & kString) return f(std::string{}); break;
+    case DType::undefined: break;
+  }
+  return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
+}
+
+// Returns the DType of ONNX TensorProto.DataType number `onnx_type`; unsupported for types Orchard lacks.
+Result<DType> dtype_from_onnx_type(int64_t onnx_type);
+
+
+// ---- conversions from double ------------------------------------------------------------------------
 
 // Returns v as T: float types by one rounding; integers truncated toward zero, clamped to T's range, NaN 0.
 template <class T>
@@ -83,44 +126,7 @@ T wrapping_cast(double v) {
   return static_cast<T>(static_cast<int64_t>(v));
 }
 
-// Returns the DType of ONNX TensorProto.DataType number `onnx_type`; unsupported for types Orchard lacks.
-Result<DType> dtype_from_onnx_type(int64_t onnx_type);
-
-// Type tags for dispatch sets.
-enum DTypeSet : unsigned {
-  kFloats = 1u << 0,     // float32, float64, float16, bfloat16
-  kSignedInts = 1u << 1, // int8..int64
-  kUnsignedInts = 1u << 2,
-  kBool = 1u << 3,
-  kString = 1u << 4,
-  kInts = kSignedInts | kUnsignedInts,
-  kNumeric = kFloats | kInts,
-  kAll = kNumeric | kBool | kString,
-};
-
-// Calls f(T{}) (T the element type of `dt`) when dt is in `Set`, else returns unsupported naming the
-// dtype and `what`. f must return Status.
-template <unsigned Set, class F>
-Status dispatch(DType dt, std::string_view what, F&& f) {
-  switch (dt) {
-    case DType::float32: if constexpr (Set & kFloats) return f(float{}); break;
-    case DType::float64: if constexpr (Set & kFloats) return f(double{}); break;
-    case DType::float16: if constexpr (Set & kFloats) return f(float16{}); break;
-    case DType::bfloat16: if constexpr (Set & kFloats) return f(bfloat16{}); break;
-    case DType::int8: if constexpr (Set & kSignedInts) return f(int8_t{}); break;
-    case DType::int16: if constexpr (Set & kSignedInts) return f(int16_t{}); break;
-    case DType::int32: if constexpr (Set & kSignedInts) return f(int32_t{}); break;
-    case DType::int64: if constexpr (Set & kSignedInts) return f(int64_t{}); break;
-    case DType::uint8: if constexpr (Set & kUnsignedInts) return f(uint8_t{}); break;
-    case DType::uint16: if constexpr (Set & kUnsignedInts) return f(uint16_t{}); break;
-    case DType::uint32: if constexpr (Set & kUnsignedInts) return f(uint32_t{}); break;
-    case DType::uint64: if constexpr (Set & kUnsignedInts) return f(uint64_t{}); break;
-    case DType::boolean: if constexpr (Set & kBool) return f(bool{}); break;
-    case DType::string: if constexpr (Set & kString) return f(std::string{}); break;
-    case DType::undefined: break;
-  }
-  return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
-}
+// ---- compute-type buffers ---------------------------------------------------------------------------
 
 // Returns the elements of `t` (element type T) in compute_t<T>: t's own storage when T needs no
 // conversion, else a converted copy held in `tmp`.
@@ -161,7 +167,7 @@ class ComputeOutput {
   std::vector<compute_t<T>> tmp_;
 };
 
-// ---- parallel loops ------------------------------------------------------------------------------
+// ---- parallel loops ---------------------------------------------------------------------------------
 
 inline constexpr int64_t kGrainElems = 1 << 15;  // elements a parallel task should touch at least
 
@@ -200,7 +206,7 @@ Status unary_same(OpContext& ctx, const F& fn) {
   });
 }
 
-// ---- axes and views --------------------------------------------------------------------------------
+// ---- axes, views and broadcasting -------------------------------------------------------------------
 
 // Returns the product of dims [begin, end) of `s` (1 for an empty range).
 inline int64_t dims_product(const Shape& s, size_t begin, size_t end) {
@@ -333,6 +339,8 @@ void for_each_run(ThreadPool& pool, const Shape& out, const std::array<const Sha
   });
 }
 
+// ---- sliding windows and quantized outputs ----------------------------------------------------------
+
 // Returns the output sizes of a window (Conv, pools) sliding over spatial dims `in`, and rewrites
 // pad_begin/pad_end per `auto_pad`: SAME_UPPER/SAME_LOWER give ceil(in / stride) outputs (the odd pad at
 // the end / start), VALID zero pads, NOTSET keeps them; ceil_mode rounds the window count up (the last
@@ -353,16 +361,18 @@ inline void store_requantized(Tensor& y, int64_t i, double acc, float multiplier
   else y.data<int8_t>()[i] = static_cast<int8_t>(std::min(127.0, std::max(-128.0, v)));
 }
 
-// Returns graph attribute `name` of `node`, or invalid_argument when it is absent.
-Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name);
-// Compiles graph attribute `name` of the node being created; errors name the attribute.
-Result<std::shared_ptr<const runtime::CompiledGraph>> compile_graph_attr(const runtime::KernelCreateContext& ctx,
-                                                                        std::string_view name);
+// ---- reading inputs and attributes ------------------------------------------------------------------
 
 // Reads element i of a numeric tensor as double / int64 (for shape-like inputs of any integer type).
 double element_as_double(const Tensor& t, int64_t i);
 int64_t element_as_int(const Tensor& t, int64_t i);
 // Returns the elements of an integer tensor as int64 values (e.g. a shape or axes input).
 Result<std::vector<int64_t>> tensor_to_ints(const Tensor& t, std::string_view what);
+
+// Returns graph attribute `name` of `node`, or invalid_argument when it is absent.
+Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name);
+// Compiles graph attribute `name` of the node being created; errors name the attribute.
+Result<std::shared_ptr<const runtime::CompiledGraph>> compile_graph_attr(const runtime::KernelCreateContext& ctx,
+                                                                        std::string_view name);
 
 }  // namespace orchard::cpu
