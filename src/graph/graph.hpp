@@ -49,13 +49,19 @@ struct Node {
   // Names this node's subgraphs read from enclosing scopes (computed by the importer).
   std::vector<std::string> implicit_inputs;
 
+  // Returns attribute `name`, or nullptr when the node has none (tensor, graph and type attributes).
   const Attribute* attr(std::string_view name) const;
+  // Typed getters. Each returns `fallback` when the attribute is absent or its value does not convert.
+  // Numbers convert between INT and FLOAT (and INTS and FLOATS) when no information is lost: an INT
+  // reads as the nearest float; a FLOAT reads as an int only when it is integral and within int64
+  // (attr_int of 2.0 is 2, of 2.5 is `fallback`); a list converts only when every element does.
+  // Strings, tensors and graphs never convert.
   int64_t attr_int(std::string_view name, int64_t fallback) const;
   float attr_float(std::string_view name, float fallback) const;
   std::string attr_string(std::string_view name, const std::string& fallback) const;
   std::vector<int64_t> attr_ints(std::string_view name, std::vector<int64_t> fallback = {}) const;
   std::vector<float> attr_floats(std::string_view name, std::vector<float> fallback = {}) const;
-  std::vector<std::string> attr_strings(std::string_view name) const;
+  std::vector<std::string> attr_strings(std::string_view name) const;  // {} when absent or not STRINGS
   // Returns "node 'name' (Op)" for error messages.
   std::string label() const;
   // Returns the number of inputs that are present (non-empty names), counting trailing omissions out.

@@ -4,6 +4,26 @@
 
 namespace orchard::cpu {
 
+Result<DType> dtype_from_onnx_type(int64_t onnx_type) {
+  switch (onnx_type) {
+    case 1: return DType::float32;
+    case 2: return DType::uint8;
+    case 3: return DType::int8;
+    case 4: return DType::uint16;
+    case 5: return DType::int16;
+    case 6: return DType::int32;
+    case 7: return DType::int64;
+    case 8: return DType::string;
+    case 9: return DType::boolean;
+    case 10: return DType::float16;
+    case 11: return DType::float64;
+    case 12: return DType::uint32;
+    case 13: return DType::uint64;
+    case 16: return DType::bfloat16;
+    default: return unsupported("ONNX data type ", onnx_type, " is not supported");
+  }
+}
+
 Result<int64_t> normalize_axis(int64_t axis, int64_t rank, std::string_view what) {
   const int64_t lo = -rank, hi = rank - 1;
   if (axis < lo || axis > hi) return invalid_argument(what, " ", axis, " is out of range for rank ", rank);
@@ -62,6 +82,46 @@ std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
   const size_t off = out.rank() - in.rank();
   for (size_t d = 0; d < in.rank(); ++d) s[off + d] = in[d] == 1 ? 0 : own[d];
   return s;
+}
+
+Result<std::vector<int64_t>> spatial_output_shape(std::span<const int64_t> in, std::span<const int64_t> kernel,
+                                                  std::span<const int64_t> stride, std::span<const int64_t> dilation,
+                                                  std::span<int64_t> pad_begin, std::span<int64_t> pad_end,
+                                                  std::string_view auto_pad, bool ceil_mode) {
+  std::vector<int64_t> out(in.size());
+  for (size_t d = 0; d < in.size(); ++d) {
+    const int64_t eff_k = (kernel[d] - 1) * dilation[d] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out[d] = (in[d] + stride[d] - 1) / stride[d];
+      const int64_t total = std::max<int64_t>(0, (out[d] - 1) * stride[d] + eff_k - in[d]);
+      pad_begin[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pad_end[d] = total - pad_begin[d];
+      continue;
+    }
+    if (auto_pad == "VALID") pad_begin[d] = pad_end[d] = 0;
+    else if (auto_pad != "NOTSET") return invalid_argument("auto_pad '", auto_pad, "' is not supported");
+    const int64_t span = in[d] + pad_begin[d] + pad_end[d] - eff_k;
+    if (span < 0) {
+      return invalid_argument("kernel extent ", eff_k, " exceeds padded input size ", span + eff_k, " in spatial dim ", d);
+    }
+    out[d] = (ceil_mode ? (span + stride[d] - 1) / stride[d] : span / stride[d]) + 1;
+    if (ceil_mode && (out[d] - 1) * stride[d] >= in[d] + pad_begin[d]) --out[d];
+  }
+  return out;
+}
+
+Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name) {
+  const graph::Attribute* a = node.attr(name);
+  if (a == nullptr || a->g == nullptr) return invalid_argument("graph attribute '", name, "' is missing");
+  return a->g.get();
+}
+
+Result<std::shared_ptr<const runtime::CompiledGraph>> compile_graph_attr(const runtime::KernelCreateContext& ctx,
+                                                                        std::string_view name) {
+  ORCHARD_ASSIGN_OR_RETURN(const graph::Graph* g, graph_attr(ctx.node, name));
+  auto compiled = ctx.compile_subgraph(*g);
+  if (!compiled.ok()) return compiled.status().with_prefix(std::string("subgraph '") + std::string(name) + "': ");
+  return std::move(compiled).value();
 }
 
 double element_as_double(const Tensor& t, int64_t i) {

@@ -12,34 +12,6 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;  // elements per parallel chunk
-
-// Calls body(begin, end) over [0, n): in parallel chunks when n is large.
-template <class F>
-void parallel_range(OpContext& ctx, int64_t n, const F& body) {
-  if (n >= 2 * kGrain) {
-    ctx.pool().parallel_for(n, kGrain, body);
-  } else if (n > 0) {
-    body(int64_t{0}, n);
-  }
-}
-
-// A unary op whose output has the input's dtype: y = store(fn(load(x))), for the dtypes in Set.
-template <unsigned Set, class F>
-Status unary_same(OpContext& ctx, const F& fn) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
-  return dispatch<Set>(x->dtype(), ctx.node().op_type, [&](auto tag) -> Status {
-    using T = decltype(tag);
-    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), x->shape()));
-    const T* in = x->data<T>();
-    T* out = y.data<T>();
-    parallel_range(ctx, x->numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) out[i] = store<T>(fn(load(in[i])));
-    });
-    return Status::OK();
-  });
-}
-
 Status relu(OpContext& ctx) {
   return unary_same<kFloats | kSignedInts>(ctx, [](auto v) { return v > decltype(v)(0) ? v : decltype(v)(0); });
 }
@@ -186,42 +158,14 @@ Status prelu(OpContext& ctx) {
     const T* px = x->data<T>();
     const T* ps = s->data<T>();
     T* py = y.data<T>();
-    auto f = [](T v, T a) -> T {
-      const auto c = load(v);
-      return c < 0 ? store<T>(load(a) * c) : v;
-    };
-    if (s->numel() == 1 || slope_shape == shape) {
-      const int64_t step = s->numel() == 1 ? 0 : 1;
-      parallel_range(ctx, x->numel(), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) py[i] = f(px[i], ps[i * step]);
-      });
-      return Status::OK();
-    }
-    // Broadcast slope: walk X in runs, in parallel over dim 0 when large.
-    const std::vector<int64_t> xs = strides_of(shape);
-    const std::vector<int64_t> ss = broadcast_strides(slope_shape, shape);
-    auto rows = [&](const Shape& sub, int64_t base_out, int64_t base_slope, const std::vector<int64_t>& sub_x,
-                    const std::vector<int64_t>& sub_s) {
-      std::array<std::vector<int64_t>, 2> st{sub_x, sub_s};
-      broadcast_runs<2>(sub, st,
-                        [&](int64_t, const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& step) {
-                          const T* a = px + base_out + off[0];
-                          const T* sl = ps + base_slope + off[1];
-                          T* out = py + base_out + off[0];
-                          for (int64_t k = 0; k < n; ++k) out[k] = f(a[k], sl[k * step[1]]);
-                        });
-    };
-    if (shape.numel() < 2 * kGrain || shape.rank() < 2) {
-      rows(shape, 0, 0, xs, ss);
-      return Status::OK();
-    }
-    const Shape inner(shape.begin() + 1, shape.end());
-    const std::vector<int64_t> inner_x(xs.begin() + 1, xs.end()), inner_s(ss.begin() + 1, ss.end());
-    const int64_t slice = inner.numel();
-    ctx.pool().parallel_for(shape[0], std::max<int64_t>(1, kGrain / std::max<int64_t>(slice, 1)),
-                            [&](int64_t b, int64_t e) {
-                              for (int64_t i = b; i < e; ++i) rows(inner, i * xs[0], i * ss[0], inner_x, inner_s);
-                            });
+    for_each_run<2>(ctx.pool(), shape, {&x->shape(), &slope_shape},
+                    [&](int64_t o, const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                      for (int64_t k = 0; k < n; ++k) {
+                        const T v = px[off[0] + k * st[0]];
+                        const auto c = load(v);
+                        py[o + k] = c < 0 ? store<T>(load(ps[off[1] + k * st[1]]) * c) : v;
+                      }
+                    });
     return Status::OK();
   });
 }

@@ -18,31 +18,8 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;  // elements per parallel chunk
-
-// Maps an ONNX TensorProto.DataType value to a DType; undefined for types Orchard does not store.
-DType dtype_from_onnx_enum(int64_t t) {
-  switch (t) {
-    case 1: return DType::float32;
-    case 2: return DType::uint8;
-    case 3: return DType::int8;
-    case 4: return DType::uint16;
-    case 5: return DType::int16;
-    case 6: return DType::int32;
-    case 7: return DType::int64;
-    case 8: return DType::string;
-    case 9: return DType::boolean;
-    case 10: return DType::float16;
-    case 11: return DType::float64;
-    case 12: return DType::uint32;
-    case 13: return DType::uint64;
-    case 16: return DType::bfloat16;
-    default: return DType::undefined;
-  }
-}
-
-// Maps the opset-1 string form of Cast's `to` ("FLOAT", "INT64", ...) to a DType.
-DType dtype_from_onnx_name(std::string name) {
+// Maps the opset-1 string form of Cast's `to` ("FLOAT", "INT64", ...) to its ONNX data type number (0 if none).
+int64_t onnx_type_from_name(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::toupper(c); });
   static constexpr std::pair<const char*, int> kNames[] = {
       {"FLOAT", 1},    {"UINT8", 2},   {"INT8", 3},    {"UINT16", 4},  {"INT16", 5},    {"INT32", 6},
@@ -50,9 +27,9 @@ DType dtype_from_onnx_name(std::string name) {
       {"UINT64", 13},  {"BFLOAT16", 16},
   };
   for (const auto& [n, v] : kNames) {
-    if (name == n) return dtype_from_onnx_enum(v);
+    if (name == n) return v;
   }
-  return DType::undefined;
+  return 0;
 }
 
 // Returns Cast's target type from its `to` attribute (an int, or a type name before opset 6).
@@ -60,12 +37,12 @@ Result<DType> cast_target(const graph::Node& node) {
   const graph::Attribute* a = node.attr("to");
   if (!a) return invalid_argument("attribute 'to' is missing");
   if (a->type == graph::Attribute::Type::s) {
-    const DType t = dtype_from_onnx_name(a->s);
-    if (t == DType::undefined) return unsupported("'to' names an unsupported type \"", a->s, "\"");
-    return t;
+    const int64_t t = onnx_type_from_name(a->s);
+    if (t == 0) return unsupported("'to' names an unsupported type \"", a->s, "\"");
+    return dtype_from_onnx_type(t);
   }
-  const DType t = dtype_from_onnx_enum(a->i);
-  if (t == DType::undefined) return unsupported("'to' is an unsupported ONNX data type ", a->i);
+  auto t = dtype_from_onnx_type(node.attr_int("to", 0));
+  if (!t.ok()) return t.status().with_prefix("'to': ");
   return t;
 }
 
@@ -89,20 +66,6 @@ T double_to_float(double d) {
   else return static_cast<T>(d);
 }
 
-// Converts a double to an integer type: truncates, NaN gives 0, values past int64 saturate, then wrap to T.
-template <class T>
-T double_to_int(double v) {
-  if (std::isnan(v)) return T(0);
-  if constexpr (std::is_same_v<T, uint64_t>) {
-    if (v >= 9223372036854775808.0) {
-      return v >= 18446744073709551616.0 ? std::numeric_limits<uint64_t>::max() : static_cast<uint64_t>(v);
-    }
-  }
-  if (v >= 9223372036854775807.0) return static_cast<T>(std::numeric_limits<int64_t>::max());
-  if (v <= -9223372036854775808.0) return static_cast<T>(std::numeric_limits<int64_t>::min());
-  return static_cast<T>(static_cast<int64_t>(v));
-}
-
 // Converts one non-string value.
 template <class To, class From>
 To convert_number(const From& v) {
@@ -114,7 +77,7 @@ To convert_number(const From& v) {
     return store<To>(v ? 1 : 0);
   } else if constexpr (is_float_v<From>) {
     const double d = static_cast<double>(load(v));
-    if constexpr (std::is_integral_v<To>) return double_to_int<To>(d);
+    if constexpr (std::is_integral_v<To>) return wrapping_cast<To>(d);
     else if constexpr (std::is_same_v<From, double>) return double_to_float<To>(d);
     else return store<To>(load(v));  // float, float16, bfloat16 -> wider or via exact float
   } else {  // integer source
@@ -255,7 +218,7 @@ bool parse_value(const std::string& s, To& out) {
     }
     double d;
     if (!parse_double(s, d)) return false;
-    out = double_to_int<To>(d);
+    out = wrapping_cast<To>(d);
     return true;
   } else {
     double d;
@@ -290,11 +253,9 @@ Status cast_to(OpContext& ctx, const Tensor& x, DType to) {
       } else if constexpr (std::is_same_v<To, std::string>) {
         for (int64_t i = 0; i < n; ++i) out[i] = to_text(in[i]);
       } else {
-        auto body = [&](int64_t b, int64_t e) {
+        parallel_range(ctx.pool(), n, [&](int64_t b, int64_t e) {
           for (int64_t i = b; i < e; ++i) out[i] = convert_number<To>(in[i]);
-        };
-        if (n >= 2 * kGrain) ctx.pool().parallel_for(n, kGrain, body);
-        else body(0, n);
+        });
       }
       return Status::OK();
     });

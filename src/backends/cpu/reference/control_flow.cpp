@@ -1,9 +1,8 @@
 // Control flow: If, Loop, Scan. Subgraphs are compiled once when the kernel is created and run through
 // OpContext::run_subgraph, which lets them read enclosing-scope values from the node's frame.
 #include <algorithm>
-#include <cstring>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
@@ -12,33 +11,6 @@ namespace {
 
 using runtime::CompiledGraph;
 using GraphPtr = std::shared_ptr<const CompiledGraph>;
-
-// Returns the graph attribute `name` of the node, or invalid_argument when it is absent.
-Result<const graph::Graph*> graph_attr(const graph::Node& node, std::string_view name) {
-  const graph::Attribute* a = node.attr(name);
-  if (a == nullptr || a->g == nullptr) return invalid_argument("graph attribute '", name, "' is missing");
-  return a->g.get();
-}
-
-// Compiles the graph attribute `name` of the node being created.
-Result<GraphPtr> compile_attr(const KernelCreateContext& ctx, std::string_view name) {
-  ORCHARD_ASSIGN_OR_RETURN(const graph::Graph* g, graph_attr(ctx.node, name));
-  auto compiled = ctx.compile_subgraph(*g);
-  if (!compiled.ok()) return compiled.status().with_prefix(std::string("subgraph '") + std::string(name) + "': ");
-  return std::move(compiled).value();
-}
-
-// Copies n elements (strings by assignment, everything else by bytes).
-void copy_elements(DType dt, const void* src, int64_t src_off, void* dst, int64_t dst_off, int64_t n) {
-  if (n <= 0) return;
-  if (dt == DType::string) {
-    std::copy_n(static_cast<const std::string*>(src) + src_off, n, static_cast<std::string*>(dst) + dst_off);
-    return;
-  }
-  const size_t es = dtype_size(dt);
-  std::memcpy(static_cast<char*>(dst) + dst_off * es, static_cast<const char*>(src) + src_off * es,
-              static_cast<size_t>(n) * es);
-}
 
 // Reads a one-element tensor as a boolean condition.
 Result<bool> read_condition(const Value& v, std::string_view what) {
@@ -53,16 +25,11 @@ Result<bool> read_condition(const Value& v, std::string_view what) {
 
 // Returns element `index` of `t` along `axis` (a copy, with that axis removed).
 Result<Tensor> slice_axis(const Tensor& t, int64_t axis, int64_t index, Allocator& alloc) {
+  const AxisView v = view_around(t.shape(), axis);
   std::vector<int64_t> dims = t.shape().dims();
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= dims[d];
-  for (size_t d = axis + 1; d < dims.size(); ++d) inner *= dims[d];
-  const int64_t n = dims[axis];
   dims.erase(dims.begin() + axis);
   ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(t.dtype(), Shape(dims), alloc));
-  for (int64_t o = 0; o < outer; ++o) {
-    copy_elements(t.dtype(), t.raw_data(), (o * n + index) * inner, out.raw_data(), o * inner, inner);
-  }
+  copy_axis_range(t.dtype(), v.outer, v.inner, 1, t.raw_data(), v.n, index, out.raw_data(), 1, 0);
   return out;
 }
 
@@ -87,17 +54,14 @@ Result<Tensor> stack_axis(const std::vector<Tensor>& items, int64_t axis, bool r
   if (axis < 0 || axis > static_cast<int64_t>(dims.size())) {
     return invalid_argument("scan output axis ", axis, " is out of range for rank ", dims.size() + 1);
   }
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= dims[d];
-  for (size_t d = axis; d < dims.size(); ++d) inner *= dims[d];
+  const size_t ax = static_cast<size_t>(axis);
+  const int64_t outer = dims_product(first.shape(), 0, ax), inner = dims_product(first.shape(), ax, dims.size());
   const int64_t count = static_cast<int64_t>(items.size());
   dims.insert(dims.begin() + axis, count);
   ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(first.dtype(), Shape(dims), alloc));
   for (int64_t k = 0; k < count; ++k) {
     const int64_t pos = reverse ? count - 1 - k : k;
-    for (int64_t o = 0; o < outer; ++o) {
-      copy_elements(first.dtype(), items[k].raw_data(), o * inner, out.raw_data(), (o * count + pos) * inner, inner);
-    }
+    copy_axis_range(first.dtype(), outer, inner, 1, items[k].raw_data(), 1, 0, out.raw_data(), count, pos);
   }
   return out;
 }
@@ -119,8 +83,8 @@ class IfKernel final : public OpKernel {
  public:
   static Result<std::unique_ptr<OpKernel>> create(const KernelCreateContext& ctx) {
     auto k = std::make_unique<IfKernel>();
-    ORCHARD_ASSIGN_OR_RETURN(k->then_, compile_attr(ctx, "then_branch"));
-    ORCHARD_ASSIGN_OR_RETURN(k->else_, compile_attr(ctx, "else_branch"));
+    ORCHARD_ASSIGN_OR_RETURN(k->then_, compile_graph_attr(ctx, "then_branch"));
+    ORCHARD_ASSIGN_OR_RETURN(k->else_, compile_graph_attr(ctx, "else_branch"));
     return std::unique_ptr<OpKernel>(std::move(k));
   }
 
@@ -156,7 +120,7 @@ class LoopKernel final : public OpKernel {
       return invalid_argument("body has ", k->decl_->outputs.size(), " outputs; expected at least ", carried + 1,
                               " (condition and ", carried, " loop-carried values)");
     }
-    ORCHARD_ASSIGN_OR_RETURN(k->body_, compile_attr(ctx, "body"));
+    ORCHARD_ASSIGN_OR_RETURN(k->body_, compile_graph_attr(ctx, "body"));
     return std::unique_ptr<OpKernel>(std::move(k));
   }
 
@@ -259,7 +223,7 @@ class ScanKernel final : public OpKernel {
       ORCHARD_ASSIGN_OR_RETURN(k->out_axes_, list_attr(node, "scan_output_axes", k->n_scan_out_));
       ORCHARD_ASSIGN_OR_RETURN(k->out_dirs_, list_attr(node, "scan_output_directions", k->n_scan_out_));
     }
-    ORCHARD_ASSIGN_OR_RETURN(k->body_, compile_attr(ctx, "body"));
+    ORCHARD_ASSIGN_OR_RETURN(k->body_, compile_graph_attr(ctx, "body"));
     return std::unique_ptr<OpKernel>(std::move(k));
   }
 

@@ -69,7 +69,6 @@ Result<ConvGeom> conv_geometry(const graph::Node& node, const Shape& x, const Sh
                             " must have the same rank, at least 3");
   }
   ConvGeom g;
-  const size_t r = x.rank() - 2;
   ORCHARD_RETURN_IF_ERROR(read_common(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
   g.N = x[0];
   g.C = x[1];
@@ -78,27 +77,8 @@ Result<ConvGeom> conv_geometry(const graph::Node& node, const Shape& x, const Sh
     return invalid_argument("input channels ", g.C, " and weight ", w.to_string(), " do not match group ", g.group);
   }
   g.in.assign(x.begin() + 2, x.end());
-  g.out.resize(r);
-  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
-  for (size_t d = 0; d < r; ++d) {
-    const int64_t eff_k = (g.kernel[d] - 1) * g.dilation[d] + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g.out[d] = (g.in[d] + g.stride[d] - 1) / g.stride[d];
-      const int64_t total = std::max<int64_t>(0, (g.out[d] - 1) * g.stride[d] + eff_k - g.in[d]);
-      const int64_t small = total / 2;
-      g.pad_begin[d] = auto_pad == "SAME_UPPER" ? small : total - small;
-      g.pad_end[d] = total - g.pad_begin[d];
-    } else {
-      if (auto_pad == "VALID") g.pad_begin[d] = g.pad_end[d] = 0;
-      else if (auto_pad != "NOTSET") return invalid_argument("auto_pad '", auto_pad, "' is not supported");
-      const int64_t span = g.in[d] + g.pad_begin[d] + g.pad_end[d] - eff_k;
-      if (span < 0) {
-        return invalid_argument("kernel extent ", eff_k, " exceeds padded input size ",
-                                g.in[d] + g.pad_begin[d] + g.pad_end[d], " in spatial dim ", d);
-      }
-      g.out[d] = span / g.stride[d] + 1;
-    }
-  }
+  ORCHARD_ASSIGN_OR_RETURN(g.out, spatial_output_shape(g.in, g.kernel, g.stride, g.dilation, g.pad_begin, g.pad_end,
+                                                       node.attr_string("auto_pad", "NOTSET"), false));
   g.finish();
   return g;
 }
@@ -160,6 +140,45 @@ Result<ConvGeom> conv_transpose_geometry(const graph::Node& node, const Shape& x
 
 // ---- im2col / col2im -----------------------------------------------------------------------------
 
+// Splits kernel offset k (row-major over g.kernel) into per-dim kernel indices.
+void unravel_kernel(const ConvGeom& g, int64_t k, std::vector<int64_t>& kidx) {
+  for (size_t d = g.rank(); d-- > 0;) {
+    kidx[d] = k % g.kernel[d];
+    k /= g.kernel[d];
+  }
+}
+
+// The positions p in [0, n) with 0 <= p * stride + off < extent, as [lo, hi).
+std::pair<int64_t, int64_t> valid_range(int64_t off, int64_t stride, int64_t extent, int64_t n) {
+  int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t hi = extent - off <= 0 ? 0 : (extent - off + stride - 1) / stride;
+  lo = std::min(lo, n);
+  hi = std::min(std::max(hi, lo), n);
+  return {lo, hi};
+}
+
+// The offset in an image of spatial dims `image` (row strides `strides`) of the row that row `row` of a
+// grid of dims `grid` (both without their last dim) sees through kernel indices kidx; -1 in the padding.
+int64_t image_row_offset(const ConvGeom& g, const std::vector<int64_t>& grid, const std::vector<int64_t>& image,
+                         const std::vector<int64_t>& strides, const std::vector<int64_t>& kidx, int64_t row) {
+  int64_t off = 0;
+  for (size_t d = g.rank() - 1; d-- > 0;) {
+    const int64_t p = row % grid[d];
+    row /= grid[d];
+    const int64_t c = p * g.stride[d] - g.pad_begin[d] + kidx[d] * g.dilation[d];
+    if (c < 0 || c >= image[d]) return -1;
+    off += c * strides[d];
+  }
+  return off;
+}
+
+// Row-major strides of the spatial dims `dims`.
+std::vector<int64_t> spatial_strides(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (size_t d = dims.size() - 1; d-- > 0;) s[d] = s[d + 1] * dims[d + 1];
+  return s;
+}
+
 // Writes the column matrix [(channels * kernel_size) x out_size] of x [channels, in...]: row (c, k)
 // holds the input value each output position sees through kernel offset k (0 in the padding).
 template <class C>
@@ -167,44 +186,22 @@ void im2col(const ConvGeom& g, const C* x, int64_t channels, C* cols, ThreadPool
   const size_t r = g.rank();
   const int64_t rows_per_out = g.out_size / g.out[r - 1];
   const int64_t ow = g.out[r - 1], iw = g.in[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
-  std::vector<int64_t> in_strides(r, 1);
-  for (size_t d = r - 1; d-- > 0;) in_strides[d] = in_strides[d + 1] * g.in[d + 1];
+  const std::vector<int64_t> in_strides = spatial_strides(g.in);
   const int64_t rows = channels * g.kernel_size;
   pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.out_size)), [&](int64_t r0, int64_t r1) {
-    std::vector<int64_t> kidx(r), oidx(r);
+    std::vector<int64_t> kidx(r);
     for (int64_t row = r0; row < r1; ++row) {
       const int64_t c = row / g.kernel_size;
-      int64_t k = row % g.kernel_size;
-      for (size_t d = r; d-- > 0;) {
-        kidx[d] = k % g.kernel[d];
-        k /= g.kernel[d];
-      }
+      unravel_kernel(g, row % g.kernel_size, kidx);
       const C* xc = x + c * g.in_size;
       C* dst = cols + row * g.out_size;
-      std::fill(oidx.begin(), oidx.end(), 0);
       const int64_t kx_off = kidx[r - 1] * dw - pw;
       // Valid output range along the last dim: 0 <= ox*sw + kx_off < iw.
-      int64_t lo = kx_off >= 0 ? 0 : (-kx_off + sw - 1) / sw;
-      int64_t hi = iw - kx_off <= 0 ? 0 : (iw - kx_off + sw - 1) / sw;
-      lo = std::min(lo, ow);
-      hi = std::min(std::max(hi, lo), ow);
+      const auto [lo, hi] = valid_range(kx_off, sw, iw, ow);
       for (int64_t orow = 0; orow < rows_per_out; ++orow) {
-        // Outer coordinates of this output row.
-        int64_t off = 0;
-        bool valid = true;
-        int64_t t = orow;
-        for (size_t d = r - 1; d-- > 0;) {
-          const int64_t o = t % g.out[d];
-          t /= g.out[d];
-          const int64_t ic = o * g.stride[d] - g.pad_begin[d] + kidx[d] * g.dilation[d];
-          if (ic < 0 || ic >= g.in[d]) {
-            valid = false;
-            break;
-          }
-          off += ic * in_strides[d];
-        }
+        const int64_t off = image_row_offset(g, g.out, g.in, in_strides, kidx, orow);
         C* out = dst + orow * ow;
-        if (!valid) {
+        if (off < 0) {
           std::fill(out, out + ow, C(0));
           continue;
         }
@@ -228,41 +225,21 @@ void col2im(const ConvGeom& g, const C* cols, int64_t channels, C* y, ThreadPool
   const size_t r = g.rank();
   const int64_t rows_per_in = g.in_size / g.in[r - 1];
   const int64_t iw = g.in[r - 1], ow = g.out[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
-  std::vector<int64_t> out_strides(r, 1);
-  for (size_t d = r - 1; d-- > 0;) out_strides[d] = out_strides[d + 1] * g.out[d + 1];
+  const std::vector<int64_t> out_strides = spatial_strides(g.out);
   // Parallel over output channels: each channel's kernel rows add into its own image only.
   pool.parallel_for(channels, 1, [&](int64_t c0, int64_t c1) {
     std::vector<int64_t> kidx(r);
     for (int64_t c = c0; c < c1; ++c) {
       C* yc = y + c * g.out_size;
       for (int64_t kk = 0; kk < g.kernel_size; ++kk) {
-        int64_t k = kk;
-        for (size_t d = r; d-- > 0;) {
-          kidx[d] = k % g.kernel[d];
-          k /= g.kernel[d];
-        }
+        unravel_kernel(g, kk, kidx);
         const C* src = cols + (c * g.kernel_size + kk) * g.in_size;
         const int64_t kx_off = kidx[r - 1] * dw - pw;
         // Valid input range along the last dim: 0 <= ix*sw + kx_off < ow.
-        int64_t lo = kx_off >= 0 ? 0 : (-kx_off + sw - 1) / sw;
-        int64_t hi = ow - kx_off <= 0 ? 0 : (ow - kx_off + sw - 1) / sw;
-        lo = std::min(lo, iw);
-        hi = std::min(std::max(hi, lo), iw);
+        const auto [lo, hi] = valid_range(kx_off, sw, ow, iw);
         for (int64_t irow = 0; irow < rows_per_in; ++irow) {
-          int64_t off = 0;
-          bool valid = true;
-          int64_t t = irow;
-          for (size_t d = r - 1; d-- > 0;) {
-            const int64_t i = t % g.in[d];
-            t /= g.in[d];
-            const int64_t oc = i * g.stride[d] - g.pad_begin[d] + kidx[d] * g.dilation[d];
-            if (oc < 0 || oc >= g.out[d]) {
-              valid = false;
-              break;
-            }
-            off += oc * out_strides[d];
-          }
-          if (!valid) continue;
+          const int64_t off = image_row_offset(g, g.in, g.out, out_strides, kidx, irow);
+          if (off < 0) continue;
           const C* s = src + irow * iw;
           C* dst = yc + off + kx_off;
           for (int64_t i = lo; i < hi; ++i) dst[i * sw] += s[i];
@@ -386,14 +363,6 @@ Shape out_shape_of(const ConvGeom& g) {
   return s;
 }
 
-template <class T>
-std::vector<compute_t<T>> to_compute(const Tensor& t) {
-  std::vector<compute_t<T>> v(static_cast<size_t>(t.numel()));
-  const T* p = t.data<T>();
-  for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = load(p[i]);
-  return v;
-}
-
 template <bool Transpose>
 Status conv_float(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
@@ -420,16 +389,10 @@ Status conv_float(OpContext& ctx) {
       if constexpr (Transpose) conv_transpose_core<C>(g, px, pw, pb, py, ctx.pool());
       else conv_core<C>(g, px, pw, pb, py, ctx.pool());
     };
-    if constexpr (std::is_same_v<T, C>) {
-      run(x->data<T>(), w->data<T>(), b ? b->data<T>() : nullptr, y.data<T>());
-    } else {
-      const auto xs = to_compute<T>(*x), ws = to_compute<T>(*w);
-      const auto bs = b ? to_compute<T>(*b) : std::vector<C>();
-      std::vector<C> ys(static_cast<size_t>(y.numel()));
-      run(xs.data(), ws.data(), b ? bs.data() : nullptr, ys.data());
-      T* o = y.data<T>();
-      for (int64_t i = 0; i < y.numel(); ++i) o[i] = store<T>(ys[static_cast<size_t>(i)]);
-    }
+    std::vector<C> xs, ws, bs;
+    ComputeOutput<T> out(y);
+    run(as_compute<T>(*x, xs), as_compute<T>(*w, ws), b ? as_compute<T>(*b, bs) : nullptr, out.data());
+    out.finish();
     return Status::OK();
   });
 }
@@ -438,8 +401,6 @@ Status conv(OpContext& ctx) { return conv_float<false>(ctx); }
 Status conv_transpose(OpContext& ctx) { return conv_float<true>(ctx); }
 
 // ---- integer kernels -----------------------------------------------------------------------------
-
-bool is_8bit(DType t) { return t == DType::uint8 || t == DType::int8; }
 
 // A zero point or scale that is per tensor (one value) or per output channel (M values).
 Result<std::vector<double>> per_channel(const OpContext& ctx, size_t input, const char* what, int64_t M, double fallback,
@@ -522,14 +483,10 @@ Status qlinear_conv(OpContext& ctx) {
   const float x_scale = static_cast<float>(element_as_double(ctx.input(1), 0));
   const float y_scale = static_cast<float>(element_as_double(ctx.input(6), 0));
   const double zero = element_as_double(y_zp, 0);
-  const double lo = y_zp.dtype() == DType::uint8 ? 0 : -128, hi = y_zp.dtype() == DType::uint8 ? 255 : 127;
   for (int64_t i = 0; i < y.numel(); ++i) {
     const int64_t m = (i / g.out_size) % g.M;
     const float multiplier = x_scale * static_cast<float>(w_scale[static_cast<size_t>(m)]) / y_scale;
-    const double v = std::nearbyint(static_cast<float>(acc[static_cast<size_t>(i)]) * multiplier) + zero;
-    const double q = std::min(hi, std::max(lo, v));
-    if (y_zp.dtype() == DType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(q);
-    else y.data<int8_t>()[i] = static_cast<int8_t>(q);
+    store_requantized(y, i, acc[static_cast<size_t>(i)], multiplier, zero);
   }
   return Status::OK();
 }

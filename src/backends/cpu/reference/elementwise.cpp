@@ -13,63 +13,11 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;  // elements per parallel chunk
-
-// Calls body(begin, end) over [0, n): in parallel chunks when n is large.
-template <class F>
-void parallel_range(OpContext& ctx, int64_t n, const F& body) {
-  if (n >= 2 * kGrain) {
-    ctx.pool().parallel_for(n, kGrain, body);
-  } else if (n > 0) {
-    body(int64_t{0}, n);
-  }
-}
-
-// Walks `out` in runs (see broadcast_runs), calling run(out_offset, in_offsets, count, in_steps). Inputs
-// that equal `out` or hold one element are walked as one flat run; large outputs split over dim 0.
-template <size_t N, class F>
-void for_each_run(OpContext& ctx, const Shape& out, const std::array<const Shape*, N>& in, const F& run) {
-  const int64_t total = out.numel();
-  if (total == 0) return;
-  bool flat = true;
-  for (const Shape* s : in) flat = flat && (*s == out || s->numel() == 1);
-  if (flat) {
-    std::array<int64_t, N> step{};
-    for (size_t k = 0; k < N; ++k) step[k] = *in[k] == out ? 1 : 0;
-    parallel_range(ctx, total, [&](int64_t b, int64_t e) {
-      std::array<int64_t, N> off{};
-      for (size_t k = 0; k < N; ++k) off[k] = b * step[k];
-      run(b, off, e - b, step);
-    });
-    return;
-  }
-  std::array<std::vector<int64_t>, N> strides;
-  for (size_t k = 0; k < N; ++k) strides[k] = broadcast_strides(*in[k], out);
-  if (total < 2 * kGrain || out.rank() < 2 || out[0] < 2) {
-    broadcast_runs<N>(out, strides, run);
-    return;
-  }
-  const Shape inner(out.begin() + 1, out.end());
-  std::array<std::vector<int64_t>, N> inner_strides;
-  for (size_t k = 0; k < N; ++k) inner_strides[k].assign(strides[k].begin() + 1, strides[k].end());
-  const int64_t slice = inner.numel();
-  ctx.pool().parallel_for(out[0], std::max<int64_t>(1, kGrain / std::max<int64_t>(slice, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      broadcast_runs<N>(inner, inner_strides,
-                        [&](int64_t o, const std::array<int64_t, N>& off, int64_t n, const std::array<int64_t, N>& st) {
-                          std::array<int64_t, N> at = off;
-                          for (size_t k = 0; k < N; ++k) at[k] += i * strides[k][0];
-                          run(i * slice + o, at, n, st);
-                        });
-    }
-  });
-}
-
 // py[i] = f(pa[i], pb[i]) over the broadcast of shapes sa and sb (== `out`). py may alias pa when sa == out.
 template <class A, class B, class Out, class F>
 void apply_binary(OpContext& ctx, const A* pa, const Shape& sa, const B* pb, const Shape& sb, Out* py, const Shape& out,
                   const F& f) {
-  for_each_run<2>(ctx, out, {&sa, &sb},
+  for_each_run<2>(ctx.pool(), out, {&sa, &sb},
                   [&](int64_t o, const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
                     const A* x = pa + off[0];
                     const B* y = pb + off[1];
@@ -80,28 +28,6 @@ void apply_binary(OpContext& ctx, const A* pa, const Shape& sa, const B* pb, con
                       for (int64_t k = 0; k < n; ++k) dst[k] = f(x[k * st[0]], y[k * st[1]]);
                     }
                   });
-}
-
-// y[i] = f(x[i]) into a new output 0 of dtype out_dt.
-template <class In, class Out, class F>
-Status unary_map(OpContext& ctx, const Tensor& x, DType out_dt, const F& f) {
-  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, out_dt, x.shape()));
-  const In* in = x.data<In>();
-  Out* out = y.data<Out>();
-  parallel_range(ctx, x.numel(), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = f(in[i]);
-  });
-  return Status::OK();
-}
-
-// A unary op whose output has the input's dtype: y = store(fn(load(x))), for the dtypes in Set.
-template <unsigned Set, class F>
-Status unary_same(OpContext& ctx, const F& fn) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
-  return dispatch<Set>(x->dtype(), ctx.node().op_type, [&](auto tag) -> Status {
-    using T = decltype(tag);
-    return unary_map<T, T>(ctx, *x, x->dtype(), [&](T v) { return store<T>(fn(load(v))); });
-  });
 }
 
 // A unary predicate on floats: y (bool) = fn(load(x)).
@@ -250,20 +176,6 @@ class ModKernel final : public OpKernel {
   bool fmod_;
 };
 
-// Converts a double to an integer type: truncates, NaN gives 0, out-of-range values saturate to int64 and
-// then wrap to T (like numpy's astype on x86 for in-range int64 values).
-template <class T>
-T double_to_int(double v) {
-  if (std::isnan(v)) return T(0);
-  if constexpr (std::is_same_v<T, uint64_t>) {
-    if (v >= 9223372036854775808.0) return v >= 18446744073709551616.0 ? std::numeric_limits<uint64_t>::max()
-                                                                         : static_cast<uint64_t>(v);
-  }
-  if (v >= 9223372036854775807.0) return static_cast<T>(std::numeric_limits<int64_t>::max());
-  if (v <= -9223372036854775808.0) return static_cast<T>(std::numeric_limits<int64_t>::min());
-  return static_cast<T>(static_cast<int64_t>(v));
-}
-
 // Integer power by squaring, wrapping on overflow; negative exponents give the truncated 1 / x^-e.
 template <class T>
 T int_pow(T base, int64_t e) {
@@ -296,7 +208,7 @@ Status pow_typed(OpContext& ctx, const Operands& ops, const std::vector<E>& exps
                  if constexpr (std::is_integral_v<T> && std::is_integral_v<E>) {
                    return int_pow<T>(base, e);
                  } else if constexpr (std::is_integral_v<T>) {
-                   return double_to_int<T>(std::pow(static_cast<double>(base), static_cast<double>(e)));
+                   return wrapping_cast<T>(std::pow(static_cast<double>(base), static_cast<double>(e)));
                  } else {
                    return store<T>(std::pow(static_cast<double>(load(base)), static_cast<double>(e)));
                  }
@@ -453,14 +365,14 @@ Status variadic(OpContext& ctx) {
     };
     if (xs.size() == 1) {
       const T* px = xs[0]->data<T>();
-      parallel_range(ctx, y.numel(), [&](int64_t b, int64_t e) { std::copy(px + b, px + e, py + b); });
+      parallel_range(ctx.pool(), y.numel(), [&](int64_t b, int64_t e) { std::copy(px + b, px + e, py + b); });
     } else {
       apply_binary(ctx, xs[0]->data<T>(), xs[0]->shape(), xs[1]->data<T>(), xs[1]->shape(), py, shape, op);
       for (size_t i = 2; i < xs.size(); ++i) apply_binary(ctx, py, shape, xs[i]->data<T>(), xs[i]->shape(), py, shape, op);
     }
     if constexpr (K == Fold::mean) {
       const C n = static_cast<C>(xs.size());
-      parallel_range(ctx, y.numel(), [&](int64_t b, int64_t e) {
+      parallel_range(ctx.pool(), y.numel(), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) py[i] = store<T>(load(py[i]) / n);
       });
     }
@@ -566,7 +478,7 @@ Status where(OpContext& ctx) {
     const T* px = x->data<T>();
     const T* py = y->data<T>();
     T* dst = out.data<T>();
-    for_each_run<3>(ctx, shape, {&c->shape(), &x->shape(), &y->shape()},
+    for_each_run<3>(ctx.pool(), shape, {&c->shape(), &x->shape(), &y->shape()},
                     [&](int64_t o, const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
                       for (int64_t k = 0; k < n; ++k) {
                         dst[o + k] = pc[off[0] + k * st[0]] ? px[off[1] + k * st[1]] : py[off[2] + k * st[2]];
@@ -587,8 +499,8 @@ Status clip(OpContext& ctx) {
     C lo = std::numeric_limits<C>::lowest(), hi = std::numeric_limits<C>::max();
     if (node.opset < 11) {
       if constexpr (std::is_floating_point_v<C>) {
-        if (const graph::Attribute* a = node.attr("min")) lo = static_cast<C>(a->f);
-        if (const graph::Attribute* a = node.attr("max")) hi = static_cast<C>(a->f);
+        if (node.attr("min")) lo = static_cast<C>(node.attr_float("min", 0.0f));
+        if (node.attr("max")) hi = static_cast<C>(node.attr_float("max", 0.0f));
       } else {
         return unsupported("Clip before opset 11: element type ", dtype_name(x->dtype()), " is not supported");
       }

@@ -18,22 +18,6 @@ namespace {
 // Largest output (elements) a resampling kernel will allocate; guards against absurd scales.
 constexpr double kMaxElements = 1ull << 40;
 
-// Stores a double into T: rounds and saturates for integer types, plain conversion for floats.
-template <class T>
-T store_rounded(double v) {
-  if constexpr (std::is_integral_v<T>) {
-    if (std::isnan(v)) return T(0);
-    v = std::nearbyint(v);
-    constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
-    if (v <= lo) return std::numeric_limits<T>::lowest();
-    if (v >= hi) return std::numeric_limits<T>::max();
-    return static_cast<T>(v);
-  } else {
-    return store<T>(v);
-  }
-}
-
 // Keys cubic convolution weights for the 4 taps at offsets -1, 0, 1, 2 around a point at fraction t.
 std::array<double, 4> cubic_weights(double t, double a) {
   auto near = [a](double x) { return ((a + 2) * x - (a + 3)) * x * x + 1; };              // |x| <= 1
@@ -203,7 +187,7 @@ void resize_nearest(OpContext& ctx, const Tensor& x, Tensor& y, const std::vecto
   const size_t rank = x.rank();
   const T* in = x.data<T>();
   T* out = y.data<T>();
-  const T fill = store_rounded<T>(extrapolation);
+  const T fill = round_saturate_cast<T>(extrapolation);
   if (rank == 0) {
     out[0] = in[0];
     return;
@@ -283,7 +267,7 @@ void resize_separable(OpContext& ctx, const Tensor& x, Tensor& y, const std::vec
     shape[d] = p.out;
   }
   T* out = y.data<T>();
-  for (int64_t i = 0; i < y.numel(); ++i) out[i] = store_rounded<T>(cur[static_cast<size_t>(i)]);
+  for (int64_t i = 0; i < y.numel(); ++i) out[i] = round_saturate_cast<T>(cur[static_cast<size_t>(i)]);
 }
 
 // Reads a float tensor that may be empty (meaning "not given") into doubles.

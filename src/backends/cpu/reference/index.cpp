@@ -6,106 +6,12 @@
 #include <limits>
 #include <numeric>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
 namespace {
-
-// An element moved as raw bytes: copying ops work on any dtype by element size (strings by assignment).
-template <size_t N>
-struct Bytes {
-  unsigned char b[N];
-};
-
-// Calls f(T{}) with T = Bytes<element size>, or std::string for strings. f must return Status.
-template <class F>
-Status dispatch_copy(DType dt, std::string_view what, F&& f) {
-  if (dt == DType::string) return f(std::string{});
-  if (dt != DType::undefined) {
-    switch (dtype_size(dt)) {
-      case 1: return f(Bytes<1>{});
-      case 2: return f(Bytes<2>{});
-      case 4: return f(Bytes<4>{});
-      case 8: return f(Bytes<8>{});
-      default: break;
-    }
-  }
-  return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
-}
-
-// Walks a multi-index over `size` in row-major order, tracking one offset per stride set.
-struct Odometer {
-  std::vector<int64_t> size, stride_a, stride_b, idx;
-  int64_t a = 0, b = 0;
-
-  // Positions the walker at row-major position `linear`, with offsets relative to (a0, b0).
-  void seek(int64_t linear, int64_t a0, int64_t b0) {
-    idx.assign(size.size(), 0);
-    a = a0;
-    b = b0;
-    for (size_t d = size.size(); d-- > 0;) {
-      idx[d] = linear % size[d];
-      linear /= size[d];
-      a += idx[d] * stride_a[d];
-      b += idx[d] * stride_b[d];
-    }
-  }
-  void next() {
-    for (size_t d = size.size(); d-- > 0;) {
-      if (++idx[d] < size[d]) {
-        a += stride_a[d];
-        b += stride_b[d];
-        return;
-      }
-      a -= stride_a[d] * (size[d] - 1);
-      b -= stride_b[d] * (size[d] - 1);
-      idx[d] = 0;
-    }
-  }
-};
-
-constexpr int64_t kCopyGrain = 1 << 15;  // elements per parallel chunk of a copy
-
-int64_t product(const Shape& s, size_t begin, size_t end) {
-  int64_t p = 1;
-  for (size_t d = begin; d < end; ++d) p *= s[d];
-  return p;
-}
-
-// Copies `outer` blocks of `block` elements: block o goes from src + o*src_stride to dst + o*dst_stride.
-template <class T>
-void copy_blocks(const T* src, int64_t src_stride, T* dst, int64_t dst_stride, int64_t outer, int64_t block,
-                 ThreadPool& pool) {
-  if (block == 0 || outer == 0) return;
-  pool.parallel_for(outer, std::max<int64_t>(1, kCopyGrain / block), [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) std::copy(src + o * src_stride, src + o * src_stride + block, dst + o * dst_stride);
-  });
-}
-
-// Rejects shapes from data (Expand, Tile, ConstantOfShape, ...) whose element count no tensor can hold.
-Status check_numel(const std::vector<int64_t>& dims) {
-  constexpr int64_t kMaxElements = int64_t{1} << 56;
-  int64_t n = 1;
-  for (int64_t d : dims) {
-    if (d < 0) return invalid_argument("shape ", Shape(dims).to_string(), " has a negative dim");
-    if (d == 0) return Status::OK();
-  }
-  for (int64_t d : dims) {
-    if (__builtin_mul_overflow(n, d, &n) || n > kMaxElements) {
-      return invalid_argument("shape ", Shape(dims).to_string(), " has too many elements");
-    }
-  }
-  return Status::OK();
-}
-
-// Returns the integer elements of input i (a shape, axes, pads or split input).
-Result<std::vector<int64_t>> ints_input(OpContext& ctx, size_t i, std::string_view what) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* t, ctx.input_tensor(i));
-  if (t->rank() > 1) return invalid_argument(what, " must be a 1-D tensor, got ", t->description());
-  return tensor_to_ints(*t, what);
-}
 
 // Returns index `v` into a dim of size `n` with negatives counted from the end, or an error.
 inline Result<int64_t> checked_index(int64_t v, int64_t n, std::string_view what) {
@@ -137,7 +43,7 @@ Status concat(OpContext& ctx) {
   if (r == 0) return invalid_argument("cannot concatenate scalars");
   const graph::Attribute* axis_attr = ctx.node().attr("axis");
   if (!axis_attr && ctx.node().opset >= 4) return invalid_argument("attribute 'axis' is missing");
-  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(axis_attr ? axis_attr->i : 1, r));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.node().attr_int("axis", 1), r));
   const size_t ax = static_cast<size_t>(axis);
   Shape out = first.shape();
   out[ax] = 0;
@@ -153,8 +59,8 @@ Status concat(OpContext& ctx) {
     }
     out[ax] += t->dim(ax);
   }
-  const int64_t outer = product(first.shape(), 0, ax);
-  const int64_t inner = product(first.shape(), ax + 1, first.rank());
+  const int64_t outer = dims_product(first.shape(), 0, ax);
+  const int64_t inner = dims_product(first.shape(), ax + 1, first.rank());
   return dispatch_copy(first.dtype(), "Concat", [&](auto tag) -> Status {
     using T = decltype(tag);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, first.dtype(), out));
@@ -189,8 +95,9 @@ Status split(OpContext& ctx) {
     sizes = ctx.node().attr_ints("split");
   }
   if (!given) {
-    if (const graph::Attribute* a = ctx.node().attr("num_outputs")) {
-      if (a->i != n) return invalid_argument("num_outputs ", a->i, " does not match the node's ", n, " outputs");
+    if (ctx.node().attr("num_outputs")) {
+      const int64_t want = ctx.node().attr_int("num_outputs", 0);
+      if (want != n) return invalid_argument("num_outputs ", want, " does not match the node's ", n, " outputs");
       const int64_t chunk = (dim + n - 1) / n;
       for (int64_t i = 0; i < n; ++i) sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
     } else {
@@ -210,8 +117,8 @@ Status split(OpContext& ctx) {
     return invalid_argument("split ", Shape(sizes).to_string(), " sums to ", total, " but axis ", axis, " of ",
                             x->description(), " has size ", dim);
   }
-  const int64_t outer = product(x->shape(), 0, ax);
-  const int64_t inner = product(x->shape(), ax + 1, x->rank());
+  const int64_t outer = dims_product(x->shape(), 0, ax);
+  const int64_t inner = dims_product(x->shape(), ax + 1, x->rank());
   return dispatch_copy(x->dtype(), "Split", [&](auto tag) -> Status {
     using T = decltype(tag);
     int64_t at = 0;
@@ -299,33 +206,7 @@ Status slice(OpContext& ctx) {
   return dispatch_copy(x->dtype(), "Slice", [&](auto tag) -> Status {
     using T = decltype(tag);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out));
-    if (y.numel() == 0) return Status::OK();
-    const T* in = x->data<T>();
-    T* dst = y.data<T>();
-    if (r == 0) {
-      dst[0] = in[0];
-      return Status::OK();
-    }
-    const size_t last = static_cast<size_t>(r - 1);
-    const int64_t inner = count[last], inner_stride = strides[last];
-    Odometer base;
-    base.size.assign(count.begin(), count.end() - 1);
-    base.stride_a.assign(strides.begin(), strides.end() - 1);
-    base.stride_b.assign(last, 0);
-    const int64_t rows = y.numel() / inner;
-    ctx.pool().parallel_for(rows, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t b0, int64_t b1) {
-      Odometer w = base;
-      w.seek(b0, offset, 0);
-      for (int64_t o = b0; o < b1; ++o, w.next()) {
-        const T* src = in + w.a;
-        T* row = dst + o * inner;
-        if (inner_stride == 1) {
-          std::copy(src, src + inner, row);
-        } else {
-          for (int64_t k = 0; k < inner; ++k) row[k] = src[k * inner_stride];
-        }
-      }
-    });
+    strided_copy<T>(x->data<T>(), offset, count, strides, y.data<T>(), ctx.pool());
     return Status::OK();
   });
 }
@@ -345,8 +226,8 @@ Status gather(OpContext& ctx) {
   for (size_t d = 0; d < ax; ++d) out.push_back(x->dim(d));
   for (int64_t d : ind->shape()) out.push_back(d);
   for (size_t d = ax + 1; d < x->rank(); ++d) out.push_back(x->dim(d));
-  const int64_t outer = product(x->shape(), 0, ax);
-  const int64_t inner = product(x->shape(), ax + 1, x->rank());
+  const int64_t outer = dims_product(x->shape(), 0, ax);
+  const int64_t inner = dims_product(x->shape(), ax + 1, x->rank());
   const int64_t n = static_cast<int64_t>(idx.size());
   return dispatch_copy(x->dtype(), "Gather", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -355,7 +236,7 @@ Status gather(OpContext& ctx) {
     T* dst = y.data<T>();
     const int64_t total = outer * n;
     if (total == 0 || inner == 0) return Status::OK();
-    ctx.pool().parallel_for(total, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t b0, int64_t b1) {
+    ctx.pool().parallel_for(total, grain_for(inner), [&](int64_t b0, int64_t b1) {
       for (int64_t p = b0; p < b1; ++p) {
         const int64_t o = p / n, i = p % n;
         const T* src = in + (o * dim + idx[static_cast<size_t>(i)]) * inner;
@@ -439,10 +320,10 @@ Result<NdPlan> plan_nd(const Tensor& x, const Tensor& ind, int64_t batch_dims) {
     }
   }
   const size_t kk = static_cast<size_t>(p.k);
-  p.batches = product(x.shape(), 0, b);
-  p.per_batch = product(ind.shape(), b, q - 1);
-  p.batch_stride = product(x.shape(), b, r);
-  p.slice = product(x.shape(), b + kk, r);
+  p.batches = dims_product(x.shape(), 0, b);
+  p.per_batch = dims_product(ind.shape(), b, q - 1);
+  p.batch_stride = dims_product(x.shape(), b, r);
+  p.slice = dims_product(x.shape(), b + kk, r);
   const std::vector<int64_t> xs = strides_of(x.shape());
   ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> iv, tensor_to_ints(ind, "indices"));
   p.offsets.resize(static_cast<size_t>(p.batches * p.per_batch));
@@ -676,7 +557,7 @@ Status pad(OpContext& ctx) {
     const int64_t inner = out[r - 1];
     const int64_t rows = y.numel() / inner;
     const std::vector<int64_t>& last = src[r - 1];
-    ctx.pool().parallel_for(rows, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t b0, int64_t b1) {
+    ctx.pool().parallel_for(rows, grain_for(inner), [&](int64_t b0, int64_t b1) {
       std::vector<int64_t> idx(r - 1);
       int64_t rem = b0;
       for (size_t d = r - 1; d-- > 0;) {
@@ -721,11 +602,11 @@ Status compress(OpContext& ctx) {
   int64_t outer = 1, dim = x->numel(), inner = 1;
   size_t ax = 0;
   if (axis_attr) {
-    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(axis_attr->i, static_cast<int64_t>(x->rank())));
+    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(ctx.node().attr_int("axis", 0), static_cast<int64_t>(x->rank())));
     ax = static_cast<size_t>(a);
-    outer = product(x->shape(), 0, ax);
+    outer = dims_product(x->shape(), 0, ax);
     dim = x->dim(ax);
-    inner = product(x->shape(), ax + 1, x->rank());
+    inner = dims_product(x->shape(), ax + 1, x->rank());
   }
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < cond->numel(); ++i) {
@@ -779,8 +660,8 @@ Status one_hot(OpContext& ctx) {
     if (d < r) out.push_back(ind->dim(static_cast<size_t>(d)));
   }
   ORCHARD_RETURN_IF_ERROR(check_numel(out.dims()));
-  const int64_t outer = product(ind->shape(), 0, static_cast<size_t>(axis));
-  const int64_t inner = product(ind->shape(), static_cast<size_t>(axis), ind->rank());
+  const int64_t outer = dims_product(ind->shape(), 0, static_cast<size_t>(axis));
+  const int64_t inner = dims_product(ind->shape(), static_cast<size_t>(axis), ind->rank());
   return dispatch_copy(values->dtype(), "OneHot", [&](auto tag) -> Status {
     using T = decltype(tag);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, values->dtype(), out));
@@ -842,11 +723,11 @@ Status unique(OpContext& ctx) {
   int64_t outer = 1, n = x->numel(), inner = 1;
   size_t ax = 0;
   if (axis_attr) {
-    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(axis_attr->i, static_cast<int64_t>(x->rank())));
+    ORCHARD_ASSIGN_OR_RETURN(int64_t a, normalize_axis(ctx.node().attr_int("axis", 0), static_cast<int64_t>(x->rank())));
     ax = static_cast<size_t>(a);
-    outer = product(x->shape(), 0, ax);
+    outer = dims_product(x->shape(), 0, ax);
     n = x->dim(ax);
-    inner = product(x->shape(), ax + 1, x->rank());
+    inner = dims_product(x->shape(), ax + 1, x->rank());
   }
   return dispatch<kAll>(x->dtype(), "Unique", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -942,7 +823,7 @@ Status reverse_sequence(OpContext& ctx) {
   for (int64_t l : lens) {
     if (l < 0 || l > steps) return invalid_argument("sequence length ", l, " is out of range [0, ", steps, "]");
   }
-  const int64_t inner = product(x->shape(), 2, x->rank());
+  const int64_t inner = dims_product(x->shape(), 2, x->rank());
   auto at = [&](int64_t t, int64_t b) { return (time_axis == 0 ? t * batch + b : b * steps + t) * inner; };
   return dispatch_copy(x->dtype(), "ReverseSequence", [&](auto tag) -> Status {
     using T = decltype(tag);

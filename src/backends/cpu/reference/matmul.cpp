@@ -16,20 +16,6 @@ namespace {
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-// Returns the elements of `t` (element type T) in compute_t<T>: the tensor's own storage when no
-// conversion is needed, else a converted copy held in `tmp`.
-template <class T>
-const compute_t<T>* as_compute(const Tensor& t, std::vector<compute_t<T>>& tmp) {
-  if constexpr (std::is_same_v<T, compute_t<T>>) {
-    return t.data<T>();
-  } else {
-    tmp.resize(static_cast<size_t>(t.numel()));
-    const T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) tmp[static_cast<size_t>(i)] = load(p[i]);
-    return tmp.data();
-  }
-}
-
 // Integer product with modular (wrap-around) arithmetic, as a row-times-matrix loop.
 template <class C>
 void gemm_integer(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const C* A, int64_t lda,
@@ -70,23 +56,9 @@ void gemm_any(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, c
 
 // Element offsets of each batch of `in_batch` (matrices of `mat` elements) when broadcast to `out_batch`.
 std::vector<int64_t> batch_offsets(const Shape& in_batch, const Shape& out_batch, int64_t mat) {
-  const int64_t total = out_batch.numel();
-  std::vector<int64_t> offs(static_cast<size_t>(total), 0);
-  const auto strides = broadcast_strides(in_batch, out_batch);
-  const size_t rank = out_batch.rank();
-  std::vector<int64_t> idx(rank, 0);
-  int64_t off = 0;
-  for (int64_t b = 0; b < total; ++b) {
-    offs[static_cast<size_t>(b)] = off * mat;
-    for (size_t d = rank; d-- > 0;) {
-      if (++idx[d] < out_batch[d]) {
-        off += strides[d];
-        break;
-      }
-      off -= strides[d] * (out_batch[d] - 1);
-      idx[d] = 0;
-    }
-  }
+  std::vector<int64_t> offs;
+  offs.reserve(static_cast<size_t>(out_batch.numel()));
+  for_each_offset(out_batch.dims(), broadcast_strides(in_batch, out_batch), [&](int64_t off) { offs.push_back(off * mat); });
   return offs;
 }
 
@@ -161,24 +133,16 @@ Status matmul(OpContext& ctx) {
     using C = compute_t<T>;
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, a->dtype(), p.out));
     if (y.numel() == 0) return Status::OK();
-    std::vector<C> ta, tb, ty;
+    std::vector<C> ta, tb;
     const C* pa = as_compute<T>(*a, ta);
     const C* pb = as_compute<T>(*b, tb);
-    C* py;
-    if constexpr (std::is_same_v<T, C>) {
-      py = y.data<T>();
-    } else {
-      ty.resize(static_cast<size_t>(y.numel()));
-      py = ty.data();
-    }
+    ComputeOutput<T> out(y);
+    C* py = out.data();
     const int64_t M = p.M, N = p.N, K = p.K;
     for_batches(ctx.pool(), p.batches, 2.0 * M * N * K, [&](int64_t bi, ThreadPool* tp) {
       gemm_any<C>(false, false, M, N, K, 1.0, pa + p.a_off[bi], K, pb + p.b_off[bi], N, 0.0, py + bi * M * N, N, tp);
     });
-    if constexpr (!std::is_same_v<T, C>) {
-      T* out = y.data<T>();
-      for (int64_t i = 0; i < y.numel(); ++i) out[i] = store<T>(ty[static_cast<size_t>(i)]);
-    }
+    out.finish();
     return Status::OK();
   });
 }
@@ -227,16 +191,11 @@ Status gemm(OpContext& ctx) {
     using Cc = compute_t<T>;
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, a->dtype(), out));
     if (y.numel() == 0) return Status::OK();
-    std::vector<Cc> ta, tb, ty;
+    std::vector<Cc> ta, tb;
     const Cc* pa = as_compute<T>(*a, ta);
     const Cc* pb = as_compute<T>(*b, tb);
-    Cc* py;
-    if constexpr (std::is_same_v<T, Cc>) {
-      py = y.data<T>();
-    } else {
-      ty.resize(static_cast<size_t>(y.numel()));
-      py = ty.data();
-    }
+    ComputeOutput<T> result(y);
+    Cc* py = result.data();
     double eff_beta = 0.0;
     if (c != nullptr && beta != 0.0) {
       // Y = broadcast(C), then the product accumulates into it with beta.
@@ -247,10 +206,7 @@ Status gemm(OpContext& ctx) {
       eff_beta = beta;
     }
     gemm_any<Cc>(trans_a, trans_b, M, N, K, alpha, pa, a->dim(1), pb, b->dim(1), eff_beta, py, N, &ctx.pool());
-    if constexpr (!std::is_same_v<T, Cc>) {
-      T* o = y.data<T>();
-      for (int64_t i = 0; i < y.numel(); ++i) o[i] = store<T>(ty[static_cast<size_t>(i)]);
-    }
+    result.finish();
     return Status::OK();
   });
 }
@@ -510,23 +466,7 @@ Term<C> make_term(const C* data, const Shape& shape, const std::vector<int>& lab
       stride_of[static_cast<size_t>(it - t.labels.begin())] += st;
     }
   }
-  int64_t total = 1;
-  for (int64_t d : t.dims) total *= d;
-  t.data.resize(static_cast<size_t>(total));
-  const size_t r = t.dims.size();
-  std::vector<int64_t> idx(r, 0);
-  int64_t off = 0;
-  for (int64_t o = 0; o < total; ++o) {
-    t.data[static_cast<size_t>(o)] = data[off];
-    for (size_t d = r; d-- > 0;) {
-      if (++idx[d] < t.dims[d]) {
-        off += stride_of[d];
-        break;
-      }
-      off -= stride_of[d] * (t.dims[d] - 1);
-      idx[d] = 0;
-    }
-  }
+  for_each_offset(t.dims, stride_of, [&](int64_t off) { t.data.push_back(data[off]); });
   return t;
 }
 
@@ -584,8 +524,6 @@ Status einsum(OpContext& ctx) {
 }
 
 // ---- MatMulInteger, QLinearMatMul ----------------------------------------------------------------
-
-bool is_8bit(DType t) { return t == DType::uint8 || t == DType::int8; }
 
 // A zero point or scale: one value (per tensor), one per row of A / column of B (`per` of them), or
 // one per row / column of every batch.
@@ -652,12 +590,6 @@ Status matmul_integer(OpContext& ctx) {
   return Status::OK();
 }
 
-// Rounds half to even and saturates to the range of the 8-bit type `dt`.
-inline double saturate_8bit(double v, DType dt) {
-  const double lo = dt == DType::uint8 ? 0.0 : -128.0, hi = dt == DType::uint8 ? 255.0 : 127.0;
-  return std::min(hi, std::max(lo, v));
-}
-
 Status qlinear_matmul(OpContext& ctx) {
   for (size_t i = 0; i < 8; ++i) {
     if (!ctx.has_input(i)) return invalid_argument("input ", i, " is required");
@@ -689,10 +621,7 @@ Status qlinear_matmul(OpContext& ctx) {
     // The scale of output row i / N (a row of A) and column i % N (a column of B).
     const float multiplier =
         static_cast<float>(a_scale.at(i / N)) * static_cast<float>(b_scale.at(i % N)) / y_scale;
-    const double v = std::nearbyint(static_cast<float>(acc[static_cast<size_t>(i)]) * multiplier);
-    const double q = saturate_8bit(v + y_zero, y_zp.dtype());
-    if (y_zp.dtype() == DType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(q);
-    else y.data<int8_t>()[i] = static_cast<int8_t>(q);
+    store_requantized(y, i, acc[static_cast<size_t>(i)], multiplier, y_zero);
   }
   return Status::OK();
 }

@@ -12,17 +12,6 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrainElems = 1 << 15;  // elements a parallel task should touch at least
-
-int64_t grain_for(int64_t work) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, work)); }
-
-// Returns the product of the dims of `t` from `first` on (the spatial size of an [N, C, ...] tensor).
-int64_t trailing_size(const Tensor& t, size_t first) {
-  int64_t s = 1;
-  for (size_t d = first; d < t.rank(); ++d) s *= t.dim(d);
-  return s;
-}
-
 // Returns the elements of a float parameter tensor as doubles, checking it holds `numel` of them.
 Result<std::vector<double>> param_values(const Tensor& t, int64_t numel, std::string_view what) {
   if (!dtype_is_float(t.dtype())) return invalid_argument(what, " must be a float tensor, got ", t.description());
@@ -90,7 +79,7 @@ Status batch_norm(OpContext& ctx) {
   for (size_t i = 1; i < 5; ++i) ORCHARD_RETURN_IF_ERROR(ctx.input_tensor(i).status());
   const graph::Node& node = ctx.node();
   if (x->rank() < 2) return invalid_argument("X must have rank >= 2 (N, C, ...), got ", x->description());
-  const int64_t n = x->dim(0), c = x->dim(1), size = trailing_size(*x, 2);
+  const int64_t n = x->dim(0), c = x->dim(1), size = dims_product(x->shape(), 2, x->rank());
   const double eps = node.attr_float("epsilon", 1e-5f);
   const double momentum = node.attr_float("momentum", 0.9f);
   bool training;
@@ -166,7 +155,7 @@ Status instance_norm(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* scale_t, ctx.input_tensor(1));
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* bias_t, ctx.input_tensor(2));
   if (x->rank() < 2) return invalid_argument("input must have rank >= 2 (N, C, ...), got ", x->description());
-  const int64_t n = x->dim(0), c = x->dim(1), size = trailing_size(*x, 2);
+  const int64_t n = x->dim(0), c = x->dim(1), size = dims_product(x->shape(), 2, x->rank());
   ORCHARD_ASSIGN_OR_RETURN(std::vector<double> scale, param_values(*scale_t, c, "scale"));
   ORCHARD_ASSIGN_OR_RETURN(std::vector<double> bias, param_values(*bias_t, c, "B"));
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
@@ -263,11 +252,8 @@ Status lp_norm(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(ctx.node().attr_int("axis", -1), rank));
   const int64_t p = ctx.node().attr_int("p", 2);
   if (p != 1 && p != 2) return invalid_argument("p ", p, " must be 1 or 2");
-  int64_t outer = 1, n = 1, inner = 1;
-  for (int64_t d = 0; d < rank; ++d) {
-    const int64_t dim = x->dim(static_cast<size_t>(d));
-    (d < axis ? outer : d == axis ? n : inner) *= dim;
-  }
+  const AxisView v = view_around(x->shape(), axis);
+  const int64_t outer = v.outer, n = v.n, inner = v.inner;
   return dispatch<kFloats>(x->dtype(), "LpNormalization", [&](auto tag) -> Status {
     using T = decltype(tag);
     using C = compute_t<T>;
@@ -310,7 +296,7 @@ Status lrn(OpContext& ctx) {
   if (x->rank() < 2) return invalid_argument("X must have rank >= 2 (N, C, ...), got ", x->description());
   const double alpha = node.attr_float("alpha", 1e-4f), beta = node.attr_float("beta", 0.75f);
   const double bias = node.attr_float("bias", 1.0f);
-  const int64_t n = x->dim(0), c = x->dim(1), plane = trailing_size(*x, 2);
+  const int64_t n = x->dim(0), c = x->dim(1), plane = dims_product(x->shape(), 2, x->rank());
   const int64_t before = (size - 1) / 2, after = size - 1 - before;
   return dispatch<kFloats>(x->dtype(), "LRN", [&](auto tag) -> Status {
     using T = decltype(tag);

@@ -39,8 +39,6 @@ Result<PoolGeom> pool_geometry(const graph::Node& node, const Shape& x) {
   if (stride.size() != r || dilation.size() != r || pads.size() != 2 * r) {
     return invalid_argument("strides, dilations and pads must have ", r, ", ", r, " and ", 2 * r, " values");
   }
-  const bool ceil_mode = node.attr_int("ceil_mode", 0) != 0;
-  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   PoolGeom g;
   g.N = x[0];
   g.C = x[1];
@@ -62,24 +60,14 @@ Result<PoolGeom> pool_geometry(const graph::Node& node, const Shape& x) {
     if (g.kernel[d] < 1 || g.stride[d] < 1 || g.dilation[d] < 1 || g.pad_begin[d] < 0 || g.pad_end[d] < 0) {
       return invalid_argument("kernel_shape, strides and dilations must be positive and pads non-negative");
     }
-    const int64_t eff_k = (g.kernel[d] - 1) * g.dilation[d] + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g.out[d] = (g.in[d] + g.stride[d] - 1) / g.stride[d];
-      const int64_t total = std::max<int64_t>(0, (g.out[d] - 1) * g.stride[d] + eff_k - g.in[d]);
-      g.pad_begin[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      g.pad_end[d] = total - g.pad_begin[d];
-    } else {
-      if (auto_pad == "VALID") g.pad_begin[d] = g.pad_end[d] = 0;
-      else if (auto_pad != "NOTSET") return invalid_argument("auto_pad '", auto_pad, "' is not supported");
-      const int64_t span = g.in[d] + g.pad_begin[d] + g.pad_end[d] - eff_k;
-      if (span < 0) {
-        return invalid_argument("kernel extent ", eff_k, " exceeds padded input size ", span + eff_k, " in spatial dim ", s);
-      }
-      g.out[d] = (ceil_mode ? (span + g.stride[d] - 1) / g.stride[d] : span / g.stride[d]) + 1;
-      // The last window must start inside the input or its leading padding.
-      if (ceil_mode && (g.out[d] - 1) * g.stride[d] >= g.in[d] + g.pad_begin[d]) --g.out[d];
-    }
   }
+  ORCHARD_ASSIGN_OR_RETURN(
+      const std::vector<int64_t> out,
+      spatial_output_shape(std::span(g.in + lead, r), std::span(g.kernel + lead, r), std::span(g.stride + lead, r),
+                           std::span(g.dilation + lead, r), std::span(g.pad_begin + lead, r),
+                           std::span(g.pad_end + lead, r), node.attr_string("auto_pad", "NOTSET"),
+                           node.attr_int("ceil_mode", 0) != 0));
+  std::copy(out.begin(), out.end(), g.out + lead);
   for (size_t d = 0; d < kMaxSpatial; ++d) {
     g.in_size *= g.in[d];
     g.out_size *= g.out[d];
@@ -111,7 +99,7 @@ template <class F>
 void for_each_window(OpContext& ctx, const PoolGeom& g, F&& fn) {
   const int64_t planes = g.N * g.C;
   const int64_t work = std::max<int64_t>(1, g.out_size * g.kernel[0] * g.kernel[1] * g.kernel[2]);
-  ctx.pool().parallel_for(planes, std::max<int64_t>(1, 32768 / work), [&](int64_t p0, int64_t p1) {
+  ctx.pool().parallel_for(planes, grain_for(work), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       int64_t o = 0;
       for (int64_t od = 0; od < g.out[0]; ++od) {
@@ -127,6 +115,22 @@ void for_each_window(OpContext& ctx, const PoolGeom& g, F&& fn) {
       }
     }
   });
+}
+
+// Calls fn(v, id, ih, iw) for each element v = plane[id][ih][iw] of window `r`, in row-major order.
+template <class T, class F>
+void for_each_in_window(const PoolGeom& g, const T* plane, const Range* r, F&& fn) {
+  for (int64_t kd = r[0].k_lo; kd < r[0].k_hi; ++kd) {
+    const int64_t id = r[0].start + kd * g.dilation[0];
+    for (int64_t kh = r[1].k_lo; kh < r[1].k_hi; ++kh) {
+      const int64_t ih = r[1].start + kh * g.dilation[1];
+      const T* row = plane + (id * g.in[1] + ih) * g.in[2];
+      for (int64_t kw = r[2].k_lo; kw < r[2].k_hi; ++kw) {
+        const int64_t iw = r[2].start + kw * g.dilation[2];
+        fn(row[iw], id, ih, iw);
+      }
+    }
+  }
 }
 
 // ---- MaxPool -------------------------------------------------------------------------------------
@@ -163,23 +167,15 @@ Status max_pool(OpContext& ctx) {
       C best = std::numeric_limits<C>::lowest();
       if constexpr (std::is_floating_point_v<C>) best = -std::numeric_limits<C>::infinity();
       int64_t bd = -1, bh = 0, bw = 0;
-      for (int64_t kd = r[0].k_lo; kd < r[0].k_hi; ++kd) {
-        const int64_t id = r[0].start + kd * g.dilation[0];
-        for (int64_t kh = r[1].k_lo; kh < r[1].k_hi; ++kh) {
-          const int64_t ih = r[1].start + kh * g.dilation[1];
-          const T* row = plane + (id * g.in[1] + ih) * g.in[2];
-          for (int64_t kw = r[2].k_lo; kw < r[2].k_hi; ++kw) {
-            const int64_t iw = r[2].start + kw * g.dilation[2];
-            const C v = load(row[iw]);
-            if (bd < 0 || v > best) {
-              best = v;
-              bd = id;
-              bh = ih;
-              bw = iw;
-            }
-          }
+      for_each_in_window(g, plane, r, [&](const T& e, int64_t id, int64_t ih, int64_t iw) {
+        const C v = load(e);
+        if (bd < 0 || v > best) {
+          best = v;
+          bd = id;
+          bh = ih;
+          bw = iw;
         }
-      }
+      });
       out[p * g.out_size + o] = store<T>(best);
       if (out_idx != nullptr) {
         const int64_t flat = bd < 0 ? -1
@@ -208,14 +204,7 @@ Status average_pool(OpContext& ctx) {
     for_each_window(ctx, g, [&](int64_t p, int64_t o, const Range* r) {
       const T* plane = in + p * g.in_size;
       C sum = 0;
-      for (int64_t kd = r[0].k_lo; kd < r[0].k_hi; ++kd) {
-        const int64_t id = r[0].start + kd * g.dilation[0];
-        for (int64_t kh = r[1].k_lo; kh < r[1].k_hi; ++kh) {
-          const int64_t ih = r[1].start + kh * g.dilation[1];
-          const T* row = plane + (id * g.in[1] + ih) * g.in[2];
-          for (int64_t kw = r[2].k_lo; kw < r[2].k_hi; ++kw) sum += load(row[r[2].start + kw * g.dilation[2]]);
-        }
-      }
+      for_each_in_window(g, plane, r, [&](const T& e, int64_t, int64_t, int64_t) { sum += load(e); });
       int64_t count = 1;
       for (size_t d = 0; d < kMaxSpatial; ++d) {
         if (include_pad) {
@@ -236,18 +225,11 @@ Status average_pool(OpContext& ctx) {
   });
 }
 
-// Reads the `p` attribute of LpPool / GlobalLpPool (a float before opset 2, an int after).
-double lp_norm_p(const graph::Node& node) {
-  const graph::Attribute* a = node.attr("p");
-  if (a == nullptr) return 2.0;
-  return a->type == graph::Attribute::Type::f ? static_cast<double>(a->f) : static_cast<double>(a->i);
-}
-
 Status lp_pool(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
   const graph::Node& node = ctx.node();
   ORCHARD_ASSIGN_OR_RETURN(PoolGeom g, pool_geometry(node, x->shape()));
-  const double pn = lp_norm_p(node);
+  const double pn = node.attr_float("p", 2.0f);  // a float before opset 2, an int after
   if (!(pn > 0)) return invalid_argument("p ", pn, " must be positive");
   return dispatch<kFloats>(x->dtype(), "LpPool", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -259,17 +241,10 @@ Status lp_pool(OpContext& ctx) {
     for_each_window(ctx, g, [&](int64_t pl, int64_t o, const Range* r) {
       const T* plane = in + pl * g.in_size;
       C sum = 0;
-      for (int64_t kd = r[0].k_lo; kd < r[0].k_hi; ++kd) {
-        const int64_t id = r[0].start + kd * g.dilation[0];
-        for (int64_t kh = r[1].k_lo; kh < r[1].k_hi; ++kh) {
-          const int64_t ih = r[1].start + kh * g.dilation[1];
-          const T* row = plane + (id * g.in[1] + ih) * g.in[2];
-          for (int64_t kw = r[2].k_lo; kw < r[2].k_hi; ++kw) {
-            const C v = std::fabs(load(row[r[2].start + kw * g.dilation[2]]));
-            sum += p == C(2) ? v * v : std::pow(v, p);
-          }
-        }
-      }
+      for_each_in_window(g, plane, r, [&](const T& e, int64_t, int64_t, int64_t) {
+        const C v = std::fabs(load(e));
+        sum += p == C(2) ? v * v : std::pow(v, p);
+      });
       out[pl * g.out_size + o] = store<T>(p == C(2) ? std::sqrt(sum) : std::pow(sum, C(1) / p));
     });
     return Status::OK();
@@ -284,7 +259,7 @@ template <GlobalKind Kind>
 Status global_pool(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
   if (x->rank() < 2) return invalid_argument("input ", x->description(), " must have rank >= 2");
-  const double pn = Kind == GlobalKind::lp ? lp_norm_p(ctx.node()) : 2.0;
+  const double pn = Kind == GlobalKind::lp ? ctx.node().attr_float("p", 2.0f) : 2.0;
   if (!(pn > 0)) return invalid_argument("p ", pn, " must be positive");
   Shape out_shape{x->dim(0), x->dim(1)};
   int64_t inner = 1;

@@ -12,21 +12,17 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-// How scale and zero point map onto x: one value, or one per index of `axis` (blocks of `inner`
-// elements repeating every `count * inner`).
+// Scale and zero point (as float) and how they map onto x: one value, or one per index of `axis` (blocks
+// of `inner` elements repeating every `count * inner`).
 struct QuantLayout {
   int64_t count = 1;  // 1 = per tensor
   int64_t inner = 1;
+  std::vector<float> scale, zero;  // count values each (zero all 0 when the input is omitted)
   int64_t channel(int64_t i) const { return count == 1 ? 0 : (i / inner) % count; }
 };
 
-Result<QuantLayout> quant_layout(const OpContext& ctx, const Tensor& x, const Tensor& scale, const Tensor* zero) {
-  QuantLayout q;
-  if (zero != nullptr && zero->shape() != scale.shape()) {
-    return invalid_argument("zero point ", zero->shape().to_string(), " and scale ", scale.shape().to_string(),
-                            " must have the same shape");
-  }
-  if (scale.numel() == 1 && scale.rank() <= 1) return q;
+// Fills q.count and q.inner for a 1-D scale along the node's `axis` of x (opset 13+).
+Status per_axis(const OpContext& ctx, const Tensor& x, const Tensor& scale, QuantLayout& q) {
   if (ctx.node().opset < 13) return invalid_argument("scale must be a scalar before opset 13, got ", scale.description());
   if (scale.rank() != 1) return invalid_argument("scale must be a scalar or 1-D, got ", scale.description());
   ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.node().attr_int("axis", 1), static_cast<int64_t>(x.rank())));
@@ -35,7 +31,27 @@ Result<QuantLayout> quant_layout(const OpContext& ctx, const Tensor& x, const Te
                             " has ", x.dim(static_cast<size_t>(axis)));
   }
   q.count = scale.numel();
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d) q.inner *= x.dim(d);
+  q.inner = dims_product(x.shape(), static_cast<size_t>(axis) + 1, x.rank());
+  return Status::OK();
+}
+
+// Checks scale (float) and zero point against x and reads them.
+Result<QuantLayout> quant_layout(const OpContext& ctx, const Tensor& x, const Tensor& scale, const Tensor* zero) {
+  if (!dtype_is_float(scale.dtype())) return invalid_argument("scale must be a float tensor, got ", scale.description());
+  QuantLayout q;
+  if (zero != nullptr && zero->shape() != scale.shape()) {
+    return invalid_argument("zero point ", zero->shape().to_string(), " and scale ", scale.shape().to_string(),
+                            " must have the same shape");
+  }
+  if (scale.numel() != 1 || scale.rank() > 1) {
+    ORCHARD_RETURN_IF_ERROR(per_axis(ctx, x, scale, q));
+  }
+  q.scale.resize(static_cast<size_t>(q.count));
+  q.zero.assign(static_cast<size_t>(q.count), 0.0f);
+  for (int64_t c = 0; c < q.count; ++c) {
+    q.scale[static_cast<size_t>(c)] = static_cast<float>(element_as_double(scale, c));
+    if (zero) q.zero[static_cast<size_t>(c)] = static_cast<float>(element_as_double(*zero, c));
+  }
   return q;
 }
 
@@ -56,13 +72,9 @@ Status quantize_linear(OpContext& ctx) {
   if (out_type != DType::uint8 && out_type != DType::int8) {
     return unsupported("QuantizeLinear: zero point type ", dtype_name(out_type), " is not supported");
   }
-  if (!dtype_is_float(scale->dtype())) return invalid_argument("scale must be a float tensor, got ", scale->description());
-  ORCHARD_ASSIGN_OR_RETURN(QuantLayout q, quant_layout(ctx, *x, *scale, zero));
-  std::vector<float> s(static_cast<size_t>(q.count)), z(static_cast<size_t>(q.count), 0.0f);
-  for (int64_t c = 0; c < q.count; ++c) {
-    s[static_cast<size_t>(c)] = static_cast<float>(element_as_double(*scale, c));
-    if (zero) z[static_cast<size_t>(c)] = static_cast<float>(element_as_double(*zero, c));
-  }
+  ORCHARD_ASSIGN_OR_RETURN(const QuantLayout q, quant_layout(ctx, *x, *scale, zero));
+  const std::vector<float>& s = q.scale;
+  const std::vector<float>& z = q.zero;
   ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, out_type, x->shape()));
   return dispatch<kFloats | kSignedInts>(x->dtype(), "QuantizeLinear", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -97,13 +109,9 @@ Status dequantize_linear(OpContext& ctx) {
   if (zero && zero->dtype() != x->dtype()) {
     return invalid_argument("zero point ", zero->description(), " must have the type of x ", x->description());
   }
-  if (!dtype_is_float(scale->dtype())) return invalid_argument("scale must be a float tensor, got ", scale->description());
-  ORCHARD_ASSIGN_OR_RETURN(QuantLayout q, quant_layout(ctx, *x, *scale, zero));
-  std::vector<float> s(static_cast<size_t>(q.count)), z(static_cast<size_t>(q.count), 0.0f);
-  for (int64_t c = 0; c < q.count; ++c) {
-    s[static_cast<size_t>(c)] = static_cast<float>(element_as_double(*scale, c));
-    if (zero) z[static_cast<size_t>(c)] = static_cast<float>(element_as_double(*zero, c));
-  }
+  ORCHARD_ASSIGN_OR_RETURN(const QuantLayout q, quant_layout(ctx, *x, *scale, zero));
+  const std::vector<float>& s = q.scale;
+  const std::vector<float>& z = q.zero;
   // Output type follows the scale (float32 in opsets <= 17).
   const DType out_type = scale->dtype();
   ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, out_type, x->shape()));

@@ -87,24 +87,12 @@ struct Seed {
   Rng rng() const { return Rng(given ? value : fresh_seed()); }
 };
 
-// Maps an ONNX TensorProto::DataType number (as in `dtype` attributes) to a DType.
-Result<DType> dtype_from_attr(int64_t v) {
-  switch (v) {
-    case 1: return DType::float32;
-    case 2: return DType::uint8;
-    case 3: return DType::int8;
-    case 4: return DType::uint16;
-    case 5: return DType::int16;
-    case 6: return DType::int32;
-    case 7: return DType::int64;
-    case 9: return DType::boolean;
-    case 10: return DType::float16;
-    case 11: return DType::float64;
-    case 12: return DType::uint32;
-    case 13: return DType::uint64;
-    case 16: return DType::bfloat16;
-    default: return unsupported("dtype ", v, " is not a supported element type");
-  }
+// Returns the node's `dtype` attribute (an ONNX data type number; any stored type but string).
+Result<DType> dtype_attr(const graph::Node& node) {
+  const int64_t v = node.attr_int("dtype", 0);
+  const Result<DType> dt = dtype_from_onnx_type(v);
+  if (!dt.ok() || *dt == DType::string) return unsupported("dtype ", v, " is not a supported element type");
+  return dt;
 }
 
 // Fills `y` (a float tensor) with values from `draw`.
@@ -124,8 +112,8 @@ class RandomFillKernel final : public OpKernel {
  public:
   static Status validate(const KernelCreateContext& ctx) {
     const graph::Node& n = ctx.node;
-    if (const graph::Attribute* d = n.attr("dtype")) {
-      ORCHARD_ASSIGN_OR_RETURN(DType dt, dtype_from_attr(d->i));
+    if (n.attr("dtype")) {
+      ORCHARD_ASSIGN_OR_RETURN(DType dt, dtype_attr(n));
       if (!dtype_is_float(dt)) return invalid_argument("dtype ", dtype_name(dt), " is not a floating-point type");
     }
     if constexpr (!Like) {
@@ -139,7 +127,7 @@ class RandomFillKernel final : public OpKernel {
 
   explicit RandomFillKernel(const KernelCreateContext& ctx) : seed_(Seed::of(ctx.node)) {
     const graph::Node& n = ctx.node;
-    if (const graph::Attribute* d = n.attr("dtype")) dtype_ = dtype_from_attr(d->i).value();
+    if (n.attr("dtype")) dtype_ = dtype_attr(n).value();
     else if constexpr (!Like) dtype_ = DType::float32;
     if constexpr (!Like) shape_ = Shape(n.attr_ints("shape"));
     if constexpr (Normal) {
@@ -182,11 +170,11 @@ class RandomFillKernel final : public OpKernel {
 class BernoulliKernel final : public OpKernel {
  public:
   static Status validate(const KernelCreateContext& ctx) {
-    if (const graph::Attribute* d = ctx.node.attr("dtype")) return dtype_from_attr(d->i).status();
+    if (ctx.node.attr("dtype")) return dtype_attr(ctx.node).status();
     return Status::OK();
   }
   explicit BernoulliKernel(const KernelCreateContext& ctx) : seed_(Seed::of(ctx.node)) {
-    if (const graph::Attribute* d = ctx.node.attr("dtype")) dtype_ = dtype_from_attr(d->i).value();
+    if (ctx.node.attr("dtype")) dtype_ = dtype_attr(ctx.node).value();
   }
 
   Status run(OpContext& ctx) const override {

@@ -14,42 +14,7 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrainElems = 1 << 15;  // input elements a parallel task should read at least
-constexpr int64_t kLanes = 8;             // partial accumulators of a contiguous reduced run
-
-// Returns a parallel_for grain (in items) for items that each touch `work` elements.
-int64_t grain_for(int64_t work) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, work)); }
-
-// Calls fn(offset) for each index of the row-major box `dims` (offset = sum idx[d] * strides[d]).
-// An empty box calls fn(0) once; a box with a zero dim never calls it.
-template <class F>
-void for_each_offset(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides, F&& fn) {
-  int64_t total = 1;
-  for (int64_t d : dims) total *= d;
-  std::vector<int64_t> idx(dims.size(), 0);
-  int64_t off = 0;
-  for (int64_t t = 0; t < total; ++t) {
-    fn(off);
-    for (size_t d = dims.size(); d-- > 0;) {
-      if (++idx[d] < dims[d]) {
-        off += strides[d];
-        break;
-      }
-      off -= strides[d] * (dims[d] - 1);
-      idx[d] = 0;
-    }
-  }
-}
-
-// Returns the offset of row-major index `i` of the box `dims` (strides as for for_each_offset).
-int64_t offset_of(int64_t i, const std::vector<int64_t>& dims, const std::vector<int64_t>& strides) {
-  int64_t off = 0;
-  for (size_t d = dims.size(); d-- > 0;) {
-    off += (i % dims[d]) * strides[d];
-    i /= dims[d];
-  }
-  return off;
-}
+constexpr int64_t kLanes = 8;  // partial accumulators of a contiguous reduced run
 
 // How a reduction walks its input.
 struct ReducePlan {
@@ -97,19 +62,6 @@ ReducePlan make_plan(const Shape& in, const std::vector<bool>& reduced, bool kee
   }
   for (int64_t d : p.kept_dims) p.outer *= d;
   return p;
-}
-
-// Converts a double to T, saturating integers (NaN -> 0) so that no conversion is undefined.
-template <class T>
-T from_double(double v) {
-  if constexpr (std::is_integral_v<T>) {
-    if (std::isnan(v)) return T(0);
-    if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
-    if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
-    return static_cast<T>(v);
-  } else {
-    return store<T>(v);
-  }
 }
 
 // Accumulator of additive reductions: double for floats, wrapping uint64 for integers.
@@ -197,7 +149,7 @@ struct L2Op {
     return a + v * v;
   }
   static A merge(A a, A b) { return a + b; }
-  static T finish(A a, int64_t) { return from_double<T>(std::sqrt(a)); }
+  static T finish(A a, int64_t) { return saturate_cast<T>(std::sqrt(a)); }
 };
 
 template <class T>
@@ -206,7 +158,7 @@ struct LogSumOp {
   static A init() { return 0.0; }
   static A step(A a, T x) { return a + static_cast<double>(load(x)); }
   static A merge(A a, A b) { return a + b; }
-  static T finish(A a, int64_t) { return from_double<T>(std::log(a)); }
+  static T finish(A a, int64_t) { return saturate_cast<T>(std::log(a)); }
 };
 
 // log(sum(exp(x))) computed online: m is the running max, s the sum of exp(x - m).
@@ -241,8 +193,8 @@ struct LogSumExpOp {
     return {m, a.s * std::exp(a.m - m) + b.s * std::exp(b.m - m)};
   }
   static T finish(A a, int64_t) {
-    if (a.s == 0.0) return from_double<T>(-std::numeric_limits<double>::infinity());
-    return from_double<T>(a.m + std::log(a.s));
+    if (a.s == 0.0) return saturate_cast<T>(-std::numeric_limits<double>::infinity());
+    return saturate_cast<T>(a.m + std::log(a.s));
   }
 };
 
@@ -356,21 +308,6 @@ class ReduceKernel final : public OpKernel {
   bool noop_with_empty_axes_;
   std::vector<int64_t> attr_axes_;
 };
-
-// The input viewed as [outer, n, inner] around `axis`.
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-AxisView view_around(const Shape& s, int64_t axis) {
-  AxisView v;
-  for (int64_t d = 0; d < static_cast<int64_t>(s.rank()); ++d) {
-    if (d < axis) v.outer *= s[static_cast<size_t>(d)];
-    else if (d == axis) v.n = s[static_cast<size_t>(d)];
-    else v.inner *= s[static_cast<size_t>(d)];
-  }
-  return v;
-}
 
 // ArgMax (Max = true) / ArgMin: int64 index of the first (or, with select_last_index, last) extreme.
 template <bool Max>

@@ -106,19 +106,6 @@ C dot(const C* a, const C* b, int64_t n) {
   return s;
 }
 
-// The elements of `t` in compute type C: a pointer into `t` when T == C, else a converted copy.
-template <class T, class C>
-const C* as_compute(const Tensor& t, std::vector<C>& storage) {
-  if constexpr (std::is_same_v<T, C>) {
-    return t.data<C>();
-  } else {
-    storage.resize(static_cast<size_t>(t.numel()));
-    const T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) storage[i] = load(p[i]);
-    return storage.data();
-  }
-}
-
 class RecurrentKernel final : public OpKernel {
  public:
   template <CellKind K>
@@ -227,13 +214,13 @@ class RecurrentKernel final : public OpKernel {
     std::fill(py, py + y.numel(), store<T>(C(0)));
 
     std::vector<C> xs, ws, rs, bs, h0s, c0s, ps;
-    const C* px = as_compute<T, C>(x, xs);
-    const C* pw = as_compute<T, C>(*w, ws);
-    const C* pr = as_compute<T, C>(*r, rs);
-    const C* pb = b ? as_compute<T, C>(*b, bs) : nullptr;
-    const C* ph0 = h0 ? as_compute<T, C>(*h0, h0s) : nullptr;
-    const C* pc0 = c0 ? as_compute<T, C>(*c0, c0s) : nullptr;
-    const C* pp = p ? as_compute<T, C>(*p, ps) : nullptr;
+    const C* px = as_compute<T>(x, xs);
+    const C* pw = as_compute<T>(*w, ws);
+    const C* pr = as_compute<T>(*r, rs);
+    const C* pb = b ? as_compute<T>(*b, bs) : nullptr;
+    const C* ph0 = h0 ? as_compute<T>(*h0, h0s) : nullptr;
+    const C* pc0 = c0 ? as_compute<T>(*c0, c0s) : nullptr;
+    const C* pp = p ? as_compute<T>(*p, ps) : nullptr;
     const bool is_gru = cell_ == CellKind::gru, is_lstm = cell_ == CellKind::lstm;
     const size_t per_dir = static_cast<size_t>(gates_ == 1 ? 1 : gates_ == 3 ? 2 : 3);
     const C clip = static_cast<C>(clip_);
@@ -247,7 +234,7 @@ class RecurrentKernel final : public OpKernel {
     std::vector<C> xw(static_cast<size_t>(seq * batch * gh));
     std::vector<C> h(static_cast<size_t>(batch * hid)), c(is_lstm ? static_cast<size_t>(batch * hid) : 0);
     const int64_t step_work = gh * (hid + 8);
-    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(step_work, 1));
+    const int64_t grain = grain_for(step_work);
     for (int64_t d = 0; d < dirs; ++d) {
       const bool reverse = reverse_ || d == 1;
       const C* wd = pw + d * gh * in;
@@ -258,7 +245,7 @@ class RecurrentKernel final : public OpKernel {
       // The recurrent bias of the GRU candidate gate stays inside r * (...) when linear_before_reset.
       const int64_t fold_limit = is_gru && linear_before_reset_ ? 2 * hid : gh;
       // Input projection for every (step, batch) row.
-      ctx.pool().parallel_for(seq * batch, std::max<int64_t>(1, 32768 / std::max<int64_t>(gh * in, 1)),
+      ctx.pool().parallel_for(seq * batch, grain_for(gh * in),
                               [&](int64_t begin, int64_t end) {
         for (int64_t row = begin; row < end; ++row) {
           const int64_t t = row / batch, bi = row % batch;

@@ -1,46 +1,12 @@
 // Sequences and optionals: Sequence*, ConcatFromSequence, SplitToSequence, SequenceMap, Optional*.
 #include <algorithm>
-#include <cstring>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
 namespace {
-
-// Maps an ONNX TensorProto::DataType number (SequenceEmpty's dtype attribute) to a DType.
-Result<DType> dtype_from_onnx_number(int64_t t) {
-  switch (t) {
-    case 1: return DType::float32;
-    case 2: return DType::uint8;
-    case 3: return DType::int8;
-    case 4: return DType::uint16;
-    case 5: return DType::int16;
-    case 6: return DType::int32;
-    case 7: return DType::int64;
-    case 8: return DType::string;
-    case 9: return DType::boolean;
-    case 10: return DType::float16;
-    case 11: return DType::float64;
-    case 12: return DType::uint32;
-    case 13: return DType::uint64;
-    case 16: return DType::bfloat16;
-    default: return unsupported("dtype ", t, " is not a supported tensor element type");
-  }
-}
-
-// Copies n elements (strings by assignment, everything else by bytes).
-void copy_elements(DType dt, const void* src, int64_t src_off, void* dst, int64_t dst_off, int64_t n) {
-  if (n <= 0) return;
-  if (dt == DType::string) {
-    std::copy_n(static_cast<const std::string*>(src) + src_off, n, static_cast<std::string*>(dst) + dst_off);
-    return;
-  }
-  const size_t es = dtype_size(dt);
-  std::memcpy(static_cast<char*>(dst) + dst_off * es, static_cast<const char*>(src) + src_off * es,
-              static_cast<size_t>(n) * es);
-}
 
 Result<const Value*> sequence_input(OpContext& ctx, size_t i) {
   if (!ctx.has_input(i)) return invalid_argument("input ", i, " is missing");
@@ -79,7 +45,7 @@ DType element_type(const Value& seq) {
 }
 
 Status sequence_empty(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(DType dt, dtype_from_onnx_number(ctx.node().attr_int("dtype", 1)));
+  ORCHARD_ASSIGN_OR_RETURN(DType dt, dtype_from_onnx_type(ctx.node().attr_int("dtype", 1)));
   ctx.set_output(0, Value::sequence({}, dt));
   return Status::OK();
 }
@@ -147,13 +113,11 @@ Status concat_from_sequence(OpContext& ctx) {
   const bool new_axis = ctx.node().attr_int("new_axis", 0) != 0;
   const Tensor& first = items[0];
   const int64_t rank = static_cast<int64_t>(first.rank());
-  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(axis_attr->i, new_axis ? rank + 1 : rank));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx.node().attr_int("axis", 0), new_axis ? rank + 1 : rank));
   // With new_axis each item contributes one slice; otherwise its extent along `axis`.
   std::vector<int64_t> dims = first.shape().dims();
   if (new_axis) dims.insert(dims.begin() + axis, 1);
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= dims[d];
-  for (size_t d = axis + 1; d < dims.size(); ++d) inner *= dims[d];
+  const AxisView v = view_around(Shape(dims), axis);
   int64_t total = 0;
   std::vector<int64_t> extent(items.size());
   for (size_t k = 0; k < items.size(); ++k) {
@@ -176,10 +140,8 @@ Status concat_from_sequence(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, first.dtype(), Shape(dims)));
   int64_t offset = 0;  // position along the axis
   for (size_t k = 0; k < items.size(); ++k) {
-    const int64_t run = extent[k] * inner;
-    for (int64_t o = 0; o < outer; ++o) {
-      copy_elements(first.dtype(), items[k].raw_data(), o * run, y.raw_data(), (o * total + offset) * inner, run);
-    }
+    copy_axis_range(first.dtype(), v.outer, v.inner, extent[k], items[k].raw_data(), extent[k], 0, y.raw_data(), total,
+                    offset);
     offset += extent[k];
   }
   return Status::OK();
@@ -216,9 +178,7 @@ Status split_to_sequence(OpContext& ctx) {
       return invalid_argument("split must be a scalar or 1-D, got ", split->description());
     }
   }
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(d);
-  for (int64_t d = axis + 1; d < rank; ++d) inner *= x->dim(d);
+  const AxisView v = view_around(x->shape(), axis);
   std::vector<Tensor> items;
   int64_t offset = 0;
   for (int64_t len : sizes) {
@@ -226,9 +186,7 @@ Status split_to_sequence(OpContext& ctx) {
     dims[axis] = len;
     if (squeeze) dims.erase(dims.begin() + axis);
     ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(x->dtype(), Shape(dims), ctx.allocator()));
-    for (int64_t o = 0; o < outer; ++o) {
-      copy_elements(x->dtype(), x->raw_data(), (o * dim + offset) * inner, t.raw_data(), o * len * inner, len * inner);
-    }
+    copy_axis_range(x->dtype(), v.outer, v.inner, len, x->raw_data(), dim, offset, t.raw_data(), len, 0);
     offset += len;
     items.push_back(std::move(t));
   }
@@ -242,18 +200,14 @@ class SequenceMapKernel final : public OpKernel {
  public:
   static Result<std::unique_ptr<OpKernel>> create(const KernelCreateContext& ctx) {
     auto k = std::make_unique<SequenceMapKernel>();
-    const graph::Attribute* a = ctx.node.attr("body");
-    if (a == nullptr || a->g == nullptr) return invalid_argument("graph attribute 'body' is missing");
-    k->decl_ = a->g.get();
+    ORCHARD_ASSIGN_OR_RETURN(k->decl_, graph_attr(ctx.node, "body"));
     if (k->decl_->inputs.size() != ctx.node.inputs.size()) {
       return invalid_argument("body has ", k->decl_->inputs.size(), " inputs, but the node has ", ctx.node.inputs.size());
     }
     if (k->decl_->outputs.size() != ctx.node.outputs.size()) {
       return invalid_argument("body has ", k->decl_->outputs.size(), " outputs, but the node has ", ctx.node.outputs.size());
     }
-    auto compiled = ctx.compile_subgraph(*k->decl_);
-    if (!compiled.ok()) return compiled.status().with_prefix("subgraph 'body': ");
-    k->body_ = std::move(compiled).value();
+    ORCHARD_ASSIGN_OR_RETURN(k->body_, compile_graph_attr(ctx, "body"));
     return std::unique_ptr<OpKernel>(std::move(k));
   }
 

@@ -5,179 +5,18 @@
 #include <cstring>
 #include <limits>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
 namespace {
 
-// An element moved as raw bytes: copying ops work on any dtype by element size (strings by assignment).
-template <size_t N>
-struct Bytes {
-  unsigned char b[N];
-};
-
-// Calls f(T{}) with T = Bytes<element size>, or std::string for strings. f must return Status.
-template <class F>
-Status dispatch_copy(DType dt, std::string_view what, F&& f) {
-  if (dt == DType::string) return f(std::string{});
-  if (dt != DType::undefined) {
-    switch (dtype_size(dt)) {
-      case 1: return f(Bytes<1>{});
-      case 2: return f(Bytes<2>{});
-      case 4: return f(Bytes<4>{});
-      case 8: return f(Bytes<8>{});
-      default: break;
-    }
-  }
-  return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
-}
-
-// Walks a multi-index over `size` in row-major order, tracking one offset per stride set.
-struct Odometer {
-  std::vector<int64_t> size, stride_a, stride_b, idx;
-  int64_t a = 0, b = 0;
-
-  // Positions the walker at row-major position `linear`, with offsets relative to (a0, b0).
-  void seek(int64_t linear, int64_t a0, int64_t b0) {
-    idx.assign(size.size(), 0);
-    a = a0;
-    b = b0;
-    for (size_t d = size.size(); d-- > 0;) {
-      idx[d] = linear % size[d];
-      linear /= size[d];
-      a += idx[d] * stride_a[d];
-      b += idx[d] * stride_b[d];
-    }
-  }
-  void next() {
-    for (size_t d = size.size(); d-- > 0;) {
-      if (++idx[d] < size[d]) {
-        a += stride_a[d];
-        b += stride_b[d];
-        return;
-      }
-      a -= stride_a[d] * (size[d] - 1);
-      b -= stride_b[d] * (size[d] - 1);
-      idx[d] = 0;
-    }
-  }
-};
-
-// Elements per parallel chunk of a copy.
-constexpr int64_t kCopyGrain = 1 << 15;
-
-// Fills the contiguous `out` (row-major over `dims`) from `in + offset` read with `strides` per dim (0 for
-// broadcast dims, any sign). Drops unit dims, merges dims that are contiguous in both, copies inner runs,
-// and transposes 2-D tiles when the input's unit-stride dim is not the output's innermost.
-template <class T>
-void strided_copy(const T* in, int64_t offset, std::vector<int64_t> dims, std::vector<int64_t> strides, T* out,
-                  ThreadPool& pool) {
-  std::vector<int64_t> d2, s2;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] == 0) return;
-    if (dims[i] == 1) continue;
-    if (!d2.empty() && s2.back() == strides[i] * dims[i]) {
-      d2.back() *= dims[i];
-      s2.back() = strides[i];
-    } else {
-      d2.push_back(dims[i]);
-      s2.push_back(strides[i]);
-    }
-  }
-  if (d2.empty()) {
-    out[0] = in[offset];
-    return;
-  }
-  const size_t r = d2.size();
-  const int64_t inner = d2[r - 1];
-  const int64_t inner_stride = s2[r - 1];
-
-  // A tiled transpose between output dim j (input stride 1) and the innermost output dim.
-  size_t j = r;
-  if (inner_stride != 1 && r >= 2) {
-    for (size_t k = 0; k + 1 < r; ++k) {
-      if (s2[k] == 1 && d2[k] >= 4) j = k;
-    }
-  }
-  if (j < r) {
-    std::vector<int64_t> out_strides(r);
-    int64_t acc = 1;
-    for (size_t k = r; k-- > 0;) {
-      out_strides[k] = acc;
-      acc *= d2[k];
-    }
-    Odometer base;
-    for (size_t k = 0; k + 1 < r; ++k) {
-      if (k == j) continue;
-      base.size.push_back(d2[k]);
-      base.stride_a.push_back(s2[k]);
-      base.stride_b.push_back(out_strides[k]);
-    }
-    const int64_t rows = d2[j];
-    const int64_t row_out_stride = out_strides[j];
-    int64_t outer = 1;
-    for (int64_t s : base.size) outer *= s;
-    const int64_t per = rows * inner;
-    pool.parallel_for(outer, std::max<int64_t>(1, kCopyGrain / per), [&](int64_t begin, int64_t end) {
-      Odometer w = base;
-      w.seek(begin, offset, 0);
-      constexpr int64_t kTile = 32;
-      for (int64_t o = begin; o < end; ++o, w.next()) {
-        for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
-          const int64_t i1 = std::min(rows, i0 + kTile);
-          for (int64_t k0 = 0; k0 < inner; k0 += kTile) {
-            const int64_t k1 = std::min(inner, k0 + kTile);
-            for (int64_t i = i0; i < i1; ++i) {
-              const T* src = in + w.a + i;
-              T* dst = out + w.b + i * row_out_stride;
-              for (int64_t k = k0; k < k1; ++k) dst[k] = src[k * inner_stride];
-            }
-          }
-        }
-      }
-    });
-    return;
-  }
-
-  Odometer base;
-  base.size.assign(d2.begin(), d2.end() - 1);
-  base.stride_a.assign(s2.begin(), s2.end() - 1);
-  base.stride_b.resize(r - 1);
-  int64_t acc = inner;
-  for (size_t k = r - 1; k-- > 0;) {
-    base.stride_b[k] = acc;
-    acc *= d2[k];
-  }
-  const int64_t outer = acc / inner;
-  pool.parallel_for(outer, std::max<int64_t>(1, kCopyGrain / inner), [&](int64_t begin, int64_t end) {
-    Odometer w = base;
-    w.seek(begin, offset, begin * inner);
-    for (int64_t o = begin; o < end; ++o, w.next()) {
-      const T* src = in + w.a;
-      T* dst = out + o * inner;
-      if (inner_stride == 1) {
-        std::copy(src, src + inner, dst);
-      } else if (inner_stride == 0) {
-        std::fill(dst, dst + inner, *src);
-      } else {
-        for (int64_t k = 0; k < inner; ++k) dst[k] = src[k * inner_stride];
-      }
-    }
-  });
-}
-
 // Writes x transposed by `perm` (a permutation of x's dims) to a new output 0 of shape dims[perm[i]]...
 // reshaped to `out_shape`.
 Status transpose_to_output(OpContext& ctx, const Tensor& x, const std::vector<int64_t>& dims,
                            const std::vector<int64_t>& perm, const Shape& out_shape) {
-  std::vector<int64_t> in_strides(dims.size());
-  int64_t acc = 1;
-  for (size_t d = dims.size(); d-- > 0;) {
-    in_strides[d] = acc;
-    acc *= dims[d];
-  }
+  const std::vector<int64_t> in_strides = strides_of(Shape(dims));
   std::vector<int64_t> odims(perm.size()), ostrides(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) {
     odims[i] = dims[static_cast<size_t>(perm[i])];
@@ -189,29 +28,6 @@ Status transpose_to_output(OpContext& ctx, const Tensor& x, const std::vector<in
     strided_copy<T>(x.data<T>(), 0, odims, ostrides, y.data<T>(), ctx.pool());
     return Status::OK();
   });
-}
-
-// Rejects shapes from data (Expand, Tile, ConstantOfShape, ...) whose element count no tensor can hold.
-Status check_numel(const std::vector<int64_t>& dims) {
-  constexpr int64_t kMaxElements = int64_t{1} << 56;
-  int64_t n = 1;
-  for (int64_t d : dims) {
-    if (d < 0) return invalid_argument("shape ", Shape(dims).to_string(), " has a negative dim");
-    if (d == 0) return Status::OK();
-  }
-  for (int64_t d : dims) {
-    if (__builtin_mul_overflow(n, d, &n) || n > kMaxElements) {
-      return invalid_argument("shape ", Shape(dims).to_string(), " has too many elements");
-    }
-  }
-  return Status::OK();
-}
-
-// Returns the integer elements of input i (a shape, axes or repeats input).
-Result<std::vector<int64_t>> ints_input(OpContext& ctx, size_t i, std::string_view what) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* t, ctx.input_tensor(i));
-  if (t->rank() > 1) return invalid_argument(what, " must be a 1-D tensor, got ", t->description());
-  return tensor_to_ints(*t, what);
 }
 
 // ---- Reshape, Flatten, Squeeze, Unsqueeze: outputs alias the input storage ----
@@ -269,11 +85,8 @@ Status flatten(OpContext& ctx) {
   int64_t axis = ctx.node().attr_int("axis", 1);
   if (axis < -r || axis > r) return invalid_argument("axis ", axis, " is out of range for rank ", r);
   if (axis < 0) axis += r;
-  int64_t outer = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(static_cast<size_t>(d));
-  int64_t inner = 1;
-  for (int64_t d = axis; d < r; ++d) inner *= x->dim(static_cast<size_t>(d));
-  ctx.set_output(0, x->reshaped(Shape{outer, inner}));
+  const size_t split = static_cast<size_t>(axis);
+  ctx.set_output(0, x->reshaped(Shape{dims_product(x->shape(), 0, split), dims_product(x->shape(), split, x->rank())}));
   return Status::OK();
 }
 
@@ -517,24 +330,11 @@ Status eye_like(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
   if (x->rank() != 2) return invalid_argument("input must be 2-D, got ", x->description());
   DType dt = x->dtype();
-  if (const graph::Attribute* a = ctx.node().attr("dtype")) {
-    // ONNX TensorProto data types, mapped to Orchard's (backends do not include the ONNX importer).
-    switch (a->i) {
-      case 1: dt = DType::float32; break;
-      case 2: dt = DType::uint8; break;
-      case 3: dt = DType::int8; break;
-      case 4: dt = DType::uint16; break;
-      case 5: dt = DType::int16; break;
-      case 6: dt = DType::int32; break;
-      case 7: dt = DType::int64; break;
-      case 9: dt = DType::boolean; break;
-      case 10: dt = DType::float16; break;
-      case 11: dt = DType::float64; break;
-      case 12: dt = DType::uint32; break;
-      case 13: dt = DType::uint64; break;
-      case 16: dt = DType::bfloat16; break;
-      default: return invalid_argument("dtype ", a->i, " is not supported");
-    }
+  if (ctx.node().attr("dtype")) {
+    const int64_t onnx_type = ctx.node().attr_int("dtype", 0);
+    const Result<DType> type = dtype_from_onnx_type(onnx_type);
+    if (!type.ok() || *type == DType::string) return invalid_argument("dtype ", onnx_type, " is not supported");
+    dt = *type;
   }
   const int64_t k = ctx.node().attr_int("k", 0);
   return dispatch<kNumeric | kBool>(dt, "EyeLike", [&](auto tag) -> Status {

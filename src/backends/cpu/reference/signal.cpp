@@ -200,9 +200,8 @@ Status dft(OpContext& ctx) {
   Shape out_shape = x->shape();
   out_shape[axis] = out_n;
   out_shape[rank - 1] = 2;
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(d);
-  for (int64_t d = axis + 1; d < rank - 1; ++d) inner *= x->dim(d);
+  const int64_t outer = dims_product(x->shape(), 0, static_cast<size_t>(axis));
+  const int64_t inner = dims_product(x->shape(), static_cast<size_t>(axis) + 1, static_cast<size_t>(rank - 1));
 
   return dispatch<kFloats>(x->dtype(), "DFT", [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -301,49 +300,20 @@ Status stft(OpContext& ctx) {
 // ---------------------------------------------------------------------------------------------------
 // Window functions and MelWeightMatrix
 
-// Maps an ONNX TensorProto data type number to a numeric DType.
-Result<DType> numeric_dtype_from_onnx(int64_t t) {
-  switch (t) {
-    case 1: return DType::float32;
-    case 2: return DType::uint8;
-    case 3: return DType::int8;
-    case 4: return DType::uint16;
-    case 5: return DType::int16;
-    case 6: return DType::int32;
-    case 7: return DType::int64;
-    case 10: return DType::float16;
-    case 11: return DType::float64;
-    case 12: return DType::uint32;
-    case 13: return DType::uint64;
-    case 16: return DType::bfloat16;
-    default: return invalid_argument("output_datatype ", t, " is not a supported numeric type");
-  }
-}
-
-// Converts like Cast: floats round to the target, integers truncate toward zero (saturating, NaN -> 0).
-template <class T>
-T cast_from_double(double v) {
-  if constexpr (std::is_integral_v<T>) {
-    if (std::isnan(v)) return T(0);
-    v = std::trunc(v);
-    constexpr double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
-    if (v <= lo) return std::numeric_limits<T>::lowest();
-    if (v >= hi) return std::numeric_limits<T>::max();
-    return static_cast<T>(v);
-  } else {
-    return store<T>(v);
-  }
-}
-
-// Writes `values` to output 0 as the node's output_datatype.
+// Writes `values` to output 0 as the node's output_datatype (a numeric ONNX data type number); integers
+// truncate toward zero and saturate.
 Status write_as_output_type(OpContext& ctx, const Shape& shape, const std::vector<double>& values) {
-  ORCHARD_ASSIGN_OR_RETURN(DType dt, numeric_dtype_from_onnx(ctx.node().attr_int("output_datatype", 1)));
+  const int64_t onnx_type = ctx.node().attr_int("output_datatype", 1);
+  const Result<DType> type = dtype_from_onnx_type(onnx_type);
+  if (!type.ok() || *type == DType::string || *type == DType::boolean) {
+    return invalid_argument("output_datatype ", onnx_type, " is not a supported numeric type");
+  }
+  const DType dt = *type;
   return dispatch<kNumeric>(dt, ctx.node().op_type, [&](auto tag) -> Status {
     using T = decltype(tag);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, dt, shape));
     T* out = y.data<T>();
-    for (size_t i = 0; i < values.size(); ++i) out[i] = cast_from_double<T>(values[i]);
+    for (size_t i = 0; i < values.size(); ++i) out[i] = saturate_cast<T>(values[i]);
     return Status::OK();
   });
 }

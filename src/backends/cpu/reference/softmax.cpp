@@ -13,14 +13,9 @@ namespace orchard::cpu::reference {
 
 namespace {
 
-constexpr int64_t kGrainElems = 1 << 15;  // elements a parallel task should touch at least
-constexpr int64_t kTile = 64;             // columns of a [n, inner] block handled together
+constexpr int64_t kTile = 64;            // columns of a [n, inner] block handled together
 
 enum class Mode { softmax, log_softmax, hardmax };
-
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
 
 // Applies `mode` along n for columns [c0, c0 + w) of the block at `x` (row stride `inner`), writing `y`.
 // `work` holds n * w values.
@@ -130,7 +125,7 @@ void normalize_blocks(const T* x, T* y, const AxisView& v, ThreadPool& pool) {
   using C = compute_t<T>;
   if (v.outer * v.n * v.inner == 0) return;
   if (v.inner == 1) {
-    pool.parallel_for(v.outer, std::max<int64_t>(1, kGrainElems / v.n), [&](int64_t begin, int64_t end) {
+    pool.parallel_for(v.outer, grain_for(v.n), [&](int64_t begin, int64_t end) {
       std::vector<C> work(static_cast<size_t>(v.n));
       for (int64_t o = begin; o < end; ++o) normalize_row<M>(x + o * v.n, y + o * v.n, v.n, work.data());
     });
@@ -138,7 +133,7 @@ void normalize_blocks(const T* x, T* y, const AxisView& v, ThreadPool& pool) {
   }
   const int64_t tiles = (v.inner + kTile - 1) / kTile;
   const int64_t per_tile = v.n * std::min(v.inner, kTile);
-  pool.parallel_for(v.outer * tiles, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, per_tile)),
+  pool.parallel_for(v.outer * tiles, grain_for(per_tile),
                     [&](int64_t begin, int64_t end) {
                       const int64_t wmax = std::min(v.inner, kTile);
                       std::vector<C> work(static_cast<size_t>(v.n * wmax)), best(static_cast<size_t>(wmax)),
@@ -170,12 +165,7 @@ Status softmax_like(OpContext& ctx) {
     for (int64_t d = 0; d < rank; ++d) (d < axis ? v.outer : v.n) *= x->dim(static_cast<size_t>(d));
   } else {
     ORCHARD_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(axis_attr, rank));
-    for (int64_t d = 0; d < rank; ++d) {
-      const int64_t dim = x->dim(static_cast<size_t>(d));
-      if (d < axis) v.outer *= dim;
-      else if (d == axis) v.n = dim;
-      else v.inner *= dim;
-    }
+    v = view_around(x->shape(), axis);
   }
   return dispatch<kFloats>(x->dtype(), ctx.node().op_type, [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -225,10 +215,38 @@ Result<LossLayout> loss_layout(const Tensor& input, const Tensor& target, const 
   return l;
 }
 
-// Negative log-likelihood of `logp` ([N, C, D] in compute type) at `target` into output 0 of ctx.
+// The inputs and attributes of both losses: input 0 [N, C, d...], target [N, d...], optional weight [C].
+struct LossArgs {
+  const Tensor* input = nullptr;
+  const Tensor* target = nullptr;
+  const Tensor* weight = nullptr;
+  LossLayout layout;
+  Reduction reduction = Reduction::mean;
+  bool has_ignore = false;
+  int64_t ignore_index = 0;
+};
+
+Result<LossArgs> loss_args(OpContext& ctx) {
+  LossArgs a;
+  ORCHARD_ASSIGN_OR_RETURN(a.input, ctx.input_tensor(0));
+  ORCHARD_ASSIGN_OR_RETURN(a.target, ctx.input_tensor(1));
+  a.weight = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  ORCHARD_ASSIGN_OR_RETURN(a.layout, loss_layout(*a.input, *a.target, a.weight));
+  ORCHARD_ASSIGN_OR_RETURN(a.reduction, parse_reduction(ctx.node()));
+  a.has_ignore = ctx.node().attr("ignore_index") != nullptr;
+  a.ignore_index = ctx.node().attr_int("ignore_index", 0);
+  return a;
+}
+
+// Negative log-likelihood of `logp` ([N, C, D] in compute type) at the target into output 0 of ctx.
 template <class T>
-Status nll_from(OpContext& ctx, const compute_t<T>* logp, const Tensor& target, const Tensor* weight, const LossLayout& l,
-                Reduction reduction, bool has_ignore, int64_t ignore_index) {
+Status nll_from(OpContext& ctx, const compute_t<T>* logp, const LossArgs& a) {
+  const Tensor& target = *a.target;
+  const Tensor* weight = a.weight;
+  const LossLayout& l = a.layout;
+  const Reduction reduction = a.reduction;
+  const bool has_ignore = a.has_ignore;
+  const int64_t ignore_index = a.ignore_index;
   const int64_t items = l.n * l.d;
   std::vector<double> loss(static_cast<size_t>(reduction == Reduction::none ? items : 0));
   double total = 0.0, weight_sum = 0.0;
@@ -258,50 +276,26 @@ Status nll_from(OpContext& ctx, const compute_t<T>* logp, const Tensor& target, 
 }
 
 Status nll_loss(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* input, ctx.input_tensor(0));
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* target, ctx.input_tensor(1));
-  const Tensor* weight = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  ORCHARD_ASSIGN_OR_RETURN(const LossLayout l, loss_layout(*input, *target, weight));
-  ORCHARD_ASSIGN_OR_RETURN(const Reduction reduction, parse_reduction(ctx.node()));
-  const bool has_ignore = ctx.node().attr("ignore_index") != nullptr;
-  const int64_t ignore_index = ctx.node().attr_int("ignore_index", 0);
-  return dispatch<kFloats>(input->dtype(), "NegativeLogLikelihoodLoss", [&](auto tag) -> Status {
+  ORCHARD_ASSIGN_OR_RETURN(const LossArgs a, loss_args(ctx));
+  return dispatch<kFloats>(a.input->dtype(), "NegativeLogLikelihoodLoss", [&](auto tag) -> Status {
     using T = decltype(tag);
-    using C = compute_t<T>;
-    const T* px = input->data<T>();
-    if constexpr (std::is_same_v<T, C>) {
-      return nll_from<T>(ctx, px, *target, weight, l, reduction, has_ignore, ignore_index);
-    } else {
-      std::vector<C> logp(static_cast<size_t>(input->numel()));
-      for (int64_t i = 0; i < input->numel(); ++i) logp[static_cast<size_t>(i)] = load(px[i]);
-      return nll_from<T>(ctx, logp.data(), *target, weight, l, reduction, has_ignore, ignore_index);
-    }
+    std::vector<compute_t<T>> tmp;
+    return nll_from<T>(ctx, as_compute<T>(*a.input, tmp), a);
   });
 }
 
 Status softmax_cross_entropy(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* scores, ctx.input_tensor(0));
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* labels, ctx.input_tensor(1));
-  const Tensor* weight = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  ORCHARD_ASSIGN_OR_RETURN(const LossLayout l, loss_layout(*scores, *labels, weight));
-  ORCHARD_ASSIGN_OR_RETURN(const Reduction reduction, parse_reduction(ctx.node()));
-  const bool has_ignore = ctx.node().attr("ignore_index") != nullptr;
-  const int64_t ignore_index = ctx.node().attr_int("ignore_index", 0);
+  ORCHARD_ASSIGN_OR_RETURN(const LossArgs a, loss_args(ctx));
+  const Tensor* scores = a.input;
+  const LossLayout& l = a.layout;
   return dispatch<kFloats>(scores->dtype(), "SoftmaxCrossEntropyLoss", [&](auto tag) -> Status {
     using T = decltype(tag);
     using C = compute_t<T>;
     // log_softmax over C in the compute type; output 1 (log_prob) gets it rounded to T.
     const AxisView v{l.n, l.c, l.d};
-    std::vector<C> logp(static_cast<size_t>(scores->numel()));
-    if constexpr (std::is_same_v<T, C>) {
-      normalize_blocks<Mode::log_softmax>(scores->data<T>(), logp.data(), v, ctx.pool());
-    } else {
-      std::vector<C> wide(logp.size());
-      const T* ps = scores->data<T>();
-      for (size_t i = 0; i < wide.size(); ++i) wide[i] = load(ps[i]);
-      normalize_blocks<Mode::log_softmax>(wide.data(), logp.data(), v, ctx.pool());
-    }
-    ORCHARD_RETURN_IF_ERROR(nll_from<T>(ctx, logp.data(), *labels, weight, l, reduction, has_ignore, ignore_index));
+    std::vector<C> logp(static_cast<size_t>(scores->numel())), tmp;
+    normalize_blocks<Mode::log_softmax>(as_compute<T>(*scores, tmp), logp.data(), v, ctx.pool());
+    ORCHARD_RETURN_IF_ERROR(nll_from<T>(ctx, logp.data(), a));
     if (ctx.has_output(1)) {
       ORCHARD_ASSIGN_OR_RETURN(Tensor lp, ctx.make_output(1, scores->dtype(), scores->shape()));
       T* out = lp.data<T>();
