@@ -419,7 +419,8 @@ BENCHMARK(BM_SessionEstimateMemoryTinyAdd);
 // What run_request does around Session::run for memory: charge the reservation, make the request's
 // arena over the buffer pool, close it, drop it (which releases the grant).
 void BM_ManagerReservationArenaLifecycle(benchmark::State& state) {
-  manager::MemoryBudget budget(int64_t{64} << 20);
+  auto budget_owner = std::make_shared<manager::MemoryBudget>(int64_t{64} << 20);
+  manager::MemoryBudget& budget = *budget_owner;
   auto pool = std::make_shared<BufferPool>();
   static constexpr size_t kPooledMax = BufferPoolOptions{}.max_pooled_bytes;
   const auto rounding = [](size_t bytes) {
@@ -428,7 +429,7 @@ void BM_ManagerReservationArenaLifecycle(benchmark::State& state) {
   const bool allocate = state.range(0) != 0;
   for (auto _ : state) {
     if (!budget.try_charge(64)) state.SkipWithError("budget full");
-    auto arena = std::make_shared<manager::RequestArena>(budget, pool, 64, rounding);
+    auto arena = std::make_shared<manager::RequestArena>(budget_owner, pool, 64, rounding);
     if (allocate) {  // one [1, 4] float output, as the tiny model makes
       void* p = arena->allocate(16, 64);
       benchmark::DoNotOptimize(p);

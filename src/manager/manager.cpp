@@ -62,6 +62,7 @@ struct Request {
   Clock::time_point submitted;
   Clock::time_point deadline = Clock::time_point::max();
   uint64_t seq = 0;
+  int64_t need = 0;  // activation bytes reserved before it runs (Session::estimate_memory)
   bool running = false;
   std::atomic<bool> abort{false};
 };
@@ -80,7 +81,14 @@ struct Manager::Impl {
   ManagerConfig config;
   std::shared_ptr<ThreadPool> pool;
   int64_t pool_cache_bytes;
-  manager::MemoryBudget budget;
+  std::shared_ptr<manager::MemoryBudget> budget_owner;  // shared with request arenas, which may outlive us
+  manager::MemoryBudget& budget;
+  // Lets a release wake the workers while the Manager lives, and do nothing after.
+  struct Wake {
+    std::mutex guard;
+    bool alive = true;
+  };
+  std::shared_ptr<Wake> wake = std::make_shared<Wake>();
   std::shared_ptr<BufferPool> buffer_pool;
   manager::ManagerMetrics metrics;
 
@@ -101,12 +109,23 @@ struct Manager::Impl {
   std::thread reaper;
 
   explicit Impl(const ManagerConfig& c)
-      : config(c), pool_cache_bytes(c.memory_pool_mb * kMiB / kPoolCacheShare), budget(c.memory_pool_mb * kMiB - pool_cache_bytes) {
+      : config(c),
+        pool_cache_bytes(c.memory_pool_mb * kMiB / kPoolCacheShare),
+        budget_owner(std::make_shared<manager::MemoryBudget>(c.memory_pool_mb * kMiB - pool_cache_bytes)),
+        budget(*budget_owner) {
     // The pool keeps its upstream alive: request tensors may outlive the Manager.
     std::shared_ptr<Allocator> upstream = c.allocator ? c.allocator : std::shared_ptr<Allocator>(&default_allocator(), [](Allocator*) {});
     BufferPoolOptions po;
     po.max_cached_bytes = static_cast<size_t>(pool_cache_bytes);
     buffer_pool = std::shared_ptr<BufferPool>(new BufferPool(*upstream, po), [upstream](BufferPool* p) { delete p; });
+    // Freed memory may let the head of the queue start. Taking `mu` orders this wake-up after a worker's
+    // failed try_charge, so it cannot be lost. (release() is never called with `mu` held.)
+    budget.set_release_hook([this, w = wake] {
+      std::lock_guard<std::mutex> g(w->guard);
+      if (!w->alive) return;
+      { std::lock_guard<std::mutex> lock(mu); }
+      work_cv.notify_all();
+    });
   }
 
   void worker_loop();
@@ -154,12 +173,13 @@ Manager::~Manager() {
   }
   impl_->work_cv.notify_all();
   impl_->reaper_cv.notify_all();
-  impl_->budget.notify_all();
   for (auto& r : dropped) {
     impl_->finish(r, unavailable("[manager] shutting down: request ", r->id, " was not run"), Outcome::rejected, Clock::time_point{});
   }
   for (auto& t : impl_->workers) t.join();
   impl_->reaper.join();
+  std::lock_guard<std::mutex> g(impl_->wake->guard);
+  impl_->wake->alive = false;  // outputs still held by clients release into the budget without waking anyone
 }
 
 // ---- models ----
@@ -289,6 +309,11 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
                m.running >= m.config.max_concurrent_operations) {
       refused = resource_exhausted("[manager] queue full: ", m.queue.size(), " requests waiting (max_queue_depth ",
                                    m.config.max_queue_depth, "), ", m.running, " running");
+    } else if ((r->need = it->second->session->estimate_memory(r->inputs).activation_bytes) >
+               m.budget.limit() - it->second->weights_bytes) {
+      refused = out_of_memory("[manager] request ", r->id, " for model '", it->second->name, "' needs ", mib_text(r->need),
+                              " of activation memory; the budget leaves ", mib_text(m.budget.limit() - it->second->weights_bytes),
+                              " beside the model's weights");
     } else {
       r->model = it->second;
       r->model->in_flight++;
@@ -338,9 +363,8 @@ Status Manager::cancel(RequestId id) {
   }
   if (queued) {
     m.finish(queued, cancelled("[manager] request ", id, " cancelled while queued"), Outcome::cancelled, Clock::time_point{});
-  } else {
-    m.budget.notify_all();  // a running request may be waiting for memory
   }
+  m.work_cv.notify_all();  // the head of the queue may have changed
   return Status::OK();
 }
 
@@ -408,6 +432,7 @@ void Manager::Impl::reaper_loop() {
       expired.push_back(active.at(r->id));
     }
     lock.unlock();
+    if (!expired.empty()) work_cv.notify_all();  // the head of the queue may have changed
     for (auto& r : expired) {
       finish(r, deadline_exceeded("[manager] request ", r->id, " passed its deadline after ", ms_between(r->submitted, Clock::now()),
                                   " ms in the queue; not run"),
@@ -422,9 +447,24 @@ void Manager::Impl::worker_loop() {
   for (;;) {
     work_cv.wait(lock, [this] { return stopping || !queue.empty(); });
     if (stopping) return;
-    Request* next = *queue.begin();
-    dequeue_locked(next);
-    std::shared_ptr<Request> r = active.at(next->id);
+    // Memory goes to requests in queue order: the head reserves its activations or everyone waits, so a
+    // large request is not starved and a client reading answers in submission order cannot deadlock.
+    Request* head = *queue.begin();
+    const bool reserved = budget.try_charge(head->need);
+    if (!reserved && !config.reject_on_memory_pressure) {
+      work_cv.wait(lock);  // woken by a release, a new request, or the queue changing
+      continue;
+    }
+    dequeue_locked(head);
+    std::shared_ptr<Request> r = active.at(head->id);
+    if (!reserved) {
+      lock.unlock();
+      finish(r, out_of_memory("[manager] request ", r->id, " needs ", mib_text(r->need), " of activation memory, ",
+                              mib_text(budget.available()), " of ", mib_text(budget.limit()), " available"),
+             Outcome::rejected, Clock::time_point{});
+      lock.lock();
+      continue;
+    }
     r->running = true;
     ++running;
     update_gauges_locked();
@@ -436,38 +476,19 @@ void Manager::Impl::worker_loop() {
 
 void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
   const auto started = Clock::now();
-  if (r->abort) return finish(r, cancelled("[manager] request ", r->id, " cancelled"), Outcome::cancelled, started);
-  if (started > r->deadline) {
+  if (r->abort || started > r->deadline) {
+    budget.release(r->need);
+    if (r->abort) return finish(r, cancelled("[manager] request ", r->id, " cancelled"), Outcome::cancelled, started);
     return finish(r, deadline_exceeded("[manager] request ", r->id, " passed its deadline before it ran"), Outcome::timed_out, started);
   }
   LoadedModel& model = *r->model;
+  // The worker has charged r->need; the arena owns that grant from here on.
+  auto arena = std::make_shared<manager::RequestArena>(budget_owner, buffer_pool, r->need, [](size_t bytes) {
+    return bytes <= BufferPoolOptions{}.max_pooled_bytes ? BufferPool::size_class_bytes(bytes) : bytes;
+  });
   auto session_or = session_for(model, r->options.backend_preference);
   if (!session_or.ok()) return finish(r, session_or.status(), Outcome::failed, started);
   std::shared_ptr<Session> session = *session_or;
-
-  // Reserve the run's activation memory before it starts.
-  const MemoryEstimate est = session->estimate_memory(r->inputs);
-  const int64_t need = est.activation_bytes;
-  if (need > budget.limit() - model.weights_bytes) {
-    return finish(r, out_of_memory("[manager] request ", r->id, " for model '", model.name, "' needs ", mib_text(need),
-                                   " of activation memory; the budget is ", mib_text(budget.limit())),
-                  Outcome::rejected, started);
-  }
-  bool reserved = config.reject_on_memory_pressure
-                      ? budget.try_charge(need)
-                      : budget.charge_wait(need, r->deadline, [&r] { return r->abort.load(); });
-  if (!reserved) {
-    if (r->abort) return finish(r, cancelled("[manager] request ", r->id, " cancelled"), Outcome::cancelled, started);
-    if (Clock::now() > r->deadline) {
-      return finish(r, deadline_exceeded("[manager] request ", r->id, " passed its deadline waiting for memory"), Outcome::timed_out, started);
-    }
-    return finish(r, out_of_memory("[manager] request ", r->id, " needs ", mib_text(need), " of activation memory, ",
-                                   mib_text(budget.available()), " of ", mib_text(budget.limit()), " available"),
-                  Outcome::rejected, started);
-  }
-  auto arena = std::make_shared<manager::RequestArena>(budget, buffer_pool, need, [](size_t bytes) {
-    return bytes <= BufferPoolOptions{}.max_pooled_bytes ? BufferPool::size_class_bytes(bytes) : bytes;
-  });
 
   RunOptions ro;
   ro.abort = &r->abort;

@@ -15,41 +15,14 @@ bool MemoryBudget::try_charge(int64_t bytes) {
   return true;
 }
 
-bool MemoryBudget::charge_wait(int64_t bytes, std::chrono::steady_clock::time_point deadline,
-                               const std::function<bool()>& stop) {
-  if (bytes > limit_) return false;
-  std::unique_lock<std::mutex> lock(mu_);
-  if (waiters_.empty() && try_charge(bytes)) return true;
-  // Waiters are served in arrival order, so a large request is not starved by a stream of small ones.
-  const auto me = waiters_.insert(waiters_.end(), bytes);
-  bool charged = false;
-  for (;;) {
-    if (waiters_.begin() == me && try_charge(bytes)) {
-      charged = true;
-      break;
-    }
-    if (stop && stop()) break;
-    if (deadline == std::chrono::steady_clock::time_point::max()) {
-      cv_.wait(lock);
-    } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      charged = waiters_.begin() == me && try_charge(bytes);
-      break;
-    }
-  }
-  waiters_.erase(me);
-  cv_.notify_all();  // the next waiter may now be at the front
-  return charged;
-}
-
 void MemoryBudget::release(int64_t bytes) {
   used_.fetch_sub(bytes, std::memory_order_relaxed);
-  { std::lock_guard<std::mutex> lock(mu_); }  // pairs with charge_wait's check-then-wait
-  cv_.notify_all();
+  if (on_release_) on_release_();
 }
 
 RequestArena::~RequestArena() {
   // Every tensor keeps its arena alive, so by now nothing is in use; return whatever is still charged.
-  budget_.release(grant_);
+  budget_->release(grant_);
 }
 
 void* RequestArena::allocate(size_t bytes, size_t alignment) {
@@ -58,7 +31,7 @@ void* RequestArena::allocate(size_t bytes, size_t alignment) {
     std::lock_guard<std::mutex> lock(mu_);
     if (in_use_ + n > grant_) {
       const int64_t grow = in_use_ + n - grant_;
-      if (!budget_.try_charge(grow)) return nullptr;  // Tensor::create turns this into out_of_memory
+      if (!budget_->try_charge(grow)) return nullptr;  // Tensor::create turns this into out_of_memory
       grant_ += grow;
     }
     in_use_ += n;
@@ -80,7 +53,7 @@ void RequestArena::deallocate(void* p, size_t bytes) {
   in_use_ -= n;
   if (closed_) {  // after the request: the grant shrinks with its outputs
     grant_ -= n;
-    budget_.release(n);
+    budget_->release(n);
   }
 }
 
@@ -90,7 +63,7 @@ void RequestArena::close() {
   closed_ = true;
   const int64_t unused = grant_ - in_use_;
   grant_ = in_use_;
-  if (unused > 0) budget_.release(unused);
+  if (unused > 0) budget_->release(unused);
 }
 
 int64_t RequestArena::in_use() const {

@@ -8,7 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <list>
+#include <utility>
 #include <memory>
 #include <mutex>
 
@@ -28,21 +28,16 @@ class MemoryBudget {
 
   // Charges `bytes` if they fit; returns whether they did.
   bool try_charge(int64_t bytes);
-  // Like try_charge, but waits until they fit, `deadline` passes or `stop()` returns true. Waiters are
-  // served first come, first served.
-  bool charge_wait(int64_t bytes, std::chrono::steady_clock::time_point deadline, const std::function<bool()>& stop);
-  // Returns `bytes` to the budget and wakes waiters.
+  // Returns `bytes` to the budget, then calls the release hook (the Manager wakes its workers there).
   void release(int64_t bytes);
-  // Wakes waiters so they re-check their stop condition (after a cancel).
-  void notify_all() { cv_.notify_all(); }
+  // Sets the hook release() calls; set it before any concurrent use.
+  void set_release_hook(std::function<void()> hook) { on_release_ = std::move(hook); }
 
  private:
   const int64_t limit_;
   std::atomic<int64_t> used_{0};
   std::atomic<int64_t> peak_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::list<int64_t> waiters_;  // bytes of each charge_wait caller, in arrival order
+  std::function<void()> on_release_;
 };
 
 // Tensor memory of one request. It starts with a grant charged to the budget (the request's
@@ -51,11 +46,11 @@ class MemoryBudget {
 // tensors still alive (the outputs handed to the client) stay charged until they are freed.
 class RequestArena final : public Allocator, public std::enable_shared_from_this<RequestArena> {
  public:
-  // `grant` must already be charged to `budget`.
-  // `charge_rounding` maps a request size to the bytes upstream really spends on it (a pool's size class).
-  RequestArena(MemoryBudget& budget, std::shared_ptr<Allocator> upstream, int64_t grant,
+  // `grant` must already be charged to `budget`; the arena keeps the budget alive (outputs may outlive
+  // the Manager). `charge_rounding` maps a request size to the bytes upstream really spends on it (a pool's size class).
+  RequestArena(std::shared_ptr<MemoryBudget> budget, std::shared_ptr<Allocator> upstream, int64_t grant,
                std::function<size_t(size_t)> charge_rounding = {})
-      : budget_(budget), upstream_(std::move(upstream)), charge_rounding_(std::move(charge_rounding)), grant_(grant) {}
+      : budget_(std::move(budget)), upstream_(std::move(upstream)), charge_rounding_(std::move(charge_rounding)), grant_(grant) {}
   ~RequestArena() override;
 
   void* allocate(size_t bytes, size_t alignment) override;
@@ -69,7 +64,7 @@ class RequestArena final : public Allocator, public std::enable_shared_from_this
  private:
   int64_t charged_bytes(size_t bytes) const;
 
-  MemoryBudget& budget_;
+  std::shared_ptr<MemoryBudget> budget_;
   std::shared_ptr<Allocator> upstream_;
   std::function<size_t(size_t)> charge_rounding_;
   mutable std::mutex mu_;

@@ -262,9 +262,10 @@ TEST_F(ManagerTest, BufferPoolReusesMemoryAcrossRequests) {
     ASSERT_TRUE(r.ok()) << r.status().to_string();
   }  // each output is dropped before the next request, so its buffer comes back to the pool
   const std::string text = m->metrics_text();
-  const auto at = text.find("orchard_buffer_pool_hits ");
+  const std::string sample = "\norchard_buffer_pool_hits ";  // the sample line, not its # HELP line
+  const auto at = text.find(sample);
   ASSERT_NE(at, std::string::npos) << text;
-  EXPECT_GE(std::stod(text.substr(at + 25)), 9.0) << "requests after the first reuse the pooled buffer";
+  EXPECT_GE(std::stod(text.substr(at + sample.size())), 9.0) << "requests after the first reuse the pooled buffer";
   EXPECT_GT(m->trim_buffers(), 0) << "the idle buffer goes back upstream";
   EXPECT_EQ(m->trim_buffers(), 0);
 }
