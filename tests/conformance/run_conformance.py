@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Runs the ONNX backend test suite through `orchard check` and holds it to expected_failures.txt.
 
-Fails when a test that is not listed fails, and when a listed test passes (the list only shrinks).
+Fails when a test that is not listed fails, and when a listed test passes (the list only shrinks),
+except for tests whose reason starts with [random]: their unseeded random output may match by chance.
 Prints the pass count; `--report FILE` writes every test's line for inspection.
 """
 import argparse
@@ -86,7 +87,7 @@ def main():
         status, line = results[name]
         if status != "PASS" and name not in expected:
             unexpected_fail.append(line)
-        if status == "PASS" and name in expected:
+        if status == "PASS" and name in expected and not expected[name].startswith("[random]"):
             unexpected_pass.append(name)
     if args.report:
         with open(args.report, "w") as f:
