@@ -89,6 +89,7 @@ struct Manager::Impl {
     bool alive = true;
   };
   std::shared_ptr<Wake> wake = std::make_shared<Wake>();
+  std::atomic<int> memory_waiters{0};  // workers that found no memory for the head of the queue
   std::shared_ptr<BufferPool> buffer_pool;
   manager::ManagerMetrics metrics;
 
@@ -122,7 +123,7 @@ struct Manager::Impl {
     // failed try_charge, so it cannot be lost. (release() is never called with `mu` held.)
     budget.set_release_hook([this, w = wake] {
       std::lock_guard<std::mutex> g(w->guard);
-      if (!w->alive) return;
+      if (!w->alive || memory_waiters.load() == 0) return;  // common case: nobody waits for memory
       { std::lock_guard<std::mutex> lock(mu); }
       work_cv.notify_all();
     });
@@ -450,11 +451,15 @@ void Manager::Impl::worker_loop() {
     // Memory goes to requests in queue order: the head reserves its activations or everyone waits, so a
     // large request is not starved and a client reading answers in submission order cannot deadlock.
     Request* head = *queue.begin();
+    // Announced before trying, so that a release racing the try sees a waiter (both are seq_cst).
+    memory_waiters.fetch_add(1);
     const bool reserved = budget.try_charge(head->need);
     if (!reserved && !config.reject_on_memory_pressure) {
       work_cv.wait(lock);  // woken by a release, a new request, or the queue changing
+      memory_waiters.fetch_sub(1);
       continue;
     }
+    memory_waiters.fetch_sub(1);
     dequeue_locked(head);
     std::shared_ptr<Request> r = active.at(head->id);
     if (!reserved) {

@@ -5,10 +5,10 @@
 namespace orchard::manager {
 
 bool MemoryBudget::try_charge(int64_t bytes) {
-  int64_t cur = used_.load(std::memory_order_relaxed);
+  int64_t cur = used_.load();  // seq_cst: pairs with release() for the Manager's wake-up protocol
   do {
     if (cur + bytes > limit_) return false;
-  } while (!used_.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
+  } while (!used_.compare_exchange_weak(cur, cur + bytes));
   int64_t peak = peak_.load(std::memory_order_relaxed);
   while (cur + bytes > peak && !peak_.compare_exchange_weak(peak, cur + bytes, std::memory_order_relaxed)) {
   }
@@ -16,7 +16,7 @@ bool MemoryBudget::try_charge(int64_t bytes) {
 }
 
 void MemoryBudget::release(int64_t bytes) {
-  used_.fetch_sub(bytes, std::memory_order_relaxed);
+  used_.fetch_sub(bytes);  // seq_cst, see try_charge
   if (on_release_) on_release_();
 }
 
