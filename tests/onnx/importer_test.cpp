@@ -12,42 +12,16 @@
 #include <vector>
 
 #include "orchard/session.hpp"
+#include "testing/model_builder.hpp"
 
 namespace orchard {
 namespace {
 
 namespace fs = std::filesystem;
 
-// One dim of a declared shape: a number or a symbol.
-struct D {
-  int64_t value = -1;
-  std::string symbol;
-  D(int v) : value(v) {}             // NOLINT: implicit for brace lists
-  D(const char* s) : symbol(s) {}    // NOLINT
-};
-
-void set_type(onnx::ValueInfoProto* v, const std::string& name, int elem, std::initializer_list<D> dims) {
-  v->set_name(name);
-  auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem);
-  auto* shape = tt->mutable_shape();
-  for (const D& d : dims) {
-    auto* dim = shape->add_dim();
-    if (d.symbol.empty()) dim->set_dim_value(d.value);
-    else dim->set_dim_param(d.symbol);
-  }
-}
-
-onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> ins,
-                          std::vector<std::string> outs, const std::string& domain = "") {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(op + "_" + std::to_string(g->node_size()));
-  if (!domain.empty()) n->set_domain(domain);
-  for (auto& i : ins) n->add_input(i);
-  for (auto& o : outs) n->add_output(o);
-  return n;
-}
+using testing::add_node;
+using testing::D;
+using testing::set_type;
 
 // A model with an empty graph named "g", IR `ir` and default opset `opset`.
 onnx::ModelProto empty_model(int64_t ir = 8, int64_t opset = 17) {

@@ -10,36 +10,14 @@
 #include <vector>
 
 #include "orchard/session.hpp"
+#include "testing/model_builder.hpp"
 
 namespace orchard {
 namespace {
 
-struct D {
-  int64_t value = -1;
-  std::string symbol;
-  D(int v) : value(v) {}           // NOLINT: implicit for brace lists
-  D(const char* s) : symbol(s) {}  // NOLINT
-};
-
-void set_type(onnx::ValueInfoProto* v, const std::string& name, int elem, std::initializer_list<D> dims) {
-  v->set_name(name);
-  auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem);
-  auto* shape = tt->mutable_shape();
-  for (const D& d : dims) {
-    auto* dim = shape->add_dim();
-    if (d.symbol.empty()) dim->set_dim_value(d.value);
-    else dim->set_dim_param(d.symbol);
-  }
-}
-
-void add_node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs) {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(op + "_" + std::to_string(g->node_size()));
-  for (auto& i : ins) n->add_input(i);
-  for (auto& o : outs) n->add_output(o);
-}
+using testing::add_node;
+using testing::D;
+using testing::set_type;
 
 // a, b: float32[batch, 3]; y = Relu(Add(a, b)); z = Identity(a).
 std::unique_ptr<Session> make_session(const SessionOptions& options = {}) {

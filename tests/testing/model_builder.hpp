@@ -13,16 +13,43 @@
 
 namespace orchard::testing {
 
+// A dim of a declared shape: a size or a symbol.
+struct D {
+  int64_t value = -1;
+  std::string symbol;
+  D(int64_t v) : value(v) {}       // NOLINT: implicit for brace lists
+  D(int v) : value(v) {}           // NOLINT
+  D(const char* s) : symbol(s) {}  // NOLINT
+};
+
+// Declares `v` as a tensor named `name` of ONNX element type `elem` with `dims`.
+inline void set_type(onnx::ValueInfoProto* v, const std::string& name, int elem, std::initializer_list<D> dims) {
+  v->set_name(name);
+  auto* tt = v->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem);
+  auto* shape = tt->mutable_shape();
+  for (const D& d : dims) {
+    auto* dim = shape->add_dim();
+    if (d.symbol.empty()) dim->set_dim_value(d.value);
+    else dim->set_dim_param(d.symbol);
+  }
+}
+
+// Appends a node named "<op>_<count>" to `g`.
+inline onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> ins,
+                                 std::vector<std::string> outs, const std::string& domain = "") {
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(op + "_" + std::to_string(g->node_size()));
+  if (!domain.empty()) n->set_domain(domain);
+  for (auto& i : ins) n->add_input(i);
+  for (auto& o : outs) n->add_output(o);
+  return n;
+}
+
 class ModelBuilder {
  public:
-  // A dim of a declared shape: a size or a symbol.
-  struct D {
-    int64_t value = -1;
-    std::string symbol;
-    D(int64_t v) : value(v) {}       // NOLINT: implicit for brace lists
-    D(int v) : value(v) {}           // NOLINT
-    D(const char* s) : symbol(s) {}  // NOLINT
-  };
+  using D = testing::D;
 
   explicit ModelBuilder(int opset = 17, int ir_version = 8) {
     model_.set_ir_version(ir_version);
@@ -55,12 +82,7 @@ class ModelBuilder {
     return *this;
   }
   onnx::NodeProto& node(const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs) {
-    auto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + std::to_string(model_.graph().node_size()));
-    for (auto& i : ins) n->add_input(i);
-    for (auto& o : outs) n->add_output(o);
-    return *n;
+    return *add_node(model_.mutable_graph(), op, std::move(ins), std::move(outs));
   }
   std::string bytes() const { return model_.SerializeAsString(); }
   // Writes the model to `path` and returns the path.
@@ -72,17 +94,6 @@ class ModelBuilder {
   onnx::ModelProto& proto() { return model_; }
 
  private:
-  static void set_type(onnx::ValueInfoProto* v, const std::string& name, int elem, std::initializer_list<D> dims) {
-    v->set_name(name);
-    auto* tt = v->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(elem);
-    auto* shape = tt->mutable_shape();
-    for (const D& d : dims) {
-      auto* dim = shape->add_dim();
-      if (d.symbol.empty()) dim->set_dim_value(d.value);
-      else dim->set_dim_param(d.symbol);
-    }
-  }
   onnx::ModelProto model_;
 };
 
