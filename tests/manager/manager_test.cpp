@@ -52,9 +52,14 @@ class ManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     gate = std::make_shared<testing::GateBackend>();
-    runtime::set_extra_backends_for_testing({gate});
   }
-  void TearDown() override { runtime::set_extra_backends_for_testing({}); }
+  // Load options whose sessions have the gate ahead of the CPU.
+  LoadOptions gated(std::string name = "") const {
+    LoadOptions o;
+    o.name = std::move(name);
+    o.session.custom_backends = {gate};
+    return o;
+  }
 
   std::unique_ptr<Manager> make(int slots, int queue, int64_t memory_mb = 64) {
     ManagerConfig c;
@@ -72,7 +77,7 @@ class ManagerTest : public ::testing::Test {
 
 TEST_F(ManagerTest, RejectsWhenSlotsAndQueueAreFull) {
   auto m = make(/*slots=*/1, /*queue=*/2);
-  auto id = m->load_model(gate_model());
+  auto id = m->load_model(gate_model(), gated());
   ASSERT_TRUE(id.ok()) << id.status().to_string();
   auto first = m->execute(*id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
@@ -97,7 +102,7 @@ TEST_F(ManagerTest, RejectsWhenSlotsAndQueueAreFull) {
 
 TEST_F(ManagerTest, HigherPriorityRunsFirstThenArrivalOrder) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto blocker = m->execute(*&id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   std::mutex mu;
@@ -125,7 +130,7 @@ TEST_F(ManagerTest, HigherPriorityRunsFirstThenArrivalOrder) {
 
 TEST_F(ManagerTest, QueuedRequestPastDeadlineIsAnsweredWithoutRunning) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto blocker = m->execute(id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   InferenceOptions o;
@@ -144,7 +149,7 @@ TEST_F(ManagerTest, QueuedRequestPastDeadlineIsAnsweredWithoutRunning) {
 
 TEST_F(ManagerTest, RunningRequestStopsAtDeadlineAndReleasesMemory) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   const double before = m->performance_summary().memory_usage_mb;
   InferenceOptions o;
   o.timeout_ms = 40;
@@ -156,7 +161,7 @@ TEST_F(ManagerTest, RunningRequestStopsAtDeadlineAndReleasesMemory) {
 
 TEST_F(ManagerTest, CancelQueuedAndRunning) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto running = m->execute(id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   auto queued = m->execute(id, feed());
@@ -189,7 +194,7 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   c.reject_on_memory_pressure = true;
   c.intra_op_threads = 1;
   auto m = std::move(Manager::create(c)).value();
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   // 1 Mi floats: its 4 MiB output can never fit a 2 MiB budget.
   auto huge = m->execute(id, feed(1 << 20)).result.get();
   EXPECT_EQ(huge.status().code(), StatusCode::out_of_memory);
@@ -272,7 +277,7 @@ TEST_F(ManagerTest, BufferPoolReusesMemoryAcrossRequests) {
 
 TEST_F(ManagerTest, UnloadWaitsForRequestsInFlight) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto running = m->execute(id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   auto queued = m->execute(id, feed());
@@ -295,12 +300,13 @@ TEST_F(ManagerTest, UnloadWaitsForRequestsInFlight) {
 
 TEST(ManagerFailover, FailingBackendHandsNodesToCpu) {
   auto faulty = std::make_shared<testing::FaultyBackend>();
-  runtime::set_extra_backends_for_testing({faulty});
+  LoadOptions with_faulty;
+  with_faulty.session.custom_backends = {faulty};
   ManagerConfig c;
   c.max_concurrent_operations = 1;
   c.intra_op_threads = 1;
   auto m = std::move(Manager::create(c)).value();
-  auto id = m->load_model(faulty_model());
+  auto id = m->load_model(faulty_model(), with_faulty);
   ASSERT_TRUE(id.ok()) << id.status().to_string();
   auto r = m->execute(*id, {{"x", Value(Tensor::from_vector<float>({1, 2}, {-1.f, 0.f}))}}).result.get();
   ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -310,13 +316,12 @@ TEST(ManagerFailover, FailingBackendHandsNodesToCpu) {
   ASSERT_TRUE(m->execute(*id, {{"x", Value(Tensor::from_vector<float>({1, 2}, {1.f, 2.f}))}}).result.get().ok());
   EXPECT_EQ(faulty->runs(), 1) << "the failover is remembered";
   EXPECT_EQ(m->performance_summary(*id).failovers, 2u);
-  runtime::set_extra_backends_for_testing({});
 }
 
 TEST_F(ManagerTest, MetricsAfterAKnownWorkload) {
   gate->open();
   auto m = make(2, 8);
-  auto id = *m->load_model(gate_model(), LoadOptions{"gate_model", {}});
+  auto id = *m->load_model(gate_model(), gated("gate_model"));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->execute(id, feed()).result.get().ok());
   NamedValues bad{{"x", Value(Tensor::zeros(DType::int32, {1, 4}))}};
   EXPECT_EQ(m->execute(id, bad).result.get().status().code(), StatusCode::invalid_argument);

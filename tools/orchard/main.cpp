@@ -20,7 +20,7 @@ commands:
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int orchard::cli::run_command(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? orchard::cli::kExitUsage : 0;

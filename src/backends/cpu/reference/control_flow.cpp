@@ -388,9 +388,9 @@ class ScanKernel final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {"", "If", 1, kLatest, IfKernel::create},
-    {"", "Loop", 1, kLatest, LoopKernel::create},
-    {"", "Scan", 8, kLatest, ScanKernel::create},
+    {"", "If", 1, kVerifiedOpset, IfKernel::create},
+    {"", "Loop", 1, kVerifiedOpset, LoopKernel::create},
+    {"", "Scan", 8, kVerifiedOpset, ScanKernel::create},
 };
 
 }  // namespace

@@ -492,10 +492,10 @@ Status qlinear_conv(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "Conv", 1, kLatest, stateless<conv>},
-    {"", "ConvTranspose", 1, kLatest, stateless<conv_transpose>},
-    {"", "ConvInteger", 10, kLatest, stateless<conv_integer>},
-    {"", "QLinearConv", 10, kLatest, stateless<qlinear_conv>},
+    {"", "Conv", 1, kVerifiedOpset, stateless<conv>},
+    {"", "ConvTranspose", 1, kVerifiedOpset, stateless<conv_transpose>},
+    {"", "ConvInteger", 10, kVerifiedOpset, stateless<conv_integer>},
+    {"", "QLinearConv", 10, kVerifiedOpset, stateless<qlinear_conv>},
 };
 
 }  // namespace
