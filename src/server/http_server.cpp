@@ -89,6 +89,8 @@ struct HttpServer::Impl {
 
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  // Keep each run() going while requests wait in the Manager with no socket operation pending.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   uint16_t port = 0;
 
@@ -325,6 +327,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
     if (!ec) acc->listen(net::socket_base::max_listen_connections, ec);
     if (ec) return unavailable("[server] cannot listen on ", options.host, ":", port, ": ", ec.message());
     port = acc->local_endpoint().port();  // the first acceptor picks the port when 0 was asked
+    impl->work.push_back(net::make_work_guard(*ctx));
     impl->contexts.push_back(std::move(ctx));
     impl->acceptors.push_back(std::move(acc));
   }
@@ -351,6 +354,7 @@ HttpServer::~HttpServer() {
     impl_->admin_cv.notify_all();
   }
   impl_->admin_thread.join();
+  impl_->work.clear();
   for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->acceptors.clear();
