@@ -199,13 +199,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     endpoint_ = route.endpoint;
     std::optional<size_t> json_length;
     if (auto it = req.find("Inference-Header-Content-Length"); it != req.end()) {
-      size_t n = 0;
-      const auto v = it->value();
-      auto [p, perr] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (perr != std::errc() || p != v.data() + v.size())
+      const std::string_view v(it->value().data(), it->value().size());
+      json_length = parse_byte_count(v);
+      if (!json_length)
         return reply(json_reply(400, error_body("[server] Inference-Header-Content-Length '" + std::string(v) +
                                                "' is not a byte count")));
-      json_length = n;
     }
     if (srv_.options.access_log) request_id_ = srv_.next_request.fetch_add(1);
     srv_.handler->handle(route, req.body(), json_length, [self = shared_from_this()](HttpReply r) {

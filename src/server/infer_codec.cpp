@@ -130,9 +130,14 @@ Result<Tensor> read_binary(DType dtype, const std::vector<int64_t>& dims, std::s
     if (want != raw.size())
       return invalid_argument("[server] input '", input, "': binary_data_size ", raw.size(), " but ", want,
                               " bytes expected for ", kserve_datatype(dtype), Shape(dims).to_string());
-    if (want) std::memcpy(t.raw_data(), raw.data(), want);
-    if (dtype == DType::boolean)
-      for (int64_t i = 0; i < t.numel(); ++i) t.data<bool>()[i] = reinterpret_cast<const uint8_t*>(raw.data())[i] != 0;
+    if (want && dtype != DType::boolean) std::memcpy(t.raw_data(), raw.data(), want);
+    if (dtype == DType::boolean) {
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const uint8_t b = static_cast<uint8_t>(raw[static_cast<size_t>(i)]);
+        if (b > 1) return invalid_argument("[server] input '", input, "': BOOL element ", i, " is byte ", int{b}, ", not 0 or 1");
+        t.data<bool>()[i] = b != 0;
+      }
+    }
     return t;
   }
   size_t off = 0;

@@ -105,26 +105,6 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
   return c;
 }
 
-bool valid_model_name(std::string_view name) {
-  if (name.empty() || name.size() > 128 || name[0] == '.') return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                    c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-std::optional<int64_t> parse_version(std::string_view text) {
-  if (text.empty() || text.size() > 18 || text[0] == '0') return std::nullopt;
-  int64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
 ModelRepository::ModelRepository(Manager& manager, fs::path root) : manager_(manager), root_(std::move(root)) {}
 
 ModelRepository::~ModelRepository() {

@@ -16,6 +16,7 @@
 
 #include "orchard/batcher.hpp"
 #include "orchard/manager.hpp"
+#include "server/route.hpp"
 
 namespace orchard::server {
 
@@ -31,10 +32,6 @@ struct ModelConfig {
 // Parses config.json text; errors name the bad key or value.
 Result<ModelConfig> parse_model_config(std::string_view json);
 
-// Returns whether `name` is a valid model name: [A-Za-z0-9_.-], 1..128 chars, not starting with '.'.
-bool valid_model_name(std::string_view name);
-// Returns the version number of `text` when it is a decimal without leading zeros (1..18 digits).
-std::optional<int64_t> parse_version(std::string_view text);
 
 // One loaded model version that answers requests.
 struct ServedModel {

@@ -12,32 +12,9 @@
 
 #include "orchard/manager.hpp"
 #include "server/repository.hpp"
+#include "server/route.hpp"
 
 namespace orchard::server {
-
-enum class Endpoint : unsigned char {
-  live, ready, server_metadata, model_metadata, model_ready, infer, repository_index, repository_load,
-  repository_unload, metrics, count_  // count_: the number of endpoints
-};
-// Returns the endpoint's label in metrics, e.g. "infer".
-std::string_view endpoint_name(Endpoint e);
-
-// A routed request target.
-struct Route {
-  Endpoint endpoint = Endpoint::live;
-  std::string model, version;  // for model routes
-};
-
-// An error reply: HTTP status and message.
-struct HttpError {
-  unsigned status = 400;
-  std::string message;
-  std::string reason;  // label of the rejection counter: not_found, method_not_allowed, invalid_name, ...
-};
-
-// Routes `method` ("GET", "POST", ...) and `target` (path and optional query). Errors: 404 unknown path,
-// 405 wrong method, 400 invalid model name or version.
-std::variant<Route, HttpError> parse_route(std::string_view method, std::string_view target);
 
 // Returns the HTTP status for an Orchard status code (invalid_argument 400, not_found 404, ...).
 unsigned http_status_for(StatusCode code);
