@@ -122,8 +122,10 @@ Status fill_leaves(const Json& j, Tensor& t, int64_t* pos, const std::string& in
                           " cannot be sent as JSON; use the binary tensor data extension");
 }
 
-// Reads one binary tensor of `bytes` bytes from `raw` into a new tensor.
-Result<Tensor> read_binary(DType dtype, const std::vector<int64_t>& dims, std::string_view raw, const std::string& input) {
+}  // namespace
+
+Result<Tensor> decode_binary_tensor(DType dtype, const std::vector<int64_t>& dims, std::string_view raw,
+                                    const std::string& input) {
   ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, Shape(dims)));
   if (dtype != DType::string) {
     const uint64_t want = static_cast<uint64_t>(t.numel()) * wire_size(dtype);
@@ -157,6 +159,8 @@ Result<Tensor> read_binary(DType dtype, const std::vector<int64_t>& dims, std::s
                             " BYTES elements");
   return t;
 }
+
+namespace {
 
 // Reads an integer request parameter.
 Result<int64_t> int_parameter(const Json& params, const char* key) {
@@ -227,7 +231,7 @@ Result<InferRequest> decode_json(const Json& root, std::string_view binary) {
       if (static_cast<uint64_t>(*binary_size) > binary.size() - offset)
         return invalid_argument("[server] input '", input, "': binary_data_size ", *binary_size, " but only ",
                                 binary.size() - offset, " binary bytes left in the body");
-      ORCHARD_ASSIGN_OR_RETURN(Tensor t, read_binary(dtype, dims, binary.substr(offset, *binary_size), input));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor t, decode_binary_tensor(dtype, dims, binary.substr(offset, *binary_size), input));
       offset += static_cast<size_t>(*binary_size);
       req.inputs.emplace_back(input, std::move(t));
       continue;
@@ -313,7 +317,9 @@ Status append_json_data(std::string& out, const std::string& name, const Tensor&
                      " has no JSON encoding; request it with binary_data");
 }
 
-void append_binary(std::string& out, const Tensor& t) {
+}  // namespace
+
+void append_binary_tensor(std::string& out, const Tensor& t) {
   if (t.dtype() == DType::string) {
     for (int64_t i = 0; i < t.numel(); ++i) {
       const std::string& s = t.data<std::string>()[i];
@@ -327,6 +333,8 @@ void append_binary(std::string& out, const Tensor& t) {
     out.append(static_cast<const char*>(t.raw_data()), t.nbytes());
   }
 }
+
+namespace {
 
 size_t binary_size(const Tensor& t) {
   if (t.dtype() != DType::string) return static_cast<size_t>(t.numel()) * wire_size(t.dtype());
@@ -391,7 +399,7 @@ Result<EncodedBody> encode_infer_response(std::string_view model, std::string_vi
       json += ",\"parameters\":{\"binary_data_size\":";
       append_number(json, binary_size(t));
       json += "}}";
-      append_binary(raw, t);
+      append_binary_tensor(raw, t);
     } else {
       json += ",\"data\":[";
       ORCHARD_RETURN_IF_ERROR(append_json_data(json, name, t));

@@ -54,6 +54,13 @@ struct EncodedBody {
 Result<EncodedBody> encode_infer_response(std::string_view model, std::string_view version, std::string_view id,
                                           const NamedValues& outputs, const std::vector<bool>& binary);
 
+// Decodes one tensor of the binary layout (little-endian, row-major; BOOL one byte 0/1; BYTES elements
+// each a 4-byte little-endian length then the bytes). `input` names the tensor in errors.
+Result<Tensor> decode_binary_tensor(DType dtype, const std::vector<int64_t>& dims, std::string_view raw,
+                                    const std::string& input);
+// Appends `t` in the binary layout to `out`.
+void append_binary_tensor(std::string& out, const Tensor& t);
+
 // Returns the JSON error object {"error": message}.
 std::string error_body(std::string_view message);
 

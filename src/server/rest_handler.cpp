@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/infer_codec.hpp"
+#include "server/inference.hpp"
 
 namespace orchard::server {
 namespace {
@@ -27,12 +28,6 @@ Json tensor_metadata(const std::vector<ValueInfo>& infos) {
     out.push_back({{"name", v.name}, {"datatype", datatype}, {"shape", shape}});
   }
   return out;
-}
-
-// KServe priority level (0 default, 1 highest, larger lower) to the Manager's (higher first).
-int manager_priority(int64_t level) {
-  if (level <= 1) return 0;
-  return level > 1000000 ? -999999 : static_cast<int>(1 - level);
 }
 
 }  // namespace
@@ -135,51 +130,23 @@ void RestHandler::infer(const Route& route, std::string_view body, std::optional
   auto decoded = decode_infer_request(body, json_length);
   if (!decoded.ok()) return reply(error_reply(decoded.status()));
   InferRequest& req = *decoded;
-
-  const auto& declared = model->session->inputs();
-  for (const auto& [name, value] : req.inputs) {
-    const ValueInfo* info = nullptr;
-    for (const ValueInfo& v : declared)
-      if (v.name == name) info = &v;
-    if (!info) return reply(error_reply(400, "[server] model '" + model->name + "' has no input '" + name + "'"));
-    if (info->dtype != value.tensor().dtype())
-      return reply(error_reply(400, "[server] input '" + name + "' of model '" + model->name + "' is " +
-                                        std::string(kserve_datatype(info->dtype)) + ", got " +
-                                        std::string(kserve_datatype(value.tensor().dtype()))));
-  }
-  // Which outputs go back, in which order, binary or JSON.
-  auto selected = std::make_shared<std::vector<std::pair<std::string, bool>>>();
-  const auto& outs = model->session->outputs();
-  if (req.outputs.empty()) {
-    for (const ValueInfo& v : outs) selected->emplace_back(v.name, req.binary_outputs);
-  } else {
-    for (const RequestedOutput& o : req.outputs) {
-      bool known = false;
-      for (const ValueInfo& v : outs) known |= v.name == o.name;
-      if (!known) return reply(error_reply(400, "[server] model '" + model->name + "' has no output '" + o.name + "'"));
-      selected->emplace_back(o.name, o.binary.value_or(req.binary_outputs));
-    }
-  }
-  InferenceOptions options;
-  options.priority = manager_priority(req.priority);
-  if (req.timeout_us > 0) options.timeout_ms = (req.timeout_us + 999) / 1000;
-  auto done = [model, selected, id = std::move(req.id), reply](Result<NamedValues> r) {
+  std::vector<std::string> requested;
+  for (const RequestedOutput& o : req.outputs) requested.push_back(o.name);
+  auto names = check_infer(*model, req.inputs, requested);
+  if (!names.ok()) return reply(error_reply(names.status()));
+  std::vector<bool> binary;
+  for (size_t i = 0; i < names->size(); ++i)
+    binary.push_back(req.outputs.empty() ? req.binary_outputs : req.outputs[i].binary.value_or(req.binary_outputs));
+  auto done = [model, names = std::move(names).value(), binary = std::move(binary), id = std::move(req.id),
+               reply](Result<NamedValues> r) {
     if (!r.ok()) return reply(error_reply(r.status()));
-    NamedValues chosen;
-    std::vector<bool> binary;
-    for (const auto& [name, bin] : *selected) {
-      for (auto& nv : r.value())
-        if (nv.first == name) chosen.push_back(nv);
-      binary.push_back(bin);
-    }
-    auto body = encode_infer_response(model->name, std::to_string(model->version), id, chosen, binary);
+    auto body = encode_infer_response(model->name, std::to_string(model->version), id, select_outputs(*r, names), binary);
     if (!body.ok()) return reply(error_reply(body.status()));
     HttpReply out{200, std::move(body->body), "application/json", body->json_length};
     if (out.json_length) out.content_type = "application/octet-stream";
     reply(std::move(out));
   };
-  if (model->batcher) model->batcher->submit(std::move(req.inputs), options, std::move(done));
-  else manager_.execute(model->id, std::move(req.inputs), options, std::move(done));
+  submit_infer(manager_, *model, std::move(req.inputs), req.priority, req.timeout_us, std::move(done));
 }
 
 }  // namespace orchard::server
