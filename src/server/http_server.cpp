@@ -18,6 +18,7 @@
 #include <boost/beast/http.hpp>
 
 #include "core/logging.hpp"
+#include "server/admin_queue.hpp"
 #include "server/infer_codec.hpp"
 #include "server/rest_handler.hpp"
 #include "telemetry/metrics.hpp"
@@ -99,33 +100,16 @@ struct HttpServer::Impl {
   std::atomic<int64_t> inflight{0};
   std::atomic<uint64_t> next_request{1};
 
-  // Admin work (model load/unload) runs on its own thread, never on an I/O thread.
-  std::mutex admin_mu;
-  std::condition_variable admin_cv;
-  std::deque<std::function<void()>> admin_queue;
-  bool admin_stop = false;
-  std::thread admin_thread;
+  std::unique_ptr<AdminQueue> admin = std::make_unique<AdminQueue>();  // model load/unload
 
   Impl(const HttpOptions& o, Manager& m, ModelRepository& r) : options(o), manager(m), repository(r) {}
-
-  void admin_loop() {
-    std::unique_lock<std::mutex> lock(admin_mu);
-    for (;;) {
-      admin_cv.wait(lock, [&] { return admin_stop || !admin_queue.empty(); });
-      if (admin_queue.empty()) return;
-      auto job = std::move(admin_queue.front());
-      admin_queue.pop_front();
-      lock.unlock();
-      job();
-      lock.lock();
-    }
-  }
 
   std::string metrics_text() const {
     return metrics.registry.prometheus_text() + manager.metrics_text() +
            repository.batching_metrics()->prometheus_text();
   }
 
+  bool ready() const { return !draining.load() && repository.all_ready(); }
   void accept(size_t i);
   void stop_accepting() {
     for (size_t i = 0; i < acceptors.size(); ++i)
@@ -304,12 +288,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   Impl* raw = impl.get();
   impl->handler = std::make_unique<RestHandler>(
       manager, repository, [raw] { return raw->metrics_text(); },
-      [raw] { return !raw->draining.load() && raw->repository.all_ready(); },
-      [raw](std::function<void()> job) {
-        std::lock_guard<std::mutex> lock(raw->admin_mu);
-        raw->admin_queue.push_back(std::move(job));
-        raw->admin_cv.notify_one();
-      });
+      [raw] { return raw->ready(); },
+      [raw](std::function<void()> job) { raw->admin->post(std::move(job)); });
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
   if (ec) return invalid_argument("[server] --host '", options.host, "' is not an IP address");
@@ -330,7 +310,6 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
     impl->acceptors.push_back(std::move(acc));
   }
   impl->port = port;
-  impl->admin_thread = std::thread([raw] { raw->admin_loop(); });
   for (size_t i = 0; i < impl->contexts.size(); ++i) {
     impl->accept(i);
     impl->threads.emplace_back([ctx = impl->contexts[i].get()] { ctx->run(); });
@@ -346,12 +325,7 @@ HttpServer::~HttpServer() {
   // Requests still in the Manager finish (they are compute-bound and bounded by their deadlines) and
   // their replies are written before the I/O threads stop, so no completion outlives an io_context.
   impl_->wait_inflight(Clock::time_point::max());
-  {
-    std::lock_guard<std::mutex> lock(impl_->admin_mu);
-    impl_->admin_stop = true;
-    impl_->admin_cv.notify_all();
-  }
-  impl_->admin_thread.join();
+  impl_->admin.reset();
   impl_->work.clear();
   for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
@@ -360,6 +334,8 @@ HttpServer::~HttpServer() {
 }
 
 uint16_t HttpServer::port() const { return impl_->port; }
+
+bool HttpServer::ready() const { return impl_->ready(); }
 
 int64_t HttpServer::drain(std::chrono::milliseconds deadline) {
   impl_->draining.store(true);

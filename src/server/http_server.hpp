@@ -40,6 +40,8 @@ class HttpServer {
   // Stops accepting, answers in-flight requests (closing their connections after), waits up to `deadline`
   // for them, then stops. Returns how many requests were still in flight at the deadline.
   int64_t drain(std::chrono::milliseconds deadline);
+  // True when not draining and every model of the repository serves (what /v2/health/ready answers).
+  bool ready() const;
   // Returns the server's, the Manager's and the batchers' metrics in Prometheus text format.
   std::string metrics_text() const;
 

@@ -26,6 +26,8 @@ from onnx import TensorProto, helper
 
 ORCHARD = None
 DIGITS = None
+pb = None        # grpc_service_pb2, generated at build time from src/server/proto/grpc_service.proto
+pb_grpc = None   # grpc_service_pb2_grpc
 
 # KServe datatype -> (ONNX element type, numpy dtype, sample values of 2x3)
 TYPES = {
@@ -80,7 +82,7 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix="orchard_srv_")
         self.port_file = os.path.join(self.dir, "port")
         self.log = open(os.path.join(self.dir, "log"), "w+")
-        self.proc = subprocess.Popen([ORCHARD, "serve", "--port", "0", "--port-file", self.port_file] + args,
+        self.proc = subprocess.Popen([ORCHARD, "serve", "--port", "0", "--grpc-port", "0", "--port-file", self.port_file] + args,
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 60
         while not os.path.exists(self.port_file):
@@ -88,7 +90,7 @@ class Server:
                 raise RuntimeError("server did not start: " + self.logs())
             time.sleep(0.05)
         with open(self.port_file) as f:
-            self.port = int(f.read())
+            self.port, self.grpc_port = [int(x) for x in f.read().split()]
 
     def logs(self):
         self.log.flush()
@@ -137,7 +139,7 @@ class Server:
         code, _, data = self.curl("GET", path)
         return code, json.loads(data) if data else None
 
-    def post_json(self, path, obj, headers=None):
+    def post_json(self, path, obj, headers=None):  # noqa: also used unbound from the gRPC tests
         code, h, data = self.curl("POST", path, json_body=obj, headers=headers)
         return code, json.loads(data) if data else None
 
@@ -502,19 +504,129 @@ class Connections(unittest.TestCase):
                 if not chunk:
                     break
                 data += chunk
+            s.close()
             self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
             self.assertIn(b"Connection: close", data)
             self.assertEqual(srv.proc.wait(30), 0)
         finally:
             if srv.proc.poll() is None:
                 srv.proc.kill()
+            srv.log.close()
             shutil.rmtree(repo, ignore_errors=True)
+
+
+class GrpcProtocol(unittest.TestCase):
+    """inference.GRPCInferenceService through python3-grpcio."""
+
+    @classmethod
+    def setUpClass(cls):
+        import grpc
+        cls.grpc = grpc
+        cls.repo = tempfile.mkdtemp(prefix="orchard_repo_")
+        make_repository(cls.repo)
+        cls.srv = Server(["--model-repository", cls.repo])
+        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % cls.srv.grpc_port)
+        cls.stub = pb_grpc.GRPCInferenceServiceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        rc = cls.srv.stop()
+        shutil.rmtree(cls.repo, ignore_errors=True)
+        assert rc == 0, "server exit code %d" % rc
+
+    def code_of(self, fn, req):
+        try:
+            fn(req, timeout=30)
+        except self.grpc.RpcError as e:
+            return e.code(), e.details()
+        return self.grpc.StatusCode.OK, ""
+
+    def test_health_and_metadata(self):
+        self.assertTrue(self.stub.ServerLive(pb.ServerLiveRequest()).live)
+        self.assertTrue(self.stub.ServerReady(pb.ServerReadyRequest()).ready)
+        self.assertTrue(self.stub.ModelReady(pb.ModelReadyRequest(name="digits")).ready)
+        meta = self.stub.ServerMetadata(pb.ServerMetadataRequest())
+        self.assertEqual(meta.name, "orchard")
+        self.assertIn("model_repository", meta.extensions)
+        m = self.stub.ModelMetadata(pb.ModelMetadataRequest(name="digits", version="1"))
+        self.assertEqual((m.name, list(m.versions), m.platform), ("digits", ["1"], "onnx"))
+        self.assertEqual((m.inputs[0].name, m.inputs[0].datatype, list(m.inputs[0].shape)), ("image", "FP32", [-1, 1, 8, 8]))
+        code, msg = self.code_of(self.stub.ModelMetadata, pb.ModelMetadataRequest(name="nosuch"))
+        self.assertEqual(code, self.grpc.StatusCode.NOT_FOUND)
+        self.assertIn("nosuch", msg)
+
+    def test_infer_raw_and_typed_contents_match_rest(self):
+        x, flat = digits_input(2, seed=3)
+        code, rest = Server.post_json(self.srv, "/v2/models/digits/infer", {"inputs": [flat]})
+        self.assertEqual(code, 200)
+        want = np.array(rest["outputs"][0]["data"], dtype=np.float32)
+        req = pb.ModelInferRequest(model_name="digits", id="g1")
+        t = req.inputs.add(name="image", datatype="FP32", shape=[2, 1, 8, 8])
+        req.raw_input_contents.append(x.tobytes())
+        r = self.stub.ModelInfer(req, timeout=30)
+        self.assertEqual((r.model_name, r.model_version, r.id), ("digits", "1", "g1"))
+        self.assertEqual((r.outputs[0].name, r.outputs[0].datatype, list(r.outputs[0].shape)), ("probabilities", "FP32", [2, 10]))
+        np.testing.assert_array_equal(np.frombuffer(r.raw_output_contents[0], dtype="<f4"), want)
+        req = pb.ModelInferRequest(model_name="digits")
+        t = req.inputs.add(name="image", datatype="FP32", shape=[2, 1, 8, 8])
+        t.contents.fp32_contents.extend(x.ravel().tolist())
+        r = self.stub.ModelInfer(req, timeout=30)
+        np.testing.assert_array_equal(np.frombuffer(r.raw_output_contents[0], dtype="<f4"), want)
+
+    def test_every_datatype_raw(self):
+        req = pb.ModelInferRequest(model_name="types")
+        for dt, (_, _, values) in TYPES.items():
+            req.inputs.add(name="in_" + dt, datatype=dt, shape=[2, 3])
+            req.raw_input_contents.append(binary_bytes(dt, values))
+        for dt in TYPES:
+            req.outputs.add(name="out_" + dt)
+        r = self.stub.ModelInfer(req, timeout=30)
+        self.assertEqual(len(r.outputs), len(TYPES))
+        for o, raw in zip(r.outputs, r.raw_output_contents):
+            dt = o.name[4:]
+            self.assertEqual((o.datatype, list(o.shape)), (dt, [2, 3]))
+            self.assertEqual(raw, binary_bytes(dt, TYPES[dt][2]), dt)
+
+    def test_errors(self):
+        x, _ = digits_input(1)
+        def infer(**kw):
+            req = pb.ModelInferRequest(model_name=kw.get("model", "digits"))
+            req.inputs.add(name=kw.get("name", "image"), datatype=kw.get("dt", "FP32"), shape=kw.get("shape", [1, 1, 8, 8]))
+            req.raw_input_contents.append(kw.get("raw", x.tobytes()))
+            for k, v in kw.get("params", {}).items():
+                req.parameters[k].int64_param = v
+            return self.code_of(self.stub.ModelInfer, req)
+        C = self.grpc.StatusCode
+        self.assertEqual(infer(model="nosuch")[0], C.NOT_FOUND)
+        self.assertEqual(infer(raw=b"\0" * 7)[0], C.INVALID_ARGUMENT)
+        self.assertEqual(infer(dt="INT32")[0], C.INVALID_ARGUMENT)
+        code, msg = infer(name="nope")
+        self.assertEqual(code, C.INVALID_ARGUMENT)
+        self.assertIn("nope", msg)
+        self.assertEqual(infer(model="digits_slowbatch", params={"timeout": 1000})[0], C.DEADLINE_EXCEEDED)
+        self.assertEqual(infer(params={"priority": -3})[0], C.INVALID_ARGUMENT)
+
+    def test_repository_rpcs(self):
+        idx = self.stub.RepositoryIndex(pb.RepositoryIndexRequest())
+        self.assertEqual({m.name: m.state for m in idx.models},
+                         {"types": "READY", "digits": "READY", "digits_slowbatch": "READY"})
+        self.stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="types"), timeout=30)
+        self.assertFalse(self.stub.ModelReady(pb.ModelReadyRequest(name="types")).ready)
+        self.stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="types"), timeout=30)
+        self.assertTrue(self.stub.ModelReady(pb.ModelReadyRequest(name="types")).ready)
+        code, _ = self.code_of(self.stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="../x"))
+        self.assertEqual(code, self.grpc.StatusCode.INVALID_ARGUMENT)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--orchard", required=True)
     ap.add_argument("--digits", required=True)
+    ap.add_argument("--grpc-stubs", required=True, help="folder of grpc_service_pb2*.py")
     args, rest = ap.parse_known_args()
     ORCHARD, DIGITS = os.path.abspath(args.orchard), os.path.abspath(args.digits)
+    sys.path.insert(0, os.path.abspath(args.grpc_stubs))
+    import grpc_service_pb2 as pb
+    import grpc_service_pb2_grpc as pb_grpc
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

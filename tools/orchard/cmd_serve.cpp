@@ -4,8 +4,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "cli.hpp"
+#include "server/grpc_server.hpp"
 #include "server/http_server.hpp"
 #include "server/repository.hpp"
 
@@ -27,7 +29,9 @@ options:
   --poll-secs S           rescan DIR every S seconds and load new versions (default 0: no polling)
   --host H                address to bind (default 127.0.0.1; 0.0.0.0 opens it to the network)
   --port P                HTTP port (default 8000; 0 picks a free one)
-  --port-file PATH        write the bound port to PATH once serving (for scripts and tests)
+  --grpc-port P           gRPC port (default 8001; 0 picks a free one)
+  --no-grpc               serve REST only
+  --port-file PATH        write the bound HTTP and gRPC ports (two lines) to PATH once serving
   --http-threads N        I/O threads, each with its own event loop (default 2)
   --max-body-mb N         request body cap (default 64; larger: 413)
   --max-connections N     open connection cap (default 4096)
@@ -51,8 +55,8 @@ int cmd_serve(int argc, char** argv) {
   Args args(argc, argv, 2,
             {"model-repository", "poll-secs", "host", "port", "port-file", "http-threads", "max-body-mb",
              "max-connections", "idle-timeout-s", "drain-timeout-s", "memory-mb", "max-concurrent",
-             "max-queue", "max-batch-size", "batch-delay-us", "threads"},
-            {"access-log"});
+             "max-queue", "max-batch-size", "batch-delay-us", "threads", "grpc-port"},
+            {"access-log", "no-grpc"});
   if (args.help()) {
     std::fputs(kHelp, stdout);
     return 0;
@@ -70,6 +74,7 @@ int cmd_serve(int argc, char** argv) {
   server::HttpOptions ho;
   ho.host = args.get("host", "127.0.0.1");
   const int64_t port = args.get_int("port", 8000);
+  const int64_t grpc_port = args.get_int("grpc-port", 8001);
   ho.threads = static_cast<int>(args.get_int("http-threads", 2));
   ho.max_body_bytes = static_cast<uint64_t>(args.get_int("max-body-mb", 64)) << 20;
   ho.max_connections = static_cast<int>(args.get_int("max-connections", 4096));
@@ -83,6 +88,8 @@ int cmd_serve(int argc, char** argv) {
   single.dynamic_batching = single.max_batch_size > 0;
   if (!args.ok()) return usage_error("serve", args.error());
   if (port < 0 || port > 65535) return usage_error("serve", "--port " + std::to_string(port) + " out of range");
+  if (grpc_port < 0 || grpc_port > 65535)
+    return usage_error("serve", "--grpc-port " + std::to_string(grpc_port) + " out of range");
   ho.port = static_cast<uint16_t>(port);
 
   auto manager = Manager::create(mc);
@@ -110,10 +117,26 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "orchard serve: %s\n", http.status().to_string().c_str());
     return kExitFailure;
   }
-  std::fprintf(stderr, "orchard serve: listening on http://%s:%u\n", ho.host.c_str(), (*http)->port());
+  std::unique_ptr<server::GrpcServer> grpc;
+  if (!args.has("no-grpc")) {
+    server::GrpcOptions go;
+    go.host = ho.host;
+    go.port = static_cast<uint16_t>(grpc_port);
+    go.max_message_bytes = static_cast<int64_t>(ho.max_body_bytes);
+    server::HttpServer* h = http->get();
+    auto g = server::GrpcServer::start(go, **manager, repository, [h] { return h->ready(); });
+    if (!g.ok()) {
+      std::fprintf(stderr, "orchard serve: %s\n", g.status().to_string().c_str());
+      return kExitFailure;
+    }
+    grpc = std::move(g).value();
+  }
+  std::fprintf(stderr, "orchard serve: listening on http://%s:%u", ho.host.c_str(), (*http)->port());
+  if (grpc) std::fprintf(stderr, " and grpc %s:%u", ho.host.c_str(), grpc->port());
+  std::fputc('\n', stderr);
   if (args.has("port-file")) {
     const std::string tmp = args.get("port-file") + ".tmp";
-    std::ofstream(tmp) << (*http)->port() << "\n";
+    std::ofstream(tmp) << (*http)->port() << "\n" << (grpc ? grpc->port() : 0) << "\n";
     fs::rename(tmp, args.get("port-file"));
   }
   auto next_poll = std::chrono::steady_clock::now() + std::chrono::seconds(poll_s);
@@ -126,7 +149,13 @@ int cmd_serve(int argc, char** argv) {
     }
   }
   std::fprintf(stderr, "orchard serve: draining (up to %llds)\n", static_cast<long long>(drain_s));
+  // Both front ends stop accepting at once; each waits for its own in-flight requests.
+  std::thread grpc_drain([&] {
+    if (grpc) grpc->drain(std::chrono::seconds(drain_s));
+  });
   const int64_t left = (*http)->drain(std::chrono::seconds(drain_s));
+  grpc_drain.join();
+  grpc.reset();
   if (left > 0) std::fprintf(stderr, "orchard serve: %lld requests still running at the drain deadline\n",
                              static_cast<long long>(left));
   http.value().reset();
