@@ -34,11 +34,11 @@ using Clock = std::chrono::steady_clock;
 
 enum class Reject : unsigned char {
   body_too_large, header_too_large, url_too_long, connection_limit, idle_timeout, bad_request, not_found,
-  method_not_allowed, invalid_name, draining, count_
+  method_not_allowed, invalid_name, draining, client_closed, count_
 };
 constexpr std::array<const char*, static_cast<size_t>(Reject::count_)> kRejectNames = {
     "body_too_large", "header_too_large", "url_too_long", "connection_limit", "idle_timeout",
-    "bad_request",    "not_found",        "method_not_allowed", "invalid_name", "draining"};
+    "bad_request",    "not_found",        "method_not_allowed", "invalid_name", "draining", "client_closed"};
 
 Reject reject_from_label(std::string_view label) {
   for (size_t i = 0; i < kRejectNames.size(); ++i)
@@ -154,6 +154,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return close();
     if (ec == beast::error::timeout) {
       srv_.metrics.reject(Reject::idle_timeout);
+      return close();
+    }
+    if (ec == http::error::partial_message) {  // the client went away mid-request: nobody to answer
+      srv_.metrics.reject(Reject::client_closed);
       return close();
     }
     begin_ = Clock::now();
