@@ -1,0 +1,105 @@
+// Model repository in Triton's layout: ROOT/<model>/<version>/model.onnx plus an optional
+// ROOT/<model>/config.json (see docs/serving.md). Loads models into a Manager, serves the highest
+// version that loaded, and never replaces a serving version with one that fails to load.
+// Uses only include/orchard/.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "orchard/batcher.hpp"
+#include "orchard/manager.hpp"
+#include "server/route.hpp"
+
+namespace orchard::server {
+
+// The per-model config file (config.json); every field optional. Names follow Triton's ModelConfig.
+struct ModelConfig {
+  int64_t max_batch_size = 0;                 // > 0 with dynamic_batching: batch requests along dim 0
+  bool dynamic_batching = false;
+  int64_t max_queue_delay_us = 0;             // how long a partial batch may wait for more requests
+  std::vector<int64_t> preferred_batch_sizes;  // sizes at which a waiting batch is sent at once
+  std::vector<std::string> backends;          // backend preference, e.g. ["cpu"]; empty: the platform chain
+};
+
+// Parses config.json text; errors name the bad key or value.
+Result<ModelConfig> parse_model_config(std::string_view json);
+
+
+// One loaded model version that answers requests.
+struct ServedModel {
+  std::string name;
+  int64_t version = 1;
+  ModelId id = 0;
+  std::shared_ptr<const Session> session;
+  std::shared_ptr<Batcher> batcher;  // null when the model does not batch
+  ModelConfig config;
+};
+
+// One row of the repository index.
+struct IndexEntry {
+  std::string name;
+  std::string version;  // empty when no version was found
+  std::string state;    // READY, UNAVAILABLE, LOADING, UNLOADING
+  std::string reason;   // why it is not READY (a load error names the file and what was wrong)
+};
+
+class ModelRepository {
+ public:
+  // `root` empty: no repository folder (models come from add_file only).
+  ModelRepository(Manager& manager, std::filesystem::path root);
+  ~ModelRepository();
+  ModelRepository(const ModelRepository&) = delete;
+  ModelRepository& operator=(const ModelRepository&) = delete;
+
+  // Serves the model file at `path` as `name`, version 1 (`orchard serve MODEL.onnx`).
+  Status add_file(const std::string& name, const std::filesystem::path& path, const ModelConfig& config = {});
+  // Loads every model folder of the root; returns the first error (the others still load).
+  Status load_all();
+  // Loads (or reloads) the highest version of model `name` from the root. A failure leaves the serving
+  // version, if any, serving, and is reported here and in the index.
+  Status load(const std::string& name);
+  // Stops serving `name` and frees it (waits for its in-flight requests).
+  Status unload(const std::string& name);
+  // Reloads each model whose highest version folder or config changed since it was loaded, and loads
+  // new model folders. Returns how many models changed.
+  int poll();
+
+  // Returns the serving version of `name` (`version` empty: the serving one; else that exact one).
+  Result<std::shared_ptr<const ServedModel>> find(std::string_view name, std::string_view version) const;
+  std::vector<IndexEntry> index(bool ready_only) const;
+  // True when every model of the repository has a serving version.
+  bool all_ready() const;
+  // Metrics of every model's Batcher.
+  const std::shared_ptr<BatchingMetrics>& batching_metrics() const { return batching_metrics_; }
+
+ private:
+  struct Entry {
+    std::shared_ptr<const ServedModel> serving;
+    std::string state = "UNAVAILABLE";
+    std::string reason;
+    std::string version;       // last version seen or tried
+    std::string fingerprint;   // of the files that version was loaded from (for poll)
+  };
+  Result<std::shared_ptr<ServedModel>> load_version(const std::string& name, int64_t version,
+                                                    const std::filesystem::path& file, const ModelConfig& config);
+  Status install(const std::string& name, Result<std::shared_ptr<ServedModel>> loaded, std::string version,
+                 std::string fingerprint);
+  void retire(const std::shared_ptr<const ServedModel>& old);
+
+  Manager& manager_;
+  const std::filesystem::path root_;
+  mutable std::mutex mu_;
+  std::mutex load_mu_;  // one load/unload at a time
+  std::map<std::string, Entry, std::less<>> models_;
+  std::shared_ptr<BatchingMetrics> batching_metrics_ = std::make_shared<BatchingMetrics>();
+};
+
+}  // namespace orchard::server
