@@ -53,5 +53,6 @@ int cmd_check(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_convert(int argc, char** argv);  // tools/orchard/cmd_convert.cpp (Core ML)
 
 }  // namespace orchard::cli

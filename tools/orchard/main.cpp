@@ -14,6 +14,7 @@ commands:
   run MODEL        run a model once on given or random inputs; print outputs and latency
   inspect MODEL    show inputs, outputs, opsets, op histogram and parameter count
   bench MODEL      time repeated runs: median, p90, min
+  convert MODEL OUT.mlpackage   convert to a Core ML ML Program package; report what was converted
 
 'orchard <command> --help' describes each command's options.
 )";
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   if (cmd == "run") return orchard::cli::cmd_run(argc, argv);
   if (cmd == "inspect") return orchard::cli::cmd_inspect(argc, argv);
   if (cmd == "bench") return orchard::cli::cmd_bench(argc, argv);
+  if (cmd == "convert") return orchard::cli::cmd_convert(argc, argv);
   std::fprintf(stderr, "orchard: unknown command '%s' (try 'orchard --help')\n", cmd.c_str());
   return orchard::cli::kExitUsage;
 }
