@@ -25,6 +25,9 @@ struct OpPlacement {
   std::string device;  // "ane", "gpu", "cpu"
 };
 
+// The cache's compiler on macOS: +[MLModel compileModelAtURL:error:], result moved to `out_dir`.
+Status compile_with_coreml(const std::filesystem::path& package_dir, const std::filesystem::path& out_dir);
+
 // A loaded Core ML model.
 class Runner {
  public:
