@@ -276,12 +276,7 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
     // The feature's var is named exactly like the feature: a cast, or an identity when no cast is needed.
     const std::string& feature = out_features[k];
     const Params params = v.dtype == t ? Params{{"x", v.name}} : Params{{"x", v.name}, {"dtype", string_value(mil_type_string(t))}};
-    Var out = ctx.op(v.dtype == t ? "identity" : "cast", params, t, d.shape, "__reserved__" + feature);
-    // op() took a fresh name; rename its output (and op name) to the reserved feature name.
-    auto* last = block.mutable_operations(block.operations_size() - 1);
-    last->mutable_outputs(0)->set_name(feature);
-    (*last->mutable_attributes())["name"] = string_value(feature);
-    (void)out;
+    ctx.op_named(feature, v.dtype == t ? "identity" : "cast", params, t, d.shape);
     block.add_outputs(feature);
     add_feature(description->mutable_output(), feature, t, d.shape);
     user["orchard.onnx_name." + feature] = o;

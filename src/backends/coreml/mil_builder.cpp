@@ -289,9 +289,7 @@ Var ConvertContext::cast(const Var& v, mil::DataType to) {
   return out;
 }
 
-std::vector<Var> ConvertContext::op_multi(const std::string& type, const Params& params,
-                                          const std::vector<std::pair<mil::DataType, std::vector<int64_t>>>& outs,
-                                          const std::string& hint) {
+void ConvertContext::emit(const std::string& type, const Params& params, const std::vector<Var>& outs) {
   auto* op = block_.add_operations();
   op->set_type(type);
   for (const auto& [key, arg] : params) {
@@ -304,16 +302,30 @@ std::vector<Var> ConvertContext::op_multi(const std::string& type, const Params&
       *a.add_arguments()->mutable_value() = std::get<mil::Value>(arg);
     }
   }
-  std::vector<Var> vars;
-  for (size_t i = 0; i < outs.size(); ++i) {
-    Var v{fresh_name(outs.size() == 1 ? hint : hint + "_" + std::to_string(i)), outs[i].first, outs[i].second};
+  for (const auto& v : outs) {
     auto* o = op->add_outputs();
     o->set_name(v.name);
     *o->mutable_type() = tensor_value_type(v.dtype, v.shape);
-    vars.push_back(std::move(v));
   }
-  (*op->mutable_attributes())["name"] = string_value(vars.empty() ? fresh_name(type) : vars[0].name);
+  (*op->mutable_attributes())["name"] = string_value(outs.empty() ? fresh_name(type) : outs[0].name);
+}
+
+std::vector<Var> ConvertContext::op_multi(const std::string& type, const Params& params,
+                                          const std::vector<std::pair<mil::DataType, std::vector<int64_t>>>& outs,
+                                          const std::string& hint) {
+  std::vector<Var> vars;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    vars.push_back(Var{fresh_name(outs.size() == 1 ? hint : hint + "_" + std::to_string(i)), outs[i].first, outs[i].second});
+  }
+  emit(type, params, vars);
   return vars;
+}
+
+Var ConvertContext::op_named(const std::string& name, const std::string& type, const Params& params, mil::DataType dtype,
+                             const std::vector<int64_t>& shape) {
+  Var v{name, dtype, shape};
+  emit(type, params, {v});
+  return v;
 }
 
 Var ConvertContext::op(const std::string& type, const Params& params, mil::DataType dtype, const std::vector<int64_t>& shape,

@@ -83,15 +83,18 @@ class ConvertContext {
   // Same with several outputs.
   std::vector<Var> op_multi(const std::string& type, const Params& params,
                             const std::vector<std::pair<mil::DataType, std::vector<int64_t>>>& outs, const std::string& hint);
+  // Same as op() with an output named exactly `name` (taken earlier with fresh_name()).
+  Var op_named(const std::string& name, const std::string& type, const Params& params, mil::DataType dtype,
+               const std::vector<int64_t>& shape);
   // Makes `v` the var of ONNX value `onnx_name`.
   void bind(const std::string& onnx_name, const Var& v) { bound_[onnx_name] = v; }
   // Returns a fresh valid MIL name derived from `hint` ([A-Za-z_][A-Za-z0-9_@]*, no reserved word).
   std::string fresh_name(const std::string& hint);
-  // Reserves `name` (exactly) so fresh_name never returns it; returns false when already taken.
-  bool reserve(const std::string& name) { return used_.insert(name).second; }
   int64_t operations() const { return block_.operations_size(); }
 
  private:
+  void emit(const std::string& type, const Params& params, const std::vector<Var>& outs);
+
   const graph::Graph& graph_;
   const ConvertOptions& options_;
   mil::Block& block_;

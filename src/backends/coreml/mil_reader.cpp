@@ -241,6 +241,17 @@ Result<std::vector<int64_t>> Reader::in_shape(const mil::Operation& op, const st
   return g_.initializers.at(v).shape().dims();
 }
 
+// MIL pad = (begin, end) per spatial dim; ONNX pads = all begins, then all ends.
+std::vector<int64_t> onnx_pads(const std::vector<int64_t>& pad) {
+  const size_t n = pad.size() / 2;
+  std::vector<int64_t> pads(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    pads[i] = pad[2 * i];
+    pads[i + n] = pad[2 * i + 1];
+  }
+  return pads;
+}
+
 Tensor int64_tensor(const std::vector<int64_t>& v) { return Tensor::from_vector<int64_t>(Shape{static_cast<int64_t>(v.size())}, v); }
 
 // A scalar of `like`'s float type (ONNX Clip/Add need matching element types).
@@ -300,14 +311,7 @@ Status Reader::read_conv(const mil::Operation& op, bool transpose) {
   std::map<std::string, Attribute, std::less<>> attrs{{"strides", attr_ints(strides)}, {"dilations", attr_ints(dilations)},
                                                        {"group", attr_i(groups.data<int32_t>()[0])}};
   if (pad_type == "custom") {
-    // MIL pad = (begin, end) per spatial dim; ONNX pads = all begins then all ends.
-    const size_t n = pad.size() / 2;
-    std::vector<int64_t> pads(2 * n);
-    for (size_t i = 0; i < n; ++i) {
-      pads[i] = pad[2 * i];
-      pads[i + n] = pad[2 * i + 1];
-    }
-    attrs["pads"] = attr_ints(pads);
+    attrs["pads"] = attr_ints(onnx_pads(pad));
   } else if (pad_type == "valid") {
     attrs["auto_pad"] = attr_s("VALID");
   } else if (pad_type == "same") {
@@ -331,13 +335,7 @@ Status Reader::read_pool(const mil::Operation& op, bool avg) {
   std::map<std::string, Attribute, std::less<>> attrs{{"kernel_shape", attr_ints(kernel)}, {"strides", attr_ints(strides)},
                                                        {"ceil_mode", attr_i(ceil_mode)}};
   if (pad_type != "custom") return unsupported("[coreml] pooling pad_type '", pad_type, "' is not read");
-  const size_t n = pad.size() / 2;
-  std::vector<int64_t> pads(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    pads[i] = pad[2 * i];
-    pads[i + n] = pad[2 * i + 1];
-  }
-  attrs["pads"] = attr_ints(pads);
+  attrs["pads"] = attr_ints(onnx_pads(pad));
   if (avg) {
     ORCHARD_ASSIGN_OR_RETURN(bool exclude, scalar_bool(op, "exclude_padding_from_average"));
     attrs["count_include_pad"] = attr_i(exclude ? 0 : 1);

@@ -249,11 +249,17 @@ std::vector<double> as_doubles(const Tensor& t) {
   return v;
 }
 
-graph::Attribute int_attr(int64_t v) {
-  graph::Attribute a;
-  a.type = graph::Attribute::Type::i;
-  a.i = v;
-  return a;
+// Returns a Cast node from `in` to `out` (named after `out`).
+graph::Node cast_node(const std::string& in, const std::string& out, DType to) {
+  graph::Node c;
+  c.name = out + "__cast";
+  c.op_type = "Cast";
+  c.opset = kReaderOnnxOpset;
+  c.inputs = {in};
+  c.outputs = {out};
+  c.attributes["to"].type = graph::Attribute::Type::i;
+  c.attributes["to"].i = dtype_to_onnx(to);
+  return c;
 }
 
 }  // namespace
@@ -372,28 +378,14 @@ Result<RoundTripReport> round_trip(const std::string& onnx_bytes, const ConvertO
       ORCHARD_ASSIGN_OR_RETURN(TensorDesc d, find_desc(g, vi.name));
       if (d.dtype == vi.dtype) continue;
       rename[vi.name] = prefix + vi.name + "__in";
-      graph::Node c;
-      c.name = prefix + vi.name + "__cast_in";
-      c.op_type = "Cast";
-      c.opset = kReaderOnnxOpset;
-      c.inputs = {vi.name};
-      c.outputs = {rename[vi.name]};
-      c.attributes["to"] = int_attr(onnx_import::dtype_to_onnx(vi.dtype));
-      comp.nodes.push_back(c);
+      comp.nodes.push_back(cast_node(vi.name, rename[vi.name], vi.dtype));
     }
     std::vector<graph::Node> out_casts;
     for (const auto& vo : pg.outputs) {
       ORCHARD_ASSIGN_OR_RETURN(TensorDesc d, find_desc(g, vo.name));
       if (d.dtype == vo.dtype) continue;
       rename[vo.name] = prefix + vo.name + "__out";
-      graph::Node c;
-      c.name = prefix + vo.name + "__cast_out";
-      c.op_type = "Cast";
-      c.opset = kReaderOnnxOpset;
-      c.inputs = {rename[vo.name]};
-      c.outputs = {vo.name};
-      c.attributes["to"] = int_attr(onnx_import::dtype_to_onnx(d.dtype));
-      out_casts.push_back(c);
+      out_casts.push_back(cast_node(rename[vo.name], vo.name, d.dtype));
     }
     for (auto& n : pg.nodes) {
       n.name = prefix + n.name;
