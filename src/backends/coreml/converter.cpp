@@ -55,9 +55,9 @@ Status check_value(const graph::Graph& g, const std::string& name) {
   return Status::OK();
 }
 
-mil::DataType io_type(DType t) {
-  return (t == DType::float32 || t == DType::float16) ? mil::FLOAT32 : t == DType::boolean ? mil::BOOL : mil::INT32;
-}
+// Feature (I/O) types: float → fp32 (fp16 programs cast inside); int64, int32 and bool → int32 (Core ML
+// features have neither int64 nor bool; bool is cast inside the program).
+mil::DataType io_type(DType t) { return (t == DType::float32 || t == DType::float16) ? mil::FLOAT32 : mil::INT32; }
 
 CoreML::Specification::ArrayDataType feature_type(mil::DataType t) {
   return t == mil::FLOAT32 ? CoreML::Specification::FLOAT32 : CoreML::Specification::INT32;
@@ -250,7 +250,6 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
   for (const auto& in : result.inputs) {
     ORCHARD_ASSIGN_OR_RETURN(TensorDesc d, find_desc(graph, in));
     const mil::DataType t = io_type(d.dtype);
-    if (t == mil::BOOL) return unsupported("[coreml] partition input '", in, "' is bool (no Core ML feature type)");
     const std::string feature = ctx.fresh_name(in);
     auto* fi = fn.add_inputs();
     fi->set_name(feature);
@@ -271,7 +270,6 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
     const std::string& o = result.outputs[k];
     ORCHARD_ASSIGN_OR_RETURN(TensorDesc d, find_desc(graph, o));
     const mil::DataType t = io_type(d.dtype);
-    if (t == mil::BOOL) return unsupported("[coreml] partition output '", o, "' is bool (no Core ML feature type)");
     ORCHARD_ASSIGN_OR_RETURN(Var v, ctx.input(o));
     // The feature's var is named exactly like the feature: a cast, or an identity when no cast is needed.
     const std::string& feature = out_features[k];

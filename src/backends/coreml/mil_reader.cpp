@@ -252,6 +252,22 @@ std::vector<int64_t> onnx_pads(const std::vector<int64_t>& pad) {
   return pads;
 }
 
+// conv/pool padding: custom → explicit pads; valid, same (extra at the end), same_lower → auto_pad.
+Status set_padding(const std::string& pad_type, const std::vector<int64_t>& pad, std::map<std::string, Attribute, std::less<>>& attrs) {
+  if (pad_type == "custom") {
+    attrs["pads"] = attr_ints(onnx_pads(pad));
+  } else if (pad_type == "valid") {
+    attrs["auto_pad"] = attr_s("VALID");
+  } else if (pad_type == "same") {
+    attrs["auto_pad"] = attr_s("SAME_UPPER");
+  } else if (pad_type == "same_lower") {
+    attrs["auto_pad"] = attr_s("SAME_LOWER");
+  } else {
+    return invalid_argument("[coreml] pad_type '", pad_type, "'");
+  }
+  return Status::OK();
+}
+
 Tensor int64_tensor(const std::vector<int64_t>& v) { return Tensor::from_vector<int64_t>(Shape{static_cast<int64_t>(v.size())}, v); }
 
 // A scalar of `like`'s float type (ONNX Clip/Add need matching element types).
@@ -310,17 +326,7 @@ Status Reader::read_conv(const mil::Operation& op, bool transpose) {
   ORCHARD_ASSIGN_OR_RETURN(Tensor groups, tensor(op, "groups"));
   std::map<std::string, Attribute, std::less<>> attrs{{"strides", attr_ints(strides)}, {"dilations", attr_ints(dilations)},
                                                        {"group", attr_i(groups.data<int32_t>()[0])}};
-  if (pad_type == "custom") {
-    attrs["pads"] = attr_ints(onnx_pads(pad));
-  } else if (pad_type == "valid") {
-    attrs["auto_pad"] = attr_s("VALID");
-  } else if (pad_type == "same") {
-    attrs["auto_pad"] = attr_s("SAME_UPPER");
-  } else if (pad_type == "same_lower") {
-    attrs["auto_pad"] = attr_s("SAME_LOWER");
-  } else {
-    return invalid_argument("[coreml] conv pad_type '", pad_type, "'");
-  }
+  ORCHARD_RETURN_IF_ERROR(set_padding(pad_type, pad, attrs));
   node(transpose ? "ConvTranspose" : "Conv", inputs, {out(op)}, attrs);
   return Status::OK();
 }
@@ -334,8 +340,7 @@ Status Reader::read_pool(const mil::Operation& op, bool avg) {
   ORCHARD_ASSIGN_OR_RETURN(bool ceil_mode, scalar_bool(op, "ceil_mode"));
   std::map<std::string, Attribute, std::less<>> attrs{{"kernel_shape", attr_ints(kernel)}, {"strides", attr_ints(strides)},
                                                        {"ceil_mode", attr_i(ceil_mode)}};
-  if (pad_type != "custom") return unsupported("[coreml] pooling pad_type '", pad_type, "' is not read");
-  attrs["pads"] = attr_ints(onnx_pads(pad));
+  ORCHARD_RETURN_IF_ERROR(set_padding(pad_type, pad, attrs));
   if (avg) {
     ORCHARD_ASSIGN_OR_RETURN(bool exclude, scalar_bool(op, "exclude_padding_from_average"));
     attrs["count_include_pad"] = attr_i(exclude ? 0 : 1);
