@@ -26,6 +26,7 @@ options:
   --verify                read the packages back, run them on the CPU and report the max error against
                           the ONNX model on seeded random inputs (inputs named *mask* are filled with 1)
   --seed N                seed of the random inputs (default 1)
+  --output NAME           also expose intermediate value NAME as an output (converted and compared)
 )";
 
 Result<std::vector<int64_t>> parse_dims(const std::string& s) {
@@ -50,7 +51,7 @@ std::string replace_extension(const std::string& out, size_t k) {
 }  // namespace
 
 int cmd_convert(int argc, char** argv) {
-  Args args(argc, argv, 2, {"precision", "target", "shape", "dim", "seed"}, {"verify"});
+  Args args(argc, argv, 2, {"precision", "target", "shape", "dim", "seed", "output"}, {"verify"});
   if (args.help()) {
     std::fputs(kHelp, stdout);
     return 0;
@@ -94,7 +95,7 @@ int cmd_convert(int argc, char** argv) {
     std::fprintf(stderr, "orchard convert: %s\n", s.message().c_str());
     return kExitFailure;
   };
-  auto specialized = coreml::specialize_onnx(bytes, shapes, dims);
+  auto specialized = coreml::specialize_onnx(bytes, shapes, dims, args.all("output"));
   if (!specialized.ok()) return fail(specialized.status());
   auto model = coreml::import_for_conversion(*specialized);
   if (!model.ok()) return fail(model.status());

@@ -265,7 +265,7 @@ graph::Node cast_node(const std::string& in, const std::string& out, DType to) {
 }  // namespace
 
 Result<std::string> specialize_onnx(const std::string& onnx_bytes, const std::map<std::string, std::vector<int64_t>>& shapes,
-                                    const std::map<std::string, int64_t>& dims) {
+                                    const std::map<std::string, int64_t>& dims, const std::vector<std::string>& extra_outputs) {
   onnx::ModelProto m;
   if (!m.ParseFromString(onnx_bytes)) return invalid_argument("[coreml] the model does not parse as ONNX");
   if (default_opset(m) < kTargetOpset) {
@@ -299,6 +299,14 @@ Result<std::string> specialize_onnx(const std::string& onnx_bytes, const std::ma
     if (!changed) break;
   }
   infer_shapes(m);
+  for (const auto& name : extra_outputs) {
+    const onnx::ValueInfoProto* found = nullptr;
+    for (const auto& v : m.graph().value_info()) {
+      if (v.name() == name) found = &v;
+    }
+    if (!found) return invalid_argument("[coreml] --output '", name, "' is not an intermediate value with an inferred type");
+    *m.mutable_graph()->add_output() = *found;
+  }
   std::string out;
   m.SerializeToString(&out);
   return out;

@@ -18,9 +18,9 @@ namespace orchard::coreml {
 // converter), fixes every input's shape (`shapes` by input name, else `dims` by symbol name), then
 // repeatedly infers shapes, replaces Shape/Size of static values by constants and evaluates (on the CPU
 // backend) every node that reads only constants, until nothing changes. Errors name an input dim left
-// symbolic.
+// symbolic. `extra_outputs` names intermediate values to expose as graph outputs (to compare them too).
 Result<std::string> specialize_onnx(const std::string& onnx_bytes, const std::map<std::string, std::vector<int64_t>>& shapes,
-                                    const std::map<std::string, int64_t>& dims);
+                                    const std::map<std::string, int64_t>& dims, const std::vector<std::string>& extra_outputs = {});
 
 // Serializes `g` as an ONNX model (IR 8, default-domain opset `opset`). Subgraph attributes are unsupported.
 Result<std::string> graph_to_onnx(const graph::Graph& g, int opset);
