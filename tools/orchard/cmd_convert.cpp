@@ -1,5 +1,6 @@
 // orchard convert: ONNX → Core ML ML Program package(s), with a capability report and an optional
 // round-trip check (the package read back and run on the CPU backend against the ONNX model).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -21,8 +22,10 @@ OUT.p1.mlpackage, ... for later ones. Prints which nodes went in, which did not 
 options:
   --precision fp16|fp32   program precision (default fp16: the only one the Neural Engine runs)
   --target macos13|macos14|macos15   deployment target (default macos13: CoreML6 opset)
-  --shape NAME=DIMS       static shape of input NAME, e.g. --shape input=1x3x224x224 (repeatable)
-  --dim SYMBOL=N          value of a symbolic dim, e.g. --dim N=1 --dim S=128 (repeatable)
+  --shape NAME=DIMS       static shape of input NAME, e.g. --shape input=1x3x224x224; repeating it for one
+                          input lists enumerated shapes (one package accepting each)
+  --dim SYMBOL=N[,N...]   value of a symbolic dim, e.g. --dim N=1 --dim S=128; a list enumerates shapes
+                          (the k-th shape takes the k-th value of every list)
   --verify                read the packages back, run them on the CPU and report the max error against
                           the ONNX model on seeded random inputs (inputs named *mask* are filled with 1)
   --seed N                seed of the random inputs (default 1)
@@ -67,20 +70,31 @@ int cmd_convert(int argc, char** argv) {
   auto target = coreml::parse_target(args.get("target", "macos13"));
   if (!target.ok()) return usage_error("convert", target.status().message());
   options.target = *target;
-  std::map<std::string, std::vector<int64_t>> shapes;
+  // Enumerated shapes: a repeated --shape for one input, or a comma list in --dim, gives the k-th
+  // configuration its k-th entry; single entries apply to every configuration.
+  std::map<std::string, std::vector<std::vector<int64_t>>> shape_lists;
   for (const auto& s : args.all("shape")) {
     const auto eq = s.find('=');
     auto dims = eq == std::string::npos ? Result<std::vector<int64_t>>(invalid_argument("missing '='")) : parse_dims(s.substr(eq + 1));
     if (!dims.ok()) return usage_error("convert", "--shape " + s + ": " + dims.status().message());
-    shapes[s.substr(0, eq)] = *dims;
+    shape_lists[s.substr(0, eq)].push_back(*dims);
   }
-  std::map<std::string, int64_t> dims;
+  std::map<std::string, std::vector<int64_t>> dim_lists;
   for (const auto& s : args.all("dim")) {
     const auto eq = s.find('=');
-    char* end = nullptr;
-    const long long v = eq == std::string::npos ? 0 : std::strtoll(s.c_str() + eq + 1, &end, 10);
-    if (eq == std::string::npos || *end != '\0' || v <= 0) return usage_error("convert", "--dim expects SYMBOL=N, got '" + s + "'");
-    dims[s.substr(0, eq)] = v;
+    auto values = eq == std::string::npos ? Result<std::vector<int64_t>>(invalid_argument("missing '='")) : parse_dims(s.substr(eq + 1));
+    if (!values.ok()) return usage_error("convert", "--dim expects SYMBOL=N[,N...], got '" + s + "'");
+    dim_lists[s.substr(0, eq)] = *values;
+  }
+  size_t configs = 1;
+  for (const auto& [k, v] : shape_lists) configs = std::max(configs, v.size());
+  for (const auto& [k, v] : dim_lists) configs = std::max(configs, v.size());
+  auto check_count = [&](size_t n) { return n == 1 || n == configs; };
+  for (const auto& [k, v] : shape_lists) {
+    if (!check_count(v.size())) return usage_error("convert", "input '" + k + "' has " + std::to_string(v.size()) + " shapes, others " + std::to_string(configs));
+  }
+  for (const auto& [k, v] : dim_lists) {
+    if (!check_count(v.size())) return usage_error("convert", "dim '" + k + "' has " + std::to_string(v.size()) + " values, others " + std::to_string(configs));
   }
   const int64_t seed = args.get_int("seed", 1);
   if (!args.ok()) return usage_error("convert", args.error());
@@ -95,12 +109,28 @@ int cmd_convert(int argc, char** argv) {
     std::fprintf(stderr, "orchard convert: %s\n", s.message().c_str());
     return kExitFailure;
   };
-  auto specialized = coreml::specialize_onnx(bytes, shapes, dims, args.all("output"));
-  if (!specialized.ok()) return fail(specialized.status());
-  auto model = coreml::import_for_conversion(*specialized);
-  if (!model.ok()) return fail(model.status());
-  const graph::Graph& g = *model->graph;
+  std::vector<std::string> specialized;
+  std::vector<std::map<std::string, int64_t>> config_dims;
+  std::vector<graph::Model> models;
+  for (size_t k = 0; k < configs; ++k) {
+    std::map<std::string, std::vector<int64_t>> shapes;
+    std::map<std::string, int64_t> dims;
+    for (const auto& [name, v] : shape_lists) shapes[name] = v[v.size() == 1 ? 0 : k];
+    for (const auto& [name, v] : dim_lists) dims[name] = v[v.size() == 1 ? 0 : k];
+    auto spec = coreml::specialize_onnx(bytes, shapes, dims, args.all("output"));
+    if (!spec.ok()) return fail(spec.status());
+    auto model = coreml::import_for_conversion(*spec);
+    if (!model.ok()) return fail(model.status());
+    specialized.push_back(std::move(*spec));
+    config_dims.push_back(dims);
+    models.push_back(std::move(*model));
+  }
+  const graph::Graph& g = *models[0].graph;
   const coreml::Capability cap = coreml::get_capability(g, options);
+  for (size_t k = 1; k < configs; ++k) {
+    const coreml::Capability other = coreml::get_capability(*models[k].graph, options);
+    if (other.partitions != cap.partitions) return fail(unsupported("[coreml] enumerated shape ", k, " changes which nodes convert"));
+  }
   size_t claimed = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (cap.claimed[i]) {
@@ -109,10 +139,14 @@ int cmd_convert(int argc, char** argv) {
       std::printf("  not converted: %s: %s\n", g.nodes[i].label().c_str(), cap.reasons[i].c_str());
     }
   }
-  std::printf("%s: %zu of %zu nodes converted (after shape folding), %zu partition(s); %s, %s\n", model_path.c_str(), claimed,
-              g.nodes.size(), cap.partitions.size(), precision.c_str(), coreml::target_name(options.target));
+  std::printf("%s: %zu of %zu nodes converted (after shape folding), %zu partition(s); %s, %s, %zu enumerated shape(s)\n",
+              model_path.c_str(), claimed, g.nodes.size(), cap.partitions.size(), precision.c_str(), coreml::target_name(options.target),
+              configs);
+  std::vector<const graph::Graph*> graphs;
+  for (const auto& m : models) graphs.push_back(m.graph.get());
+  std::vector<coreml::Converted> packages;
   for (size_t k = 0; k < cap.partitions.size(); ++k) {
-    auto conv = coreml::convert(g, cap.partitions[k], options);
+    auto conv = configs == 1 ? coreml::convert(g, cap.partitions[k], options) : coreml::convert_enumerated(graphs, cap.partitions[k], options);
     if (!conv.ok()) return fail(conv.status());
     const std::string path = replace_extension(out, k);
     Status s = coreml::write_package(conv->package, path);
@@ -123,25 +157,28 @@ int cmd_convert(int argc, char** argv) {
     std::printf(", outputs:");
     for (const auto& o : conv->outputs) std::printf(" %s", o.c_str());
     std::printf("\n");
+    packages.push_back(std::move(*conv));
   }
   if (!args.has("verify")) return 0;
-  SessionOptions so;
-  auto session = Session::load_from_bytes(std::as_bytes(std::span(specialized->data(), specialized->size())), so);
-  if (!session.ok()) return fail(session.status());
-  auto inputs = random_inputs(**session, dims, static_cast<uint32_t>(seed));
-  if (!inputs.ok()) return fail(inputs.status());
-  for (auto& [name, v] : *inputs) {
-    if (name.find("mask") == std::string::npos || !v.is_tensor()) continue;
-    Tensor& t = v.tensor();
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      if (t.dtype() == DType::int64) t.data<int64_t>()[i] = 1;
-      if (t.dtype() == DType::float32) t.data<float>()[i] = 1;
+  for (size_t k = 0; k < configs; ++k) {
+    auto session = Session::load_from_bytes(std::as_bytes(std::span(specialized[k].data(), specialized[k].size())));
+    if (!session.ok()) return fail(session.status());
+    auto inputs = random_inputs(**session, config_dims[k], static_cast<uint32_t>(seed));
+    if (!inputs.ok()) return fail(inputs.status());
+    for (auto& [name, v] : *inputs) {
+      if (name.find("mask") == std::string::npos || !v.is_tensor()) continue;
+      Tensor& t = v.tensor();
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        if (t.dtype() == DType::int64) t.data<int64_t>()[i] = 1;
+        if (t.dtype() == DType::float32) t.data<float>()[i] = 1;
+      }
     }
+    auto report = coreml::round_trip(specialized[k], options, *inputs, &packages);
+    if (!report.ok()) return fail(report.status());
+    std::printf("round trip%s: max abs error %.3g (output '%s'), max |reference| %.3g, relative %.3g\n",
+                configs > 1 ? (" (shape " + std::to_string(k) + ")").c_str() : "", report->max_abs_error, report->worst_output.c_str(),
+                report->max_ref, report->max_ref > 0 ? report->max_abs_error / report->max_ref : 0.0);
   }
-  auto report = coreml::round_trip(*specialized, options, *inputs);
-  if (!report.ok()) return fail(report.status());
-  std::printf("round trip: max abs error %.3g (output '%s'), max |reference| %.3g, relative %.3g\n", report->max_abs_error,
-              report->worst_output.c_str(), report->max_ref, report->max_ref > 0 ? report->max_abs_error / report->max_ref : 0.0);
   return 0;
 }
 

@@ -61,4 +61,12 @@ struct Converted {
 // Fails (unsupported) naming the first node check_node rejects.
 Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nodes, const ConvertOptions& options);
 
+// Enumerated shapes: `graphs` are specializations of one model, one per enumerated input shape (the first
+// is the default), with the same nodes. Converts `nodes` of each and merges the programs into one package
+// whose inputs declare enumeratedShapes and whose dims that vary are unknown. Reshape targets may differ
+// in one entry (written as -1); any other shape-dependent parameter or constant is an `unsupported` error
+// naming the op. Before macOS 15 only one input may vary.
+Result<Converted> convert_enumerated(std::span<const graph::Graph* const> graphs, std::span<const size_t> nodes,
+                                     const ConvertOptions& options);
+
 }  // namespace orchard::coreml

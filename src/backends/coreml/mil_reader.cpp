@@ -35,8 +35,8 @@ Result<std::pair<DType, std::vector<int64_t>>> tensor_type(const mil::ValueType&
   if (tt.rank() != tt.dimensions_size()) return invalid_argument("[coreml] ", what, ": rank ", tt.rank(), " but ", tt.dimensions_size(), " dims");
   std::vector<int64_t> shape;
   for (const auto& dim : tt.dimensions()) {
-    if (!dim.has_constant()) return unsupported("[coreml] ", what, ": unknown dims are not read");
-    shape.push_back(static_cast<int64_t>(dim.constant().size()));
+    if (dim.has_unknown() && dim.unknown().variadic()) return unsupported("[coreml] ", what, ": variadic dims are not read");
+    shape.push_back(dim.has_constant() ? static_cast<int64_t>(dim.constant().size()) : -1);  // -1: unknown (enumerated shapes)
   }
   return std::pair{d, shape};
 }
@@ -138,6 +138,9 @@ class Reader {
 Result<Tensor> Reader::value_tensor(const mil::Value& v, const std::string& what) {
   ORCHARD_ASSIGN_OR_RETURN(auto type, tensor_type(v.type(), what));
   const auto [dtype, shape] = type;
+  for (int64_t d : shape) {
+    if (d < 0) return invalid_argument("[coreml] ", what, ": a constant with an unknown dim");
+  }
   Tensor t = Tensor::zeros(dtype, Shape(shape));
   const size_t elem = dtype_size(dtype);
   if (v.has_blobfilevalue()) {
@@ -722,7 +725,7 @@ Result<graph::Graph> read_program(const Package& pkg, ProgramInfo* info) {
     vi.name = in.name();
     vi.dtype = type.first;
     vi.has_shape = true;
-    for (int64_t d : type.second) vi.shape.push_back(Dim{d, ""});
+    for (int64_t d : type.second) vi.shape.push_back(Dim{d, d < 0 ? "d" + std::to_string(vi.shape.size()) + "_" + in.name() : ""});
     g.inputs.push_back(vi);
     reader.declare(in.name(), type.second);
   }

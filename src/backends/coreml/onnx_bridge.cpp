@@ -347,7 +347,8 @@ Result<graph::Model> import_for_conversion(const std::string& onnx_bytes) {
   return onnx_import::import_model_bytes(std::as_bytes(std::span(onnx_bytes.data(), onnx_bytes.size())), {}, {});
 }
 
-Result<RoundTripReport> round_trip(const std::string& onnx_bytes, const ConvertOptions& options, const NamedValues& inputs) {
+Result<RoundTripReport> round_trip(const std::string& onnx_bytes, const ConvertOptions& options, const NamedValues& inputs,
+                                   const std::vector<Converted>* packages) {
   ORCHARD_ASSIGN_OR_RETURN(graph::Model model, import_for_conversion(onnx_bytes));
   const graph::Graph& g = *model.graph;
   RoundTripReport report;
@@ -367,8 +368,16 @@ Result<RoundTripReport> round_trip(const std::string& onnx_bytes, const ConvertO
       comp.nodes.push_back(g.nodes[i]);
     }
   }
+  if (packages && packages->size() != cap.partitions.size()) {
+    return invalid_argument("[coreml] round trip: ", packages->size(), " packages for ", cap.partitions.size(), " partitions");
+  }
   for (size_t k = 0; k < cap.partitions.size(); ++k) {
-    ORCHARD_ASSIGN_OR_RETURN(Converted conv, convert(g, cap.partitions[k], options));
+    Converted conv;
+    if (packages) {
+      conv = (*packages)[k];
+    } else {
+      ORCHARD_ASSIGN_OR_RETURN(conv, convert(g, cap.partitions[k], options));
+    }
     ProgramInfo info;
     ORCHARD_ASSIGN_OR_RETURN(graph::Graph pg, read_program(conv.package, &info));
     report.mil_operations += info.operations;

@@ -39,8 +39,10 @@ struct RoundTripReport {
 
 // Converts `g` (imported from `onnx_bytes`, static shapes) partition by partition, reads every package
 // back, runs the result (unclaimed nodes as ONNX, partitions as the reader's graphs) on the CPU backend
-// and compares it with running `onnx_bytes` itself on `inputs`.
-Result<RoundTripReport> round_trip(const std::string& onnx_bytes, const ConvertOptions& options, const NamedValues& inputs);
+// and compares it with running `onnx_bytes` itself on `inputs`. With `packages`, those (one per
+// partition, e.g. from convert_enumerated) are read instead of converting.
+Result<RoundTripReport> round_trip(const std::string& onnx_bytes, const ConvertOptions& options, const NamedValues& inputs,
+                                   const std::vector<Converted>* packages = nullptr);
 
 // Imports ONNX bytes into a graph (the importer's checks and shape inference).
 Result<graph::Model> import_for_conversion(const std::string& onnx_bytes);
