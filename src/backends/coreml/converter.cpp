@@ -8,8 +8,6 @@
 #include "backends/coreml/mil_builder.hpp"
 #include "backends/coreml/op_builder.hpp"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 namespace orchard::coreml {
 
@@ -279,15 +277,7 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
     add_feature(description->mutable_output(), feature, t, d.shape);
     user["orchard.onnx_name." + feature] = o;
   }
-  // Deterministic bytes (sorted map keys): the same graph always gives the same package (cache keys).
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream raw(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&raw);
-    coded.SetSerializationDeterministic(true);
-    if (!model.SerializeToCodedStream(&coded)) return internal_error("[coreml] model serialization failed");
-  }
-  result.package.model = std::move(bytes);
+  ORCHARD_ASSIGN_OR_RETURN(result.package.model, serialize_model(model));
   result.package.weights = blobs.bytes();
   result.operations = ctx.operations();
   return result;

@@ -1,7 +1,4 @@
 // Enumerated shapes: one program per shape, merged into one whose varying dims are unknown.
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <algorithm>
 
 #include "backends/coreml/blob_storage.hpp"
@@ -148,14 +145,7 @@ Result<Converted> convert_enumerated(std::span<const graph::Graph* const> graphs
     for (const auto& m : models) varies = varies || !same(m.description().output(i), models[0].description().output(i));
     if (varies) desc->mutable_output(i)->mutable_type()->mutable_multiarraytype()->clear_shape();
   }
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream raw(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&raw);
-    coded.SetSerializationDeterministic(true);
-    if (!merged.SerializeToCodedStream(&coded)) return internal_error("[coreml] model serialization failed");
-  }
-  result.package.model = std::move(bytes);
+  ORCHARD_ASSIGN_OR_RETURN(result.package.model, serialize_model(merged));
   return result;
 }
 

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <limits>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "backends/coreml/package.hpp"
 
 namespace orchard::coreml {
@@ -63,6 +66,17 @@ std::vector<std::byte> element_bytes(const Tensor& t, mil::DataType as) {
 }
 
 }  // namespace
+
+Result<std::string> serialize_model(const CoreML::Specification::Model& model) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&raw);
+    coded.SetSerializationDeterministic(true);
+    if (!model.SerializeToCodedStream(&coded)) return internal_error("[coreml] model serialization failed");
+  }
+  return bytes;
+}
 
 std::string sanitize_name(const std::string& name) {
   std::string s;

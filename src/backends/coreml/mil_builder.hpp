@@ -104,6 +104,10 @@ class ConvertContext {
   std::set<std::string, std::less<>> used_;
 };
 
+// Serializes `model` deterministically (map keys sorted): the same graph always gives the same bytes,
+// so package contents and cache keys are stable.
+Result<std::string> serialize_model(const CoreML::Specification::Model& model);
+
 // Returns a valid MIL identifier for an arbitrary ONNX name (invalid characters → '_', leading digit or
 // reserved word prefixed with '_'). Not unique: ConvertContext::fresh_name adds suffixes.
 std::string sanitize_name(const std::string& name);
