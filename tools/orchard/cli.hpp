@@ -61,5 +61,6 @@ int cmd_run(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_convert(int argc, char** argv);  // tools/orchard/cmd_convert.cpp (Core ML)
 
 }  // namespace orchard::cli
