@@ -22,10 +22,10 @@ if [[ "$(uname -s)" == "Darwin" ]]; then
   exit 0
 fi
 
-host_pkgs=(cmake ninja-build g++ clang make pkg-config
+host_pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev make pkg-config
   libonnx-dev libprotobuf-dev libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata python3-onnx python3-numpy python3-sklearn
-  prometheus)  # promtool checks the metrics exposition format in a test
+  prometheus)  # promtool checks the metrics exposition format in a test; libclang-rt-14-dev: libFuzzer
 arm64_host_pkgs=(g++-aarch64-linux-gnu qemu-user)
 arm64_pkgs=(libonnx-dev:arm64 libprotobuf-dev:arm64 libgtest-dev:arm64)
 

@@ -12,36 +12,18 @@
 #include <thread>
 
 #include "orchard/manager.hpp"
+#include "testing/counting_allocator.hpp"
 #include "testing/model_builder.hpp"
 
 namespace orchard {
 namespace {
 
 using testing::add_node;
+using testing::CountingAllocator;
 using testing::ModelBuilder;
 using testing::set_type;
 
 constexpr int64_t kMiB = 1024 * 1024;
-
-// Upstream allocator that records the most bytes live at once.
-class PeakAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes, size_t alignment) override {
-    const int64_t now = live_.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
-    int64_t p = peak_.load();
-    while (now > p && !peak_.compare_exchange_weak(p, now)) {
-    }
-    return default_allocator().allocate(bytes, alignment);
-  }
-  void deallocate(void* p, size_t bytes) override {
-    live_.fetch_sub(static_cast<int64_t>(bytes));
-    default_allocator().deallocate(p, bytes);
-  }
-  int64_t peak() const { return peak_.load(); }
-
- private:
-  std::atomic<int64_t> live_{0}, peak_{0};
-};
 
 // Samples this process's resident set size every millisecond and keeps the highest value.
 class RssPeak {
@@ -110,7 +92,7 @@ struct BoundedRun {
 
 // Runs `model` once under a Manager with a 64 MiB budget; measures upstream and RSS peaks.
 BoundedRun run_under_budget(const std::string& model_path, NamedValues inputs) {
-  auto upstream = std::make_shared<PeakAllocator>();
+  auto upstream = std::make_shared<CountingAllocator>();
   ManagerConfig config;
   config.memory_pool_mb = 64;
   config.max_concurrent_operations = 1;
@@ -179,20 +161,6 @@ TEST(MemoryBound, ScanOutputThatOutgrowsTheBudgetFailsBeforeTheLoop) {
   EXPECT_LE(r.upstream_peak, 64 * kMiB);
   EXPECT_LT(r.rss_growth, 48 * kMiB) << "the process grew by " << r.rss_growth / kMiB << " MiB during the request";
 }
-
-// Allocator that counts its live bytes, to check who keeps it alive.
-class CountingAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes, size_t alignment) override {
-    live += static_cast<int64_t>(bytes);
-    return default_allocator().allocate(bytes, alignment);
-  }
-  void deallocate(void* p, size_t bytes) override {
-    live -= static_cast<int64_t>(bytes);
-    default_allocator().deallocate(p, bytes);
-  }
-  std::atomic<int64_t> live{0};
-};
 
 TEST(MemoryBound, LoopAndScanOutputsKeepTheRequestAllocatorAlive) {
   // A request arena is released when the request ends; outputs must keep it alive until they are
