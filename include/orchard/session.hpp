@@ -36,6 +36,8 @@ struct SessionOptions {
   bool profiling = false;                                 // record per-node timings (see RunOptions::profile)
   Allocator* allocator = nullptr;                         // tensor memory for outputs and activations; null: default
   std::shared_ptr<ThreadPool> thread_pool;                // shared intra-op pool; null: the session makes its own
+  uint64_t max_model_bytes = uint64_t{2} << 30;           // larger model files are refused (resource_exhausted)
+  uint64_t max_external_data_bytes = uint64_t{64} << 30;  // cap on the external data one model reads, all tensors together
   // Backends built outside the library (tests, plugins), placed ahead of the compiled-in ones and
   // selectable by name in backend_preference.
   std::vector<std::shared_ptr<runtime::Backend>> custom_backends;

@@ -99,6 +99,8 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
   impl->options = options;
   ORCHARD_ASSIGN_OR_RETURN(impl->chain, backend_chain(options));
   onnx_import::ImportOptions import_options;
+  import_options.max_model_bytes = options.max_model_bytes;
+  import_options.max_external_data_bytes = options.max_external_data_bytes;
   const auto* chain = &impl->chain;
   import_options.has_kernel = [chain](const std::string& domain, const std::string& op, int opset) {
     for (const auto& b : *chain) {

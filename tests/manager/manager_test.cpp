@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "testing/counting_allocator.hpp"
 #include "testing/model_builder.hpp"
 #include "testing/test_backends.hpp"
 
@@ -211,26 +212,7 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   EXPECT_EQ(m->performance_summary(id).rejected, 2u);
 }
 
-// Counts live and peak bytes of every allocation that reaches it.
-class CountingAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes, size_t alignment) override {
-    const int64_t now = live_.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
-    int64_t peak = peak_.load();
-    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
-    }
-    return default_allocator().allocate(bytes, alignment);
-  }
-  void deallocate(void* p, size_t bytes) override {
-    live_.fetch_sub(static_cast<int64_t>(bytes));
-    default_allocator().deallocate(p, bytes);
-  }
-  int64_t live() const { return live_.load(); }
-  int64_t peak() const { return peak_.load(); }
-
- private:
-  std::atomic<int64_t> live_{0}, peak_{0};
-};
+using testing::CountingAllocator;  // counts live and peak bytes of every allocation that reaches it
 
 TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
   auto counting = std::make_shared<CountingAllocator>();

@@ -31,6 +31,7 @@ options:
   --threads N         intra-op threads (default: one per core)
   --backend B[,B2]    prefer these backends in this order; the CPU takes the rest
   --no-fallback       fail instead of running any node off the first preferred backend
+  --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
 )";
 
 constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]]
@@ -93,7 +94,7 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend"}, {"no-fallback"});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms"}, {"no-fallback"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -106,6 +107,9 @@ int cmd_run(int argc, char** argv) {
   if (!args.ok()) return usage_error("run", args.error());
   if (!parse_dims(args, dims, err)) return usage_error("run", err);
   if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
+  const int64_t timeout_ms = args.get_int("timeout-ms", 0);
+  if (!args.ok()) return usage_error("run", args.error());
+  if (timeout_ms < 0) return usage_error("run", "--timeout-ms must be >= 0, got " + std::to_string(timeout_ms));
   auto session = load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard run: %s\n", session.status().to_string().c_str());
@@ -153,6 +157,7 @@ int cmd_run(int argc, char** argv) {
   RunOptions run_options;
   if (options.profiling) run_options.profile = &profile;
   const auto t0 = std::chrono::steady_clock::now();
+  if (timeout_ms > 0) run_options.deadline = t0 + std::chrono::milliseconds(timeout_ms);
   auto outputs = (*session)->run(feed, run_options);
   const double ms = ms_since(t0);
   if (!outputs.ok()) {
@@ -160,7 +165,14 @@ int cmd_run(int argc, char** argv) {
     return kExitFailure;
   }
   const std::string out_dir = args.get("output-dir");
-  if (!out_dir.empty()) fs::create_directories(out_dir);
+  if (!out_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "orchard run: cannot create output folder '%s': %s\n", out_dir.c_str(), ec.message().c_str());
+      return kExitFailure;
+    }
+  }
   for (const auto& [name, v] : *outputs) {
     std::printf("%-24s %-24s %s\n", name.c_str(), v.description().c_str(), summarize(v).c_str());
     if (!out_dir.empty() && v.is_tensor()) {

@@ -185,7 +185,7 @@ Status split_to_sequence(OpContext& ctx) {
     std::vector<int64_t> dims = x->shape().dims();
     dims[axis] = len;
     if (squeeze) dims.erase(dims.begin() + axis);
-    ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(x->dtype(), Shape(dims), ctx.allocator()));
+    ORCHARD_ASSIGN_OR_RETURN(Tensor t, make_request_tensor(ctx, 0, x->dtype(), Shape(dims)));
     copy_axis_range(x->dtype(), v.outer, v.inner, len, x->raw_data(), dim, offset, t.raw_data(), len, 0);
     offset += len;
     items.push_back(std::move(t));
