@@ -306,6 +306,7 @@ const char* reduce_onnx_op(const std::string& t) {
   if (t == "reduce_l1_norm") return "ReduceL1";
   if (t == "reduce_l2_norm") return "ReduceL2";
   if (t == "reduce_sum_square") return "ReduceSumSquare";
+  if (t == "reduce_log_sum_exp") return "ReduceLogSumExp";
   return nullptr;
 }
 
