@@ -33,7 +33,9 @@ std::optional<NamedValues> read_inputs(const fs::path& dir, const std::string& m
   for (const auto& t : m.graph().initializer()) inits.insert(t.name());
   std::vector<std::string> names;
   for (const auto& i : m.graph().input()) {
-    if (!inits.count(i.name())) names.push_back(i.name());
+    if (inits.count(i.name())) continue;
+    if (!i.type().has_tensor_type()) return std::nullopt;  // sequences and optionals: never converted
+    names.push_back(i.name());
   }
   NamedValues out;
   for (size_t i = 0; i < names.size(); ++i) {
