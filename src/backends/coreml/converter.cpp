@@ -216,6 +216,8 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
     }
   }
   if (result.outputs.empty()) return invalid_argument("[coreml] convert: the nodes produce no value anyone reads");
+  // Core ML refuses models without inputs (research §2); such node sets read only constants and fold away.
+  if (result.inputs.empty()) return unsupported("[coreml] convert: the nodes read no input (a Core ML model needs one)");
 
   CoreML::Specification::Model model;
   model.set_specificationversion(specification_version(options.target));

@@ -138,11 +138,21 @@ class Reader {
 Result<Tensor> Reader::value_tensor(const mil::Value& v, const std::string& what) {
   ORCHARD_ASSIGN_OR_RETURN(auto type, tensor_type(v.type(), what));
   const auto [dtype, shape] = type;
+  // The element count is checked against the bytes actually present before anything is allocated.
+  uint64_t count = 1;
   for (int64_t d : shape) {
     if (d < 0) return invalid_argument("[coreml] ", what, ": a constant with an unknown dim");
+    if (d > 0 && count > (uint64_t{1} << 40) / static_cast<uint64_t>(d)) return invalid_argument("[coreml] ", what, ": too many elements");
+    count *= static_cast<uint64_t>(d);
+  }
+  const size_t elem = dtype_size(dtype);
+  const uint64_t available = v.has_blobfilevalue() ? weights_.size()
+                             : v.has_immediatevalue() ? v.immediatevalue().ByteSizeLong() * (dtype == DType::string ? 1 : 8)
+                                                      : 0;
+  if ((dtype == DType::string ? count : count * elem) > available) {
+    return invalid_argument("[coreml] ", what, ": ", count, " elements but only ", available, " bytes of data");
   }
   Tensor t = Tensor::zeros(dtype, Shape(shape));
-  const size_t elem = dtype_size(dtype);
   if (v.has_blobfilevalue()) {
     const BlobDType bt = dtype == DType::float16 ? BlobDType::float16
                          : dtype == DType::float32 ? BlobDType::float32
@@ -306,6 +316,7 @@ const char* reduce_onnx_op(const std::string& t) {
   if (t == "reduce_l1_norm") return "ReduceL1";
   if (t == "reduce_l2_norm") return "ReduceL2";
   if (t == "reduce_sum_square") return "ReduceSumSquare";
+  if (t == "reduce_log_sum_exp") return "ReduceLogSumExp";
   return nullptr;
 }
 

@@ -43,8 +43,11 @@ Status check_conv(const graph::Node& node, const graph::Graph& graph, const Conv
 
 Status check_conv_transpose(const graph::Node& node, const graph::Graph& graph, const ConvertOptions&) {
   ORCHARD_RETURN_IF_ERROR(check_spatial(node, graph, true));
-  for (int64_t p : node.attr_ints("output_padding")) {
-    if (p != 0) return unsupported("ConvTranspose output_padding is not converted");
+  // output_padding extends the output at the end: the same as cropping that much less of the end pad.
+  const std::vector<int64_t> op = node.attr_ints("output_padding"), pads = node.attr_ints("pads");
+  for (size_t i = 0; i < op.size(); ++i) {
+    const int64_t end_pad = pads.empty() ? 0 : pads[i + pads.size() / 2];
+    if (op[i] > end_pad) return unsupported("ConvTranspose output_padding ", op[i], " beyond the end pad ", end_pad);
   }
   if (node.attr("output_shape")) return unsupported("ConvTranspose output_shape is not converted");
   if (node.attr_string("auto_pad", "NOTSET") != "NOTSET") return unsupported("ConvTranspose auto_pad is not converted");
@@ -66,7 +69,10 @@ Status build_conv(const graph::Node& node, ConvertContext& ctx) {
   const std::vector<int64_t> ones(spatial, 1);
   p.emplace_back("strides", ints_value(to_int32(node.attr_ints("strides", ones))));
   p.emplace_back("pad_type", string_value(pt));
-  p.emplace_back("pad", ints_value(mil_pads(std::string(pt) == "custom" ? node.attr_ints("pads") : std::vector<int64_t>{}, spatial)));
+  std::vector<int64_t> pads = std::string(pt) == "custom" ? node.attr_ints("pads") : std::vector<int64_t>{};
+  const std::vector<int64_t> output_padding = node.attr_ints("output_padding");
+  for (size_t i = 0; i < output_padding.size() && !pads.empty(); ++i) pads[i + spatial] -= output_padding[i];  // see check
+  p.emplace_back("pad", ints_value(mil_pads(pads, spatial)));
   p.emplace_back("dilations", ints_value(to_int32(node.attr_ints("dilations", ones))));
   p.emplace_back("groups", int_value(static_cast<int32_t>(node.attr_int("group", 1))));
   const bool transpose = node.op_type == "ConvTranspose";

@@ -102,6 +102,7 @@ const char* reduce_mil_op(const std::string& op) {
   if (op == "ReduceL1") return "reduce_l1_norm";
   if (op == "ReduceL2") return "reduce_l2_norm";
   if (op == "ReduceSumSquare") return "reduce_sum_square";
+  if (op == "ReduceLogSumExp") return "reduce_log_sum_exp";
   return nullptr;
 }
 
@@ -139,6 +140,26 @@ Status build_reduce(const graph::Node& node, ConvertContext& ctx) {
   return Status::OK();
 }
 
+// LogSoftmax(x) = x − log Σ exp(x) over the axis: sub(x, reduce_log_sum_exp(x, axis, keep_dims)).
+Status check_log_softmax(const graph::Node& node, const graph::Graph& graph, const ConvertOptions&) {
+  ORCHARD_ASSIGN_OR_RETURN(TensorDesc x, find_desc(graph, node.inputs[0]));
+  if (!dtype_is_float(x.dtype)) return unsupported("LogSoftmax on ", dtype_name(x.dtype));
+  return normalize_axis(node, node.attr_int("axis", -1), x.rank()).status();
+}
+
+Status build_log_softmax(const graph::Node& node, ConvertContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(TensorDesc out, out_desc(node, ctx));
+  const mil::DataType t = ctx.float_type();
+  ORCHARD_ASSIGN_OR_RETURN(Var x, ctx.input(node.inputs[0], t));
+  ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(node, node.attr_int("axis", -1), out.rank()));
+  std::vector<int64_t> reduced = out.shape;
+  reduced[axis] = 1;
+  Var lse = ctx.op("reduce_log_sum_exp", {{"x", x.name}, {"axes", ints_value({static_cast<int32_t>(axis)})}, {"keep_dims", bool_value(true)}}, t,
+                   reduced, node.outputs[0] + "_lse");
+  ctx.bind(node.outputs[0], ctx.op("sub", {{"x", x.name}, {"y", lse.name}}, t, out.shape, node.outputs[0]));
+  return Status::OK();
+}
+
 Status check_arg(const graph::Node& node, const graph::Graph& graph, const ConvertOptions&) {
   ORCHARD_ASSIGN_OR_RETURN(TensorDesc x, find_desc(graph, node.inputs[0]));
   if (!dtype_is_float(x.dtype)) return unsupported(node.op_type, " on ", dtype_name(x.dtype));
@@ -169,6 +190,8 @@ constexpr OpBuilder kBuilders[] = {
     {"ReduceL1", 1, kOpsetMax, -1, check_reduce, build_reduce},
     {"ReduceL2", 1, kOpsetMax, -1, check_reduce, build_reduce},
     {"ReduceSumSquare", 1, kOpsetMax, -1, check_reduce, build_reduce},
+    {"ReduceLogSumExp", 1, kOpsetMax, -1, check_reduce, build_reduce},
+    {"LogSoftmax", 13, kOpsetMax, -1, check_log_softmax, build_log_softmax},
     {"ArgMax", 1, kOpsetMax, -1, check_arg, build_arg},
     {"ArgMin", 1, kOpsetMax, -1, check_arg, build_arg},
 };

@@ -33,7 +33,9 @@ std::optional<NamedValues> read_inputs(const fs::path& dir, const std::string& m
   for (const auto& t : m.graph().initializer()) inits.insert(t.name());
   std::vector<std::string> names;
   for (const auto& i : m.graph().input()) {
-    if (!inits.count(i.name())) names.push_back(i.name());
+    if (inits.count(i.name())) continue;
+    if (!i.type().has_tensor_type()) return std::nullopt;  // sequences and optionals: never converted
+    names.push_back(i.name());
   }
   NamedValues out;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -105,6 +107,7 @@ TEST(CoreMLConformance, ClaimedBackendTestsRoundTripInFp32) {
   const std::map<std::string, std::string> fp16_expected = {
       {"test_softmax_large_number", "inputs near 10000: fp16 spacing there is 8, the logits collapse"},
       {"test_softmax_large_number_expanded", "same inputs as test_softmax_large_number"},
+      {"test_logsoftmax_large_number", "same inputs as test_softmax_large_number"},
       {"test_logsoftmax_large_number_expanded", "same inputs, through Exp/ReduceSum/Log"},
       {"test_reduce_prod_default_axes_keepdims_example", "the product 479001600 exceeds fp16's 65504"},
   };

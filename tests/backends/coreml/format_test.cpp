@@ -12,6 +12,7 @@
 #include "backends/coreml/blob_storage.hpp"
 #include "backends/coreml/converter.hpp"
 #include "backends/coreml/mil_builder.hpp"
+#include "backends/coreml/mil_reader.hpp"
 #include "backends/coreml/onnx_bridge.hpp"
 #include "backends/coreml/package.hpp"
 #include "testing/model_builder.hpp"
@@ -227,6 +228,36 @@ TEST(CoreMLFormat, ProtocDecodeEncodeRoundTrip) {
   EXPECT_EQ(text.find("\n1:"), std::string::npos) << "fields unknown to the schema";
   EXPECT_EQ(again, c.package.model);
   fs::remove_all(dir);
+}
+
+// Bad packages get errors that name the problem, never a crash or a huge allocation.
+TEST(CoreMLReader, BadProgramsAreRejected) {
+  EXPECT_FALSE(read_program(Package{"\xff\xff\xff garbage", {}}).ok());
+  Converted c = convert_small(Precision::fp16);
+  ASSERT_TRUE(read_program(c.package).ok());
+  Package truncated = c.package;
+  truncated.weights.resize(truncated.weights.size() - 8);
+  EXPECT_FALSE(read_program(truncated).ok());
+  CoreML::Specification::Model m;
+  ASSERT_TRUE(m.ParseFromString(c.package.model));
+  auto& block = (*(*m.mutable_mlprogram()->mutable_functions())["main"].mutable_block_specializations())["CoreML6"];
+  // A constant claiming 2^38 elements with a few bytes of data.
+  for (auto& op : *block.mutable_operations()) {
+    if (op.type() != "const" || !op.attributes().at("val").has_immediatevalue()) continue;
+    auto* dims = (*op.mutable_attributes())["val"].mutable_type()->mutable_tensortype();
+    dims->clear_dimensions();
+    dims->set_rank(2);
+    dims->add_dimensions()->mutable_constant()->set_size(1u << 19);
+    dims->add_dimensions()->mutable_constant()->set_size(1u << 19);
+    break;
+  }
+  auto huge = read_program(Package{m.SerializeAsString(), c.package.weights});
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("elements but only"), std::string::npos) << huge.status().to_string();
+  ASSERT_TRUE(m.ParseFromString(c.package.model));
+  (*(*m.mutable_mlprogram()->mutable_functions())["main"].mutable_block_specializations())["CoreML6"].mutable_operations(3)->set_type("frobnicate");
+  auto unknown = read_program(Package{m.SerializeAsString(), c.package.weights});
+  EXPECT_NE(unknown.status().message().find("'frobnicate' is not read"), std::string::npos) << unknown.status().to_string();
 }
 
 }  // namespace

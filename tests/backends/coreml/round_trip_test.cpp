@@ -91,6 +91,8 @@ std::vector<OpCase> cases() {
   unary("Elu", [](onnx::NodeProto& n) { set_f(n, "alpha", 0.7f); });
   unary("HardSigmoid", [](onnx::NodeProto& n) { set_f(n, "alpha", 0.3f); });
   unary("Softmax", [](onnx::NodeProto& n) { set_i(n, "axis", 1); });
+  unary("LogSoftmax", [](onnx::NodeProto& n) { set_i(n, "axis", 1); });
+  unary("ReduceLogSumExp", [](onnx::NodeProto& n) { set_ints(n, "axes", {0, 2}); });
   c.push_back({"SqrtLogOfAbs", [](ModelBuilder& b, std::mt19937& rng) {
                  input(b, "x", {rnd(rng, 1, 4), rnd(rng, 1, 5)});
                  b.node("Abs", {"x"}, {"a"});
@@ -190,6 +192,8 @@ std::vector<OpCase> cases() {
                  weight(b, "w", {2, 3, 2, 2}, rng);
                  auto& n = b.node("ConvTranspose", {"x", "w"}, {"y"});
                  set_ints(n, "strides", {2, 2});
+                 set_ints(n, "pads", {1, 0, 1, 1});
+                 set_ints(n, "output_padding", {1, 0});
                }});
   c.push_back({"MaxPoolCeil", [](ModelBuilder& b, std::mt19937& rng) {
                  input(b, "x", image(rng));
