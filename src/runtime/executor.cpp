@@ -459,7 +459,9 @@ Result<std::vector<Value>> CompiledGraph::run(std::span<const Value> inputs, Run
     if (v.kind() == Value::Kind::none) {
       return invalid_argument("[runtime] output '", graph_->outputs[i].name, "' has no value (an input it depends on was not given?)");
     }
-    if (outer == nullptr && !env.device_outputs) {
+    // A subgraph's outputs go to the kernel that ran it (If, Loop, Scan: host kernels), so they come back to
+    // the host too; only top-level outputs may stay on a device, when the caller asks.
+    if (outer != nullptr || !env.device_outputs) {
       ORCHARD_ASSIGN_OR_RETURN(Value host, move_to_host(v, chain_, env));
       result.push_back(std::move(host));
     } else {

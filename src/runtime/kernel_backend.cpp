@@ -32,7 +32,10 @@ constexpr int kBound = -2000000;
 class KernelExecutable final : public Executable {
  public:
   KernelExecutable(std::vector<std::unique_ptr<Step>> steps, std::vector<int> output_slots, const Backend& backend)
-      : steps_(std::move(steps)), output_slots_(std::move(output_slots)), backend_(backend) {}
+      : steps_(std::move(steps)),
+        output_slots_(std::move(output_slots)),
+        backend_(backend),
+        host_(backend.allocator().place().host_visible()) {}
 
   Status run(ExecContext& ctx) const override {
     std::vector<const Value*> in_ptrs;
@@ -55,6 +58,15 @@ class KernelExecutable final : public Executable {
         in_ptrs.push_back(v && v->kind() != Value::Kind::none ? v : nullptr);
       }
       if (step.host_inputs) ORCHARD_RETURN_IF_ERROR(inputs_to_host(step, in_ptrs, host_copies, ctx));
+      if (host_) {
+        // A host kernel handed device memory would read garbage: a runtime bug, caught here.
+        for (size_t i = 0; i < in_ptrs.size(); ++i) {
+          if (in_ptrs[i] && in_ptrs[i]->is_tensor() && !in_ptrs[i]->tensor().place().host_visible()) {
+            return internal_error("[runtime] ", step.node->label(), ": input ", i, " is in ",
+                                  in_ptrs[i]->tensor().place().to_string(), " memory, which the host cannot read");
+          }
+        }
+      }
       std::shared_ptr<const KernelState> state;
       if (step.kernel->has_reshape()) {
         shapes.clear();
@@ -103,6 +115,7 @@ class KernelExecutable final : public Executable {
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<int> output_slots_;
   const Backend& backend_;
+  const bool host_;  // the backend computes in host-visible memory
 
   // Replaces the step's host inputs that live in device memory by host copies (kept in `copies`).
   Status inputs_to_host(const Step& step, std::vector<const Value*>& in_ptrs, std::vector<Value>& copies,

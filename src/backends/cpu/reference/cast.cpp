@@ -108,7 +108,13 @@ void shortest_digits(T v, std::string& digits, int& exp10) {
   for (; p < end && *p != 'e'; ++p) {
     if (*p != '.') digits.push_back(*p);
   }
-  exp10 = p < end ? std::atoi(p + 1) : 0;
+  // (to_chars writes no terminating NUL: parse the exponent within [p + 1, end) only.)
+  exp10 = 0;
+  if (p < end) {
+    const char* q = p + 1;
+    if (q < end && *q == '+') ++q;
+    std::from_chars(q, end, exp10);
+  }
   while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
 }
 
