@@ -47,12 +47,8 @@ struct Item {
   int64_t rows = 0;
   std::atomic<bool> answered{false};
 
-  // Calls done once; returns false when it was already answered (cancelled).
-  bool answer(Result<NamedValues> r) {
-    if (answered.exchange(true)) return false;
-    done(std::move(r));
-    return true;
-  }
+  // Returns true for the one caller that may answer this request (the others find it answered).
+  bool claim() { return !answered.exchange(true); }
 };
 
 // Whether two requests can share a batch: same input names, dtypes, and shapes past the first dim.
@@ -143,11 +139,14 @@ struct Batcher::Impl {
     g_pending = must(reg.gauge("orchard_batch_pending_requests", "Requests waiting in the batcher", labels));
   }
 
+  // Answers `item` unless it was answered already; counts before answering, so a client that sees its
+  // answer also sees it counted.
   void finish(const std::shared_ptr<Item>& item, Result<NamedValues> r) {
+    if (!item->claim()) return;
     const bool good = r.ok();
-    if (!item->answer(std::move(r))) return;
     (good ? ok : failed).fetch_add(1, std::memory_order_relaxed);
     (good ? c_ok : c_failed)->inc();
+    item->done(std::move(r));
   }
 
   // Picks the next batch from the queue (lock held). Returns empty when it should wait; `wake` gets the
