@@ -1,9 +1,11 @@
 // One-off measurement for issue 11: decoding a KServe JSON infer body into a float tensor with Orchard's
 // decoder (nlohmann-json DOM, src/server/infer_codec.cpp) vs simdjson 3.0 (On Demand), same bodies.
-// Not part of the build (simdjson is not a project dependency). Build and run:
+// Not part of the build (simdjson is not a project dependency; the name avoids bench/*_bench.cpp). Build and
+// run from the repository root (one command line):
 //   apt-get install libsimdjson-dev
-//   g++ -std=c++20 -O2 -Iinclude -Isrc bench/json_parse_bench.cpp src/server/infer_codec.cpp src/core/tensor.cpp \
-//       src/core/dtype.cpp src/core/status.cpp -lsimdjson -o /tmp/json_parse_bench && /tmp/json_parse_bench
+//   g++ -std=c++20 -O2 -Iinclude -Isrc bench/json_decode_measure.cpp src/server/infer_codec.cpp
+//       src/core/tensor.cpp src/core/dtype.cpp src/core/status.cpp -lsimdjson -o /tmp/json_decode_measure
+//   /tmp/json_decode_measure
 #include <simdjson.h>
 
 #include <algorithm>
@@ -26,7 +28,8 @@ std::string body_of(int64_t n) {  // FP32 input of n elements, values like a nor
 }
 
 // simdjson: parse and copy the floats out (what a decoder must at least do).
-size_t simdjson_decode(simdjson::ondemand::parser& parser, const simdjson::padded_string& body, std::vector<float>& out) {
+size_t simdjson_decode(simdjson::ondemand::parser& parser, const simdjson::padded_string& body,
+                       std::vector<float>& out) {
   out.clear();
   auto doc = parser.iterate(body);
   for (auto input : doc["inputs"].get_array()) {
@@ -52,7 +55,8 @@ double median_us(F&& f, int reps) {
 int main() {
   simdjson::ondemand::parser parser;
   std::vector<float> floats;
-  std::printf("| body | bytes | orchard (nlohmann DOM) µs | simdjson On Demand µs | ratio |\n|---|---:|---:|---:|---:|\n");
+  std::printf(
+      "| body | bytes | orchard (nlohmann DOM) µs | simdjson On Demand µs | ratio |\n|---|---:|---:|---:|---:|\n");
   for (int64_t n : {64, 3 * 224 * 224}) {
     const std::string body = body_of(n);
     const simdjson::padded_string padded(body);
