@@ -1,5 +1,5 @@
 # Orchard's front door. `make demo` and `make test` are the two commands a newcomer needs.
-.PHONY: all setup setup-arm64 build demo test test-x86 test-asan test-tsan test-arm64 clang clean
+.PHONY: all setup setup-arm64 build demo test test-x86 test-asan test-tsan test-arm64 test-fuzz fuzz clang clean
 
 all: build
 
@@ -19,9 +19,10 @@ demo: build
 
 # Every test: unit, conformance, real models and the docs example on x86-64; the same under
 # AddressSanitizer + UndefinedBehaviorSanitizer and the unit tests under ThreadSanitizer (separate build
-# directories); then everything again on aarch64 under qemu.
+# directories); then everything again on aarch64 under qemu; then each libFuzzer target for a short fixed
+# number of executions (clang, x86-64 only).
 test: setup-arm64
-	$(MAKE) --no-print-directory test-x86 test-asan test-tsan test-arm64
+	$(MAKE) --no-print-directory test-x86 test-asan test-tsan test-arm64 test-fuzz
 
 test-x86:
 	cmake --preset release >/dev/null
@@ -42,6 +43,19 @@ test-arm64:
 	cmake --preset arm64 >/dev/null
 	cmake --build --preset arm64
 	ctest --test-dir build/arm64 --output-on-failure
+
+# libFuzzer targets (tests/fuzz): ORCHARD_FUZZ_RUNS executions each over the committed seed corpora; any
+# crash, leak, timeout or out-of-memory fails.
+test-fuzz:
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz --target fuzz_targets
+	ctest --test-dir build/fuzz --output-on-failure -L fuzz
+
+# The long fuzz campaign, one target at a time (scripts/fuzz.sh; FUZZ_RUNS, FUZZ_TARGETS, FUZZ_JOBS).
+fuzz: setup
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz --target fuzz_targets
+	scripts/fuzz.sh
 
 # Warning check with clang (the compiler Apple ships).
 clang: setup

@@ -23,7 +23,7 @@ if [[ "$(uname -s)" == "Darwin" ]]; then
 fi
 
 host_pkgs=(cmake ninja-build g++ clang make pkg-config
-  libonnx-dev libprotobuf-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata python3-onnx python3-numpy python3-sklearn
   prometheus  # promtool checks the metrics exposition format in a test
   # orchard serve (src/server/): Beast/Asio, JSON, the protocol tests' clients and bench/serve.sh's peers.

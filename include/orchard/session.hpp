@@ -18,19 +18,29 @@
 
 namespace orchard {
 
+namespace runtime {
+class Backend;  // src/runtime/backend.hpp: the interface backends implement
+}  // namespace runtime
+
 enum class OptimizationLevel : unsigned char {
   none,     // run the graph as imported
   basic,    // constant folding and dead-node removal
-  extended  // basic plus operator fusion
+  extended  // reserved for fusion passes; today the same as basic
 };
 
 struct SessionOptions {
   int intra_op_threads = 0;                               // 0: one per core
   OptimizationLevel optimization = OptimizationLevel::basic;
   std::vector<std::string> backend_preference;            // e.g. {"cuda", "cpu"}; empty: the platform's chain
+  bool disable_fallback = false;                          // load fails if any node would leave the first backend
   bool profiling = false;                                 // record per-node timings (see RunOptions::profile)
   Allocator* allocator = nullptr;                         // tensor memory for outputs and activations; null: default
   std::shared_ptr<ThreadPool> thread_pool;                // shared intra-op pool; null: the session makes its own
+  uint64_t max_model_bytes = uint64_t{2} << 30;           // larger model files are refused (resource_exhausted)
+  uint64_t max_external_data_bytes = uint64_t{64} << 30;  // cap on the external data one model reads, all tensors together
+  // Backends built outside the library (tests, plugins), placed ahead of the compiled-in ones and
+  // selectable by name in backend_preference.
+  std::vector<std::shared_ptr<runtime::Backend>> custom_backends;
 };
 
 // One dimension of a declared shape: a fixed size, a named symbol ("batch"), or unknown.
@@ -54,11 +64,13 @@ struct ValueInfo {
 using NamedValue = std::pair<std::string, Value>;
 using NamedValues = std::vector<NamedValue>;
 
-// One node's timing, recorded when SessionOptions::profiling is on.
+// One timed span of a run, recorded when SessionOptions::profiling is on: a kernel (one node), a
+// partition (the nodes one backend ran in one go) or a copy between memories.
 struct NodeProfile {
   std::string name, op, backend;
   std::vector<Shape> input_shapes;
   int64_t start_ns = 0, duration_ns = 0;  // start relative to the run's start
+  std::string category = "kernel";        // "kernel", "partition" or "copy"
 };
 
 // What `orchard inspect` shows about a loaded model.
@@ -77,6 +89,25 @@ struct RunOptions {
   std::vector<NodeProfile>* profile = nullptr;  // filled when profiling is on
   // Tensor memory of this run (activations and outputs); the tensors keep it alive. Null: the session's.
   std::shared_ptr<Allocator> allocator;
+  bool device_outputs = false;  // true: outputs stay in the memory of the backend that computed them
+};
+
+// How a loaded model was cut across backends (`orchard inspect --placement`).
+struct PartitionInfo {
+  std::string backend;
+  std::vector<std::string> nodes;                      // node names in execution order
+  std::vector<std::pair<std::string, int>> op_counts;  // op type and number of its nodes here
+  int64_t copied_bytes = 0;  // bytes copied into it from another memory per run (-1: shapes unknown)
+};
+// A node that runs on a later backend of the chain than the first, and why the earlier ones declined it.
+struct NodeFallback {
+  std::string node, op, backend;
+  std::vector<std::pair<std::string, std::string>> declined;  // (backend, reason)
+};
+struct PlacementInfo {
+  std::vector<PartitionInfo> partitions;  // in execution order
+  std::vector<NodeFallback> fallbacks;
+  int moved_nodes = 0;  // cheap nodes moved to their neighbours' backend to save copies
 };
 
 // What a run is expected to need, from declared and inferred shapes with symbolic dims bound to inputs.
@@ -103,6 +134,10 @@ class Session {
   const ModelInfo& model_info() const;
   // Returns the backends that got at least one node, in chain order, e.g. {"cpu"}.
   std::vector<std::string> backends() const;
+  // Returns the partitions of the main graph and the nodes that fell back, with reasons.
+  PlacementInfo placement() const;
+  // Returns the bytes copied between memories by all runs so far.
+  int64_t bytes_copied() const;
 
   // Estimates the memory of a run on `inputs` (only their shapes and dtypes are read).
   MemoryEstimate estimate_memory(const NamedValues& inputs) const;

@@ -41,6 +41,23 @@ class Shape {
   std::vector<int64_t> dims_;
 };
 
+// Where a tensor's bytes live. Host code may dereference a tensor's data only when host_visible().
+enum class MemoryKind : unsigned char {
+  host,         // ordinary CPU memory
+  pinned_host,  // page-locked CPU memory (fast DMA to and from a device)
+  unified,      // device memory the CPU can address too (Apple Silicon); host-visible
+  device        // memory of an accelerator, reachable only through its backend's transfers
+};
+
+struct MemoryPlace {
+  MemoryKind kind = MemoryKind::host;
+  int device = 0;  // which device of its backend (0 for host memory)
+  bool host_visible() const { return kind != MemoryKind::device; }
+  bool operator==(const MemoryPlace&) const = default;
+  // Returns "host", "pinned", "unified:0" or "device:1".
+  std::string to_string() const;
+};
+
 // Source of aligned tensor memory. Implementations must be thread-safe.
 class Allocator {
  public:
@@ -49,6 +66,8 @@ class Allocator {
   virtual void* allocate(size_t bytes, size_t alignment) = 0;
   // Returns memory obtained from allocate(bytes, ...) on this allocator.
   virtual void deallocate(void* p, size_t bytes) = 0;
+  // Returns where the memory this allocator hands out lives (default: host).
+  virtual MemoryPlace place() const { return {}; }
 };
 
 // Returns the process-wide CPU allocator (64-byte aligned, malloc-backed).
@@ -69,7 +88,7 @@ class Tensor {
   // Returns a zero-filled tensor (empty strings, false).
   static Tensor zeros(DType dtype, Shape shape);
   // Returns a non-owning view of `data`; the caller keeps it alive while any copy of the view exists.
-  static Tensor view(DType dtype, Shape shape, void* data);
+  static Tensor view(DType dtype, Shape shape, void* data, MemoryPlace place = {});
   // Returns a tensor of `values` with `shape` (numel must match).
   template <class T>
   static Tensor from_vector(Shape shape, const std::vector<T>& values);
@@ -88,6 +107,8 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   // True when this tensor owns (shares ownership of) its storage.
   bool owns_data() const { return owner_ != nullptr; }
+  // Where the elements live; data() may be dereferenced on the CPU only when place().host_visible().
+  MemoryPlace place() const { return place_; }
 
   void* raw_data() { return data_; }
   const void* raw_data() const { return data_; }
@@ -102,9 +123,9 @@ class Tensor {
 
   // Returns a tensor sharing this storage with another shape of the same numel.
   Tensor reshaped(Shape shape) const;
-  // Returns an owning deep copy.
+  // Returns an owning deep copy in host memory; requires place().host_visible().
   Tensor clone() const;
-  // Returns "float32[2,3]".
+  // Returns "float32[2,3]" (with "@device:N" appended for memory the CPU cannot read).
   std::string description() const;
 
  private:
@@ -113,6 +134,7 @@ class Tensor {
   int64_t numel_ = 0;
   void* data_ = nullptr;
   std::shared_ptr<void> owner_;  // null for views
+  MemoryPlace place_;
 
   static Result<Tensor> create_impl(DType dtype, Shape shape, Allocator& alloc, std::shared_ptr<Allocator> keep);
 };

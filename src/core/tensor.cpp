@@ -76,7 +76,12 @@ Result<Tensor> Tensor::create_impl(DType dtype, Shape shape, Allocator& alloc, s
       total_bytes > (uint64_t{1} << 48)) {
     return out_of_memory("[tensor] ", dtype_name(dtype), shape.to_string(), " needs more memory than can be allocated");
   }
+  const MemoryPlace place = alloc.place();
+  if (dtype == DType::string && !place.host_visible()) {
+    return unsupported("[tensor] string tensors live in host memory only, not ", place.to_string());
+  }
   Tensor t;
+  t.place_ = place;
   t.dtype_ = dtype;
   t.numel_ = static_cast<int64_t>(numel);
   t.shape_ = std::move(shape);
@@ -110,8 +115,9 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
   return t;
 }
 
-Tensor Tensor::view(DType dtype, Shape shape, void* data) {
+Tensor Tensor::view(DType dtype, Shape shape, void* data, MemoryPlace place) {
   Tensor t;
+  t.place_ = place;
   t.dtype_ = dtype;
   t.numel_ = shape.numel();
   t.shape_ = std::move(shape);
@@ -136,6 +142,10 @@ Tensor Tensor::reshaped(Shape shape) const {
 
 Tensor Tensor::clone() const {
   if (!defined()) return {};
+  if (!place_.host_visible()) {
+    std::fprintf(stderr, "orchard: Tensor::clone of %s, which the CPU cannot read\n", description().c_str());
+    std::abort();
+  }
   Tensor t = empty(dtype_, shape_);
   if (dtype_ == DType::string) {
     for (int64_t i = 0; i < numel_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
@@ -145,7 +155,24 @@ Tensor Tensor::clone() const {
   return t;
 }
 
-std::string Tensor::description() const { return std::string(dtype_name(dtype_)) + shape_.to_string(); }
+std::string Tensor::description() const {
+  std::string s = std::string(dtype_name(dtype_)) + shape_.to_string();
+  if (!place_.host_visible()) {
+    s += '@';
+    s += place_.to_string();
+  }
+  return s;
+}
+
+std::string MemoryPlace::to_string() const {
+  switch (kind) {
+    case MemoryKind::host: return "host";
+    case MemoryKind::pinned_host: return "pinned";
+    case MemoryKind::unified: return std::string("unified:").append(std::to_string(device));
+    case MemoryKind::device: return std::string("device:").append(std::to_string(device));
+  }
+  return "?";
+}
 
 Value Value::sequence(std::vector<Tensor> items, DType elem) {
   Value v;

@@ -51,6 +51,7 @@ struct LoadedModel {
   int64_t in_flight = 0;  // queued + running; guarded by Manager::Impl::mu
   bool unloading = false;
   std::map<const Session*, int64_t> failovers_seen;  // per session, guarded by Manager::Impl::mu
+  std::map<const Session*, int64_t> copied_seen;     // per session, guarded by Manager::Impl::mu
 };
 
 struct Request {
@@ -226,6 +227,7 @@ Result<ModelId> Manager::load_model(const std::filesystem::path& path, const Loa
   m.models[model->id] = model;
   m.metrics.add_model(model->id, name);
   m.metrics.set_model_memory(model->id, est.weights_bytes);
+  m.metrics.set_placement(model->id, model->session->placement());
   m.update_gauges_locked();
   return model->id;
 }
@@ -509,6 +511,12 @@ void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
   const int64_t failovers = session->failover_count();
   {
     std::lock_guard<std::mutex> lock(mu);
+    int64_t& copied = model.copied_seen[session.get()];
+    const int64_t copied_now = session->bytes_copied();
+    if (copied_now > copied) {
+      metrics.add_bytes_copied(model.id, copied_now - copied);
+      copied = copied_now;
+    }
     int64_t& seen = model.failovers_seen[session.get()];
     if (failovers > seen) {
       metrics.add_failovers(model.id, failovers - seen);

@@ -20,6 +20,7 @@ constexpr auto kRateHalfLife = std::chrono::seconds(1);
 struct Scope {
   std::shared_ptr<telemetry::Counter> outcomes[kOutcomes];
   std::shared_ptr<telemetry::Counter> failovers;
+  std::shared_ptr<telemetry::Counter> bytes_copied;
   std::shared_ptr<telemetry::Histogram> latency, queue_time, compute_time;
   std::shared_ptr<telemetry::Ewma> latency_ewma;
   std::shared_ptr<telemetry::EwmaRate> throughput;
@@ -42,6 +43,7 @@ Scope make_scope(telemetry::MetricsRegistry& reg, const Labels& labels) {
     s.outcomes[i] = must(reg.counter("orchard_requests", "Requests finished, by outcome", l));
   }
   s.failovers = must(reg.counter("orchard_failovers", "Nodes moved to a later backend after a failure", labels));
+  s.bytes_copied = must(reg.counter("orchard_copied_bytes", "Bytes copied between host and device memories by runs", labels));
   s.latency = must(reg.histogram("orchard_request_latency_seconds", "End-to-end request latency, queue included", bounds, labels));
   s.queue_time = must(reg.histogram("orchard_queue_time_seconds", "Time requests waited for a slot", bounds, labels));
   s.compute_time = must(reg.histogram("orchard_compute_time_seconds", "Time requests ran", bounds, labels));
@@ -124,6 +126,29 @@ void ManagerMetrics::record(ModelId id, Outcome outcome, double queue_ms, double
 void ManagerMetrics::add_failovers(ModelId id, int64_t n) {
   impl_->global.failovers->inc(static_cast<uint64_t>(n));
   if (auto s = impl_->model(id)) s->failovers->inc(static_cast<uint64_t>(n));
+}
+
+void ManagerMetrics::add_bytes_copied(ModelId id, int64_t n) {
+  impl_->global.bytes_copied->inc(static_cast<uint64_t>(n));
+  if (auto s = impl_->model(id)) s->bytes_copied->inc(static_cast<uint64_t>(n));
+}
+
+void ManagerMetrics::set_placement(ModelId id, const PlacementInfo& placement) {
+  std::string name;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = names_.find(id);
+    if (it == names_.end()) return;
+    name = it->second;
+  }
+  std::map<std::string, int64_t> nodes;
+  for (const auto& p : placement.partitions) nodes[p.backend] += static_cast<int64_t>(p.nodes.size());
+  must(impl_->registry.gauge("orchard_model_partitions", "Partitions a model is cut into across backends", {{"model", name}}))
+      ->set(static_cast<double>(placement.partitions.size()));
+  for (const auto& [backend, n] : nodes) {
+    must(impl_->registry.gauge("orchard_model_nodes", "Nodes of a model per backend", {{"model", name}, {"backend", backend}}))
+        ->set(static_cast<double>(n));
+  }
 }
 
 void ManagerMetrics::set_queue_depth(int64_t n) { impl_->queue_depth->set(static_cast<double>(n)); }

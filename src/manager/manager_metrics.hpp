@@ -9,6 +9,7 @@
 #include <string>
 
 #include "orchard/manager.hpp"
+#include "orchard/session.hpp"
 
 namespace orchard::manager {
 
@@ -27,6 +28,10 @@ class ManagerMetrics {
   // One finished request: its outcome, time queued and computing (ms), and end-to-end latency (ms).
   void record(ModelId id, Outcome outcome, double queue_ms, double compute_ms, double total_ms);
   void add_failovers(ModelId id, int64_t n);
+  // Bytes a model's runs copied between memories (host and devices).
+  void add_bytes_copied(ModelId id, int64_t n);
+  // How a model is cut across backends: its partitions and its nodes per backend.
+  void set_placement(ModelId id, const PlacementInfo& placement);
   // Gauges, set by the Manager as they change.
   void set_queue_depth(int64_t n);
   void set_running(int64_t n);

@@ -1,13 +1,16 @@
 #include "onnx/importer.hpp"
 
-#include <fstream>
+#include <new>
 #include <set>
 #include <unordered_map>
 
+#include <google/protobuf/io/coded_stream.h>
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include "core/file_read.hpp"
+#include "onnx/inference_guard.hpp"
 #include "onnx/proto_convert.hpp"
 
 namespace orchard::onnx_import {
@@ -86,20 +89,21 @@ void rename_free_names(onnx::GraphProto& g, std::set<std::string> defined, Map& 
 // Reads every externally stored tensor of `g` (initializers, tensor attributes, subgraphs) into its proto.
 // This runs before the ONNX checker, which would otherwise look for the files relative to the working
 // directory (libonnx 1.12 has no model folder for in-memory models) and without Orchard's path checks.
-Status inline_external_data(onnx::GraphProto& g, const std::filesystem::path& base_dir) {
+// `budget_left`: the bytes of external data the model may still read.
+Status inline_external_data(onnx::GraphProto& g, const std::filesystem::path& base_dir, uint64_t& budget_left) {
   auto sparse = [&](onnx::SparseTensorProto& s) -> Status {
-    ORCHARD_RETURN_IF_ERROR(load_external_data(*s.mutable_values(), base_dir));
-    return load_external_data(*s.mutable_indices(), base_dir);
+    ORCHARD_RETURN_IF_ERROR(load_external_data(*s.mutable_values(), base_dir, budget_left));
+    return load_external_data(*s.mutable_indices(), base_dir, budget_left);
   };
-  for (auto& t : *g.mutable_initializer()) ORCHARD_RETURN_IF_ERROR(load_external_data(t, base_dir));
+  for (auto& t : *g.mutable_initializer()) ORCHARD_RETURN_IF_ERROR(load_external_data(t, base_dir, budget_left));
   for (auto& s : *g.mutable_sparse_initializer()) ORCHARD_RETURN_IF_ERROR(sparse(s));
   for (auto& n : *g.mutable_node()) {
     for (auto& a : *n.mutable_attribute()) {
-      if (a.has_t()) ORCHARD_RETURN_IF_ERROR(load_external_data(*a.mutable_t(), base_dir));
-      for (auto& t : *a.mutable_tensors()) ORCHARD_RETURN_IF_ERROR(load_external_data(t, base_dir));
+      if (a.has_t()) ORCHARD_RETURN_IF_ERROR(load_external_data(*a.mutable_t(), base_dir, budget_left));
+      for (auto& t : *a.mutable_tensors()) ORCHARD_RETURN_IF_ERROR(load_external_data(t, base_dir, budget_left));
       if (a.has_sparse_tensor()) ORCHARD_RETURN_IF_ERROR(sparse(*a.mutable_sparse_tensor()));
-      if (a.has_g()) ORCHARD_RETURN_IF_ERROR(inline_external_data(*a.mutable_g(), base_dir));
-      for (auto& sub : *a.mutable_graphs()) ORCHARD_RETURN_IF_ERROR(inline_external_data(sub, base_dir));
+      if (a.has_g()) ORCHARD_RETURN_IF_ERROR(inline_external_data(*a.mutable_g(), base_dir, budget_left));
+      for (auto& sub : *a.mutable_graphs()) ORCHARD_RETURN_IF_ERROR(inline_external_data(sub, base_dir, budget_left));
     }
   }
   return Status::OK();
@@ -352,6 +356,12 @@ Result<std::shared_ptr<graph::Graph>> Importer::convert_graph(const onnx::GraphP
 }
 
 Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
+  if (!proto.has_graph()) {
+    // Any protobuf message parses as a ModelProto (unknown fields are skipped): a TensorProto's dims read
+    // as an IR version. Without a graph the bytes are not a model, whatever the other fields say.
+    return invalid_argument("[onnx] not an ONNX model: the bytes hold no graph (another kind of protobuf message, such as a "
+                            "TensorProto .pb file?)");
+  }
   if (proto.ir_version() < kMinIrVersion || proto.ir_version() > kMaxIrVersion) {
     return unsupported("[onnx] IR version ", proto.ir_version(), " is not supported (supported: ", kMinIrVersion, "..",
                        kMaxIrVersion, ")");
@@ -364,7 +374,8 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
     opsets_[domain] = static_cast<int>(o.version());
   }
   if (!opsets_.count("")) opsets_[""] = 1;
-  ORCHARD_RETURN_IF_ERROR(inline_external_data(*proto.mutable_graph(), base_dir_));
+  uint64_t external_budget = options_.max_external_data_bytes;
+  ORCHARD_RETURN_IF_ERROR(inline_external_data(*proto.mutable_graph(), base_dir_, external_budget));
   try {
     onnx::checker::check_model(proto);
   } catch (const std::exception& e) {
@@ -372,7 +383,8 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
   }
   try {
     onnx::ShapeInferenceOptions opts(/*check_type=*/false, /*error_mode=*/1, /*data_prop=*/false);
-    onnx::shape_inference::InferShapes(proto, onnx::OpSchemaRegistry::Instance(), opts);
+    // The guarded registry checks what libonnx's inference functions assume (ranks, attribute lengths).
+    onnx::shape_inference::InferShapes(proto, &guarded_schema_registry(), opts);
   } catch (const std::exception& e) {
     return invalid_argument("[onnx] shape inference failed: ", e.what());
   }
@@ -384,28 +396,63 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
   return model;
 }
 
+// Protobuf's limit on message nesting (its default recursion limit).
+constexpr int kProtobufNestingLimit = 100;
+
 Result<graph::Model> import_proto_bytes(const void* data, size_t size, const std::filesystem::path& base_dir,
                                         const ImportOptions& options) {
+  if (size == 0) return invalid_argument("[onnx] the model is empty (0 bytes)");
+  if (size > options.max_model_bytes || size > static_cast<size_t>(INT32_MAX)) {
+    return resource_exhausted("[onnx] the model has ", size, " bytes; the limit is ",
+                              std::min<uint64_t>(options.max_model_bytes, INT32_MAX), " (ImportOptions::max_model_bytes)");
+  }
   onnx::ModelProto proto;
-  if (size > static_cast<size_t>(INT32_MAX) || !proto.ParseFromArray(data, static_cast<int>(size))) {
+  if (!proto.ParseFromArray(data, static_cast<int>(size))) {
+    // Tell a too-deep nesting (e.g. If inside If 33 levels deep) from corrupt bytes: parse again with a
+    // higher limit, only to name the cause; such a model is still refused.
+    google::protobuf::io::CodedInputStream deep(static_cast<const uint8_t*>(data), static_cast<int>(size));
+    deep.SetRecursionLimit(4 * kProtobufNestingLimit);
+    onnx::ModelProto probe;
+    if (probe.ParseFromCodedStream(&deep) && deep.ConsumedEntireMessage()) {
+      return unsupported("[onnx] the model nests messages more than ", kProtobufNestingLimit,
+                         " levels deep (subgraphs of If/Loop/Scan nested about 33 deep), which protobuf refuses to parse");
+    }
     return invalid_argument("[onnx] cannot parse the model: ", size, " bytes are not a valid ONNX ModelProto (truncated or corrupt?)");
   }
   Importer importer(options, base_dir);
   return importer.import(proto);
 }
 
+// Runs `import`, turning any exception (from libonnx or protobuf) into a Status naming `what`.
+template <class F>
+Result<graph::Model> without_exceptions(const std::string& what, F&& import) {
+  try {
+    return import();
+  } catch (const std::bad_alloc&) {
+    return out_of_memory("[onnx] ", what, ": out of memory while importing the model");
+  } catch (const std::exception& e) {
+    return invalid_argument("[onnx] ", what, ": ", e.what());
+  } catch (...) {
+    return internal_error("[onnx] ", what, ": unknown exception while importing the model");
+  }
+}
+
 }  // namespace
 
 Result<graph::Model> import_model_file(const std::filesystem::path& path, const ImportOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("[onnx] cannot open model file '", path.string(), "'");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return import_proto_bytes(bytes.data(), bytes.size(), path.parent_path(), options);
+  return without_exceptions("model file '" + path.string() + "'", [&]() -> Result<graph::Model> {
+    // A FIFO, device or folder is refused before any byte is read; the size is checked against the cap first.
+    auto bytes = read_regular_file(path, "[onnx] model file", std::min<uint64_t>(options.max_model_bytes, INT32_MAX));
+    if (!bytes.ok()) return bytes.status();
+    auto model = import_proto_bytes(bytes->data(), bytes->size(), path.parent_path(), options);
+    if (!model.ok() && bytes->empty()) return invalid_argument("[onnx] model file '", path.string(), "' is empty (0 bytes)");
+    return model;
+  });
 }
 
 Result<graph::Model> import_model_bytes(std::span<const std::byte> bytes, const std::filesystem::path& base_dir,
                                         const ImportOptions& options) {
-  return import_proto_bytes(bytes.data(), bytes.size(), base_dir, options);
+  return without_exceptions("model bytes", [&] { return import_proto_bytes(bytes.data(), bytes.size(), base_dir, options); });
 }
 
 }  // namespace orchard::onnx_import

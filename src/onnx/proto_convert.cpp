@@ -3,6 +3,9 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <optional>
+
+#include "core/file_read.hpp"
 
 namespace orchard::onnx_import {
 
@@ -19,7 +22,21 @@ void copy_field(const Field& field, Dst* dst, Conv conv) {
   for (int i = 0; i < field.size(); ++i) dst[i] = conv(field.Get(i));
 }
 
-Result<std::string> read_external(const onnx::TensorProto& p, const std::filesystem::path& base_dir) {
+// Returns the bytes the shape and element type of `p` declare; nullopt for strings, unknown element types,
+// negative dims and sizes that overflow.
+std::optional<uint64_t> declared_bytes(const onnx::TensorProto& p) {
+  auto dtype = dtype_from_onnx(p.data_type());
+  if (!dtype.ok() || *dtype == DType::string) return std::nullopt;
+  uint64_t n = dtype_size(*dtype);
+  for (int64_t d : p.dims()) {
+    if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return std::nullopt;
+  }
+  return n;
+}
+
+// Reads the external data of `p`: exactly the bytes its shape declares, charged to `budget_left` (the
+// bytes of external data the model may still read); nothing is read when the sizes disagree.
+Result<std::string> read_external(const onnx::TensorProto& p, const std::filesystem::path& base_dir, uint64_t& budget_left) {
   std::string location;
   int64_t offset = 0, length = -1;
   const std::string label = tensor_label(p);
@@ -42,28 +59,39 @@ Result<std::string> read_external(const onnx::TensorProto& p, const std::filesys
   if (rel.is_absolute()) {
     return invalid_argument("[onnx] ", label, ": external data path '", location, "' is absolute; it must be relative to the model's folder");
   }
-  const auto base = std::filesystem::weakly_canonical(base_dir.empty() ? std::filesystem::path(".") : base_dir);
-  const auto full = std::filesystem::weakly_canonical(base / rel);
+  std::error_code ec;
+  const auto base = std::filesystem::weakly_canonical(base_dir.empty() ? std::filesystem::path(".") : base_dir, ec);
+  const auto full = ec ? std::filesystem::path() : std::filesystem::weakly_canonical(base / rel, ec);
+  if (ec) return invalid_argument("[onnx] ", label, ": external data path '", location, "': ", ec.message());
   auto [b_end, f_it] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
   if (b_end != base.end() || rel.lexically_normal().string().rfind("..", 0) == 0) {
     return invalid_argument("[onnx] ", label, ": external data path '", location, "' escapes the model's folder");
   }
-  std::ifstream in(full, std::ios::binary);
-  if (!in) return not_found("[onnx] ", label, ": cannot open external data file '", full.string(), "'");
-  in.seekg(0, std::ios::end);
-  const int64_t file_size = in.tellg();
-  if (offset < 0 || offset > file_size) {
-    return invalid_argument("[onnx] ", label, ": external data offset ", offset, " is beyond the end of '", location, "' (", file_size, " bytes)");
+  const std::optional<uint64_t> need = declared_bytes(p);
+  if (!need) {
+    return invalid_argument("[onnx] ", label, ": external data needs a numeric element type and a shape of non-negative dims (dims ",
+                            Shape(p.dims().begin(), p.dims().end()).to_string(), ")");
   }
-  if (length < 0) length = file_size - offset;
-  if (length > file_size - offset) {  // (offset + length could overflow)
-    return invalid_argument("[onnx] ", label, ": external data of ", length, " bytes at offset ", offset, " is beyond the end of '",
-                            location, "' (", file_size, " bytes)");
+  if (*need > budget_left) {
+    return resource_exhausted("[onnx] ", label, ": its ", *need, " bytes of external data exceed what the model may still read (",
+                              budget_left, " bytes; see ImportOptions::max_external_data_bytes)");
   }
-  std::string bytes(static_cast<size_t>(length), '\0');
-  in.seekg(offset);
-  in.read(bytes.data(), length);
-  if (!in) return invalid_argument("[onnx] ", label, ": cannot read external data from '", location, "'");
+  if (length >= 0 && static_cast<uint64_t>(length) != *need) {
+    return invalid_argument("[onnx] ", label, ": external data 'length' is ", length, " bytes, but its shape ",
+                            Shape(p.dims().begin(), p.dims().end()).to_string(), " needs ", *need);
+  }
+  // Without a length, the data runs to the end of the file: read at most one byte more than needed, so a
+  // larger file is reported without being read.
+  auto bytes = read_regular_file(full, "[onnx] " + label + ": external data", length >= 0 ? *need : *need + 1, offset, length);
+  if (!bytes.ok() && bytes.status().code() == StatusCode::resource_exhausted) {
+    return invalid_argument("[onnx] ", label, ": external data in '", location, "' from offset ", offset, " holds more than the ",
+                            *need, " bytes its shape needs");
+  }
+  if (bytes.ok() && bytes->size() != *need) {
+    return invalid_argument("[onnx] ", label, ": external data in '", location, "' holds ", bytes->size(), " bytes, but its shape ",
+                            Shape(p.dims().begin(), p.dims().end()).to_string(), " needs ", *need);
+  }
+  if (bytes.ok()) budget_left -= *need;
   return bytes;
 }
 
@@ -123,57 +151,70 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::filesyst
     shape.push_back(d);
   }
   if (p.has_segment()) return unsupported("[onnx] ", label, ": segmented tensors are not supported");
-  ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, shape));
-  const int64_t n = t.numel();
-  auto size_error = [&](size_t have) {
-    return invalid_argument("[onnx] ", label, ": data has ", have, " bytes, shape ", shape.to_string(), " of ",
-                            dtype_name(dtype), " needs ", t.nbytes());
+  // The element count the shape declares, checked against the data the proto holds before anything is
+  // allocated: a declared shape far larger than its data is a corrupt tensor, not a memory shortage.
+  uint64_t count = 1;
+  bool overflow = false;
+  for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(count, static_cast<uint64_t>(d), &count);
+  const uint64_t esize = dtype == DType::string ? 0 : dtype_size(dtype);
+  uint64_t need_bytes = 0;
+  overflow = overflow || count > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(count, esize, &need_bytes);
+  auto mismatch = [&](uint64_t have, const char* unit) {
+    return invalid_argument("[onnx] ", label, ": has ", have, " ", unit, " of data, but its shape ", shape.to_string(), " of ",
+                            dtype_name(dtype), " needs ",
+                            overflow ? std::string("more than memory can hold") : std::to_string(unit[0] == 'b' ? need_bytes : count));
+  };
+  auto field_size = [&]() -> int {
+    switch (dtype) {
+      case DType::string: return p.string_data_size();
+      case DType::float32: return p.float_data_size();
+      case DType::float64: return p.double_data_size();
+      case DType::int64: return p.int64_data_size();
+      case DType::uint32:
+      case DType::uint64: return p.uint64_data_size();
+      default: return p.int32_data_size();
+    }
   };
 
-  if (dtype == DType::string) {
-    if (p.string_data_size() != n) {
-      return invalid_argument("[onnx] ", label, ": has ", p.string_data_size(), " strings, shape ", shape.to_string(), " needs ", n);
+  const bool external = p.data_location() == TP::EXTERNAL;
+  std::string ext;
+  if (dtype != DType::string && (external || p.has_raw_data())) {
+    if (external) {
+      uint64_t budget = kDefaultMaxExternalDataBytes;
+      ORCHARD_ASSIGN_OR_RETURN(ext, read_external(p, base_dir, budget));
     }
+    const std::string& raw = external ? ext : p.raw_data();
+    if (overflow || raw.size() != need_bytes) return mismatch(raw.size(), "bytes");
+  } else if (overflow || static_cast<uint64_t>(field_size()) != count) {
+    return mismatch(static_cast<uint64_t>(field_size()), dtype == DType::string ? "strings" : "values");
+  }
+  ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, shape));
+  const int64_t n = t.numel();
+  if (dtype == DType::string) {
     for (int64_t i = 0; i < n; ++i) t.data<std::string>()[i] = p.string_data(static_cast<int>(i));
     return t;
   }
-
-  const bool external = p.data_location() == TP::EXTERNAL;
   if (external || p.has_raw_data()) {
-    std::string ext;
-    if (external) {
-      ORCHARD_ASSIGN_OR_RETURN(ext, read_external(p, base_dir));
-    }
     const std::string& raw = external ? ext : p.raw_data();
-    if (raw.size() != t.nbytes()) return size_error(raw.size());
     if (!raw.empty()) std::memcpy(t.raw_data(), raw.data(), raw.size());
     return t;
   }
-
-  auto count_error = [&](int have) {
-    return invalid_argument("[onnx] ", label, ": has ", have, " values, shape ", shape.to_string(), " needs ", n);
-  };
   switch (dtype) {
     case DType::float32:
-      if (p.float_data_size() != n) return count_error(p.float_data_size());
       copy_field(p.float_data(), t.data<float>(), [](float v) { return v; });
       break;
     case DType::float64:
-      if (p.double_data_size() != n) return count_error(p.double_data_size());
       copy_field(p.double_data(), t.data<double>(), [](double v) { return v; });
       break;
     case DType::int64:
-      if (p.int64_data_size() != n) return count_error(p.int64_data_size());
       copy_field(p.int64_data(), t.data<int64_t>(), [](int64_t v) { return v; });
       break;
     case DType::uint32:
     case DType::uint64:
-      if (p.uint64_data_size() != n) return count_error(p.uint64_data_size());
       if (dtype == DType::uint32) copy_field(p.uint64_data(), t.data<uint32_t>(), [](uint64_t v) { return static_cast<uint32_t>(v); });
       else copy_field(p.uint64_data(), t.data<uint64_t>(), [](uint64_t v) { return v; });
       break;
     default: {  // int32_data carries int32, int16, int8, uint16, uint8, bool, float16 and bfloat16 bits
-      if (p.int32_data_size() != n) return count_error(p.int32_data_size());
       const auto& f = p.int32_data();
       switch (dtype) {
         case DType::int32: copy_field(f, t.data<int32_t>(), [](int32_t v) { return v; }); break;
@@ -191,9 +232,9 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::filesyst
   return t;
 }
 
-Status load_external_data(onnx::TensorProto& p, const std::filesystem::path& base_dir) {
+Status load_external_data(onnx::TensorProto& p, const std::filesystem::path& base_dir, uint64_t& budget_left) {
   if (p.data_location() != TP::EXTERNAL) return Status::OK();
-  ORCHARD_ASSIGN_OR_RETURN(std::string bytes, read_external(p, base_dir));
+  ORCHARD_ASSIGN_OR_RETURN(std::string bytes, read_external(p, base_dir, budget_left));
   p.set_raw_data(std::move(bytes));
   p.clear_external_data();
   p.set_data_location(TP::DEFAULT);
@@ -209,19 +250,31 @@ Result<Tensor> tensor_from_sparse(const onnx::SparseTensorProto& p, const std::f
   const int64_t nnz = values.numel();
   const size_t esize = dtype_size(values.dtype());
   if (values.dtype() == DType::string) return unsupported("[onnx] ", label, ": string sparse tensors are not supported");
-  Tensor dense = Tensor::zeros(values.dtype(), shape);
-  const int64_t total = shape.numel();
-  const int64_t* idx = indices.data<int64_t>();
+  for (int64_t d : shape) {
+    if (d < 0) return invalid_argument("[onnx] ", label, ": negative dimension ", d, " in shape ", shape.to_string());
+  }
   const bool linear = indices.rank() == 1;
   if (linear ? indices.numel() != nnz : (indices.rank() != 2 || indices.dim(0) != nnz || indices.dim(1) != static_cast<int64_t>(shape.rank()))) {
     return invalid_argument("[onnx] ", label, ": indices shape ", indices.shape().to_string(), " does not match ", nnz, " values of rank ", shape.rank());
   }
+  auto dense_or = Tensor::create(values.dtype(), shape);
+  if (!dense_or.ok()) return dense_or.status().with_prefix("[onnx] " + label + ": ");
+  Tensor dense = std::move(dense_or).value();
+  if (dense.nbytes()) std::memset(dense.raw_data(), 0, dense.nbytes());
+  const int64_t total = dense.numel();
+  const int64_t* idx = indices.data<int64_t>();
   for (int64_t k = 0; k < nnz; ++k) {
     int64_t off = 0;
     if (linear) {
       off = idx[k];
     } else {
-      for (size_t d = 0; d < shape.rank(); ++d) off = off * shape[d] + idx[k * static_cast<int64_t>(shape.rank()) + static_cast<int64_t>(d)];
+      for (size_t d = 0; d < shape.rank(); ++d) {
+        const int64_t i = idx[k * static_cast<int64_t>(shape.rank()) + static_cast<int64_t>(d)];
+        if (i < 0 || i >= shape[d]) {
+          return invalid_argument("[onnx] ", label, ": index ", i, " of value ", k, " is out of range for dim ", d, " of shape ", shape.to_string());
+        }
+        off = off * shape[d] + i;
+      }
     }
     if (off < 0 || off >= total) return invalid_argument("[onnx] ", label, ": index ", off, " out of range for shape ", shape.to_string());
     std::memcpy(static_cast<char*>(dense.raw_data()) + off * esize, static_cast<const char*>(values.raw_data()) + k * esize, esize);

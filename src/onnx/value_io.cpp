@@ -1,8 +1,10 @@
 // load_value_pb / save_tensor_pb / load_npy / save_npy (include/orchard/io.hpp).
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "core/file_read.hpp"
 #include "onnx/proto_convert.hpp"
 #include "orchard/io.hpp"
 
@@ -10,17 +12,35 @@ namespace orchard {
 
 namespace {
 
+// Largest tensor file read (protobuf cannot parse more than 2 GiB; .npy files follow the same cap).
+constexpr uint64_t kMaxTensorFileBytes = uint64_t{2} << 30;
+
+// Reads a regular file whole; folders, FIFOs and devices are refused; no exception escapes.
 Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("[io] cannot open '", path.string(), "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  try {
+    return read_regular_file(path, "[io]", kMaxTensorFileBytes);
+  } catch (const std::bad_alloc&) {
+    return out_of_memory("[io] '", path.string(), "': out of memory while reading it");
+  }
 }
 
 }  // namespace
 
-Result<Value> load_value_pb(const std::filesystem::path& path, Value::Kind kind, std::string* name_out) {
+namespace {
+
+// Runs a reader, turning an exception (bad_alloc from protobuf, say) into a Status naming the file.
+template <class R, class F>
+R without_exceptions(const std::filesystem::path& path, F&& read) {
+  try {
+    return read();
+  } catch (const std::bad_alloc&) {
+    return R(out_of_memory("[io] '", path.string(), "': out of memory while reading it"));
+  } catch (const std::exception& e) {
+    return R(invalid_argument("[io] '", path.string(), "': ", e.what()));
+  }
+}
+
+Result<Value> load_value_pb_impl(const std::filesystem::path& path, Value::Kind kind, std::string* name_out) {
   ORCHARD_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   const std::string where = "[io] '" + path.string() + "': ";
   switch (kind) {
@@ -49,6 +69,12 @@ Result<Value> load_value_pb(const std::filesystem::path& path, Value::Kind kind,
   }
 }
 
+}  // namespace
+
+Result<Value> load_value_pb(const std::filesystem::path& path, Value::Kind kind, std::string* name_out) {
+  return without_exceptions<Result<Value>>(path, [&] { return load_value_pb_impl(path, kind, name_out); });
+}
+
 Status save_tensor_pb(const std::filesystem::path& path, const Tensor& t, const std::string& name) {
   onnx::TensorProto p;
   onnx_import::tensor_to_proto(t, name, p);
@@ -69,9 +95,7 @@ constexpr NpyType kNpyTypes[] = {
     {"u2", DType::uint16},  {"u4", DType::uint32},  {"u8", DType::uint64},  {"b1", DType::boolean},
 };
 
-}  // namespace
-
-Result<Tensor> load_npy(const std::filesystem::path& path) {
+Result<Tensor> load_npy_impl(const std::filesystem::path& path) {
   ORCHARD_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   const std::string where = "[io] '" + path.string() + "': ";
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) return invalid_argument(where, "not a .npy file");
@@ -115,16 +139,32 @@ Result<Tensor> load_npy(const std::filesystem::path& path) {
   std::stringstream ss(shape_s);
   std::string tok;
   while (std::getline(ss, tok, ',')) {
-    if (tok.find_first_not_of(" ") == std::string::npos) continue;
-    shape.push_back(std::stoll(tok));
+    const size_t b = tok.find_first_not_of(' '), e = tok.find_last_not_of(' ');
+    if (b == std::string::npos) continue;
+    int64_t d = 0;
+    const char* last = tok.data() + e + 1;
+    auto [ptr, ec] = std::from_chars(tok.data() + b, last, d);
+    if (ec != std::errc() || ptr != last || d < 0) return invalid_argument(where, "bad dim '", tok, "' in shape (", shape_s, ")");
+    shape.push_back(d);
+  }
+  // The size the header declares is checked against the data before anything is allocated.
+  const size_t data_start = header_start + header_len;
+  uint64_t need = dtype_size(dtype);
+  bool overflow = false;
+  for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(need, static_cast<uint64_t>(d), &need);
+  if (overflow || bytes.size() - data_start != need) {
+    return invalid_argument(where, "data has ", bytes.size() - data_start, " bytes, shape ", shape.to_string(), " needs ",
+                            overflow ? std::string("more than memory can hold") : std::to_string(need));
   }
   ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, shape));
-  const size_t data_start = header_start + header_len;
-  if (bytes.size() - data_start != t.nbytes()) {
-    return invalid_argument(where, "data has ", bytes.size() - data_start, " bytes, shape ", shape.to_string(), " needs ", t.nbytes());
-  }
   if (t.nbytes()) std::memcpy(t.raw_data(), bytes.data() + data_start, t.nbytes());
   return t;
+}
+
+}  // namespace
+
+Result<Tensor> load_npy(const std::filesystem::path& path) {
+  return without_exceptions<Result<Tensor>>(path, [&] { return load_npy_impl(path); });
 }
 
 Status save_npy(const std::filesystem::path& path, const Tensor& t) {

@@ -1,10 +1,12 @@
-// CompiledGraph: a graph whose nodes are bound to kernels and whose values are numbered slots, and the
-// executor that walks it. Shared read-only by concurrent runs; each run owns a Frame of slots.
+// CompiledGraph: a graph cut into partitions, each compiled by its backend, with values in numbered
+// slots; and the executor that walks the partitions, moving values between memories at their edges.
+// Shared read-only by concurrent runs; each run owns a Frame of slots.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -13,6 +15,7 @@
 #include "graph/graph.hpp"
 #include "runtime/backend.hpp"
 #include "runtime/op_kernel.hpp"
+#include "runtime/partitioner.hpp"
 
 namespace orchard::runtime {
 
@@ -23,8 +26,25 @@ struct RunEnv {
   std::shared_ptr<Allocator> shared_allocator;  // when set, used instead of `allocator` and kept alive by tensors
   const std::atomic<bool>* abort = nullptr;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  std::vector<NodeProfile>* profile = nullptr;  // non-null: record per-node timings
+  std::vector<NodeProfile>* profile = nullptr;  // non-null: record partitions, copies and kernels
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  bool device_outputs = false;  // leave top-level outputs where they were computed
+  int64_t bytes_copied = 0;     // bytes moved between memories during this run
+
+  // Returns the host allocator of this run (the request's arena when there is one).
+  Allocator& host_allocator() const { return shared_allocator ? *shared_allocator : *allocator; }
+  // Returns this run's stream on `backend`, made on first use (null for synchronous backends).
+  Result<Stream*> stream_for(const Backend* backend);
+  // Waits for every stream of this run; returns the first error.
+  Status synchronize_all();
+  // Keeps a value alive until the run's streams are synchronized (sources of asynchronous copies).
+  void keep_alive(Value v) { keep_alive_.push_back(std::move(v)); }
+  // Returns cancelled / deadline_exceeded once the run must stop.
+  Status check_abort() const;
+
+ private:
+  std::vector<std::pair<const Backend*, std::unique_ptr<Stream>>> streams_;
+  std::vector<Value> keep_alive_;
 };
 
 // The values of one run of one graph.
@@ -33,33 +53,52 @@ struct Frame {
   std::vector<Value> slots;
 };
 
+// What Session, metrics and `orchard inspect --placement` report about one partition.
+struct PartitionReport {
+  std::string backend;
+  std::vector<int> nodes;              // node indices in the graph
+  std::vector<std::string> inputs, outputs;
+  int64_t copied_bytes = 0;            // bytes copied into it from another memory per run (-1: shapes unknown)
+};
+
 class CompiledGraph {
  public:
-  struct CompiledNode {
-    const graph::Node* node = nullptr;
-    const Backend* backend = nullptr;
-    std::unique_ptr<OpKernel> kernel;
-    // The next backend of the chain that runs this node, used once `backend` fails at run time.
-    const Backend* fallback_backend = nullptr;
-    std::unique_ptr<OpKernel> fallback_kernel;
+  struct CompiledPartition {
+    int backend = -1;  // index in the chain
+    PartitionSpec spec;
+    std::unique_ptr<Executable> executable;
+    std::vector<int> input_slots, output_slots;
+    std::vector<int> release;  // slots whose last reader is this partition
+    // The next backend of the chain able to run every node here; used once `backend` fails at run time.
+    int fallback_backend = -1;
+    struct Fallback {
+      std::once_flag once;
+      std::unique_ptr<Executable> executable;  // compiled on the first failure
+      Status status;                           // why compiling it failed, if it did
+    };
+    std::unique_ptr<Fallback> fallback = std::make_unique<Fallback>();
     std::unique_ptr<std::atomic<bool>> failed_over = std::make_unique<std::atomic<bool>>(false);
-    std::vector<int> inputs;   // slot per input, -1 when omitted
-    std::vector<int> outputs;  // slot per output, -1 when unused
-    std::vector<int> release;  // slots whose last reader is this node
   };
 
-  // Compiles `g`, choosing for each node the first backend of `chain` that supports it. `parent` is the
-  // enclosing graph for subgraphs (names not defined in `g` are read from it), null at top level.
+  // Partitions `g` over `chain` and compiles each partition. `parent` is the enclosing graph for
+  // subgraphs (names not defined in `g` are read from it), null at top level. With `require_first`,
+  // a node that would leave chain[0] fails the compile with the nodes and reasons.
   static Result<std::shared_ptr<CompiledGraph>> compile(std::shared_ptr<const graph::Graph> g,
                                                         const std::vector<std::shared_ptr<Backend>>& chain,
-                                                        const CompiledGraph* parent);
+                                                        const CompiledGraph* parent, bool require_first = false);
 
   // Runs with `inputs` bound to the graph inputs in order (a none Value leaves an input unset) and
   // returns the outputs in order. `outer` is the enclosing frame for subgraphs.
   Result<std::vector<Value>> run(std::span<const Value> inputs, RunEnv& env, const Frame* outer) const;
 
   const graph::Graph& graph() const { return *graph_; }
-  const std::vector<CompiledNode>& nodes() const { return nodes_; }
+  const std::vector<CompiledPartition>& partitions() const { return partitions_; }
+  const std::vector<std::shared_ptr<Backend>>& chain() const { return chain_; }
+  const Placement& placement() const { return placement_; }
+  // Returns the partitions with their backends and edges, sized from the inferred shapes.
+  std::vector<PartitionReport> report() const;
+  // Returns the nodes in execution order.
+  const std::vector<int>& node_order() const { return node_order_; }
   // Returns the slot of `name`, or -1.
   int slot_of(const std::string& name) const;
   // Returns the name of `slot`.
@@ -74,7 +113,10 @@ class CompiledGraph {
 
  private:
   std::shared_ptr<const graph::Graph> graph_;
-  std::vector<CompiledNode> nodes_;
+  std::vector<std::shared_ptr<Backend>> chain_;
+  Placement placement_;
+  std::vector<CompiledPartition> partitions_;
+  std::vector<int> node_order_;
   std::unordered_map<std::string, int> slots_;
   int num_slots_ = 0;
   std::vector<int> input_slots_;
@@ -85,7 +127,17 @@ class CompiledGraph {
   std::vector<const ValueInfo*> slot_info_;
   std::shared_ptr<std::atomic<int64_t>> failovers_;  // shared with subgraphs
 
-  Status run_node(const CompiledNode& cn, OpContext& ctx, std::vector<Value>& outs) const;
+  CompileContext compile_context(const PartitionSpec& spec, std::vector<int>* failed) const;
+  Status run_partition(const CompiledPartition& p, Frame& frame, RunEnv& env) const;
+  // Returns the partition's fallback executable, compiling it on first use (null when that failed).
+  const Executable* fallback_of(const CompiledPartition& p) const;
 };
+
+// Copies `v` into memory `backend` reads (a no-op when it can read it already), with the transfer of
+// `backend` or of the chain's backend owning v's memory; counts the bytes in env.
+Result<Value> move_to(const Value& v, const Backend& backend, const std::vector<std::shared_ptr<Backend>>& chain,
+                      RunEnv& env, Stream* stream);
+// Copies `v` into host memory (a no-op when the host can read it); counts the bytes in env.
+Result<Value> move_to_host(const Value& v, const std::vector<std::shared_ptr<Backend>>& chain, RunEnv& env);
 
 }  // namespace orchard::runtime

@@ -25,6 +25,41 @@ int64_t declared_bytes(const ValueInfo& info, const std::map<std::string, int64_
 
 }  // namespace
 
+std::vector<ValueLifetime> value_lifetimes(const CompiledGraph& cg) {
+  const graph::Graph& g = cg.graph();
+  const auto& order = cg.node_order();
+  std::vector<int> position(g.nodes.size(), 0);
+  for (size_t i = 0; i < order.size(); ++i) position[static_cast<size_t>(order[i])] = static_cast<int>(i);
+  std::vector<int> partition_of(g.nodes.size(), 0);
+  for (size_t p = 0; p < cg.partitions().size(); ++p) {
+    for (int n : cg.partitions()[p].spec.nodes) partition_of[static_cast<size_t>(n)] = static_cast<int>(p);
+  }
+  std::vector<ValueLifetime> out;
+  std::map<int, size_t> index;  // slot -> entry in out
+  for (int n : order) {
+    const graph::Node& node = g.nodes[static_cast<size_t>(n)];
+    const auto& part = cg.partitions()[static_cast<size_t>(partition_of[static_cast<size_t>(n)])];
+    for (const auto& name : node.outputs) {
+      if (name.empty()) continue;
+      ValueLifetime v;
+      v.slot = cg.slot_of(name);
+      v.first = v.last = position[static_cast<size_t>(n)];
+      v.place = cg.chain()[static_cast<size_t>(part.backend)]->allocator().place();
+      index[v.slot] = out.size();
+      out.push_back(v);
+    }
+    for (const auto& name : node_reads(node)) {
+      auto it = index.find(cg.slot_of(name));
+      if (it != index.end()) out[it->second].last = std::max(out[it->second].last, position[static_cast<size_t>(n)]);
+    }
+  }
+  for (const auto& o : g.outputs) {
+    auto it = index.find(cg.slot_of(o.name));
+    if (it != index.end()) out[it->second].kept = true;
+  }
+  return out;
+}
+
 MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const Tensor*>& inputs) {
   const graph::Graph& g = cg.graph();
   MemoryEstimate est;
@@ -42,22 +77,24 @@ MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const 
       if (!info.shape[d].symbol.empty()) symbols.emplace(info.shape[d].symbol, t->dim(d));
     }
   }
-  std::vector<int64_t> size(static_cast<size_t>(cg.num_slots()), 0);
-  int64_t live = 0, peak = 0;
-  for (const auto& cn : cg.nodes()) {
-    for (int s : cn.outputs) {
-      if (s < 0) continue;
-      const ValueInfo* info = cg.slot_info(s);
-      int64_t bytes = info == nullptr ? -1 : declared_bytes(*info, symbols);
-      if (bytes < 0) {
-        ++est.unknown_values;
-        bytes = largest_input;
-      }
-      size[static_cast<size_t>(s)] = bytes;
-      live += bytes;
+  const auto lifetimes = value_lifetimes(cg);
+  const size_t steps = cg.node_order().size();
+  std::vector<int64_t> born(steps + 1, 0), dies(steps + 1, 0);
+  for (const ValueLifetime& v : lifetimes) {
+    const ValueInfo* info = cg.slot_info(v.slot);
+    int64_t bytes = info == nullptr ? -1 : declared_bytes(*info, symbols);
+    if (bytes < 0) {
+      ++est.unknown_values;
+      bytes = largest_input;
     }
+    born[static_cast<size_t>(v.first)] += bytes;
+    if (!v.kept) dies[static_cast<size_t>(v.last)] += bytes;
+  }
+  int64_t live = 0, peak = 0;
+  for (size_t i = 0; i < steps; ++i) {
+    live += born[i];
     peak = std::max(peak, live);
-    for (int s : cn.release) live -= size[static_cast<size_t>(s)];
+    live -= dies[i];
   }
   est.activation_bytes = peak;
   return est;

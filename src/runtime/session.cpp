@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <map>
 
@@ -35,6 +37,7 @@ struct Session::Impl {
   std::shared_ptr<ThreadPool> pool;
   Allocator* allocator = nullptr;
   ModelInfo info;
+  mutable std::atomic<int64_t> bytes_copied{0};
 
   Status check_input(const ValueInfo& info, const Value& v, std::map<std::string, std::pair<int64_t, std::string>>& symbols) const;
 };
@@ -52,7 +55,11 @@ Result<std::vector<std::shared_ptr<runtime::Backend>>> backend_chain(const Sessi
       for (const auto& b : all) names += (names.empty() ? "" : ", ") + b->device().name;
       return unavailable("[session] backend '", want, "' is not available on this machine (available: ", names, ")");
     }
-    chain.push_back(*it);
+    if (std::find(chain.begin(), chain.end(), *it) == chain.end()) chain.push_back(*it);
+  }
+  // The CPU takes whatever the preferred backends leave (with disable_fallback, compile refuses instead).
+  if (std::none_of(chain.begin(), chain.end(), [](const auto& b) { return b->device().name == "cpu"; })) {
+    chain.push_back(all.back());
   }
   return chain;
 }
@@ -92,10 +99,12 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
   impl->options = options;
   ORCHARD_ASSIGN_OR_RETURN(impl->chain, backend_chain(options));
   onnx_import::ImportOptions import_options;
+  import_options.max_model_bytes = options.max_model_bytes;
+  import_options.max_external_data_bytes = options.max_external_data_bytes;
   const auto* chain = &impl->chain;
   import_options.has_kernel = [chain](const std::string& domain, const std::string& op, int opset) {
     for (const auto& b : *chain) {
-      if (b->supports_op(domain, op, opset)) return true;
+      if (b->has_op(domain, op, opset)) return true;
     }
     return false;
   };
@@ -105,7 +114,8 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
     ORCHARD_ASSIGN_OR_RETURN(auto stats, runtime::optimize_graph(*impl->model.graph, impl->chain));
     (void)stats;
   }
-  ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr));
+  ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr,
+                                                                                    options.disable_fallback));
   impl->pool = options.thread_pool ? options.thread_pool : std::make_shared<ThreadPool>(options.intra_op_threads);
   impl->allocator = options.allocator ? options.allocator : &default_allocator();
   return impl;
@@ -132,16 +142,46 @@ const std::vector<ValueInfo>& Session::outputs() const { return impl_->model.gra
 
 std::vector<std::string> Session::backends() const {
   std::vector<std::string> names;
-  for (const auto& b : impl_->chain) {
-    for (const auto& cn : impl_->compiled->nodes()) {
-      if (cn.backend == b.get()) {
-        names.push_back(b->device().name);
-        break;
-      }
+  const auto& parts = impl_->compiled->partitions();
+  for (size_t b = 0; b < impl_->chain.size(); ++b) {
+    if (std::any_of(parts.begin(), parts.end(), [&](const auto& p) { return p.backend == static_cast<int>(b); })) {
+      names.push_back(impl_->chain[b]->device().name);
     }
   }
   return names;
 }
+
+PlacementInfo Session::placement() const {
+  const auto& cg = *impl_->compiled;
+  const graph::Graph& g = cg.graph();
+  PlacementInfo info;
+  for (const auto& r : cg.report()) {
+    PartitionInfo p;
+    p.backend = r.backend;
+    std::map<std::string, int> ops;
+    for (int n : r.nodes) {
+      p.nodes.push_back(g.nodes[static_cast<size_t>(n)].name);
+      ++ops[g.nodes[static_cast<size_t>(n)].op_type];
+    }
+    p.op_counts.assign(ops.begin(), ops.end());
+    p.copied_bytes = r.copied_bytes;
+    info.partitions.push_back(std::move(p));
+  }
+  const auto& placement = cg.placement();
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (placement.node_backend[n] <= 0) continue;
+    NodeFallback f;
+    f.node = g.nodes[n].name;
+    f.op = g.nodes[n].op_type;
+    f.backend = impl_->chain[static_cast<size_t>(placement.node_backend[n])]->device().name;
+    for (const auto& d : placement.declined[n]) f.declined.emplace_back(impl_->chain[static_cast<size_t>(d.backend)]->device().name, d.reason);
+    info.fallbacks.push_back(std::move(f));
+  }
+  info.moved_nodes = placement.moved_nodes;
+  return info;
+}
+
+int64_t Session::bytes_copied() const { return impl_->bytes_copied.load(std::memory_order_relaxed); }
 
 MemoryEstimate Session::estimate_memory(const NamedValues& inputs) const {
   const auto& infos = impl_->model.graph->inputs;
@@ -215,7 +255,10 @@ Result<NamedValues> Session::run(const NamedValues& inputs, const RunOptions& op
   env.abort = options.abort;
   env.deadline = options.deadline;
   env.profile = impl_->options.profiling ? options.profile : nullptr;
-  ORCHARD_ASSIGN_OR_RETURN(auto outs, impl_->compiled->run(ordered, env, nullptr));
+  env.device_outputs = options.device_outputs;
+  auto result = impl_->compiled->run(ordered, env, nullptr);
+  if (env.bytes_copied) impl_->bytes_copied.fetch_add(env.bytes_copied, std::memory_order_relaxed);
+  ORCHARD_ASSIGN_OR_RETURN(auto outs, std::move(result));
   NamedValues named;
   named.reserve(outs.size());
   const auto& out_infos = impl_->model.graph->outputs;

@@ -56,9 +56,12 @@ std::vector<TraceEvent> profile_trace_events(std::span<const NodeProfile> nodes,
     events.push_back({o.request_name, "request", o.run_start_ns, end, o.pid, o.tid, o.request_args});
   }
   for (const NodeProfile& n : nodes) {
+    // Kernels on the request's track; partitions and copies each on a track of their own beside it.
+    const bool kernel = n.category == "kernel";
+    const int64_t track = kernel ? o.tid : o.tid + (n.category == "partition" ? kPartitionTrack : kCopyTrack);
     TraceArgs args{{"op", n.op}, {"backend", n.backend}, {"shapes", shapes_text(n.input_shapes)}};
-    events.push_back({n.name.empty() ? n.op : n.name, "node", o.run_start_ns + n.start_ns, n.duration_ns, o.pid,
-                      o.tid, std::move(args)});
+    events.push_back({n.name.empty() ? n.op : n.name, kernel ? "node" : n.category, o.run_start_ns + n.start_ns,
+                      n.duration_ns, o.pid, track, std::move(args)});
   }
   return events;
 }

@@ -43,6 +43,10 @@ struct RequestTraceOptions {
   TraceArgs request_args;                   // e.g. {"model", "resnet"}, {"request", "42"}
 };
 
+// Track (thread id) offsets of a request's partition and copy events from its kernel events' track.
+inline constexpr int64_t kPartitionTrack = int64_t{1} << 20;
+inline constexpr int64_t kCopyTrack = int64_t{2} << 20;
+
 // Returns the events of one request: a "queue_wait" event (cat "queue") when `options.queue_wait` is set,
 // an event spanning the run (cat "request") when options.request_name is not empty, and one event per
 // node (cat "node"; named after the node, or its op when unnamed) with args op, backend and shapes

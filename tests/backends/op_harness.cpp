@@ -1,9 +1,11 @@
 #include "backends/op_harness.hpp"
 
 #include <cmath>
+#include <cstring>
 
 #include "orchard/thread_pool.hpp"
 #include "runtime/executor.hpp"
+#include "testing/test_backends.hpp"
 
 namespace orchard::testing {
 
@@ -64,7 +66,9 @@ OpCase& OpCase::attr(const std::string& name, std::shared_ptr<const graph::Graph
   return *this;
 }
 
-Result<std::vector<Value>> run_op(const OpCase& c) {
+namespace {
+
+Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared_ptr<runtime::Backend>>& chain) {
   auto g = std::make_shared<graph::Graph>();
   graph::Node node;
   node.name = "under_test";
@@ -78,6 +82,7 @@ Result<std::vector<Value>> run_op(const OpCase& c) {
     ValueInfo info;
     info.name = name;
     info.kind = v.kind();
+    if (v.is_tensor()) info.dtype = v.tensor().dtype();
     g->inputs.push_back(info);
     feeds.push_back(v);
   }
@@ -95,13 +100,61 @@ Result<std::vector<Value>> run_op(const OpCase& c) {
     }
   }
   g->nodes.push_back(std::move(node));
-  auto chain = runtime::available_backends(SessionOptions{});
   ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, chain, nullptr));
   static ThreadPool pool(0);
   runtime::RunEnv env;
   env.pool = &pool;
   env.allocator = &default_allocator();
   return compiled->run(feeds, env, nullptr);
+}
+
+// Expects two runs of one case to agree: both fail, or both succeed with equal outputs (the test backends
+// run the CPU's own kernels, so equal means bit for bit; NaNs match NaNs).
+void expect_same(const OpCase& c, const std::string& backend, const Result<std::vector<Value>>& got,
+                 const Result<std::vector<Value>>& want) {
+  const std::string what = c.op + " on " + backend;
+  ASSERT_EQ(got.ok(), want.ok()) << what << ": " << (got.ok() ? want.status() : got.status()).to_string();
+  if (!want.ok()) return;
+  ASSERT_EQ(got->size(), want->size()) << what;
+  for (size_t i = 0; i < want->size(); ++i) {
+    const Value& g = (*got)[i];
+    const Value& w = (*want)[i];
+    ASSERT_EQ(g.kind(), w.kind()) << what << " output " << i;
+    if (!w.is_tensor()) continue;
+    const Tensor& gt = g.tensor();
+    const Tensor& wt = w.tensor();
+    ASSERT_TRUE(gt.place().host_visible()) << what << ": output " << i << " left on " << gt.place().to_string();
+    ASSERT_EQ(gt.description(), wt.description()) << what << " output " << i;
+    if (wt.dtype() == DType::string) {
+      for (int64_t k = 0; k < wt.numel(); ++k) EXPECT_EQ(gt.data<std::string>()[k], wt.data<std::string>()[k]) << what;
+      continue;
+    }
+    const auto* gb = static_cast<const unsigned char*>(gt.raw_data());
+    const auto* wb = static_cast<const unsigned char*>(wt.raw_data());
+    bool same = wt.nbytes() == 0 || std::memcmp(gb, wb, wt.nbytes()) == 0;
+    if (!same && wt.dtype() == DType::float32) {  // NaN payloads may differ
+      same = true;
+      for (int64_t k = 0; k < wt.numel() && same; ++k) {
+        const float x = gt.data<float>()[k], y = wt.data<float>()[k];
+        same = (std::isnan(x) && std::isnan(y)) || x == y;
+      }
+    }
+    EXPECT_TRUE(same) << what << ": output " << i << " differs from the CPU reference";
+  }
+}
+
+}  // namespace
+
+Result<std::vector<Value>> run_op(const OpCase& c) {
+  const auto cpu = runtime::available_backends(SessionOptions{});
+  auto want = run_on(c, cpu);
+  // The same case on every other backend that takes the op, with the CPU taking nothing else.
+  for (const char* name : {"simdev", "testcompile"}) {
+    auto backend = make_test_backend(name);
+    if (!backend->has_op(c.domain, c.op, c.opset)) continue;
+    expect_same(c, name, run_on(c, {backend, cpu.back()}), want);
+  }
+  return want;
 }
 
 void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol, double atol) {

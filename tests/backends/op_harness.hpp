@@ -1,6 +1,6 @@
 // The op test harness: runs one node on a backend without any model file, for kernel unit tests.
 //   auto y = run_op(OpCase{"Softmax", 13}.input("x", x).attr("axis", int64_t{1}));
-// Each case runs on every backend of the chain that claims the op; the CPU reference is the oracle.
+// Each case runs on every backend that takes the op; the CPU reference is the oracle.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -45,7 +45,9 @@ struct OpCase {
   OpCase& attr(const std::string& name, std::shared_ptr<const graph::Graph> g);
 };
 
-// Runs the case on the CPU backend; returns the outputs in order.
+// Runs the case on the CPU backend and returns its outputs in order; also runs it on every other backend
+// that takes the op (the test device and the test compiler here; CUDA, Metal and optimized CPU variants as
+// they land) and expects the same result.
 Result<std::vector<Value>> run_op(const OpCase& c);
 
 // Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want|.

@@ -29,8 +29,8 @@ def read_expected(path):
     return expected
 
 
-def run_chunk(cmd, dirs):
-    proc = subprocess.run(cmd + ["check"] + dirs, capture_output=True, text=True)
+def run_chunk(cmd, dirs, extra):
+    proc = subprocess.run(cmd + ["check"] + extra + dirs, capture_output=True, text=True)
     results = {}
     for line in proc.stdout.splitlines():
         for tag in ("PASS ", "FAIL ", "ERROR ", "SKIP "):
@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--report")
     ap.add_argument("--filter", default="", help="only tests whose name contains this")
+    ap.add_argument("--backend", default="", help="backend preference passed to `orchard check` (e.g. simdev,cpu)")
     args = ap.parse_args()
 
     cmd = shlex.split(args.emulator) + [args.orchard]
@@ -64,13 +65,14 @@ def main():
             if args.filter in name:
                 dirs.append(os.path.join(root, name))
     expected = read_expected(args.expected)
+    extra = ["--backend", args.backend] if args.backend else []
 
     results = {}
     pending = list(dirs)
     chunks = [pending[i::args.jobs] for i in range(args.jobs)]
     while chunks:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            outs = list(pool.map(lambda c: run_chunk(cmd, c), [c for c in chunks if c]))
+            outs = list(pool.map(lambda c: run_chunk(cmd, c, extra), [c for c in chunks if c]))
         chunks = []
         for res, missing in outs:
             results.update(res)

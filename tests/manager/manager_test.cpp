@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "testing/counting_allocator.hpp"
 #include "testing/model_builder.hpp"
 #include "testing/test_backends.hpp"
 
@@ -52,9 +53,14 @@ class ManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     gate = std::make_shared<testing::GateBackend>();
-    runtime::set_extra_backends_for_testing({gate});
   }
-  void TearDown() override { runtime::set_extra_backends_for_testing({}); }
+  // Load options whose sessions have the gate ahead of the CPU.
+  LoadOptions gated(std::string name = "") const {
+    LoadOptions o;
+    o.name = std::move(name);
+    o.session.custom_backends = {gate};
+    return o;
+  }
 
   std::unique_ptr<Manager> make(int slots, int queue, int64_t memory_mb = 64) {
     ManagerConfig c;
@@ -72,7 +78,7 @@ class ManagerTest : public ::testing::Test {
 
 TEST_F(ManagerTest, RejectsWhenSlotsAndQueueAreFull) {
   auto m = make(/*slots=*/1, /*queue=*/2);
-  auto id = m->load_model(gate_model());
+  auto id = m->load_model(gate_model(), gated());
   ASSERT_TRUE(id.ok()) << id.status().to_string();
   auto first = m->execute(*id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
@@ -97,7 +103,7 @@ TEST_F(ManagerTest, RejectsWhenSlotsAndQueueAreFull) {
 
 TEST_F(ManagerTest, HigherPriorityRunsFirstThenArrivalOrder) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto blocker = m->execute(*&id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   std::mutex mu;
@@ -125,7 +131,7 @@ TEST_F(ManagerTest, HigherPriorityRunsFirstThenArrivalOrder) {
 
 TEST_F(ManagerTest, QueuedRequestPastDeadlineIsAnsweredWithoutRunning) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto blocker = m->execute(id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   InferenceOptions o;
@@ -144,7 +150,7 @@ TEST_F(ManagerTest, QueuedRequestPastDeadlineIsAnsweredWithoutRunning) {
 
 TEST_F(ManagerTest, RunningRequestStopsAtDeadlineAndReleasesMemory) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   const double before = m->performance_summary().memory_usage_mb;
   InferenceOptions o;
   o.timeout_ms = 40;
@@ -156,7 +162,7 @@ TEST_F(ManagerTest, RunningRequestStopsAtDeadlineAndReleasesMemory) {
 
 TEST_F(ManagerTest, CancelQueuedAndRunning) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto running = m->execute(id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   auto queued = m->execute(id, feed());
@@ -189,7 +195,7 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   c.reject_on_memory_pressure = true;
   c.intra_op_threads = 1;
   auto m = std::move(Manager::create(c)).value();
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   // 1 Mi floats: its 4 MiB output can never fit a 2 MiB budget.
   auto huge = m->execute(id, feed(1 << 20)).result.get();
   EXPECT_EQ(huge.status().code(), StatusCode::out_of_memory);
@@ -206,26 +212,7 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   EXPECT_EQ(m->performance_summary(id).rejected, 2u);
 }
 
-// Counts live and peak bytes of every allocation that reaches it.
-class CountingAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes, size_t alignment) override {
-    const int64_t now = live_.fetch_add(static_cast<int64_t>(bytes)) + static_cast<int64_t>(bytes);
-    int64_t peak = peak_.load();
-    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
-    }
-    return default_allocator().allocate(bytes, alignment);
-  }
-  void deallocate(void* p, size_t bytes) override {
-    live_.fetch_sub(static_cast<int64_t>(bytes));
-    default_allocator().deallocate(p, bytes);
-  }
-  int64_t live() const { return live_.load(); }
-  int64_t peak() const { return peak_.load(); }
-
- private:
-  std::atomic<int64_t> live_{0}, peak_{0};
-};
+using testing::CountingAllocator;  // counts live and peak bytes of every allocation that reaches it
 
 TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
   auto counting = std::make_shared<CountingAllocator>();
@@ -272,7 +259,7 @@ TEST_F(ManagerTest, BufferPoolReusesMemoryAcrossRequests) {
 
 TEST_F(ManagerTest, UnloadWaitsForRequestsInFlight) {
   auto m = make(1, 8);
-  auto id = *m->load_model(gate_model());
+  auto id = *m->load_model(gate_model(), gated());
   auto running = m->execute(id, feed());
   ASSERT_TRUE(gate->wait_entered(1));
   auto queued = m->execute(id, feed());
@@ -295,12 +282,13 @@ TEST_F(ManagerTest, UnloadWaitsForRequestsInFlight) {
 
 TEST(ManagerFailover, FailingBackendHandsNodesToCpu) {
   auto faulty = std::make_shared<testing::FaultyBackend>();
-  runtime::set_extra_backends_for_testing({faulty});
+  LoadOptions with_faulty;
+  with_faulty.session.custom_backends = {faulty};
   ManagerConfig c;
   c.max_concurrent_operations = 1;
   c.intra_op_threads = 1;
   auto m = std::move(Manager::create(c)).value();
-  auto id = m->load_model(faulty_model());
+  auto id = m->load_model(faulty_model(), with_faulty);
   ASSERT_TRUE(id.ok()) << id.status().to_string();
   auto r = m->execute(*id, {{"x", Value(Tensor::from_vector<float>({1, 2}, {-1.f, 0.f}))}}).result.get();
   ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -310,13 +298,12 @@ TEST(ManagerFailover, FailingBackendHandsNodesToCpu) {
   ASSERT_TRUE(m->execute(*id, {{"x", Value(Tensor::from_vector<float>({1, 2}, {1.f, 2.f}))}}).result.get().ok());
   EXPECT_EQ(faulty->runs(), 1) << "the failover is remembered";
   EXPECT_EQ(m->performance_summary(*id).failovers, 2u);
-  runtime::set_extra_backends_for_testing({});
 }
 
 TEST_F(ManagerTest, MetricsAfterAKnownWorkload) {
   gate->open();
   auto m = make(2, 8);
-  auto id = *m->load_model(gate_model(), LoadOptions{"gate_model", {}});
+  auto id = *m->load_model(gate_model(), gated("gate_model"));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(m->execute(id, feed()).result.get().ok());
   NamedValues bad{{"x", Value(Tensor::zeros(DType::int32, {1, 4}))}};
   EXPECT_EQ(m->execute(id, bad).result.get().status().code(), StatusCode::invalid_argument);

@@ -140,8 +140,8 @@ TEST(Importer, CorruptBytes) {
   expect_good_model_runs();
 }
 
-TEST(Importer, EmptyBytesHaveNoIrVersion) {
-  expect_error(load_bytes(""), StatusCode::unsupported, {"IR version 0"});
+TEST(Importer, EmptyBytesAreNamedEmpty) {  // issue 12: once reported as "IR version 0 is not supported"
+  expect_error(load_bytes(""), StatusCode::invalid_argument, {"empty", "0 bytes"});
 }
 
 TEST(Importer, MissingFile) {

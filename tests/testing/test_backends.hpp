@@ -1,100 +1,105 @@
-// Backends for tests of the runtime and the Manager, installed ahead of the CPU with
-// runtime::set_extra_backends_for_testing:
-//   GateBackend   runs Identity, blocking each run until the test opens the gate (or the run is stopped);
-//   FaultyBackend claims Relu but fails every run (unavailable), and claims Sigmoid but fails to compile it.
+// Backends for tests of the runtime, the Manager and the conformance suite, injected through
+// SessionOptions::custom_backends (never compiled into the library):
+//   GateBackend        runs Identity, blocking each run until the test opens the gate (or the run is stopped);
+//   FaultyBackend      claims Relu but fails every run (unavailable), and claims Sigmoid but fails to compile it;
+//   SimDeviceBackend   "simdev": a kernel backend with its own (host-simulated) device memory, an explicit
+//                      transfer object and streams, running CPU kernels of the ops it lists; exercises copy
+//                      insertion and device-resident constants without a GPU;
+//   TestCompileBackend "testcompile": a compiling backend that claims connected subgraphs of the ops it lists
+//                      and compiles each into one executable (a nested graph run on the CPU), the shape Core
+//                      ML and MPSGraph plug in with.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/kernel_backend.hpp"
 
 namespace orchard::testing {
 
-class GateBackend final : public runtime::Backend {
+class GateBackend final : public runtime::KernelBackend {
  public:
-  GateBackend() { info_.name = "gate"; }
-  const runtime::DeviceInfo& device() const override { return info_; }
-  bool supports_op(const std::string& domain, const std::string& op, int) const override {
-    return domain.empty() && op == "Identity";
-  }
-  Result<std::unique_ptr<runtime::OpKernel>> create_kernel(const runtime::KernelCreateContext&) const override {
-    return std::unique_ptr<runtime::OpKernel>(new Kernel(const_cast<GateBackend*>(this)));
-  }
-
-  void open() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
+  GateBackend();
+  void open();
   // Returns how many runs have entered the kernel.
   int entered() const { return entered_.load(); }
   // Waits until `n` runs have entered (or 5 s pass); returns whether they did.
-  bool wait_entered(int n) const {
-    for (int i = 0; i < 5000 && entered_.load() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return entered_.load() >= n;
-  }
+  bool wait_entered(int n) const;
 
  private:
-  class Kernel final : public runtime::OpKernel {
-   public:
-    explicit Kernel(GateBackend* b) : b_(b) {}
-    Status run(runtime::OpContext& ctx) const override {
-      b_->entered_.fetch_add(1);
-      std::unique_lock<std::mutex> lock(b_->mu_);
-      while (!b_->open_) {
-        ORCHARD_RETURN_IF_ERROR(ctx.check_abort());
-        b_->cv_.wait_for(lock, std::chrono::milliseconds(1));
-      }
-      lock.unlock();
-      ctx.set_output(0, ctx.value(0));
-      return Status::OK();
-    }
-
-   private:
-    GateBackend* b_;
-  };
-
-  runtime::DeviceInfo info_;
+  friend class GateKernel;
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = false;
   std::atomic<int> entered_{0};
 };
 
-class FaultyBackend final : public runtime::Backend {
+class FaultyBackend final : public runtime::KernelBackend {
  public:
-  FaultyBackend() { info_.name = "faulty"; }
-  const runtime::DeviceInfo& device() const override { return info_; }
-  bool supports_op(const std::string& domain, const std::string& op, int) const override {
-    return domain.empty() && (op == "Relu" || op == "Sigmoid");
-  }
-  Result<std::unique_ptr<runtime::OpKernel>> create_kernel(const runtime::KernelCreateContext& ctx) const override {
-    if (ctx.node.op_type == "Sigmoid") return unavailable("injected compile fault");
-    return std::unique_ptr<runtime::OpKernel>(new Kernel(const_cast<FaultyBackend*>(this)));
-  }
+  FaultyBackend();
   int runs() const { return runs_.load(); }
 
  private:
-  class Kernel final : public runtime::OpKernel {
-   public:
-    explicit Kernel(FaultyBackend* b) : b_(b) {}
-    Status run(runtime::OpContext&) const override {
-      b_->runs_.fetch_add(1);
-      return unavailable("injected run fault");
-    }
-
-   private:
-    FaultyBackend* b_;
-  };
-  runtime::DeviceInfo info_;
+  friend class FaultyKernel;
   std::atomic<int> runs_{0};
 };
+
+// Simulated device memory: host bytes that the runtime must treat as device memory (place device:1).
+class SimDeviceAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes, size_t alignment) override;
+  void deallocate(void* p, size_t bytes) override;
+  MemoryPlace place() const override { return {MemoryKind::device, 1}; }
+  int64_t live_bytes() const { return live_.load(); }
+
+ private:
+  std::atomic<int64_t> live_{0};
+};
+
+class SimDeviceTransfer final : public runtime::DataTransfer {
+ public:
+  bool can_copy(MemoryPlace src, MemoryPlace dst) const override;
+  Status copy(const Tensor& src, Tensor& dst, runtime::Stream* stream) const override;
+  mutable std::atomic<int64_t> to_device{0}, to_host{0};  // bytes
+};
+
+class SimDeviceBackend final : public runtime::KernelBackend {
+ public:
+  SimDeviceBackend();
+  Allocator& allocator() const override { return allocator_; }
+  const runtime::DataTransfer& transfer() const override { return transfer_; }
+  Result<std::unique_ptr<runtime::Stream>> new_stream() const override;
+  const SimDeviceTransfer& sim_transfer() const { return transfer_; }
+  int64_t streams_made() const { return streams_.load(); }
+
+ private:
+  mutable SimDeviceAllocator allocator_;
+  SimDeviceTransfer transfer_;
+  mutable std::atomic<int64_t> streams_{0};
+};
+
+class TestCompileBackend final : public runtime::Backend {
+ public:
+  TestCompileBackend();
+  const runtime::DeviceInfo& device() const override { return info_; }
+  runtime::Capability get_capability(const runtime::GraphView& view) const override;
+  Result<std::unique_ptr<runtime::Executable>> compile(const runtime::CompileContext& ctx) const override;
+  bool has_op(const std::string& domain, const std::string& op, int opset) const override;
+  int64_t compiled() const { return compiled_.load(); }
+
+ private:
+  runtime::DeviceInfo info_;
+  std::shared_ptr<runtime::Backend> cpu_;
+  mutable std::atomic<int64_t> compiled_{0};
+};
+
+// Returns a fresh backend by name ("simdev", "testcompile", "gate", "faulty"), or null.
+std::shared_ptr<runtime::Backend> make_test_backend(const std::string& name);
 
 }  // namespace orchard::testing

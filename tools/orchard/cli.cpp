@@ -89,10 +89,31 @@ int usage_error(const std::string& cmd, const std::string& message) {
   return kExitUsage;
 }
 
+namespace {
+std::vector<std::shared_ptr<runtime::Backend>>& custom_backend_list() {
+  static std::vector<std::shared_ptr<runtime::Backend>> list;
+  return list;
+}
+}  // namespace
+
+void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends) {
+  custom_backend_list() = std::move(backends);
+}
+
 SessionOptions session_options(Args& args) {
   SessionOptions o;
   o.intra_op_threads = static_cast<int>(args.get_int("threads", 0));
-  if (args.has("backend")) o.backend_preference = {args.get("backend")};
+  if (args.has("backend")) {
+    const std::string list = args.get("backend");
+    size_t start = 0;
+    while (start <= list.size()) {
+      const size_t comma = std::min(list.find(',', start), list.size());
+      if (comma > start) o.backend_preference.push_back(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  o.disable_fallback = args.has("no-fallback");
+  o.custom_backends = custom_backend_list();
   return o;
 }
 

@@ -40,8 +40,15 @@ class Args {
 // Prints "orchard <cmd>: <message>" to stderr and returns kExitUsage.
 int usage_error(const std::string& cmd, const std::string& message);
 
-// Session options from the common flags --threads, --backend.
+// Session options from the common flags --threads, --backend (a comma-separated preference) and
+// --no-fallback, with the custom backends below.
 SessionOptions session_options(Args& args);
+// Makes `backends` available to every session the tool loads (the test build of the tool adds the
+// test backends this way; the shipped tool has none).
+void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends);
+
+// Runs the command line (argv[1] names the command); returns the exit code.
+int run_command(int argc, char** argv);
 
 // Random inputs for every model input (symbolic dims from `dims`, else 1). Seeded, so runs repeat.
 Result<NamedValues> random_inputs(const Session& session, const std::map<std::string, int64_t>& dims, uint32_t seed);
@@ -54,5 +61,6 @@ int cmd_run(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_convert(int argc, char** argv);  // tools/orchard/cmd_convert.cpp (Core ML)
 
 }  // namespace orchard::cli

@@ -24,7 +24,7 @@ booleans and strings exactly). Prints PASS/FAIL/ERROR per DIR, then "N passed, M
 options:
   --rtol R        relative tolerance (default 1e-3)
   --atol A        absolute tolerance (default 1e-5)
-  --backend B     run on backend B only (e.g. cpu)
+  --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
   --threads N     intra-op threads (default: one per core)
 )";
 

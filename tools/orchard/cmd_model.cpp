@@ -26,15 +26,25 @@ options:
                       are filled with seeded random values
   --dim SYMBOL=N      size of symbolic dim SYMBOL for random inputs (default 1); repeatable
   --output-dir DIR    write each output to DIR/<name>.pb
-  --profile FILE      write a Chrome trace of the run (one event per node; open in ui.perfetto.dev)
+  --profile FILE      write a Chrome trace of the run (partitions, copies and kernels on separate tracks;
+                      open in ui.perfetto.dev)
   --threads N         intra-op threads (default: one per core)
-  --backend B         run on backend B only
+  --backend B[,B2]    prefer these backends in this order; the CPU takes the rest
+  --no-fallback       fail instead of running any node off the first preferred backend
+  --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
 )";
 
-constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL
+constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]]
 
 Prints the model's inputs and outputs (with symbolic dims), IR version, opsets, a histogram of its
 operators (subgraphs included), and the number and size of its parameters.
+
+options:
+  --placement         also print how the model is cut across backends: each partition's backend, node
+                      count, op histogram and bytes copied into it per run, and for every node left on a
+                      fallback backend the reason each earlier backend gave
+  --backend B[,B2]    the backend chain to place the model on (default: the platform's)
+  --threads N         intra-op threads (default: one per core)
 )";
 
 constexpr const char* kBenchHelp = R"(usage: orchard bench MODEL [options]
@@ -48,7 +58,7 @@ options:
   --runs N          timed runs (default 20)
   --threads N       intra-op threads (default: one per core)
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
-  --backend B       run on backend B only
+  --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
@@ -84,7 +94,7 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend"}, {});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms"}, {"no-fallback"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -97,6 +107,9 @@ int cmd_run(int argc, char** argv) {
   if (!args.ok()) return usage_error("run", args.error());
   if (!parse_dims(args, dims, err)) return usage_error("run", err);
   if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
+  const int64_t timeout_ms = args.get_int("timeout-ms", 0);
+  if (!args.ok()) return usage_error("run", args.error());
+  if (timeout_ms < 0) return usage_error("run", "--timeout-ms must be >= 0, got " + std::to_string(timeout_ms));
   auto session = load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard run: %s\n", session.status().to_string().c_str());
@@ -144,6 +157,7 @@ int cmd_run(int argc, char** argv) {
   RunOptions run_options;
   if (options.profiling) run_options.profile = &profile;
   const auto t0 = std::chrono::steady_clock::now();
+  if (timeout_ms > 0) run_options.deadline = t0 + std::chrono::milliseconds(timeout_ms);
   auto outputs = (*session)->run(feed, run_options);
   const double ms = ms_since(t0);
   if (!outputs.ok()) {
@@ -151,7 +165,14 @@ int cmd_run(int argc, char** argv) {
     return kExitFailure;
   }
   const std::string out_dir = args.get("output-dir");
-  if (!out_dir.empty()) fs::create_directories(out_dir);
+  if (!out_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "orchard run: cannot create output folder '%s': %s\n", out_dir.c_str(), ec.message().c_str());
+      return kExitFailure;
+    }
+  }
   for (const auto& [name, v] : *outputs) {
     std::printf("%-24s %-24s %s\n", name.c_str(), v.description().c_str(), summarize(v).c_str());
     if (!out_dir.empty() && v.is_tensor()) {
@@ -176,15 +197,46 @@ int cmd_run(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
+void print_placement(const Session& s) {
+  const PlacementInfo p = s.placement();
+  std::printf("placement (%zu partitions", p.partitions.size());
+  if (p.moved_nodes) std::printf(", %d cheap nodes moved to their neighbours' backend", p.moved_nodes);
+  std::printf("):\n");
+  for (size_t i = 0; i < p.partitions.size(); ++i) {
+    const PartitionInfo& part = p.partitions[i];
+    std::printf("  #%zu %-12s %4zu nodes  copied in: ", i, part.backend.c_str(), part.nodes.size());
+    if (part.copied_bytes < 0) {
+      std::printf("? (shapes unknown)");
+    } else {
+      std::printf("%lld B", static_cast<long long>(part.copied_bytes));
+    }
+    std::printf("\n     ");
+    for (const auto& [op, n] : part.op_counts) std::printf(" %s:%d", op.c_str(), n);
+    std::printf("\n");
+  }
+  if (!p.fallbacks.empty()) std::printf("nodes off the first backend:\n");
+  for (const auto& f : p.fallbacks) {
+    std::printf("  %s (%s) -> %s", f.node.c_str(), f.op.c_str(), f.backend.c_str());
+    for (const auto& [backend, why] : f.declined) std::printf("; %s: %s", backend.c_str(), why.c_str());
+    std::printf("\n");
+  }
+}
+
+}  // namespace
+
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, 2, {}, {});
+  Args args(argc, argv, 2, {"backend", "threads"}, {"placement"});
   if (args.help()) {
     std::fputs(kInspectHelp, stdout);
     return 0;
   }
   if (!args.ok()) return usage_error("inspect", args.error());
   if (args.positionals().size() != 1) return usage_error("inspect", "expects exactly one MODEL");
-  auto session = load_model(args.positionals()[0], {});
+  SessionOptions options = session_options(args);
+  if (!args.ok()) return usage_error("inspect", args.error());
+  auto session = load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard inspect: %s\n", session.status().to_string().c_str());
     return kExitFailure;
@@ -207,6 +259,7 @@ int cmd_inspect(int argc, char** argv) {
   for (const auto& [op, n] : ops) std::printf("  %-28s %d\n", op.c_str(), n);
   std::printf("parameters: %lld (%.2f MiB)\n", static_cast<long long>(info.parameter_count),
               static_cast<double>(info.parameter_bytes) / (1024.0 * 1024.0));
+  if (args.has("placement")) print_placement(s);
   return 0;
 }
 

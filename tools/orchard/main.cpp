@@ -15,13 +15,14 @@ commands:
   inspect MODEL    show inputs, outputs, opsets, op histogram and parameter count
   bench MODEL      time repeated runs: median, p90, min
   serve MODEL|--model-repository DIR   KServe v2 inference server (docs/serving.md)
+  convert MODEL OUT.mlpackage   convert to a Core ML ML Program package; report what was converted
 
 'orchard <command> --help' describes each command's options.
 )";
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int orchard::cli::run_command(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? orchard::cli::kExitUsage : 0;
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return orchard::cli::cmd_inspect(argc, argv);
   if (cmd == "bench") return orchard::cli::cmd_bench(argc, argv);
   if (cmd == "serve") return orchard::cli::cmd_serve(argc, argv);
+  if (cmd == "convert") return orchard::cli::cmd_convert(argc, argv);
   std::fprintf(stderr, "orchard: unknown command '%s' (try 'orchard --help')\n", cmd.c_str());
   return orchard::cli::kExitUsage;
 }

@@ -1,6 +1,6 @@
-// Dense matrix multiply for CPU kernels (MatMul, Gemm, Conv via im2col, RNNs, ...).
-// Layer: backends/cpu. Portable C++ written for auto-vectorisation; ISA-specific variants may replace
-// the micro-kernel later (reference/gemm.cpp stays the oracle).
+// Dense matrix multiply for CPU kernels (MatMul, Gemm, Conv via im2col, RNNs, ...): the blocked, packed,
+// threaded GEMM in gemm.cpp, portable C++ written for auto-vectorisation. Its oracle is the plain triple
+// loop in tests/backends/cpu/gemm_test.cpp (GemmKernel tests).
 #pragma once
 
 #include <cstdint>

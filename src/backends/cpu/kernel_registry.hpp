@@ -1,13 +1,13 @@
-// How CPU kernels are declared: one KernelDef per (op, opset range), collected in per-family tables
-// that kernel_table.cpp lists explicitly. Adding an op: its kernel, one line in its family's table,
-// one test line.
+// How CPU kernels are declared: one KernelDef (runtime/kernel_backend.hpp) per (op, opset range), collected
+// in per-family tables that kernel_table.cpp lists explicitly. Adding an op: its kernel, one line in its
+// family's table, one test line.
 #pragma once
 
 #include <memory>
 #include <span>
 #include <string_view>
 
-#include "runtime/op_kernel.hpp"
+#include "runtime/kernel_backend.hpp"
 
 namespace orchard::cpu {
 
@@ -15,18 +15,9 @@ using runtime::KernelCreateContext;
 using runtime::OpContext;
 using runtime::OpKernel;
 
-using KernelFactory = Result<std::unique_ptr<OpKernel>> (*)(const KernelCreateContext&);
-
-// One registration: `op` of `domain` for model opsets since..until (inclusive).
-struct KernelDef {
-  std::string_view domain;  // "" for ai.onnx
-  std::string_view op;
-  int since;
-  int until;
-  KernelFactory create;
-};
-
-inline constexpr int kLatest = 1 << 20;  // `until` for the newest version of an op
+using runtime::KernelDef;
+using runtime::KernelFactory;
+using runtime::kVerifiedOpset;
 
 // A kernel that is a plain function of its context (attributes read from ctx.node() at run time).
 using KernelFn = Status (*)(OpContext&);
@@ -44,7 +35,7 @@ Result<std::unique_ptr<OpKernel>> stateless(const KernelCreateContext&) {
 }
 
 // Factory for a kernel class whose constructor takes the create context:
-// `{"", "Conv", 11, kLatest, make<ConvKernel>}`. The class may validate attributes in a static
+// `{"", "Conv", 11, kVerifiedOpset, make<ConvKernel>}`. The class may validate attributes in a static
 // `Status validate(const KernelCreateContext&)` if it declares one.
 template <class K>
 Result<std::unique_ptr<OpKernel>> make(const KernelCreateContext& ctx) {

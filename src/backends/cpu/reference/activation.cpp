@@ -171,18 +171,18 @@ Status prelu(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "Relu", 1, kLatest, stateless<relu>},
-    {"", "LeakyRelu", 1, kLatest, make<ActivationKernel<LeakyReluOp>>},
-    {"", "PRelu", 1, kLatest, stateless<prelu>},
-    {"", "Elu", 1, kLatest, make<ActivationKernel<EluOp>>},
-    {"", "Selu", 1, kLatest, make<ActivationKernel<SeluOp>>},
-    {"", "Celu", 12, kLatest, make<ActivationKernel<CeluOp>>},
-    {"", "Sigmoid", 1, kLatest, make<ActivationKernel<SigmoidOp>>},
-    {"", "HardSigmoid", 1, kLatest, make<ActivationKernel<HardSigmoidOp>>},
-    {"", "HardSwish", 14, kLatest, make<ActivationKernel<HardSwishOp>>},
-    {"", "Softplus", 1, kLatest, make<ActivationKernel<SoftplusOp>>},
-    {"", "Softsign", 1, kLatest, make<ActivationKernel<SoftsignOp>>},
-    {"", "ThresholdedRelu", 10, kLatest, make<ActivationKernel<ThresholdedReluOp>>},
+    {"", "Relu", 1, kVerifiedOpset, stateless<relu>},
+    {"", "LeakyRelu", 1, kVerifiedOpset, make<ActivationKernel<LeakyReluOp>>},
+    {"", "PRelu", 1, kVerifiedOpset, stateless<prelu>},
+    {"", "Elu", 1, kVerifiedOpset, make<ActivationKernel<EluOp>>},
+    {"", "Selu", 1, kVerifiedOpset, make<ActivationKernel<SeluOp>>},
+    {"", "Celu", 12, kVerifiedOpset, make<ActivationKernel<CeluOp>>},
+    {"", "Sigmoid", 1, kVerifiedOpset, make<ActivationKernel<SigmoidOp>>},
+    {"", "HardSigmoid", 1, kVerifiedOpset, make<ActivationKernel<HardSigmoidOp>>},
+    {"", "HardSwish", 14, kVerifiedOpset, make<ActivationKernel<HardSwishOp>>},
+    {"", "Softplus", 1, kVerifiedOpset, make<ActivationKernel<SoftplusOp>>},
+    {"", "Softsign", 1, kVerifiedOpset, make<ActivationKernel<SoftsignOp>>},
+    {"", "ThresholdedRelu", 10, kVerifiedOpset, make<ActivationKernel<ThresholdedReluOp>>},
 };
 
 }  // namespace

@@ -284,8 +284,8 @@ Status cast_like(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "Cast", 1, kLatest, make<CastKernel>},
-    {"", "CastLike", 15, kLatest, stateless<cast_like>},
+    {"", "Cast", 1, kVerifiedOpset, make<CastKernel>},
+    {"", "CastLike", 15, kVerifiedOpset, stateless<cast_like>},
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Control flow: If, Loop, Scan. Subgraphs are compiled once when the kernel is created and run through
 // OpContext::run_subgraph, which lets them read enclosing-scope values from the node's frame.
 #include <algorithm>
+#include <cstring>
 
 #include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
@@ -23,25 +24,27 @@ Result<bool> read_condition(const Value& v, std::string_view what) {
   return invalid_argument(what, " must be boolean, got ", t.description());
 }
 
-// Returns element `index` of `t` along `axis` (a copy, with that axis removed).
-Result<Tensor> slice_axis(const Tensor& t, int64_t axis, int64_t index, Allocator& alloc) {
+// Returns element `index` of `t` along `axis` (a copy in request memory, with that axis removed; see
+// make_request_tensor for `slot`).
+Result<Tensor> slice_axis(const Tensor& t, int64_t axis, int64_t index, OpContext& ctx, size_t slot) {
   const AxisView v = view_around(t.shape(), axis);
   std::vector<int64_t> dims = t.shape().dims();
   dims.erase(dims.begin() + axis);
-  ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(t.dtype(), Shape(dims), alloc));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor out, make_request_tensor(ctx, slot, t.dtype(), Shape(dims)));
   copy_axis_range(t.dtype(), v.outer, v.inner, 1, t.raw_data(), v.n, index, out.raw_data(), 1, 0);
   return out;
 }
 
 // Stacks `items` (all of one dtype and shape) along a new `axis` of the result; item k goes to position
 // k, or count-1-k when `reverse`. `empty_dtype`/`empty_shape` give the result when there are no items.
-Result<Tensor> stack_axis(const std::vector<Tensor>& items, int64_t axis, bool reverse, Allocator& alloc,
+// The result is request memory allocated through output `slot`.
+Result<Tensor> stack_axis(const std::vector<Tensor>& items, int64_t axis, bool reverse, OpContext& ctx, size_t slot,
                           DType empty_dtype, const Shape& empty_shape) {
   if (items.empty()) {
     std::vector<int64_t> dims = empty_shape.dims();
     axis = std::clamp<int64_t>(axis, 0, static_cast<int64_t>(dims.size()));
     dims.insert(dims.begin() + axis, 0);
-    return Tensor::create(empty_dtype == DType::undefined ? DType::float32 : empty_dtype, Shape(dims), alloc);
+    return make_request_tensor(ctx, slot, empty_dtype == DType::undefined ? DType::float32 : empty_dtype, Shape(dims));
   }
   const Tensor& first = items[0];
   for (size_t k = 1; k < items.size(); ++k) {
@@ -58,7 +61,7 @@ Result<Tensor> stack_axis(const std::vector<Tensor>& items, int64_t axis, bool r
   const int64_t outer = dims_product(first.shape(), 0, ax), inner = dims_product(first.shape(), ax, dims.size());
   const int64_t count = static_cast<int64_t>(items.size());
   dims.insert(dims.begin() + axis, count);
-  ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(first.dtype(), Shape(dims), alloc));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor out, make_request_tensor(ctx, slot, first.dtype(), Shape(dims)));
   for (int64_t k = 0; k < count; ++k) {
     const int64_t pos = reverse ? count - 1 - k : k;
     copy_axis_range(first.dtype(), outer, inner, 1, items[k].raw_data(), 1, 0, out.raw_data(), count, pos);
@@ -76,6 +79,59 @@ std::pair<DType, Shape> declared_output(const graph::Graph& g, size_t i) {
   }
   return {info.dtype, shape};
 }
+
+// The scan output of a Loop: each iteration's value is copied into one buffer of request memory that
+// grows by doubling. The output is thus charged to the request's budget as it grows (a Loop that
+// outgrows it fails with out_of_memory), and nothing is kept per iteration.
+class GrowingStack {
+ public:
+  explicit GrowingStack(size_t slot) : slot_(slot) {}
+
+  // Appends `item`, the value of iteration `count()`; it must match earlier iterations' dtype and shape.
+  Status append(OpContext& ctx, const Tensor& item) {
+    if (count_ == 0) {
+      dtype_ = item.dtype();
+      item_shape_ = item.shape();
+    } else if (item.dtype() != dtype_ || item.shape() != item_shape_) {
+      return invalid_argument("scan output of iteration ", count_, " is ", item.description(), ", but iteration 0 gave ",
+                              dtype_name(dtype_), item_shape_.to_string(), " (all iterations must agree)");
+    }
+    if (count_ == capacity_) {
+      const int64_t grown_capacity = std::max<int64_t>(4, capacity_ * 2);
+      auto grown = make_request_tensor(ctx, slot_, dtype_, stacked(grown_capacity));
+      if (!grown.ok()) return grown.status().with_prefix("scan output after " + std::to_string(count_) + " iterations: ");
+      if (count_ > 0) copy_elements(dtype_, buffer_.raw_data(), 0, grown->raw_data(), 0, count_ * item.numel());
+      buffer_ = std::move(grown).value();
+      capacity_ = grown_capacity;
+    }
+    copy_elements(dtype_, item.raw_data(), 0, buffer_.raw_data(), count_ * item.numel(), item.numel());
+    ++count_;
+    return Status::OK();
+  }
+
+  // Returns the stacked values, [iterations, item dims...]; with no iteration, [0, empty_shape...].
+  Result<Tensor> finish(OpContext& ctx, DType empty_dtype, const Shape& empty_shape) {
+    if (count_ == 0) return stack_axis({}, 0, false, ctx, slot_, empty_dtype, empty_shape);
+    if (count_ == capacity_) return std::move(buffer_);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor exact, make_request_tensor(ctx, slot_, dtype_, stacked(count_)));
+    copy_elements(dtype_, buffer_.raw_data(), 0, exact.raw_data(), 0, exact.numel());
+    buffer_ = Tensor();
+    return exact;
+  }
+
+ private:
+  Shape stacked(int64_t rows) const {
+    std::vector<int64_t> dims = item_shape_.dims();
+    dims.insert(dims.begin(), rows);
+    return Shape(dims);
+  }
+
+  size_t slot_;
+  DType dtype_ = DType::undefined;
+  Shape item_shape_;
+  Tensor buffer_;
+  int64_t count_ = 0, capacity_ = 0;
+};
 
 // ---- If ----
 
@@ -148,7 +204,8 @@ class LoopKernel final : public OpKernel {
     for (size_t i = 0; i < n_carried; ++i) {
       if (ctx.has_input(i + 2)) body_in[i + 2] = ctx.value(i + 2);
     }
-    std::vector<std::vector<Tensor>> scans(n_scan);
+    std::vector<GrowingStack> scans;
+    for (size_t k = 0; k < n_scan; ++k) scans.emplace_back(n_carried + k);
     for (int64_t it = 0; cond && (max_trips < 0 || it < max_trips); ++it) {
       ORCHARD_RETURN_IF_ERROR(ctx.check_abort());
       body_in[0] = Tensor::scalar<int64_t>(it);
@@ -160,16 +217,16 @@ class LoopKernel final : public OpKernel {
       ORCHARD_ASSIGN_OR_RETURN(cond, read_condition(outs[0], "body output 0 (condition)"));
       for (size_t i = 0; i < n_carried; ++i) body_in[i + 2] = std::move(outs[1 + i]);
       for (size_t k = 0; k < n_scan; ++k) {
-        Value& v = outs[1 + n_carried + k];
+        const Value& v = outs[1 + n_carried + k];
         if (!v.is_tensor()) return invalid_argument("scan output ", k, " must be a tensor, got ", v.description());
-        scans[k].push_back(std::move(v.tensor()));
+        if (ctx.has_output(n_carried + k)) ORCHARD_RETURN_IF_ERROR(scans[k].append(ctx, v.tensor()));
       }
     }
     for (size_t i = 0; i < n_carried; ++i) ctx.set_output(i, std::move(body_in[i + 2]));
     for (size_t k = 0; k < n_scan; ++k) {
       if (!ctx.has_output(n_carried + k)) continue;
       auto [dt, shape] = declared_output(*decl_, 1 + n_carried + k);
-      ORCHARD_ASSIGN_OR_RETURN(Tensor t, stack_axis(scans[k], 0, false, ctx.allocator(), dt, shape));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor t, scans[k].finish(ctx, dt, shape));
       ctx.set_output(n_carried + k, std::move(t));
     }
     return Status::OK();
@@ -230,18 +287,31 @@ class ScanKernel final : public OpKernel {
   Status run(OpContext& ctx) const override { return v8_ ? run_v8(ctx) : run_v9(ctx); }
 
  private:
+  // Returns scan_output_axes[k] normalised for a stacked output of rank `out_rank`.
+  Result<int64_t> output_axis(size_t k, int64_t out_rank) const {
+    const int64_t axis = out_axes_[k];
+    if (axis < -out_rank || axis >= out_rank) {
+      return invalid_argument("scan_output_axes[", k, "] = ", axis, " is out of range for rank ", out_rank);
+    }
+    return axis < 0 ? axis + out_rank : axis;
+  }
+
   // Runs the body over `length` iterations. `scan_in` have their scan axis already at `in_axes[i]`.
-  // Returns the final states followed by the stacked scan outputs.
+  // Returns the final states followed by the stacked scan outputs. Each scan output is allocated whole
+  // (request memory, charged to its budget) once iteration 0 gives its item shape, and every iteration
+  // is copied into place: nothing is held per iteration.
   Result<std::vector<Value>> scan_loop(OpContext& ctx, std::vector<Value> states, const std::vector<Tensor>& scan_in,
                                        const std::vector<int64_t>& in_axes, int64_t length) const {
-    std::vector<std::vector<Tensor>> collected(n_scan_out_);
+    std::vector<Tensor> stacked(n_scan_out_);
+    std::vector<Shape> item_shapes(n_scan_out_);
+    std::vector<int64_t> axes(n_scan_out_);
     std::vector<Value> body_in(n_state_ + n_scan_in_);
     for (size_t i = 0; i < n_state_; ++i) body_in[i] = std::move(states[i]);
     for (int64_t t = 0; t < length; ++t) {
       ORCHARD_RETURN_IF_ERROR(ctx.check_abort());
       for (size_t j = 0; j < n_scan_in_; ++j) {
         const int64_t idx = in_dirs_[j] ? length - 1 - t : t;
-        ORCHARD_ASSIGN_OR_RETURN(Tensor s, slice_axis(scan_in[j], in_axes[j], idx, ctx.allocator()));
+        ORCHARD_ASSIGN_OR_RETURN(Tensor s, slice_axis(scan_in[j], in_axes[j], idx, ctx, 0));
         body_in[n_state_ + j] = std::move(s);
       }
       ORCHARD_ASSIGN_OR_RETURN(std::vector<Value> outs, ctx.run_subgraph(*body_, body_in));
@@ -250,23 +320,36 @@ class ScanKernel final : public OpKernel {
       }
       for (size_t i = 0; i < n_state_; ++i) body_in[i] = std::move(outs[i]);
       for (size_t k = 0; k < n_scan_out_; ++k) {
-        Value& v = outs[n_state_ + k];
+        const Value& v = outs[n_state_ + k];
         if (!v.is_tensor()) return invalid_argument("scan output ", k, " must be a tensor, got ", v.description());
-        collected[k].push_back(std::move(v.tensor()));
+        const Tensor& item = v.tensor();
+        if (t == 0) {
+          ORCHARD_ASSIGN_OR_RETURN(axes[k], output_axis(k, static_cast<int64_t>(item.rank()) + 1));
+          std::vector<int64_t> dims = item.shape().dims();
+          dims.insert(dims.begin() + axes[k], length);
+          auto y = make_request_tensor(ctx, n_state_ + k, item.dtype(), Shape(dims));
+          if (!y.ok()) return y.status().with_prefix("scan output " + std::to_string(k) + ": ");
+          stacked[k] = std::move(y).value();
+          item_shapes[k] = item.shape();
+        } else if (item.dtype() != stacked[k].dtype() || item.shape() != item_shapes[k]) {
+          return invalid_argument("scan output ", k, " of iteration ", t, " is ", item.description(), ", but iteration 0 gave ",
+                                  dtype_name(stacked[k].dtype()), item_shapes[k].to_string(), " (all iterations must agree)");
+        }
+        const size_t ax = static_cast<size_t>(axes[k]);
+        const int64_t outer = dims_product(item.shape(), 0, ax), inner = dims_product(item.shape(), ax, item.rank());
+        const int64_t pos = out_dirs_[k] != 0 ? length - 1 - t : t;
+        copy_axis_range(item.dtype(), outer, inner, 1, item.raw_data(), 1, 0, stacked[k].raw_data(), length, pos);
       }
     }
     std::vector<Value> result;
     for (size_t i = 0; i < n_state_; ++i) result.push_back(std::move(body_in[i]));
     for (size_t k = 0; k < n_scan_out_; ++k) {
-      auto [dt, shape] = declared_output(*decl_, n_state_ + k);
-      int64_t axis = out_axes_[k];
-      const int64_t out_rank = static_cast<int64_t>(collected[k].empty() ? shape.rank() : collected[k][0].rank()) + 1;
-      if (axis < -out_rank || axis >= out_rank) {
-        return invalid_argument("scan_output_axes[", k, "] = ", axis, " is out of range for rank ", out_rank);
+      if (length == 0) {
+        auto [dt, shape] = declared_output(*decl_, n_state_ + k);
+        ORCHARD_ASSIGN_OR_RETURN(int64_t axis, output_axis(k, static_cast<int64_t>(shape.rank()) + 1));
+        ORCHARD_ASSIGN_OR_RETURN(stacked[k], stack_axis({}, axis, false, ctx, n_state_ + k, dt, shape));
       }
-      if (axis < 0) axis += out_rank;
-      ORCHARD_ASSIGN_OR_RETURN(Tensor y, stack_axis(collected[k], axis, out_dirs_[k] != 0, ctx.allocator(), dt, shape));
-      result.emplace_back(std::move(y));
+      result.emplace_back(std::move(stacked[k]));
     }
     return result;
   }
@@ -340,18 +423,18 @@ class ScanKernel final : public OpKernel {
     for (int64_t b = 0; b < batch; ++b) {
       std::vector<Value> st(n_state_);
       for (size_t i = 0; i < n_state_; ++i) {
-        ORCHARD_ASSIGN_OR_RETURN(Tensor s, slice_axis(*states[i], 0, b, ctx.allocator()));
+        ORCHARD_ASSIGN_OR_RETURN(Tensor s, slice_axis(*states[i], 0, b, ctx, 0));
         st[i] = std::move(s);
       }
       std::vector<Tensor> sc(n_scan_in_);
       for (size_t j = 0; j < n_scan_in_; ++j) {
-        ORCHARD_ASSIGN_OR_RETURN(Tensor s, slice_axis(*scans[j], 0, b, ctx.allocator()));
+        ORCHARD_ASSIGN_OR_RETURN(Tensor s, slice_axis(*scans[j], 0, b, ctx, 0));
         if (lens[b] < max_len) {
           // Keep only the first lens[b] steps, so reverse scans start at the last valid step.
           std::vector<int64_t> d = s.shape().dims();
           const int64_t inner = d[0] ? s.numel() / d[0] : 0;
           d[0] = lens[b];
-          ORCHARD_ASSIGN_OR_RETURN(Tensor cut, Tensor::create(s.dtype(), Shape(d), ctx.allocator()));
+          ORCHARD_ASSIGN_OR_RETURN(Tensor cut, make_request_tensor(ctx, 0, s.dtype(), Shape(d)));
           copy_elements(s.dtype(), s.raw_data(), 0, cut.raw_data(), 0, lens[b] * inner);
           s = std::move(cut);
         }
@@ -364,7 +447,8 @@ class ScanKernel final : public OpKernel {
         if (k >= n_state_ && t.rank() >= 1 && t.dim(0) < max_len) {
           std::vector<int64_t> d = t.shape().dims();
           d[0] = max_len;
-          Tensor padded = Tensor::zeros(t.dtype(), Shape(d));
+          ORCHARD_ASSIGN_OR_RETURN(Tensor padded, make_request_tensor(ctx, k, t.dtype(), Shape(d)));
+          if (t.dtype() != DType::string) std::memset(padded.raw_data(), 0, padded.nbytes());
           copy_elements(t.dtype(), t.raw_data(), 0, padded.raw_data(), 0, t.numel());
           t = std::move(padded);
         }
@@ -374,7 +458,7 @@ class ScanKernel final : public OpKernel {
     for (size_t k = 0; k < per_out.size() && k < ctx.num_outputs(); ++k) {
       auto [dt, shape] = declared_output(*decl_, k);
       if (k >= n_state_ && shape.rank() > 0) shape.dims().insert(shape.dims().begin(), max_len);
-      ORCHARD_ASSIGN_OR_RETURN(Tensor y, stack_axis(per_out[k], 0, false, ctx.allocator(), dt, shape));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor y, stack_axis(per_out[k], 0, false, ctx, k, dt, shape));
       ctx.set_output(k, std::move(y));
     }
     return Status::OK();
@@ -388,9 +472,9 @@ class ScanKernel final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {"", "If", 1, kLatest, IfKernel::create},
-    {"", "Loop", 1, kLatest, LoopKernel::create},
-    {"", "Scan", 8, kLatest, ScanKernel::create},
+    {"", "If", 1, kVerifiedOpset, IfKernel::create},
+    {"", "Loop", 1, kVerifiedOpset, LoopKernel::create},
+    {"", "Scan", 8, kVerifiedOpset, ScanKernel::create},
 };
 
 }  // namespace

@@ -363,42 +363,71 @@ Shape out_shape_of(const ConvGeom& g) {
   return s;
 }
 
-template <bool Transpose>
-Status conv_float(OpContext& ctx) {
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
-  ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, ctx.input_tensor(1));
-  const Tensor* b = nullptr;
-  if (ctx.has_input(2)) {
-    ORCHARD_ASSIGN_OR_RETURN(b, ctx.input_tensor(2));
-  }
-  if (w->dtype() != x->dtype() || (b && b->dtype() != x->dtype())) {
-    return invalid_argument("X, W and B must share an element type, got ", x->description(), ", ", w->description());
-  }
+// The geometry of one input shape, computed by reshape() when the shapes change rather than on every run.
+struct ConvState final : runtime::KernelState {
   ConvGeom g;
-  if constexpr (Transpose) {
-    ORCHARD_ASSIGN_OR_RETURN(g, conv_transpose_geometry(ctx.node(), x->shape(), w->shape()));
-  } else {
-    ORCHARD_ASSIGN_OR_RETURN(g, conv_geometry(ctx.node(), x->shape(), w->shape()));
-  }
-  if (b && b->numel() != g.M) return invalid_argument("bias has ", b->numel(), " values for ", g.M, " output channels");
-  return dispatch<kFloats>(x->dtype(), ctx.node().op_type, [&](auto tag) -> Status {
-    using T = decltype(tag);
-    using C = compute_t<T>;
-    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out_shape_of(g)));
-    auto run = [&](const C* px, const C* pw, const C* pb, C* py) {
-      if constexpr (Transpose) conv_transpose_core<C>(g, px, pw, pb, py, ctx.pool());
-      else conv_core<C>(g, px, pw, pb, py, ctx.pool());
-    };
-    std::vector<C> xs, ws, bs;
-    ComputeOutput<T> out(y);
-    run(as_compute<T>(*x, xs), as_compute<T>(*w, ws), b ? as_compute<T>(*b, bs) : nullptr, out.data());
-    out.finish();
-    return Status::OK();
-  });
-}
+};
 
-Status conv(OpContext& ctx) { return conv_float<false>(ctx); }
-Status conv_transpose(OpContext& ctx) { return conv_float<true>(ctx); }
+// Conv and ConvTranspose on float types. Attributes are checked at create when the weight is a constant;
+// the geometry is computed per input shape in reshape().
+template <bool Transpose>
+class ConvFloatKernel final : public OpKernel {
+ public:
+  explicit ConvFloatKernel(const KernelCreateContext& ctx) : node_(ctx.node) {}
+
+  static Status validate(const KernelCreateContext& ctx) {
+    const Tensor* w = ctx.constant_input(1);
+    if (w == nullptr || w->rank() < 3) return Status::OK();  // checked per shape in reshape()
+    ConvGeom g;
+    return read_common(ctx.node, std::vector<int64_t>(w->shape().begin() + 2, w->shape().end()), g);
+  }
+
+  bool has_reshape() const override { return true; }
+
+  Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
+    if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
+    auto state = std::make_shared<ConvState>();
+    if constexpr (Transpose) {
+      ORCHARD_ASSIGN_OR_RETURN(state->g, conv_transpose_geometry(node_, shapes[0], shapes[1]));
+    } else {
+      ORCHARD_ASSIGN_OR_RETURN(state->g, conv_geometry(node_, shapes[0], shapes[1]));
+    }
+    return std::shared_ptr<const runtime::KernelState>(std::move(state));
+  }
+
+  Status run(OpContext& ctx) const override {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, ctx.input_tensor(1));
+    const Tensor* b = nullptr;
+    if (ctx.has_input(2)) {
+      ORCHARD_ASSIGN_OR_RETURN(b, ctx.input_tensor(2));
+    }
+    if (w->dtype() != x->dtype() || (b && b->dtype() != x->dtype())) {
+      return invalid_argument("X, W and B must share an element type, got ", x->description(), ", ", w->description());
+    }
+    const ConvState* state = ctx.state<ConvState>();
+    if (state == nullptr) return internal_error("run without reshape");
+    const ConvGeom& g = state->g;
+    if (b && b->numel() != g.M) return invalid_argument("bias has ", b->numel(), " values for ", g.M, " output channels");
+    return dispatch<kFloats>(x->dtype(), node_.op_type, [&](auto tag) -> Status {
+      using T = decltype(tag);
+      using C = compute_t<T>;
+      ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out_shape_of(g)));
+      auto run_core = [&](const C* px, const C* pw, const C* pb, C* py) {
+        if constexpr (Transpose) conv_transpose_core<C>(g, px, pw, pb, py, ctx.pool());
+        else conv_core<C>(g, px, pw, pb, py, ctx.pool());
+      };
+      std::vector<C> xs, ws, bs;
+      ComputeOutput<T> out(y);
+      run_core(as_compute<T>(*x, xs), as_compute<T>(*w, ws), b ? as_compute<T>(*b, bs) : nullptr, out.data());
+      out.finish();
+      return Status::OK();
+    });
+  }
+
+ private:
+  const graph::Node& node_;
+};
 
 // ---- integer kernels -----------------------------------------------------------------------------
 
@@ -492,10 +521,10 @@ Status qlinear_conv(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "Conv", 1, kLatest, stateless<conv>},
-    {"", "ConvTranspose", 1, kLatest, stateless<conv_transpose>},
-    {"", "ConvInteger", 10, kLatest, stateless<conv_integer>},
-    {"", "QLinearConv", 10, kLatest, stateless<qlinear_conv>},
+    {"", "Conv", 1, kVerifiedOpset, make<ConvFloatKernel<false>>},
+    {"", "ConvTranspose", 1, kVerifiedOpset, make<ConvFloatKernel<true>>},
+    {"", "ConvInteger", 10, kVerifiedOpset, stateless<conv_integer>},
+    {"", "QLinearConv", 10, kVerifiedOpset, stateless<qlinear_conv>},
 };
 
 }  // namespace

@@ -833,9 +833,9 @@ constexpr KernelDef kKernels[] = {
     {"", "Resize", 13, 17, make<ResizeKernel>},  // 18 adds antialias, axes and keep_aspect_ratio
     {"", "GridSample", 16, 19, make<GridSampleKernel>},  // 20 generalises to N-D with renamed modes
     {"", "RoiAlign", 10, 15, make<RoiAlignKernel>},
-    {"", "RoiAlign", 16, kLatest, make<RoiAlignKernel>},
-    {"", "NonMaxSuppression", 10, kLatest, stateless<non_max_suppression>},
-    {"", "Det", 11, kLatest, stateless<det>},
+    {"", "RoiAlign", 16, kVerifiedOpset, make<RoiAlignKernel>},
+    {"", "NonMaxSuppression", 10, kVerifiedOpset, stateless<non_max_suppression>},
+    {"", "Det", 11, kVerifiedOpset, stateless<det>},
 };
 
 }  // namespace

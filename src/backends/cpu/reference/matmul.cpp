@@ -627,11 +627,11 @@ Status qlinear_matmul(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "MatMul", 1, kLatest, stateless<matmul>},
-    {"", "Gemm", 1, kLatest, stateless<gemm>},
-    {"", "Einsum", 12, kLatest, stateless<einsum>},
-    {"", "MatMulInteger", 10, kLatest, stateless<matmul_integer>},
-    {"", "QLinearMatMul", 10, kLatest, stateless<qlinear_matmul>},
+    {"", "MatMul", 1, kVerifiedOpset, stateless<matmul>},
+    {"", "Gemm", 1, kVerifiedOpset, stateless<gemm>},
+    {"", "Einsum", 12, kVerifiedOpset, stateless<einsum>},
+    {"", "MatMulInteger", 10, kVerifiedOpset, stateless<matmul_integer>},
+    {"", "QLinearMatMul", 10, kVerifiedOpset, stateless<qlinear_matmul>},
 };
 
 }  // namespace

@@ -367,12 +367,12 @@ Status mvn(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "BatchNormalization", 1, kLatest, stateless<batch_norm>},
-    {"", "InstanceNormalization", 1, kLatest, stateless<instance_norm>},
-    {"", "LayerNormalization", 17, kLatest, stateless<layer_norm>},
-    {"", "LpNormalization", 1, kLatest, stateless<lp_norm>},
-    {"", "LRN", 1, kLatest, stateless<lrn>},
-    {"", "MeanVarianceNormalization", 9, kLatest, stateless<mvn>},
+    {"", "BatchNormalization", 1, kVerifiedOpset, stateless<batch_norm>},
+    {"", "InstanceNormalization", 1, kVerifiedOpset, stateless<instance_norm>},
+    {"", "LayerNormalization", 17, kVerifiedOpset, stateless<layer_norm>},
+    {"", "LpNormalization", 1, kVerifiedOpset, stateless<lp_norm>},
+    {"", "LRN", 1, kVerifiedOpset, stateless<lrn>},
+    {"", "MeanVarianceNormalization", 9, kVerifiedOpset, stateless<mvn>},
 };
 
 }  // namespace

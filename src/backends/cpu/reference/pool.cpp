@@ -369,13 +369,13 @@ Status max_unpool(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "MaxPool", 1, kLatest, stateless<max_pool>},
-    {"", "AveragePool", 1, kLatest, stateless<average_pool>},
-    {"", "LpPool", 1, kLatest, stateless<lp_pool>},
-    {"", "GlobalAveragePool", 1, kLatest, stateless<global_pool<GlobalKind::average>>},
-    {"", "GlobalMaxPool", 1, kLatest, stateless<global_pool<GlobalKind::max>>},
-    {"", "GlobalLpPool", 1, kLatest, stateless<global_pool<GlobalKind::lp>>},
-    {"", "MaxUnpool", 9, kLatest, stateless<max_unpool>},
+    {"", "MaxPool", 1, kVerifiedOpset, stateless<max_pool>},
+    {"", "AveragePool", 1, kVerifiedOpset, stateless<average_pool>},
+    {"", "LpPool", 1, kVerifiedOpset, stateless<lp_pool>},
+    {"", "GlobalAveragePool", 1, kVerifiedOpset, stateless<global_pool<GlobalKind::average>>},
+    {"", "GlobalMaxPool", 1, kVerifiedOpset, stateless<global_pool<GlobalKind::max>>},
+    {"", "GlobalLpPool", 1, kVerifiedOpset, stateless<global_pool<GlobalKind::lp>>},
+    {"", "MaxUnpool", 9, kVerifiedOpset, stateless<max_unpool>},
 };
 
 }  // namespace

@@ -154,9 +154,9 @@ Status dynamic_quantize_linear(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "QuantizeLinear", 10, kLatest, stateless<quantize_linear>},
-    {"", "DequantizeLinear", 10, kLatest, stateless<dequantize_linear>},
-    {"", "DynamicQuantizeLinear", 11, kLatest, stateless<dynamic_quantize_linear>},
+    {"", "QuantizeLinear", 10, kVerifiedOpset, stateless<quantize_linear>},
+    {"", "DequantizeLinear", 10, kVerifiedOpset, stateless<dequantize_linear>},
+    {"", "DynamicQuantizeLinear", 11, kVerifiedOpset, stateless<dynamic_quantize_linear>},
 };
 
 }  // namespace

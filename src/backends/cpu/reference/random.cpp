@@ -327,13 +327,13 @@ class DropoutKernel final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {"", "RandomUniform", 1, kLatest, make<RandomFillKernel<false, false>>},
-    {"", "RandomNormal", 1, kLatest, make<RandomFillKernel<true, false>>},
-    {"", "RandomUniformLike", 1, kLatest, make<RandomFillKernel<false, true>>},
-    {"", "RandomNormalLike", 1, kLatest, make<RandomFillKernel<true, true>>},
-    {"", "Bernoulli", 15, kLatest, make<BernoulliKernel>},
-    {"", "Multinomial", 7, kLatest, make<MultinomialKernel>},
-    {"", "Dropout", 1, kLatest, make<DropoutKernel>},
+    {"", "RandomUniform", 1, kVerifiedOpset, make<RandomFillKernel<false, false>>},
+    {"", "RandomNormal", 1, kVerifiedOpset, make<RandomFillKernel<true, false>>},
+    {"", "RandomUniformLike", 1, kVerifiedOpset, make<RandomFillKernel<false, true>>},
+    {"", "RandomNormalLike", 1, kVerifiedOpset, make<RandomFillKernel<true, true>>},
+    {"", "Bernoulli", 15, kVerifiedOpset, make<BernoulliKernel>},
+    {"", "Multinomial", 7, kVerifiedOpset, make<MultinomialKernel>},
+    {"", "Dropout", 1, kVerifiedOpset, make<DropoutKernel>},
 };
 
 }  // namespace

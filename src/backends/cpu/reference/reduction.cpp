@@ -485,11 +485,11 @@ Status topk(OpContext& ctx) {
 
 // Each reduction: axes from the attribute through opset 17, from input 1 since opset 18.
 #define ORCHARD_REDUCE(name, op) \
-  {"", name, 1, 17, make<ReduceKernel<op, false>>}, {"", name, 18, kLatest, make<ReduceKernel<op, true>>}
+  {"", name, 1, 17, make<ReduceKernel<op, false>>}, {"", name, 18, kVerifiedOpset, make<ReduceKernel<op, true>>}
 
 constexpr KernelDef kKernels[] = {
     {"", "ReduceSum", 1, 12, make<ReduceKernel<SumOp, false>>},
-    {"", "ReduceSum", 13, kLatest, make<ReduceKernel<SumOp, true>>},
+    {"", "ReduceSum", 13, kVerifiedOpset, make<ReduceKernel<SumOp, true>>},
     ORCHARD_REDUCE("ReduceMean", MeanOp),
     ORCHARD_REDUCE("ReduceMax", MaxOp),
     ORCHARD_REDUCE("ReduceMin", MinOp),
@@ -499,11 +499,11 @@ constexpr KernelDef kKernels[] = {
     ORCHARD_REDUCE("ReduceLogSum", LogSumOp),
     ORCHARD_REDUCE("ReduceLogSumExp", LogSumExpOp),
     ORCHARD_REDUCE("ReduceSumSquare", SumSquareOp),
-    {"", "ArgMax", 1, kLatest, stateless<argmax>},
-    {"", "ArgMin", 1, kLatest, stateless<argmin>},
-    {"", "CumSum", 11, kLatest, stateless<cumsum>},
+    {"", "ArgMax", 1, kVerifiedOpset, stateless<argmax>},
+    {"", "ArgMin", 1, kVerifiedOpset, stateless<argmin>},
+    {"", "CumSum", 11, kVerifiedOpset, stateless<cumsum>},
     {"", "TopK", 1, 9, stateless<topk<false>>},
-    {"", "TopK", 10, kLatest, stateless<topk<true>>},
+    {"", "TopK", 10, kVerifiedOpset, stateless<topk<true>>},
 };
 
 #undef ORCHARD_REDUCE

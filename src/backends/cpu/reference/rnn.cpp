@@ -340,9 +340,9 @@ class RecurrentKernel final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {"", "RNN", 1, kLatest, RecurrentKernel::create<CellKind::rnn>},
-    {"", "GRU", 1, kLatest, RecurrentKernel::create<CellKind::gru>},
-    {"", "LSTM", 1, kLatest, RecurrentKernel::create<CellKind::lstm>},
+    {"", "RNN", 1, kVerifiedOpset, RecurrentKernel::create<CellKind::rnn>},
+    {"", "GRU", 1, kVerifiedOpset, RecurrentKernel::create<CellKind::gru>},
+    {"", "LSTM", 1, kVerifiedOpset, RecurrentKernel::create<CellKind::lstm>},
 };
 
 }  // namespace

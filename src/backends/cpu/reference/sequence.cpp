@@ -185,7 +185,7 @@ Status split_to_sequence(OpContext& ctx) {
     std::vector<int64_t> dims = x->shape().dims();
     dims[axis] = len;
     if (squeeze) dims.erase(dims.begin() + axis);
-    ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(x->dtype(), Shape(dims), ctx.allocator()));
+    ORCHARD_ASSIGN_OR_RETURN(Tensor t, make_request_tensor(ctx, 0, x->dtype(), Shape(dims)));
     copy_axis_range(x->dtype(), v.outer, v.inner, len, x->raw_data(), dim, offset, t.raw_data(), len, 0);
     offset += len;
     items.push_back(std::move(t));
@@ -292,18 +292,18 @@ Status optional_get_element(OpContext& ctx) {
 }
 
 constexpr KernelDef kKernels[] = {
-    {"", "SequenceEmpty", 11, kLatest, stateless<sequence_empty>},
-    {"", "SequenceConstruct", 11, kLatest, stateless<sequence_construct>},
-    {"", "SequenceInsert", 11, kLatest, stateless<sequence_insert>},
-    {"", "SequenceAt", 11, kLatest, stateless<sequence_at>},
-    {"", "SequenceErase", 11, kLatest, stateless<sequence_erase>},
-    {"", "SequenceLength", 11, kLatest, stateless<sequence_length>},
-    {"", "ConcatFromSequence", 11, kLatest, stateless<concat_from_sequence>},
-    {"", "SplitToSequence", 11, kLatest, stateless<split_to_sequence>},
-    {"", "SequenceMap", 17, kLatest, SequenceMapKernel::create},
-    {"", "Optional", 15, kLatest, stateless<optional_make>},
-    {"", "OptionalHasElement", 15, kLatest, stateless<optional_has_element>},
-    {"", "OptionalGetElement", 15, kLatest, stateless<optional_get_element>},
+    {"", "SequenceEmpty", 11, kVerifiedOpset, stateless<sequence_empty>},
+    {"", "SequenceConstruct", 11, kVerifiedOpset, stateless<sequence_construct>},
+    {"", "SequenceInsert", 11, kVerifiedOpset, stateless<sequence_insert>},
+    {"", "SequenceAt", 11, kVerifiedOpset, stateless<sequence_at>},
+    {"", "SequenceErase", 11, kVerifiedOpset, stateless<sequence_erase>},
+    {"", "SequenceLength", 11, kVerifiedOpset, stateless<sequence_length>},
+    {"", "ConcatFromSequence", 11, kVerifiedOpset, stateless<concat_from_sequence>},
+    {"", "SplitToSequence", 11, kVerifiedOpset, stateless<split_to_sequence>},
+    {"", "SequenceMap", 17, kVerifiedOpset, SequenceMapKernel::create},
+    {"", "Optional", 15, kVerifiedOpset, stateless<optional_make>},
+    {"", "OptionalHasElement", 15, kVerifiedOpset, stateless<optional_has_element>},
+    {"", "OptionalGetElement", 15, kVerifiedOpset, stateless<optional_get_element>},
 };
 
 }  // namespace

@@ -391,11 +391,11 @@ Status mel_weight_matrix(OpContext& ctx) {
 
 constexpr KernelDef kKernels[] = {
     {"", "DFT", 17, 19, stateless<dft>},  // 20 moves dft_length and axis to inputs
-    {"", "STFT", 17, kLatest, stateless<stft>},
-    {"", "HannWindow", 17, kLatest, stateless<hann_window>},
-    {"", "HammingWindow", 17, kLatest, stateless<hamming_window>},
-    {"", "BlackmanWindow", 17, kLatest, stateless<blackman_window>},
-    {"", "MelWeightMatrix", 17, kLatest, stateless<mel_weight_matrix>},
+    {"", "STFT", 17, kVerifiedOpset, stateless<stft>},
+    {"", "HannWindow", 17, kVerifiedOpset, stateless<hann_window>},
+    {"", "HammingWindow", 17, kVerifiedOpset, stateless<hamming_window>},
+    {"", "BlackmanWindow", 17, kVerifiedOpset, stateless<blackman_window>},
+    {"", "MelWeightMatrix", 17, kVerifiedOpset, stateless<mel_weight_matrix>},
 };
 
 }  // namespace

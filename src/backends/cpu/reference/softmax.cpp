@@ -307,13 +307,13 @@ Status softmax_cross_entropy(OpContext& ctx) {
 
 constexpr KernelDef kKernels[] = {
     {"", "Softmax", 1, 12, stateless<softmax_like<Mode::softmax, true>>},
-    {"", "Softmax", 13, kLatest, stateless<softmax_like<Mode::softmax, false>>},
+    {"", "Softmax", 13, kVerifiedOpset, stateless<softmax_like<Mode::softmax, false>>},
     {"", "LogSoftmax", 1, 12, stateless<softmax_like<Mode::log_softmax, true>>},
-    {"", "LogSoftmax", 13, kLatest, stateless<softmax_like<Mode::log_softmax, false>>},
+    {"", "LogSoftmax", 13, kVerifiedOpset, stateless<softmax_like<Mode::log_softmax, false>>},
     {"", "Hardmax", 1, 12, stateless<softmax_like<Mode::hardmax, true>>},
-    {"", "Hardmax", 13, kLatest, stateless<softmax_like<Mode::hardmax, false>>},
-    {"", "NegativeLogLikelihoodLoss", 12, kLatest, stateless<nll_loss>},
-    {"", "SoftmaxCrossEntropyLoss", 12, kLatest, stateless<softmax_cross_entropy>},
+    {"", "Hardmax", 13, kVerifiedOpset, stateless<softmax_like<Mode::hardmax, false>>},
+    {"", "NegativeLogLikelihoodLoss", 12, kVerifiedOpset, stateless<nll_loss>},
+    {"", "SoftmaxCrossEntropyLoss", 12, kVerifiedOpset, stateless<softmax_cross_entropy>},
 };
 
 }  // namespace

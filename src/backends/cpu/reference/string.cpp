@@ -329,8 +329,8 @@ class TfIdfVectorizerKernel final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {"", "StringNormalizer", 10, kLatest, make<StringNormalizerKernel>},
-    {"", "TfIdfVectorizer", 9, kLatest, make<TfIdfVectorizerKernel>},
+    {"", "StringNormalizer", 10, kVerifiedOpset, make<StringNormalizerKernel>},
+    {"", "TfIdfVectorizer", 9, kVerifiedOpset, make<TfIdfVectorizerKernel>},
 };
 
 }  // namespace

@@ -181,9 +181,9 @@ class MomentumKernel final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {kTrainingDomain, "Adagrad", 1, kLatest, make<AdagradKernel>},
-    {kTrainingDomain, "Adam", 1, kLatest, make<AdamKernel>},
-    {kTrainingDomain, "Momentum", 1, kLatest, make<MomentumKernel>},
+    {kTrainingDomain, "Adagrad", 1, kVerifiedOpset, make<AdagradKernel>},
+    {kTrainingDomain, "Adam", 1, kVerifiedOpset, make<AdamKernel>},
+    {kTrainingDomain, "Momentum", 1, kVerifiedOpset, make<MomentumKernel>},
 };
 
 }  // namespace

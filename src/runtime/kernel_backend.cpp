@@ -1,0 +1,285 @@
+#include "runtime/kernel_backend.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include "runtime/executor.hpp"
+
+namespace orchard::runtime {
+
+namespace {
+
+// One node of a kernel partition: its kernel, where its inputs come from and where its outputs go.
+struct Step {
+  const graph::Node* node = nullptr;
+  std::string backend_name;
+  std::unique_ptr<OpKernel> kernel;
+  // Per input: >= 0 a frame slot; kPartitionInput - k: partition input k; kBound - k: bound constant k; -1 omitted.
+  std::vector<int> inputs;
+  std::vector<Value> bound;  // constants, in this backend's memory (uploaded once at compile)
+  std::vector<int> outputs;  // frame slot per output, -1 when unused
+  uint32_t host_inputs = 0;  // inputs the kernel reads on the host (KernelDef::host_inputs)
+  std::vector<int> release;  // frame slots whose last reader in the partition is this step
+  // The kernel's shape-dependent state for the last input shapes seen (kernels with reshape()).
+  mutable std::mutex state_mu;
+  mutable std::vector<Shape> state_shapes;
+  mutable std::shared_ptr<const KernelState> state;
+};
+
+constexpr int kPartitionInput = -1000000;
+constexpr int kBound = -2000000;
+
+class KernelExecutable final : public Executable {
+ public:
+  KernelExecutable(std::vector<std::unique_ptr<Step>> steps, std::vector<int> output_slots, const Backend& backend)
+      : steps_(std::move(steps)), output_slots_(std::move(output_slots)), backend_(backend) {}
+
+  Status run(ExecContext& ctx) const override {
+    std::vector<const Value*> in_ptrs;
+    std::vector<Value> outs;
+    std::vector<Shape> shapes;
+    std::vector<Value> host_copies;
+    for (const auto& step_ptr : steps_) {
+      const Step& step = *step_ptr;
+      ORCHARD_RETURN_IF_ERROR(ctx.env.check_abort());
+      in_ptrs.clear();
+      for (int s : step.inputs) {
+        const Value* v = nullptr;
+        if (s >= 0) {
+          v = &ctx.frame.slots[static_cast<size_t>(s)];
+        } else if (s <= kBound) {
+          v = &step.bound[static_cast<size_t>(kBound - s)];
+        } else if (s <= kPartitionInput) {
+          v = ctx.inputs[static_cast<size_t>(kPartitionInput - s)];
+        }
+        in_ptrs.push_back(v && v->kind() != Value::Kind::none ? v : nullptr);
+      }
+      if (step.host_inputs) ORCHARD_RETURN_IF_ERROR(inputs_to_host(step, in_ptrs, host_copies, ctx));
+      std::shared_ptr<const KernelState> state;
+      if (step.kernel->has_reshape()) {
+        shapes.clear();
+        for (const Value* v : in_ptrs) shapes.push_back(v && v->is_tensor() ? v->tensor().shape() : Shape{});
+        std::lock_guard<std::mutex> lock(step.state_mu);
+        if (!step.state || shapes != step.state_shapes) {
+          auto r = step.kernel->reshape(shapes);
+          if (!r.ok()) return r.status().with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
+          step.state = std::move(r).value();
+          step.state_shapes = shapes;
+        }
+        state = step.state;
+      }
+      outs.assign(step.outputs.size(), Value());
+      OpContext op(*step.node, in_ptrs, outs, ctx.env, ctx.frame, ctx.allocator, state.get());
+      const auto t0 = ctx.env.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+      Status st = step.kernel->run(op);
+      if (!st.ok()) return st.with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
+      if (ctx.env.profile) {
+        const auto t1 = std::chrono::steady_clock::now();
+        NodeProfile p;
+        p.name = step.node->name;
+        p.op = step.node->op_type;
+        p.backend = step.backend_name;
+        p.category = "kernel";
+        for (const Value* v : in_ptrs) p.input_shapes.push_back(v && v->is_tensor() ? v->tensor().shape() : Shape{});
+        p.start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t0 - ctx.env.start).count();
+        p.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+        ctx.env.profile->push_back(std::move(p));
+      }
+      for (size_t k = 0; k < step.outputs.size(); ++k) {
+        if (step.outputs[k] < 0) continue;
+        if (outs[k].kind() == Value::Kind::none) {
+          return internal_error("[runtime] ", step.node->label(), ": kernel did not produce output ", k, " ('",
+                                step.node->outputs[k], "')");
+        }
+        ctx.frame.slots[static_cast<size_t>(step.outputs[k])] = std::move(outs[k]);
+      }
+      for (int s : step.release) ctx.frame.slots[static_cast<size_t>(s)] = Value();
+    }
+    for (size_t k = 0; k < output_slots_.size(); ++k) ctx.outputs[k] = ctx.frame.slots[static_cast<size_t>(output_slots_[k])];
+    return Status::OK();
+  }
+
+ private:
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::vector<int> output_slots_;
+  const Backend& backend_;
+
+  // Replaces the step's host inputs that live in device memory by host copies (kept in `copies`).
+  Status inputs_to_host(const Step& step, std::vector<const Value*>& in_ptrs, std::vector<Value>& copies,
+                        ExecContext& ctx) const {
+    copies.assign(in_ptrs.size(), Value());
+    for (size_t i = 0; i < in_ptrs.size() && i < 32; ++i) {
+      if (!((step.host_inputs >> i) & 1u) || !in_ptrs[i] || !in_ptrs[i]->is_tensor()) continue;
+      const Tensor& src = in_ptrs[i]->tensor();
+      if (src.place().host_visible()) continue;
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), ctx.env.host_allocator()));
+      ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
+      if (ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
+      ctx.env.bytes_copied += static_cast<int64_t>(src.nbytes());
+      copies[i] = Value(dst);
+      in_ptrs[i] = &copies[i];
+    }
+    return Status::OK();
+  }
+};
+
+}  // namespace
+
+KernelBackend::KernelBackend(DeviceInfo info, std::span<const KernelDef> table, uint32_t available_features)
+    : info_(std::move(info)) {
+  for (const KernelDef& k : table) {
+    if ((k.cpu_features & available_features) != k.cpu_features) continue;
+    index_[{std::string(k.domain), std::string(k.op)}].push_back(&k);
+  }
+  for (auto& [key, defs] : index_) {
+    std::stable_sort(defs.begin(), defs.end(), [](const KernelDef* a, const KernelDef* b) { return a->priority > b->priority; });
+  }
+}
+
+bool KernelBackend::has_op(const std::string& domain, const std::string& op, int opset) const {
+  auto it = index_.find(std::make_pair(domain, op));
+  if (it == index_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(), [&](const KernelDef* k) { return k->since <= opset && opset <= k->until; });
+}
+
+std::vector<const KernelDef*> KernelBackend::variants(const GraphView& view, const graph::Node& node, std::string* why) const {
+  std::vector<const KernelDef*> out;
+  auto it = index_.find(std::make_pair(node.domain, node.op_type));
+  if (it == index_.end()) {
+    if (why) *why = "no kernel for " + node.op_type;
+    return out;
+  }
+  if (!allocator().place().host_visible()) {
+    // Strings, sequences and optionals stay in host memory.
+    for (const auto* names : {&node.inputs, &node.outputs}) {
+      for (const auto& name : *names) {
+        if (name.empty()) continue;
+        const ValueType& t = view.type_of(name);
+        if (t.kind != Value::Kind::tensor || t.dtype == DType::string) {
+          if (why) *why = "'" + name + "' is a string tensor, sequence or optional, which stay in host memory";
+          return out;
+        }
+      }
+    }
+  }
+  bool opset_match = false;
+  DType rejected = DType::undefined;
+  for (const KernelDef* k : it->second) {
+    if (node.opset < k->since || node.opset > k->until) continue;
+    opset_match = true;
+    const size_t in = static_cast<size_t>(k->dtype_input);
+    if (in < node.inputs.size() && !node.inputs[in].empty()) {
+      const DType t = view.type_of(node.inputs[in]).dtype;
+      if (t != DType::undefined && !k->dtypes.contains(t)) {
+        rejected = t;
+        continue;
+      }
+    }
+    out.push_back(k);
+  }
+  if (out.empty() && why) {
+    *why = !opset_match ? node.op_type + " has no kernel for opset " + std::to_string(node.opset)
+                        : node.op_type + " has no kernel for dtype " + std::string(dtype_name(rejected));
+  }
+  return out;
+}
+
+Capability KernelBackend::get_capability(const GraphView& view) const {
+  Capability cap;
+  for (int n : view.candidates()) {
+    std::string why;
+    if (variants(view, view.node(n), &why).empty()) {
+      cap.rejected.push_back({n, why});
+    } else {
+      cap.partitions.push_back({n});
+    }
+  }
+  return cap;
+}
+
+Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext& ctx) const {
+  const PartitionSpec& spec = ctx.partition;
+  const graph::Graph& g = *spec.graph;
+  const GraphView view(g, spec.nodes);
+  const MemoryPlace place = allocator().place();
+  std::vector<std::unique_ptr<Step>> steps;
+  // Last reader in this partition of each internal value (neither a partition output nor read later).
+  std::map<std::string, size_t, std::less<>> last_read;
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    for (const auto& in : node_reads(g.nodes[static_cast<size_t>(spec.nodes[i])])) last_read[in] = i;
+  }
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    const graph::Node& node = g.nodes[static_cast<size_t>(spec.nodes[i])];
+    auto step = std::make_unique<Step>();
+    step->node = &node;
+    step->backend_name = info_.name;
+    for (const auto& in : node.inputs) {
+      if (in.empty()) {
+        step->inputs.push_back(-1);
+        continue;
+      }
+      auto pi = std::find(spec.inputs.begin(), spec.inputs.end(), in);
+      if (pi != spec.inputs.end()) {
+        step->inputs.push_back(kPartitionInput - static_cast<int>(pi - spec.inputs.begin()));
+      } else if (const Tensor* c = view.constant(in); c && !place.host_visible()) {
+        // Constants live on the device that reads them, uploaded once here.
+        ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(c->dtype(), c->shape(), allocator()));
+        ORCHARD_RETURN_IF_ERROR(transfer().copy(*c, dst, nullptr));
+        step->inputs.push_back(kBound - static_cast<int>(step->bound.size()));
+        step->bound.emplace_back(dst);
+      } else {
+        step->inputs.push_back(ctx.slot_of(in));
+      }
+    }
+    for (const auto& out : node.outputs) step->outputs.push_back(out.empty() ? -1 : ctx.slot_of(out));
+
+    std::string why;
+    const auto candidates = variants(view, node, &why);
+    if (candidates.empty()) {
+      if (ctx.failed_nodes) ctx.failed_nodes->push_back(spec.nodes[i]);
+      return unsupported("[", info_.name, "] ", node.label(), ": ", why);
+    }
+    KernelCreateContext kctx{
+        node,
+        this,
+        [&view, &node](size_t k) -> const Tensor* {
+          return k < node.inputs.size() && !node.inputs[k].empty() ? view.constant(node.inputs[k]) : nullptr;
+        },
+        [&view, &node](size_t k) -> const ValueType& {
+          static const ValueType unknown;
+          return k < node.inputs.size() && !node.inputs[k].empty() ? view.type_of(node.inputs[k]) : unknown;
+        },
+        ctx.compile_subgraph};
+    // The best variant whose create succeeds runs the node; the others stay unused.
+    Status first_error;
+    for (const KernelDef* def : candidates) {
+      auto kernel = def->create(kctx);
+      if (kernel.ok()) {
+        step->kernel = std::move(kernel).value();
+        step->host_inputs = place.host_visible() ? 0 : def->host_inputs;
+        break;
+      }
+      if (first_error.ok()) first_error = kernel.status();
+    }
+    if (!step->kernel) {
+      if (ctx.failed_nodes) ctx.failed_nodes->push_back(spec.nodes[i]);
+      return first_error.with_prefix("[" + info_.name + "] " + node.label() + ": ");
+    }
+    steps.push_back(std::move(step));
+  }
+  // Internal values are dropped after their last reader here; the executor releases the others.
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    for (const auto& out : g.nodes[static_cast<size_t>(spec.nodes[i])].outputs) {
+      if (out.empty() || std::find(spec.outputs.begin(), spec.outputs.end(), out) != spec.outputs.end()) continue;
+      auto it = last_read.find(out);
+      const int slot = ctx.slot_of(out);
+      if (slot < 0) continue;
+      steps[it == last_read.end() ? i : it->second]->release.push_back(slot);
+    }
+  }
+  std::vector<int> output_slots;
+  for (const auto& out : spec.outputs) output_slots.push_back(ctx.slot_of(out));
+  return std::unique_ptr<Executable>(new KernelExecutable(std::move(steps), std::move(output_slots), *this));
+}
+
+}  // namespace orchard::runtime

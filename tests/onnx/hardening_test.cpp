@@ -1,0 +1,268 @@
+// Issue 12: hostile or broken model files. Each test is one finding of the issue (or of the fuzz
+// campaign): before the fix it crashed, hung, threw across the API or said something misleading.
+#include <gtest/gtest.h>
+
+#include <onnx/onnx_pb.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include "orchard/io.hpp"
+#include "orchard/session.hpp"
+#include "testing/model_builder.hpp"
+
+namespace orchard {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::add_node;
+using testing::ModelBuilder;
+using testing::set_type;
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("orchard_hardening_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+template <class R>
+void expect_error(const R& r, StatusCode code, std::initializer_list<std::string> needles) {
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), code) << r.status().to_string();
+  for (const auto& n : needles) {
+    EXPECT_NE(r.status().message().find(n), std::string::npos) << "'" << n << "' not in: " << r.status().message();
+  }
+}
+
+Result<std::unique_ptr<Session>> load_bytes(const std::string& bytes, const fs::path& base_dir = {},
+                                            const SessionOptions& options = {}) {
+  return Session::load_from_bytes({reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()}, options, base_dir);
+}
+
+void add_ints(onnx::NodeProto& n, const std::string& name, std::vector<int64_t> v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t x : v) a->add_ints(x);
+}
+
+// ---- Finding 1: libonnx shape inference crashes on ranks it assumes ----
+
+TEST(Hardening, ConvWithRank2DataInputFailsShapeInference) {
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {1, 1}).input("w", onnx::TensorProto::FLOAT, {1, 1, 3, 3});
+  b.output("y", onnx::TensorProto::FLOAT, {1});
+  b.node("Conv", {"x", "w"}, {"y"});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 2"});
+}
+
+TEST(Hardening, ConvFedARank2ValueByAnEarlierNodeFailsShapeInference) {
+  // The rank is known only through inference of the Reshape: checks on declared types alone miss it.
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {1, 1, 1, 1}).input("w", onnx::TensorProto::FLOAT, {1, 1, 3, 3});
+  b.output("y", onnx::TensorProto::FLOAT, {1});
+  auto* shape = b.proto().mutable_graph()->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(1);
+  shape->add_int64_data(1);
+  b.node("Reshape", {"x", "shape"}, {"x2"});
+  b.node("Conv", {"x2", "w"}, {"y"});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 2"});
+}
+
+TEST(Hardening, ConvTransposeAndPoolAttributeLengthsAreChecked) {
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {1, 1, 4, 4});
+  b.output("y", onnx::TensorProto::FLOAT, {1});
+  add_ints(b.node("MaxPool", {"x"}, {"y"}), "kernel_shape", {2, 2, 2, 2, 2});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"kernel_shape"});
+}
+
+TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
+  ModelBuilder b(6, 3);
+  b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
+  b.input("r", onnx::TensorProto::FLOAT, {1, 8, 2});
+  b.output("y", onnx::TensorProto::FLOAT, {1});
+  auto& n = b.node("LSTM", {"x", "w", "r"}, {"y"});
+  auto* h = n.add_attribute();
+  h->set_name("hidden_size");
+  h->set_type(onnx::AttributeProto::INT);
+  h->set_i(2);
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 1"});
+}
+
+// ---- Finding 2: exceptions across Session::load ----
+
+TEST(Hardening, ModelPathThatIsAFolderIsAStatus) {
+  const fs::path dir = fresh_dir("folder_model") / "model.onnx";
+  fs::create_directories(dir);
+  expect_error(Session::load(dir), StatusCode::invalid_argument, {"model.onnx", "folder"});
+}
+
+// y = Add(x, w) with w float[3] stored externally at `location`.
+std::string external_model(const std::string& location) {
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {3}).output("y", onnx::TensorProto::FLOAT, {3});
+  b.node("Add", {"x", "w"}, {"y"});
+  auto* w = b.proto().mutable_graph()->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(3);
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = w->add_external_data();
+  e->set_key("location");
+  e->set_value(location);
+  return b.bytes();
+}
+
+TEST(Hardening, ExternalDataThatIsAFolderIsAStatus) {
+  const fs::path dir = fresh_dir("folder_external");
+  fs::create_directories(dir / "weights");
+  expect_error(load_bytes(external_model("weights"), dir), StatusCode::invalid_argument, {"weights", "folder"});
+}
+
+// ---- Finding 3: hangs and unbounded reads ----
+
+void on_alarm(int) {}
+
+TEST(Hardening, ExternalDataThatIsAFifoIsRefusedWithoutBlocking) {
+  const fs::path dir = fresh_dir("fifo");
+  ASSERT_EQ(::mkfifo((dir / "pipe").c_str(), 0600), 0);
+  // Were the loader to open the FIFO and wait for a writer, SIGALRM (installed without SA_RESTART)
+  // interrupts the wait after 20 s and the load fails with another message. (No thread: under qemu-user a
+  // second thread slows every later test down.)
+  struct sigaction alarm_action {}, previous {};
+  alarm_action.sa_handler = on_alarm;
+  ASSERT_EQ(::sigaction(SIGALRM, &alarm_action, &previous), 0);
+  ::alarm(20);
+  auto loaded = load_bytes(external_model("pipe"), dir);
+  ::alarm(0);
+  ::sigaction(SIGALRM, &previous, nullptr);
+  expect_error(loaded, StatusCode::invalid_argument, {"pipe", "FIFO"});
+}
+
+TEST(Hardening, ModelPathThatIsADeviceIsRefused) {
+  if (!fs::exists("/dev/zero")) GTEST_SKIP() << "no /dev/zero here";
+  expect_error(Session::load("/dev/zero"), StatusCode::invalid_argument, {"/dev/zero", "device"});
+}
+
+TEST(Hardening, ModelAndExternalDataSizeCaps) {
+  const fs::path dir = fresh_dir("caps");
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {2}).output("y", onnx::TensorProto::FLOAT, {2});
+  b.node("Relu", {"x"}, {"y"});
+  const std::string path = b.save((dir / "relu.onnx").string());
+  SessionOptions small;
+  small.max_model_bytes = 16;
+  expect_error(Session::load(path, small), StatusCode::resource_exhausted, {"relu.onnx", "limit"});
+  expect_error(load_bytes(b.bytes(), {}, small), StatusCode::resource_exhausted, {"limit"});
+  EXPECT_TRUE(Session::load(path).ok());
+
+  {
+    std::ofstream out(dir / "w.bin", std::ios::binary);
+    const float w[3] = {1, 2, 3};
+    out.write(reinterpret_cast<const char*>(w), sizeof w);
+  }
+  SessionOptions tight;
+  tight.max_external_data_bytes = 8;
+  expect_error(load_bytes(external_model("w.bin"), dir, tight), StatusCode::resource_exhausted, {"'w'", "12 bytes"});
+  EXPECT_TRUE(load_bytes(external_model("w.bin"), dir).ok());
+}
+
+TEST(Hardening, ExternalDataLargerThanTheShapeIsNotRead) {
+  const fs::path dir = fresh_dir("large_external");
+  {
+    std::ofstream out(dir / "big.bin", std::ios::binary);
+    out << std::string(1 << 20, '\0');
+  }
+  expect_error(load_bytes(external_model("big.bin"), dir), StatusCode::invalid_argument, {"big.bin", "more than the 12 bytes"});
+}
+
+// ---- Finding 6: messages that name the real problem ----
+
+TEST(Hardening, EmptyFileSaysEmpty) {
+  const fs::path p = fresh_dir("empty") / "empty.onnx";
+  std::ofstream(p).close();
+  expect_error(Session::load(p), StatusCode::invalid_argument, {"empty.onnx", "empty"});
+}
+
+TEST(Hardening, TensorProtoGivenAsAModelSaysSo) {
+  onnx::TensorProto t;
+  t.add_dims(100);  // field 1, as ModelProto's ir_version
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  for (int i = 0; i < 100; ++i) t.add_float_data(1.0f);
+  expect_error(load_bytes(t.SerializeAsString()), StatusCode::invalid_argument, {"not an ONNX model", "no graph"});
+}
+
+TEST(Hardening, DeeplyNestedIfNamesTheNestingLimit) {
+  // 40 nested If nodes: each level adds node, attribute and graph messages to protobuf's nesting.
+  onnx::GraphProto inner;
+  inner.set_name("leaf");
+  set_type(inner.add_output(), "o", onnx::TensorProto::FLOAT, {1});
+  add_node(&inner, "Identity", {"x"}, {"o"});
+  for (int level = 0; level < 40; ++level) {
+    onnx::GraphProto outer;
+    outer.set_name("level" + std::to_string(level));
+    set_type(outer.add_output(), "o", onnx::TensorProto::FLOAT, {1});
+    auto* n = add_node(&outer, "If", {"c"}, {"o"});
+    auto* a = n->add_attribute();  // (the else_branch would only double the size at every level)
+    a->set_name("then_branch");
+    a->set_type(onnx::AttributeProto::GRAPH);
+    *a->mutable_g() = inner;
+    inner = std::move(outer);
+  }
+  ModelBuilder b(17);
+  b.input("c", onnx::TensorProto::BOOL, {}).input("x", onnx::TensorProto::FLOAT, {1});
+  b.output("o", onnx::TensorProto::FLOAT, {1});
+  *b.proto().mutable_graph()->add_node() = inner.node(0);
+  expect_error(load_bytes(b.bytes()), StatusCode::unsupported, {"nests", "deep"});
+}
+
+TEST(Hardening, ConstantWhoseShapeFarExceedsItsDataNamesTheMismatch) {
+  ModelBuilder b(17);
+  b.output("y", onnx::TensorProto::FLOAT, {1000000, 1000000});
+  auto& n = b.node("Constant", {}, {"y"});
+  auto* a = n.add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  auto* t = a->mutable_t();
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(1000000);
+  t->add_dims(1000000);
+  t->add_float_data(1.0f);
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"has 1 values", "[1000000,1000000]"});
+}
+
+// ---- io: tensor files ----
+
+TEST(Hardening, TensorFileReadersRefuseFoldersAndFifos) {
+  const fs::path dir = fresh_dir("io");
+  fs::create_directories(dir / "t.pb");
+  expect_error(load_value_pb(dir / "t.pb", Value::Kind::tensor), StatusCode::invalid_argument, {"t.pb", "folder"});
+  ASSERT_EQ(::mkfifo((dir / "t.npy").c_str(), 0600), 0);
+  expect_error(load_npy(dir / "t.npy"), StatusCode::invalid_argument, {"t.npy", "FIFO"});
+}
+
+TEST(Hardening, NpyWithBadShapeTextIsAStatus) {
+  const fs::path p = fresh_dir("npy") / "bad.npy";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999, ), }";
+  header.resize(117, ' ');
+  header += '\n';
+  std::ofstream out(p, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  out.put(static_cast<char>(header.size()));
+  out.put(0);
+  out << header;
+  out.close();
+  expect_error(load_npy(p), StatusCode::invalid_argument, {"bad.npy", "shape"});
+}
+
+}  // namespace
+}  // namespace orchard
