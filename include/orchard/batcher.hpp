@@ -14,20 +14,20 @@
 namespace orchard {
 
 struct BatchingConfig {
-  int64_t max_batch_size = 8;                 // rows per batch (sum of the requests' first dims)
-  int64_t max_queue_delay_us = 0;             // how long a partial batch may wait; 0: send what is queued
+  int64_t max_batch_size = 8;                  // rows per batch (sum of the requests' first dims)
+  int64_t max_queue_delay_us = 0;              // how long a partial batch may wait; 0: send what is queued
   std::vector<int64_t> preferred_batch_sizes;  // a partial batch of one of these sizes is sent at once
-  int max_inflight_batches = 2;               // batches running in the Manager at once; the rest queue here
-  int64_t max_queue_size = 1024;              // requests waiting here; beyond it resource_exhausted
+  int max_inflight_batches = 2;                // batches running in the Manager at once; the rest queue here
+  int64_t max_queue_size = 1024;               // requests waiting here; beyond it resource_exhausted
 };
 
 // Counts of one Batcher (monotonic, except pending).
 struct BatcherStats {
-  uint64_t requests_ok = 0;       // requests answered with outputs
-  uint64_t requests_failed = 0;   // answered with an error (cancelled and deadline included)
-  uint64_t executions = 0;        // batches sent to the Manager
-  uint64_t inferences = 0;        // rows in those batches (batch n counts n)
-  int64_t pending = 0;            // requests waiting here now
+  uint64_t requests_ok = 0;      // requests answered with outputs
+  uint64_t requests_failed = 0;  // answered with an error (cancelled and deadline included)
+  uint64_t executions = 0;       // batches sent to the Manager
+  uint64_t inferences = 0;       // rows in those batches (batch n counts n)
+  int64_t pending = 0;           // requests waiting here now
 };
 
 // Metrics shared by many Batchers (one family per metric, a "model" label per Batcher).

@@ -47,12 +47,8 @@ struct Item {
   int64_t rows = 0;
   std::atomic<bool> answered{false};
 
-  // Calls done once; returns false when it was already answered (cancelled).
-  bool answer(Result<NamedValues> r) {
-    if (answered.exchange(true)) return false;
-    done(std::move(r));
-    return true;
-  }
+  // Returns true for the one caller that may answer this request (the others find it answered).
+  bool claim() { return !answered.exchange(true); }
 };
 
 // Whether two requests can share a batch: same input names, dtypes, and shapes past the first dim.
@@ -113,8 +109,8 @@ struct Batcher::Impl {
   std::shared_ptr<BatchingMetrics> metrics;
 
   std::mutex mu;
-  std::condition_variable cv;        // scheduler: queue changed, a batch finished, or stop
-  std::condition_variable idle_cv;   // destructor: in-flight batches finished
+  std::condition_variable cv;       // scheduler: queue changed, a batch finished, or stop
+  std::condition_variable idle_cv;  // destructor: in-flight batches finished
   std::deque<std::shared_ptr<Item>> queue;
   std::unordered_map<RequestId, std::shared_ptr<Item>> live;  // queued or in a running batch
   int inflight = 0;
@@ -143,11 +139,14 @@ struct Batcher::Impl {
     g_pending = must(reg.gauge("orchard_batch_pending_requests", "Requests waiting in the batcher", labels));
   }
 
+  // Answers `item` unless it was answered already; counts before answering, so a client that sees its
+  // answer also sees it counted.
   void finish(const std::shared_ptr<Item>& item, Result<NamedValues> r) {
+    if (!item->claim()) return;
     const bool good = r.ok();
-    if (!item->answer(std::move(r))) return;
     (good ? ok : failed).fetch_add(1, std::memory_order_relaxed);
     (good ? c_ok : c_failed)->inc();
+    item->done(std::move(r));
   }
 
   // Picks the next batch from the queue (lock held). Returns empty when it should wait; `wake` gets the
@@ -204,8 +203,10 @@ struct Batcher::Impl {
       g_pending->set(static_cast<double>(queue.size()));
       if (batch.empty()) {
         for (const auto& item : queue) wake = std::min(wake, item->deadline);
-        if (wake == Clock::time_point::max()) cv.wait(lock);
-        else cv.wait_until(lock, wake);
+        if (wake == Clock::time_point::max())
+          cv.wait(lock);
+        else
+          cv.wait_until(lock, wake);
         continue;
       }
       ++inflight;
@@ -235,8 +236,7 @@ struct Batcher::Impl {
     } else if (deadline == Clock::time_point::max()) {
       options.timeout_ms = 0;
     } else {
-      options.timeout_ms = std::max<int64_t>(
-          1, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+      options.timeout_ms = std::max<int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     }
     NamedValues inputs;
     if (batch.size() == 1) {
@@ -284,8 +284,10 @@ struct Batcher::Impl {
           }
           mine.emplace_back(oname, std::move(part).value());
         }
-        if (bad.ok()) finish(item, std::move(mine));
-        else finish(item, bad);
+        if (bad.ok())
+          finish(item, std::move(mine));
+        else
+          finish(item, bad);
       }
       begin += item->rows;
     }
@@ -350,7 +352,8 @@ RequestId Batcher::submit(NamedValues inputs, const InferenceOptions& options, C
     } else if (item->rows == 0) {
       item->rows = v.tensor().dim(0);
     } else if (v.tensor().dim(0) != item->rows) {
-      bad = invalid_argument("[batcher] input '", iname, "' has batch ", v.tensor().dim(0), ", other inputs ", item->rows);
+      bad = invalid_argument("[batcher] input '", iname, "' has batch ", v.tensor().dim(0), ", other inputs ",
+                             item->rows);
     }
   }
   if (bad.ok() && (item->rows < 1 || item->rows > impl_->config.max_batch_size))

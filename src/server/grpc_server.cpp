@@ -18,16 +18,33 @@ grpc::Status to_grpc(const Status& s) {
   if (s.ok()) return grpc::Status::OK;
   grpc::StatusCode code = grpc::StatusCode::INTERNAL;
   switch (s.code()) {
-    case StatusCode::ok: break;
-    case StatusCode::invalid_argument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case StatusCode::not_found: code = grpc::StatusCode::NOT_FOUND; break;
-    case StatusCode::unsupported: code = grpc::StatusCode::UNIMPLEMENTED; break;
+    case StatusCode::ok:
+      break;
+    case StatusCode::invalid_argument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case StatusCode::not_found:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case StatusCode::unsupported:
+      code = grpc::StatusCode::UNIMPLEMENTED;
+      break;
     case StatusCode::out_of_memory:
-    case StatusCode::resource_exhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case StatusCode::deadline_exceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case StatusCode::cancelled: code = grpc::StatusCode::CANCELLED; break;
-    case StatusCode::unavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case StatusCode::internal: code = grpc::StatusCode::INTERNAL; break;
+    case StatusCode::resource_exhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case StatusCode::deadline_exceeded:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case StatusCode::cancelled:
+      code = grpc::StatusCode::CANCELLED;
+      break;
+    case StatusCode::unavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case StatusCode::internal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, s.message());
 }
@@ -38,7 +55,8 @@ Result<std::vector<int64_t>> shape_of(const google::protobuf::RepeatedField<int6
   *numel = 1;
   for (int64_t d : shape) {
     if (d < 0) return invalid_argument("[server] input '", name, "': shape dimension ", d, " is negative");
-    if (d != 0 && *numel > (int64_t{1} << 40) / d) return invalid_argument("[server] input '", name, "': shape too large");
+    if (d != 0 && *numel > (int64_t{1} << 40) / d)
+      return invalid_argument("[server] input '", name, "': shape too large");
     *numel *= d;
     dims.push_back(d);
   }
@@ -50,7 +68,8 @@ template <class T, class Field>
 Result<Tensor> from_field(DType dtype, const std::vector<int64_t>& dims, int64_t numel, const Field& field,
                           const std::string& name) {
   if (static_cast<int64_t>(field.size()) != numel)
-    return invalid_argument("[server] input '", name, "': contents has ", field.size(), " elements, shape needs ", numel);
+    return invalid_argument("[server] input '", name, "': contents has ", field.size(), " elements, shape needs ",
+                            numel);
   ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, Shape(dims)));
   for (int64_t i = 0; i < numel; ++i) {
     const auto v = field.Get(static_cast<int>(i));
@@ -66,17 +85,28 @@ Result<Tensor> from_field(DType dtype, const std::vector<int64_t>& dims, int64_t
 Result<Tensor> from_contents(DType dtype, const std::vector<int64_t>& dims, int64_t numel,
                              const pb::InferTensorContents& c, const std::string& name) {
   switch (dtype) {
-    case DType::boolean: return from_field<bool>(dtype, dims, numel, c.bool_contents(), name);
-    case DType::int8: return from_field<int8_t>(dtype, dims, numel, c.int_contents(), name);
-    case DType::int16: return from_field<int16_t>(dtype, dims, numel, c.int_contents(), name);
-    case DType::int32: return from_field<int32_t>(dtype, dims, numel, c.int_contents(), name);
-    case DType::int64: return from_field<int64_t>(dtype, dims, numel, c.int64_contents(), name);
-    case DType::uint8: return from_field<uint8_t>(dtype, dims, numel, c.uint_contents(), name);
-    case DType::uint16: return from_field<uint16_t>(dtype, dims, numel, c.uint_contents(), name);
-    case DType::uint32: return from_field<uint32_t>(dtype, dims, numel, c.uint_contents(), name);
-    case DType::uint64: return from_field<uint64_t>(dtype, dims, numel, c.uint64_contents(), name);
-    case DType::float32: return from_field<float>(dtype, dims, numel, c.fp32_contents(), name);
-    case DType::float64: return from_field<double>(dtype, dims, numel, c.fp64_contents(), name);
+    case DType::boolean:
+      return from_field<bool>(dtype, dims, numel, c.bool_contents(), name);
+    case DType::int8:
+      return from_field<int8_t>(dtype, dims, numel, c.int_contents(), name);
+    case DType::int16:
+      return from_field<int16_t>(dtype, dims, numel, c.int_contents(), name);
+    case DType::int32:
+      return from_field<int32_t>(dtype, dims, numel, c.int_contents(), name);
+    case DType::int64:
+      return from_field<int64_t>(dtype, dims, numel, c.int64_contents(), name);
+    case DType::uint8:
+      return from_field<uint8_t>(dtype, dims, numel, c.uint_contents(), name);
+    case DType::uint16:
+      return from_field<uint16_t>(dtype, dims, numel, c.uint_contents(), name);
+    case DType::uint32:
+      return from_field<uint32_t>(dtype, dims, numel, c.uint_contents(), name);
+    case DType::uint64:
+      return from_field<uint64_t>(dtype, dims, numel, c.uint64_contents(), name);
+    case DType::float32:
+      return from_field<float>(dtype, dims, numel, c.fp32_contents(), name);
+    case DType::float64:
+      return from_field<double>(dtype, dims, numel, c.fp64_contents(), name);
     case DType::string: {
       if (c.bytes_contents_size() != numel)
         return invalid_argument("[server] input '", name, "': contents has ", c.bytes_contents_size(),
@@ -85,7 +115,8 @@ Result<Tensor> from_contents(DType dtype, const std::vector<int64_t>& dims, int6
       for (int64_t i = 0; i < numel; ++i) t.data<std::string>()[i] = c.bytes_contents(static_cast<int>(i));
       return t;
     }
-    default: break;
+    default:
+      break;
   }
   return invalid_argument("[server] input '", name, "': ", kserve_datatype(dtype),
                           " must be sent in raw_input_contents");

@@ -16,8 +16,8 @@ namespace orchard::server {
 
 struct GrpcOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8001;                       // 0: any free port
-  int64_t max_message_bytes = 64ll << 20;     // larger requests: RESOURCE_EXHAUSTED
+  uint16_t port = 8001;                    // 0: any free port
+  int64_t max_message_bytes = 64ll << 20;  // larger requests: RESOURCE_EXHAUSTED
 };
 
 class GrpcServer {

@@ -1,9 +1,10 @@
-#include <utility>  // before Asio: GCC 12 + C++20 needs it first (chriskohlhoff/asio#944)
-
 #include "server/http_server.hpp"
 
 #include <array>
 #include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -11,11 +12,8 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <utility>  // before Asio: GCC 12 + C++20 needs it first (chriskohlhoff/asio#944)
 #include <vector>
-
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "core/logging.hpp"
 #include "server/admin_queue.hpp"
@@ -33,12 +31,22 @@ using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 enum class Reject : unsigned char {
-  body_too_large, header_too_large, url_too_long, connection_limit, idle_timeout, bad_request, not_found,
-  method_not_allowed, invalid_name, draining, client_closed, count_
+  body_too_large,
+  header_too_large,
+  url_too_long,
+  connection_limit,
+  idle_timeout,
+  bad_request,
+  not_found,
+  method_not_allowed,
+  invalid_name,
+  draining,
+  client_closed,
+  count_
 };
 constexpr std::array<const char*, static_cast<size_t>(Reject::count_)> kRejectNames = {
-    "body_too_large", "header_too_large", "url_too_long", "connection_limit", "idle_timeout",
-    "bad_request",    "not_found",        "method_not_allowed", "invalid_name", "draining", "client_closed"};
+    "body_too_large", "header_too_large",   "url_too_long", "connection_limit", "idle_timeout", "bad_request",
+    "not_found",      "method_not_allowed", "invalid_name", "draining",         "client_closed"};
 
 Reject reject_from_label(std::string_view label) {
   for (size_t i = 0; i < kRejectNames.size(); ++i)
@@ -66,8 +74,9 @@ struct ServerMetrics {
       const std::string ep(endpoint_name(static_cast<Endpoint>(e)));
       const char* classes[] = {"2xx", "4xx", "5xx"};
       for (int c = 0; c < 3; ++c)
-        requests[e][c] = must(registry.counter("orchard_server_requests", "HTTP requests answered, by endpoint and status class",
-                                               {{"endpoint", ep}, {"code", classes[c]}}));
+        requests[e][c] =
+            must(registry.counter("orchard_server_requests", "HTTP requests answered, by endpoint and status class",
+                                  {{"endpoint", ep}, {"code", classes[c]}}));
       duration[e] = must(registry.histogram("orchard_server_request_duration_seconds",
                                             "Time from request read to reply written", bounds, {{"endpoint", ep}}));
     }
@@ -164,20 +173,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     endpoint_ = Endpoint::count_;
     srv_.inflight.fetch_add(1);
     if (ec == http::error::body_limit)
-      return fail(413, Reject::body_too_large, "[server] request body exceeds the limit of " +
-                                                   std::to_string(srv_.options.max_body_bytes) + " bytes");
+      return fail(
+          413, Reject::body_too_large,
+          "[server] request body exceeds the limit of " + std::to_string(srv_.options.max_body_bytes) + " bytes");
     if (ec == http::error::header_limit)
-      return fail(431, Reject::header_too_large, "[server] request headers exceed the limit of " +
-                                                     std::to_string(srv_.options.max_header_bytes) + " bytes");
+      return fail(
+          431, Reject::header_too_large,
+          "[server] request headers exceed the limit of " + std::to_string(srv_.options.max_header_bytes) + " bytes");
     if (ec) return fail(400, Reject::bad_request, "[server] malformed HTTP request: " + ec.message());
 
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     const std::string_view target(req.target().data(), req.target().size());
     if (target.size() > srv_.options.max_url_bytes)
-      return fail(414, Reject::url_too_long, "[server] request target of " + std::to_string(target.size()) +
-                                                 " bytes exceeds the limit of " +
-                                                 std::to_string(srv_.options.max_url_bytes));
+      return fail(414, Reject::url_too_long,
+                  "[server] request target of " + std::to_string(target.size()) + " bytes exceeds the limit of " +
+                      std::to_string(srv_.options.max_url_bytes));
     auto routed = parse_route(std::string_view(req.method_string().data(), req.method_string().size()), target);
     if (auto* e = std::get_if<HttpError>(&routed)) {
       srv_.metrics.reject(reject_from_label(e->reason));
@@ -190,8 +201,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const std::string_view v(it->value().data(), it->value().size());
       json_length = parse_byte_count(v);
       if (!json_length)
-        return reply(json_reply(400, error_body("[server] Inference-Header-Content-Length '" + std::string(v) +
-                                               "' is not a byte count")));
+        return reply(json_reply(
+            400, error_body("[server] Inference-Header-Content-Length '" + std::string(v) + "' is not a byte count")));
     }
     if (srv_.options.access_log) request_id_ = srv_.next_request.fetch_add(1);
     srv_.handler->handle(route, req.body(), json_length, [self = shared_from_this()](HttpReply r) {
@@ -215,7 +226,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->keep_alive(keep_alive_ && !srv_.draining.load(std::memory_order_relaxed));
     res->body() = std::move(r.body);
     res->prepare_payload();
-    const size_t ep = endpoint_ == Endpoint::count_ ? static_cast<size_t>(Endpoint::live) : static_cast<size_t>(endpoint_);
+    const size_t ep =
+        endpoint_ == Endpoint::count_ ? static_cast<size_t>(Endpoint::live) : static_cast<size_t>(endpoint_);
     const int cls = r.status < 400 ? 0 : (r.status < 500 ? 1 : 2);
     if (endpoint_ != Endpoint::count_) {
       srv_.metrics.requests[ep][cls]->inc();
@@ -224,9 +236,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (srv_.options.access_log) {
       const auto& req = parser_->get();
       log(LogLevel::info, "server", "request",
-          {{"request", request_id_}, {"method", std::string(req.method_string())}, {"target", std::string(req.target())},
+          {{"request", request_id_},
+           {"method", std::string(req.method_string())},
+           {"target", std::string(req.target())},
            {"status", static_cast<int64_t>(r.status)},
-           {"us", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin_).count())}});
+           {"us", static_cast<int64_t>(
+                      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin_).count())}});
     }
     response_ = res;
     http::async_write(stream_, *response_,
@@ -291,8 +306,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   auto impl = std::make_unique<Impl>(options, manager, repository);
   Impl* raw = impl.get();
   impl->handler = std::make_unique<RestHandler>(
-      manager, repository, [raw] { return raw->metrics_text(); },
-      [raw] { return raw->ready(); },
+      manager, repository, [raw] { return raw->metrics_text(); }, [raw] { return raw->ready(); },
       [raw](std::function<void()> job) { raw->admin->post(std::move(job)); });
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);

@@ -15,14 +15,14 @@ namespace orchard::server {
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8000;                    // 0: any free port (see HttpServer::port)
-  int threads = 2;                         // I/O threads, each with its own io_context and acceptor
-  uint64_t max_body_bytes = 64ull << 20;   // larger bodies: 413
-  uint32_t max_header_bytes = 16 << 10;    // request line + headers; larger: 431
-  uint32_t max_url_bytes = 8 << 10;        // request target; longer: 414
-  int max_connections = 4096;              // open connections; more are answered 503 and closed
+  uint16_t port = 8000;                           // 0: any free port (see HttpServer::port)
+  int threads = 2;                                // I/O threads, each with its own io_context and acceptor
+  uint64_t max_body_bytes = 64ull << 20;          // larger bodies: 413
+  uint32_t max_header_bytes = 16 << 10;           // request line + headers; larger: 431
+  uint32_t max_url_bytes = 8 << 10;               // request target; longer: 414
+  int max_connections = 4096;                     // open connections; more are answered 503 and closed
   std::chrono::milliseconds idle_timeout{60000};  // a connection silent this long is closed
-  bool access_log = false;                 // one info log record per request
+  bool access_log = false;                        // one info log record per request
 };
 
 class HttpServer {

@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 namespace orchard::server {
@@ -28,16 +27,20 @@ constexpr TypeName kTypes[] = {
 // Binary element size: BYTES has none (each element carries a 4-byte length).
 size_t wire_size(DType t) { return t == DType::string ? 0 : dtype_size(t); }
 
-std::string json_quote(std::string_view s) { return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string json_quote(std::string_view s) {
+  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 Result<std::vector<int64_t>> parse_shape(const Json& j, const std::string& input) {
   if (!j.is_array()) return invalid_argument("[server] input '", input, "': 'shape' must be an array of integers");
-  if (j.size() > kMaxRank) return invalid_argument("[server] input '", input, "': rank ", j.size(), " exceeds ", kMaxRank);
+  if (j.size() > kMaxRank)
+    return invalid_argument("[server] input '", input, "': rank ", j.size(), " exceeds ", kMaxRank);
   std::vector<int64_t> dims;
   int64_t numel = 1;
   for (const Json& d : j) {
     if (!d.is_number_integer() || (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0))
-      return invalid_argument("[server] input '", input, "': shape dimension ", d.dump(), " is not a non-negative integer");
+      return invalid_argument("[server] input '", input, "': shape dimension ", d.dump(),
+                              " is not a non-negative integer");
     const uint64_t v = d.get<uint64_t>();
     if (v > static_cast<uint64_t>(kMaxElements))
       return invalid_argument("[server] input '", input, "': shape dimension ", v, " is too large");
@@ -52,7 +55,8 @@ Result<std::vector<int64_t>> parse_shape(const Json& j, const std::string& input
 // Counts the leaves of nested `data` (arrays flatten; depth bounded by rank + 1).
 Result<int64_t> count_leaves(const Json& j, size_t depth, size_t max_depth, const std::string& input) {
   if (!j.is_array()) return int64_t{1};
-  if (depth >= max_depth) return invalid_argument("[server] input '", input, "': 'data' is nested deeper than its shape");
+  if (depth >= max_depth)
+    return invalid_argument("[server] input '", input, "': 'data' is nested deeper than its shape");
   int64_t n = 0;
   for (const Json& e : j) {
     ORCHARD_ASSIGN_OR_RETURN(int64_t k, count_leaves(e, depth + 1, max_depth, input));
@@ -63,7 +67,8 @@ Result<int64_t> count_leaves(const Json& j, size_t depth, size_t max_depth, cons
 
 template <class T>
 Status store_int(const Json& j, T* out, const std::string& input) {
-  if (!j.is_number_integer()) return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not an integer");
+  if (!j.is_number_integer())
+    return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not an integer");
   if (j.is_number_unsigned()) {
     const uint64_t v = j.get<uint64_t>();
     if (v > static_cast<uint64_t>(std::numeric_limits<T>::max()))
@@ -93,30 +98,44 @@ Status fill_leaves(const Json& j, Tensor& t, int64_t* pos, const std::string& in
   const int64_t i = (*pos)++;
   switch (t.dtype()) {
     case DType::boolean:
-      if (!j.is_boolean()) return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not a boolean");
+      if (!j.is_boolean())
+        return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not a boolean");
       t.data<bool>()[i] = j.get<bool>();
       return Status::OK();
-    case DType::int8: return store_int(j, t.data<int8_t>() + i, input);
-    case DType::int16: return store_int(j, t.data<int16_t>() + i, input);
-    case DType::int32: return store_int(j, t.data<int32_t>() + i, input);
-    case DType::int64: return store_int(j, t.data<int64_t>() + i, input);
-    case DType::uint8: return store_int(j, t.data<uint8_t>() + i, input);
-    case DType::uint16: return store_int(j, t.data<uint16_t>() + i, input);
-    case DType::uint32: return store_int(j, t.data<uint32_t>() + i, input);
-    case DType::uint64: return store_int(j, t.data<uint64_t>() + i, input);
+    case DType::int8:
+      return store_int(j, t.data<int8_t>() + i, input);
+    case DType::int16:
+      return store_int(j, t.data<int16_t>() + i, input);
+    case DType::int32:
+      return store_int(j, t.data<int32_t>() + i, input);
+    case DType::int64:
+      return store_int(j, t.data<int64_t>() + i, input);
+    case DType::uint8:
+      return store_int(j, t.data<uint8_t>() + i, input);
+    case DType::uint16:
+      return store_int(j, t.data<uint16_t>() + i, input);
+    case DType::uint32:
+      return store_int(j, t.data<uint32_t>() + i, input);
+    case DType::uint64:
+      return store_int(j, t.data<uint64_t>() + i, input);
     case DType::float32:
     case DType::float64: {
-      if (!j.is_number()) return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not a number");
+      if (!j.is_number())
+        return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not a number");
       const double v = j.get<double>();
-      if (t.dtype() == DType::float32) t.data<float>()[i] = static_cast<float>(v);
-      else t.data<double>()[i] = v;
+      if (t.dtype() == DType::float32)
+        t.data<float>()[i] = static_cast<float>(v);
+      else
+        t.data<double>()[i] = v;
       return Status::OK();
     }
     case DType::string:
-      if (!j.is_string()) return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not a string");
+      if (!j.is_string())
+        return invalid_argument("[server] input '", input, "': element ", j.dump(), " is not a string");
       t.data<std::string>()[i] = j.get<std::string>();
       return Status::OK();
-    default: break;
+    default:
+      break;
   }
   return invalid_argument("[server] input '", input, "': datatype ", kserve_datatype(t.dtype()),
                           " cannot be sent as JSON; use the binary tensor data extension");
@@ -136,7 +155,9 @@ Result<Tensor> decode_binary_tensor(DType dtype, const std::vector<int64_t>& dim
     if (dtype == DType::boolean) {
       for (int64_t i = 0; i < t.numel(); ++i) {
         const uint8_t b = static_cast<uint8_t>(raw[static_cast<size_t>(i)]);
-        if (b > 1) return invalid_argument("[server] input '", input, "': BOOL element ", i, " is byte ", int{b}, ", not 0 or 1");
+        if (b > 1)
+          return invalid_argument("[server] input '", input, "': BOOL element ", i, " is byte ", int{b},
+                                  ", not 0 or 1");
         t.data<bool>()[i] = b != 0;
       }
     }
@@ -150,7 +171,8 @@ Result<Tensor> decode_binary_tensor(DType dtype, const std::vector<int64_t>& dim
     for (int b = 3; b >= 0; --b) len = (len << 8) | static_cast<uint8_t>(raw[off + b]);
     off += 4;
     if (raw.size() - off < len)
-      return invalid_argument("[server] input '", input, "': BYTES element ", i, " of ", len, " bytes runs past the data");
+      return invalid_argument("[server] input '", input, "': BYTES element ", i, " of ", len,
+                              " bytes runs past the data");
     t.data<std::string>()[i].assign(raw.data() + off, len);
     off += len;
   }
@@ -227,7 +249,8 @@ Result<InferRequest> decode_json(const Json& root, std::string_view binary) {
     }
     const auto data = in.find("data");
     if (binary_size) {
-      if (data != in.end()) return invalid_argument("[server] input '", input, "' has both 'data' and binary_data_size");
+      if (data != in.end())
+        return invalid_argument("[server] input '", input, "' has both 'data' and binary_data_size");
       if (static_cast<uint64_t>(*binary_size) > binary.size() - offset)
         return invalid_argument("[server] input '", input, "': binary_data_size ", *binary_size, " but only ",
                                 binary.size() - offset, " binary bytes left in the body");
@@ -236,7 +259,8 @@ Result<InferRequest> decode_json(const Json& root, std::string_view binary) {
       req.inputs.emplace_back(input, std::move(t));
       continue;
     }
-    if (data == in.end()) return invalid_argument("[server] input '", input, "' has neither 'data' nor binary_data_size");
+    if (data == in.end())
+      return invalid_argument("[server] input '", input, "' has neither 'data' nor binary_data_size");
     if (dtype == DType::float16 || dtype == DType::bfloat16)
       return invalid_argument("[server] input '", input, "': datatype ", kserve_datatype(dtype),
                               " cannot be sent as JSON; use the binary tensor data extension");
@@ -250,7 +274,8 @@ Result<InferRequest> decode_json(const Json& root, std::string_view binary) {
     req.inputs.emplace_back(input, std::move(t));
   }
   if (offset != binary.size())
-    return invalid_argument("[server] ", binary.size() - offset, " binary bytes after the JSON header belong to no input");
+    return invalid_argument("[server] ", binary.size() - offset,
+                            " binary bytes after the JSON header belong to no input");
   if (auto outs = root.find("outputs"); outs != root.end()) {
     if (!outs->is_array()) return invalid_argument("[server] 'outputs' must be an array");
     for (const Json& o : *outs) {
@@ -293,25 +318,47 @@ void append_array(std::string& out, const Tensor& t) {
 Status append_json_data(std::string& out, const std::string& name, const Tensor& t) {
   switch (t.dtype()) {
     case DType::boolean:
-      for (int64_t i = 0; i < t.numel(); ++i) out += i ? (t.data<bool>()[i] ? ",true" : ",false") : (t.data<bool>()[i] ? "true" : "false");
+      for (int64_t i = 0; i < t.numel(); ++i)
+        out += i ? (t.data<bool>()[i] ? ",true" : ",false") : (t.data<bool>()[i] ? "true" : "false");
       return Status::OK();
-    case DType::int8: append_array<int8_t>(out, t); return Status::OK();
-    case DType::int16: append_array<int16_t>(out, t); return Status::OK();
-    case DType::int32: append_array<int32_t>(out, t); return Status::OK();
-    case DType::int64: append_array<int64_t>(out, t); return Status::OK();
-    case DType::uint8: append_array<uint8_t>(out, t); return Status::OK();
-    case DType::uint16: append_array<uint16_t>(out, t); return Status::OK();
-    case DType::uint32: append_array<uint32_t>(out, t); return Status::OK();
-    case DType::uint64: append_array<uint64_t>(out, t); return Status::OK();
-    case DType::float32: append_array<float>(out, t); return Status::OK();
-    case DType::float64: append_array<double>(out, t); return Status::OK();
+    case DType::int8:
+      append_array<int8_t>(out, t);
+      return Status::OK();
+    case DType::int16:
+      append_array<int16_t>(out, t);
+      return Status::OK();
+    case DType::int32:
+      append_array<int32_t>(out, t);
+      return Status::OK();
+    case DType::int64:
+      append_array<int64_t>(out, t);
+      return Status::OK();
+    case DType::uint8:
+      append_array<uint8_t>(out, t);
+      return Status::OK();
+    case DType::uint16:
+      append_array<uint16_t>(out, t);
+      return Status::OK();
+    case DType::uint32:
+      append_array<uint32_t>(out, t);
+      return Status::OK();
+    case DType::uint64:
+      append_array<uint64_t>(out, t);
+      return Status::OK();
+    case DType::float32:
+      append_array<float>(out, t);
+      return Status::OK();
+    case DType::float64:
+      append_array<double>(out, t);
+      return Status::OK();
     case DType::string:
       for (int64_t i = 0; i < t.numel(); ++i) {
         if (i) out += ',';
         out += json_quote(t.data<std::string>()[i]);
       }
       return Status::OK();
-    default: break;
+    default:
+      break;
   }
   return unsupported("[server] output '", name, "': datatype ", kserve_datatype(t.dtype()),
                      " has no JSON encoding; request it with binary_data");
@@ -384,7 +431,8 @@ Result<EncodedBody> encode_infer_response(std::string_view model, std::string_vi
   std::string raw;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto& [name, value] = outputs[i];
-    if (!value.is_tensor()) return unsupported("[server] output '", name, "' is a ", value.description(), ", not a tensor");
+    if (!value.is_tensor())
+      return unsupported("[server] output '", name, "' is a ", value.description(), ", not a tensor");
     const Tensor& t = value.tensor();
     const std::string_view datatype = kserve_datatype(t.dtype());
     if (datatype.empty()) return unsupported("[server] output '", name, "' has dtype ", dtype_name(t.dtype()));

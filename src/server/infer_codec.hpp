@@ -29,11 +29,11 @@ struct RequestedOutput {
 
 // A decoded infer request.
 struct InferRequest {
-  std::string id;                     // echoed in the response; may be empty
-  int64_t priority = 0;               // KServe level: 0 default, 1 highest, larger is lower
-  int64_t timeout_us = 0;             // 0: none
-  bool binary_outputs = false;        // top-level `binary_data_output`
-  NamedValues inputs;                 // tensors, in request order
+  std::string id;                        // echoed in the response; may be empty
+  int64_t priority = 0;                  // KServe level: 0 default, 1 highest, larger is lower
+  int64_t timeout_us = 0;                // 0: none
+  bool binary_outputs = false;           // top-level `binary_data_output`
+  NamedValues inputs;                    // tensors, in request order
   std::vector<RequestedOutput> outputs;  // empty: every output
 };
 

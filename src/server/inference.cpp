@@ -46,8 +46,10 @@ void submit_infer(Manager& manager, const ServedModel& model, NamedValues inputs
   InferenceOptions options;
   options.priority = manager_priority(priority);
   if (timeout_us > 0) options.timeout_ms = (timeout_us + 999) / 1000;
-  if (model.batcher) model.batcher->submit(std::move(inputs), options, std::move(done));
-  else manager.execute(model.id, std::move(inputs), options, std::move(done));
+  if (model.batcher)
+    model.batcher->submit(std::move(inputs), options, std::move(done));
+  else
+    manager.execute(model.id, std::move(inputs), options, std::move(done));
 }
 
 NamedValues select_outputs(const NamedValues& all, const std::vector<std::string>& names) {

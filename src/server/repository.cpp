@@ -1,9 +1,8 @@
 #include "server/repository.hpp"
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/logging.hpp"
 
@@ -36,7 +35,8 @@ std::string fingerprint(const fs::path& file, const fs::path& config) {
     std::error_code ec;
     const auto size = fs::file_size(p, ec);
     const auto time = fs::last_write_time(p, ec);
-    out += p.string() + ":" + (ec ? "-" : std::to_string(size) + "@" + std::to_string(time.time_since_epoch().count())) + ";";
+    out += p.string() + ":" +
+           (ec ? "-" : std::to_string(size) + "@" + std::to_string(time.time_since_epoch().count())) + ";";
   }
   return out;
 }
@@ -149,7 +149,9 @@ void ModelRepository::retire(const std::shared_ptr<const ServedModel>& old) {
   // The batcher first: it waits for its batches, which run in the Manager under the old id.
   if (old->batcher) const_cast<ServedModel&>(*old).batcher.reset();
   const Status s = manager_.unload_model(old->id);
-  if (!s.ok()) log(LogLevel::warn, "server", "unload failed", {{"model", old->name}, {"version", old->version}, {"error", s.message()}});
+  if (!s.ok())
+    log(LogLevel::warn, "server", "unload failed",
+        {{"model", old->name}, {"version", old->version}, {"error", s.message()}});
 }
 
 Status ModelRepository::install(const std::string& name, Result<std::shared_ptr<ServedModel>> loaded,
@@ -173,8 +175,10 @@ Status ModelRepository::install(const std::string& name, Result<std::shared_ptr<
       if (e.serving) e.reason += " (still serving version " + std::to_string(e.serving->version) + ")";
     }
   }
-  if (!status.ok()) log(LogLevel::error, "server", "model load failed", {{"model", name}, {"error", status.message()}});
-  else log(LogLevel::info, "server", "model serving", {{"model", name}, {"version", version}});
+  if (!status.ok())
+    log(LogLevel::error, "server", "model load failed", {{"model", name}, {"error", status.message()}});
+  else
+    log(LogLevel::info, "server", "model serving", {{"model", name}, {"version", version}});
   retire(old);
   return status;
 }
@@ -263,15 +267,16 @@ int ModelRepository::poll() {
   return changed;
 }
 
-Result<std::shared_ptr<const ServedModel>> ModelRepository::find(std::string_view name, std::string_view version) const {
+Result<std::shared_ptr<const ServedModel>> ModelRepository::find(std::string_view name,
+                                                                 std::string_view version) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
   if (it == models_.end()) return not_found("[server] unknown model '", name, "'");
   const auto& m = it->second.serving;
   if (!m) return unavailable("[server] model '", name, "' is not ready: ", it->second.reason);
   if (!version.empty() && version != std::to_string(m->version))
-    return not_found("[server] model '", name, "' version '", version, "' is not served (serving version ",
-                     m->version, ")");
+    return not_found("[server] model '", name, "' version '", version, "' is not served (serving version ", m->version,
+                     ")");
   return m;
 }
 

@@ -22,16 +22,15 @@ namespace orchard::server {
 
 // The per-model config file (config.json); every field optional. Names follow Triton's ModelConfig.
 struct ModelConfig {
-  int64_t max_batch_size = 0;                 // > 0 with dynamic_batching: batch requests along dim 0
+  int64_t max_batch_size = 0;  // > 0 with dynamic_batching: batch requests along dim 0
   bool dynamic_batching = false;
-  int64_t max_queue_delay_us = 0;             // how long a partial batch may wait for more requests
+  int64_t max_queue_delay_us = 0;              // how long a partial batch may wait for more requests
   std::vector<int64_t> preferred_batch_sizes;  // sizes at which a waiting batch is sent at once
-  std::vector<std::string> backends;          // backend preference, e.g. ["cpu"]; empty: the platform chain
+  std::vector<std::string> backends;           // backend preference, e.g. ["cpu"]; empty: the platform chain
 };
 
 // Parses config.json text; errors name the bad key or value.
 Result<ModelConfig> parse_model_config(std::string_view json);
-
 
 // One loaded model version that answers requests.
 struct ServedModel {
@@ -85,8 +84,8 @@ class ModelRepository {
     std::shared_ptr<const ServedModel> serving;
     std::string state = "UNAVAILABLE";
     std::string reason;
-    std::string version;       // last version seen or tried
-    std::string fingerprint;   // of the files that version was loaded from (for poll)
+    std::string version;      // last version seen or tried
+    std::string fingerprint;  // of the files that version was loaded from (for poll)
   };
   Result<std::shared_ptr<ServedModel>> load_version(const std::string& name, int64_t version,
                                                     const std::filesystem::path& file, const ModelConfig& config);

@@ -1,9 +1,8 @@
 #include "server/rest_handler.hpp"
 
 #include <memory>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "server/infer_codec.hpp"
 #include "server/inference.hpp"
@@ -34,16 +33,26 @@ Json tensor_metadata(const std::vector<ValueInfo>& infos) {
 
 unsigned http_status_for(StatusCode code) {
   switch (code) {
-    case StatusCode::ok: return 200;
-    case StatusCode::invalid_argument: return 400;
-    case StatusCode::not_found: return 404;
-    case StatusCode::unsupported: return 501;
-    case StatusCode::resource_exhausted: return 429;
-    case StatusCode::out_of_memory: return 503;
-    case StatusCode::deadline_exceeded: return 504;
-    case StatusCode::cancelled: return 400;
-    case StatusCode::unavailable: return 503;
-    case StatusCode::internal: return 500;
+    case StatusCode::ok:
+      return 200;
+    case StatusCode::invalid_argument:
+      return 400;
+    case StatusCode::not_found:
+      return 404;
+    case StatusCode::unsupported:
+      return 501;
+    case StatusCode::resource_exhausted:
+      return 429;
+    case StatusCode::out_of_memory:
+      return 503;
+    case StatusCode::deadline_exceeded:
+      return 504;
+    case StatusCode::cancelled:
+      return 400;
+    case StatusCode::unavailable:
+      return 503;
+    case StatusCode::internal:
+      return 500;
   }
   return 500;
 }
@@ -67,7 +76,8 @@ HttpReply RestHandler::model_metadata(const ServedModel& m) {
 
 void RestHandler::handle(const Route& route, std::string_view body, std::optional<size_t> json_length, ReplyFn reply) {
   switch (route.endpoint) {
-    case Endpoint::live: return reply(json_reply(200, "{\"live\":true}"));
+    case Endpoint::live:
+      return reply(json_reply(200, "{\"live\":true}"));
     case Endpoint::ready: {
       const bool ok = ready_();
       return reply(json_reply(ok ? 200u : 503u, ok ? "{\"ready\":true}" : "{\"ready\":false}"));
@@ -90,12 +100,14 @@ void RestHandler::handle(const Route& route, std::string_view body, std::optiona
       if (!m.ok()) return reply(error_reply(m.status()));
       return reply(model_metadata(**m));
     }
-    case Endpoint::infer: return infer(route, body, json_length, std::move(reply));
+    case Endpoint::infer:
+      return infer(route, body, json_length, std::move(reply));
     case Endpoint::repository_index: {
       bool ready_only = false;
       if (!body.empty()) {
         Json j = Json::parse(body.begin(), body.end(), nullptr, false);
-        if (j.is_discarded() || !j.is_object()) return reply(error_reply(400, "[server] index body must be a JSON object"));
+        if (j.is_discarded() || !j.is_object())
+          return reply(error_reply(400, "[server] index body must be a JSON object"));
         if (auto it = j.find("ready"); it != j.end()) {
           if (!it->is_boolean()) return reply(error_reply(400, "[server] index 'ready' must be a boolean"));
           ready_only = it->get<bool>();
@@ -118,7 +130,8 @@ void RestHandler::handle(const Route& route, std::string_view body, std::optiona
       });
       return;
     }
-    case Endpoint::count_: break;
+    case Endpoint::count_:
+      break;
   }
   reply(error_reply(500, "[server] unhandled route"));
 }
@@ -140,7 +153,8 @@ void RestHandler::infer(const Route& route, std::string_view body, std::optional
   auto done = [model, names = std::move(names).value(), binary = std::move(binary), id = std::move(req.id),
                reply](Result<NamedValues> r) {
     if (!r.ok()) return reply(error_reply(r.status()));
-    auto body = encode_infer_response(model->name, std::to_string(model->version), id, select_outputs(*r, names), binary);
+    auto body =
+        encode_infer_response(model->name, std::to_string(model->version), id, select_outputs(*r, names), binary);
     if (!body.ok()) return reply(error_reply(body.status()));
     HttpReply out{200, std::move(body->body), "application/json", body->json_length};
     if (out.json_length) out.content_type = "application/octet-stream";

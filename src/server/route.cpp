@@ -26,17 +26,28 @@ HttpError err(unsigned status, std::string message, std::string reason) {
 
 std::string_view endpoint_name(Endpoint e) {
   switch (e) {
-    case Endpoint::live: return "live";
-    case Endpoint::ready: return "ready";
-    case Endpoint::server_metadata: return "server_metadata";
-    case Endpoint::model_metadata: return "model_metadata";
-    case Endpoint::model_ready: return "model_ready";
-    case Endpoint::infer: return "infer";
-    case Endpoint::repository_index: return "repository_index";
-    case Endpoint::repository_load: return "repository_load";
-    case Endpoint::repository_unload: return "repository_unload";
-    case Endpoint::metrics: return "metrics";
-    case Endpoint::count_: break;
+    case Endpoint::live:
+      return "live";
+    case Endpoint::ready:
+      return "ready";
+    case Endpoint::server_metadata:
+      return "server_metadata";
+    case Endpoint::model_metadata:
+      return "model_metadata";
+    case Endpoint::model_ready:
+      return "model_ready";
+    case Endpoint::infer:
+      return "infer";
+    case Endpoint::repository_index:
+      return "repository_index";
+    case Endpoint::repository_load:
+      return "repository_load";
+    case Endpoint::repository_unload:
+      return "repository_unload";
+    case Endpoint::metrics:
+      return "metrics";
+    case Endpoint::count_:
+      break;
   }
   return "unknown";
 }
@@ -48,8 +59,9 @@ std::variant<Route, HttpError> parse_route(std::string_view method, std::string_
   const auto parts = split_path(path);
   const bool get = method == "GET", post = method == "POST";
   auto need = [&](bool ok, Route r) -> std::variant<Route, HttpError> {
-    if (!ok) return err(405, "[server] method " + std::string(method) + " not allowed on " + std::string(path),
-                        "method_not_allowed");
+    if (!ok)
+      return err(405, "[server] method " + std::string(method) + " not allowed on " + std::string(path),
+                 "method_not_allowed");
     return r;
   };
   if (parts.size() == 1 && parts[0] == "metrics") return need(get, {Endpoint::metrics, "", ""});
@@ -99,8 +111,8 @@ std::variant<Route, HttpError> parse_route(std::string_view method, std::string_
 bool valid_model_name(std::string_view name) {
   if (name.empty() || name.size() > 128 || name[0] == '.') return false;
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                    c == '-' || c == '.';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
     if (!ok) return false;
   }
   return true;

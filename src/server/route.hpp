@@ -12,8 +12,17 @@
 namespace orchard::server {
 
 enum class Endpoint : unsigned char {
-  live, ready, server_metadata, model_metadata, model_ready, infer, repository_index, repository_load,
-  repository_unload, metrics, count_  // count_: the number of endpoints
+  live,
+  ready,
+  server_metadata,
+  model_metadata,
+  model_ready,
+  infer,
+  repository_index,
+  repository_load,
+  repository_unload,
+  metrics,
+  count_  // count_: the number of endpoints
 };
 // Returns the endpoint's label in metrics, e.g. "infer".
 std::string_view endpoint_name(Endpoint e);

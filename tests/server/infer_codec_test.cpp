@@ -70,7 +70,8 @@ TEST(ServerCodec, ErrorsNameTheInputAndTheProblem) {
     std::optional<size_t> json_length;
     std::string fragment;
   };
-  const std::string bin = R"({"inputs":[{"name":"b","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]})";
+  const std::string bin =
+      R"({"inputs":[{"name":"b","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]})";
   const Case cases[] = {
       {"[1,2", std::nullopt, "not valid JSON"},
       {R"({"inputs":{}})", std::nullopt, "'inputs' must be an array"},
@@ -87,9 +88,10 @@ TEST(ServerCodec, ErrorsNameTheInputAndTheProblem) {
       {bin + std::string(4, '\0'), bin.size(), "only 4 binary bytes"},
       {bin + std::string(12, '\0'), bin.size(), "4 binary bytes after"},
       {bin, bin.size() + 1, "exceeds the body"},
-      {R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})" +
-           le32(9) + "ab",
-       std::string(R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})").size(),
+      {R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})" + le32(9) +
+           "ab",
+       std::string(R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})")
+           .size(),
        "runs past"},
   };
   for (const Case& c : cases) {
@@ -107,10 +109,9 @@ TEST(ServerCodec, EncodesJsonAndBinaryOutputs) {
   auto json = encode_infer_response("m", "3", "id9", outs, {false, false});
   ASSERT_TRUE(json.ok());
   EXPECT_FALSE(json->json_length.has_value());
-  EXPECT_EQ(json->body,
-            R"({"model_name":"m","model_version":"3","id":"id9","outputs":[)"
-            R"({"name":"a","datatype":"FP32","shape":[2],"data":[0.5,-1]},)"
-            R"({"name":"b","datatype":"INT64","shape":[1,2],"data":[7,-8]}]})");
+  EXPECT_EQ(json->body, R"({"model_name":"m","model_version":"3","id":"id9","outputs":[)"
+                        R"({"name":"a","datatype":"FP32","shape":[2],"data":[0.5,-1]},)"
+                        R"({"name":"b","datatype":"INT64","shape":[1,2],"data":[7,-8]}]})");
   auto bin = encode_infer_response("m", "", "", outs, {true, false});
   ASSERT_TRUE(bin.ok());
   ASSERT_TRUE(bin->json_length.has_value());

@@ -54,8 +54,8 @@ void on_signal(int) { g_stop = 1; }
 int cmd_serve(int argc, char** argv) {
   Args args(argc, argv, 2,
             {"model-repository", "poll-secs", "host", "port", "port-file", "http-threads", "max-body-mb",
-             "max-connections", "idle-timeout-s", "drain-timeout-s", "memory-mb", "max-concurrent",
-             "max-queue", "max-batch-size", "batch-delay-us", "threads", "grpc-port"},
+             "max-connections", "idle-timeout-s", "drain-timeout-s", "memory-mb", "max-concurrent", "max-queue",
+             "max-batch-size", "batch-delay-us", "threads", "grpc-port"},
             {"access-log", "no-grpc"});
   if (args.help()) {
     std::fputs(kHelp, stdout);
@@ -156,8 +156,9 @@ int cmd_serve(int argc, char** argv) {
   const int64_t left = (*http)->drain(std::chrono::seconds(drain_s));
   grpc_drain.join();
   grpc.reset();
-  if (left > 0) std::fprintf(stderr, "orchard serve: %lld requests still running at the drain deadline\n",
-                             static_cast<long long>(left));
+  if (left > 0)
+    std::fprintf(stderr, "orchard serve: %lld requests still running at the drain deadline\n",
+                 static_cast<long long>(left));
   http.value().reset();
   std::fprintf(stderr, "orchard serve: stopped\n");
   return 0;

@@ -8,8 +8,8 @@
 #include "server/infer_codec.hpp"
 
 namespace {
-constexpr const char* kTypes[] = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
-                                  "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES", "BF16"};
+constexpr const char* kTypes[] = {"BOOL",  "UINT8", "UINT16", "UINT32", "UINT64", "INT8",  "INT16",
+                                  "INT32", "INT64", "FP16",   "FP32",   "FP64",   "BYTES", "BF16"};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
