@@ -1,0 +1,79 @@
+// The CUDA backend's kernel table: one line per op and opset range (ending at kVerifiedOpset), with the
+// dtypes the kernel takes and the inputs it reads on the host. Ops absent here run on the CPU.
+#include "backends/cuda/cuda_ops.hpp"
+
+namespace orchard::cuda {
+
+namespace {
+
+using runtime::KernelDef;
+constexpr int kLast = runtime::kVerifiedOpset;
+const runtime::DTypeSet kFloat = {DType::float32, DType::float16};
+const runtime::DTypeSet kCastable = {DType::float32, DType::float16, DType::int32, DType::int64, DType::boolean};
+const runtime::DTypeSet kAny = runtime::DTypeSet::all();
+
+const KernelDef kTable[] = {
+    // elementwise (cuda_ops_math.cpp)
+    {"", "Add", 7, kLast, create_binary, kFloat},
+    {"", "Sub", 7, kLast, create_binary, kFloat},
+    {"", "Mul", 7, kLast, create_binary, kFloat},
+    {"", "Div", 7, kLast, create_binary, kFloat},
+    {"", "Pow", 7, kLast, create_binary, kFloat},
+    {"", "Max", 8, kLast, create_binary, kFloat},
+    {"", "Min", 8, kLast, create_binary, kFloat},
+    {"", "Relu", 6, kLast, create_unary, kFloat},
+    {"", "Sigmoid", 6, kLast, create_unary, kFloat},
+    {"", "Tanh", 6, kLast, create_unary, kFloat},
+    {"", "Erf", 9, kLast, create_unary, kFloat},
+    {"", "Exp", 6, kLast, create_unary, kFloat},
+    {"", "Log", 6, kLast, create_unary, kFloat},
+    {"", "Sqrt", 6, kLast, create_unary, kFloat},
+    {"", "Neg", 6, kLast, create_unary, kFloat},
+    {"", "Abs", 6, kLast, create_unary, kFloat},
+    {"", "Reciprocal", 6, kLast, create_unary, kFloat},
+    {"", "Softplus", 1, kLast, create_unary, kFloat},
+    {"", "Softsign", 1, kLast, create_unary, kFloat},
+    {"", "LeakyRelu", 6, kLast, create_unary, kFloat},
+    {"", "Elu", 6, kLast, create_unary, kFloat},
+    {"", "Selu", 6, kLast, create_unary, kFloat},
+    {"", "HardSigmoid", 6, kLast, create_unary, kFloat},
+    {"", "HardSwish", 14, kLast, create_unary, kFloat},
+    {"", "Clip", 6, 10, create_unary, kFloat},
+    {"", "Clip", 11, kLast, create_unary, kFloat, 0, 0, 0, 0b110},
+    {"", "Sin", 7, kLast, create_unary, kFloat},
+    {"", "Cos", 7, kLast, create_unary, kFloat},
+    {"", "Floor", 6, kLast, create_unary, kFloat},
+    {"", "Ceil", 6, kLast, create_unary, kFloat},
+    // linear algebra, normalization, reductions (cuda_ops_math.cpp)
+    {"", "MatMul", 1, kLast, create_matmul, kFloat},
+    {"", "Gemm", 7, kLast, create_gemm, kFloat},
+    {"", "Softmax", 1, kLast, create_softmax, kFloat},
+    {"", "LogSoftmax", 1, kLast, create_softmax, kFloat},
+    {"", "LayerNormalization", 17, kLast, create_layer_norm, kFloat},
+    {"", "ReduceMean", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceMax", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceMin", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceSumSquare", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceSum", 1, 12, create_reduce, kFloat},
+    {"", "ReduceSum", 13, kLast, create_reduce, kFloat, 0, 0, 0, 0b10},
+    // data movement (cuda_ops_shape.cpp)
+    {"", "Identity", 1, kLast, create_reshape, kAny},
+    {"", "Reshape", 5, kLast, create_reshape, kAny, 0, 0, 0, 0b10},
+    {"", "Flatten", 1, kLast, create_reshape, kAny},
+    {"", "Squeeze", 1, 12, create_reshape, kAny},
+    {"", "Squeeze", 13, kLast, create_reshape, kAny, 0, 0, 0, 0b10},
+    {"", "Unsqueeze", 1, 12, create_reshape, kAny},
+    {"", "Unsqueeze", 13, kLast, create_reshape, kAny, 0, 0, 0, 0b10},
+    {"", "Transpose", 1, kLast, create_transpose, kAny},
+    {"", "Concat", 4, kLast, create_concat, kAny},
+    {"", "Slice", 10, kLast, create_slice, kAny, 0, 0, 0, 0b11110},
+    {"", "Expand", 8, kLast, create_expand, kAny, 0, 0, 0, 0b10},
+    {"", "Gather", 1, kLast, create_gather, kAny, 0, 0, 0, 0b10},
+    {"", "Cast", 6, kLast, create_cast, kCastable},
+};
+
+}  // namespace
+
+std::span<const runtime::KernelDef> cuda_kernels() { return kTable; }
+
+}  // namespace orchard::cuda
