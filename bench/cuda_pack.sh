@@ -14,6 +14,17 @@ cp /tmp/testdata.tar.xz "$DEST/"
 cp -r "$SRC/tests/conformance" "$DEST/conformance"
 cp -r "$SRC/tests/models" "$DEST/models"
 cp "$SRC"/../shared/models/*.skeleton.onnx "$DEST/models_std/"
-cp "$SRC/../shared/tools/fill_weights.py" "$SRC/../shared/tools/torch_anchor.py" "$SRC/tests/backends/cuda/compare_outputs.py" "$DEST/tools/"
+# onnx.mapping may be gone from the GPU machine's newer onnx: fall back to helper.tensor_dtype_to_np_dtype.
+/usr/bin/python3 - "$SRC/../shared/tools/fill_weights.py" "$DEST/tools/fill_weights.py" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+s = s.replace("from onnx import numpy_helper, mapping",
+              "from onnx import numpy_helper, helper\ntry:\n    from onnx.mapping import TENSOR_TYPE_TO_NP_TYPE as _NP\n"
+              "except ImportError:\n    _NP = None")
+s = s.replace('mapping.TENSOR_TYPE_TO_NP_TYPE[s["dtype"]]',
+              '(_NP[s["dtype"]] if _NP else helper.tensor_dtype_to_np_dtype(s["dtype"]))')
+open(sys.argv[2], "w").write(s)
+PY
+cp "$SRC/../shared/tools/torch_anchor.py" "$SRC/tests/backends/cuda/compare_outputs.py" "$DEST/tools/"
 cp "$SRC/bench/cuda_gpu_run.sh" "$DEST/run.sh"
 du -sh "$DEST"

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backends/cuda/cuda_factory.hpp"
+#include "runtime/executor.hpp"
 
 namespace orchard::cuda {
 
@@ -216,19 +217,37 @@ Status CudaTransfer::copy(const Tensor& src, Tensor& dst, runtime::Stream* strea
 
 namespace {
 // Sets the run's stream as this thread's current stream while the wrapped kernel executable runs.
+// Graph outputs computed here are copied back to host memory before run() returns: the runtime leaves a
+// subgraph's outputs where they were computed, and the control-flow kernels reading them run on the CPU.
+// (So RunOptions::device_outputs does not yet keep CUDA outputs on the device.)
 class CudaExecutable final : public runtime::Executable {
  public:
-  CudaExecutable(std::unique_ptr<runtime::Executable> inner, int device) : inner_(std::move(inner)), device_(device) {}
+  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend, std::vector<size_t> graph_outputs)
+      : inner_(std::move(inner)), backend_(backend), graph_outputs_(std::move(graph_outputs)) {}
   Status run(runtime::ExecContext& ctx) const override {
     if (!ctx.stream) return internal_error("[cuda] partition run without a stream");
-    ORCHARD_CUDA_CALL(cudaSetDevice(device_));
+    ORCHARD_CUDA_CALL(cudaSetDevice(backend_.ordinal()));
     StreamScope scope(static_cast<CudaStream*>(ctx.stream));
-    return inner_->run(ctx);
+    ORCHARD_RETURN_IF_ERROR(inner_->run(ctx));
+    bool copied = false;
+    for (size_t k : graph_outputs_) {
+      Value& v = ctx.outputs[k];
+      if (!v.is_tensor() || v.tensor().place().host_visible()) continue;
+      const Tensor& src = v.tensor();
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), ctx.env.host_allocator()));
+      ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
+      ctx.env.bytes_copied += static_cast<int64_t>(src.nbytes());
+      v = Value(dst);
+      copied = true;
+    }
+    if (copied) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
+    return Status::OK();
   }
 
  private:
   std::unique_ptr<runtime::Executable> inner_;
-  int device_;
+  const CudaBackend& backend_;
+  std::vector<size_t> graph_outputs_;  // indices into PartitionSpec::outputs
 };
 }  // namespace
 
@@ -282,7 +301,31 @@ Result<std::unique_ptr<runtime::Executable>> CudaBackend::compile(const runtime:
   ORCHARD_ASSIGN_OR_RETURN(auto inner, KernelBackend::compile(ctx));
   // Constants were uploaded on the legacy stream: finish before any run's stream reads them.
   ORCHARD_CUDA_CALL(cudaStreamSynchronize(cudaStreamLegacy));
-  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), options_.device));
+  std::vector<size_t> graph_outputs;
+  for (size_t k = 0; k < ctx.partition.outputs.size(); ++k) {
+    for (const ValueInfo& out : ctx.partition.graph->outputs) {
+      if (out.name == ctx.partition.outputs[k]) graph_outputs.push_back(k);
+    }
+  }
+  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), *this, std::move(graph_outputs)));
+}
+
+runtime::Capability CudaBackend::get_capability(const runtime::GraphView& view) const {
+  runtime::Capability cap = KernelBackend::get_capability(view);
+  std::vector<std::vector<int>> kept;
+  for (auto& part : cap.partitions) {
+    std::string why;
+    for (int n : part) {
+      why = cuda_declines(view, view.node(n));
+      if (!why.empty()) {
+        cap.rejected.push_back({n, why});
+        break;
+      }
+    }
+    if (why.empty()) kept.push_back(std::move(part));
+  }
+  cap.partitions = std::move(kept);
+  return cap;
 }
 
 Result<cublasHandle_t> CudaBackend::acquire_blas() const {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "runtime/kernel_backend.hpp"
@@ -120,6 +121,8 @@ class CudaBackend final : public runtime::KernelBackend {
   Result<std::unique_ptr<runtime::Stream>> new_stream() const override;
   // Wraps KernelBackend::compile so that kernels of the partition see the run's stream (current_stream()).
   Result<std::unique_ptr<runtime::Executable>> compile(const runtime::CompileContext& ctx) const override;
+  // The kernel table's answer, less the nodes whose attributes or arity the CUDA kernels do not take.
+  runtime::Capability get_capability(const runtime::GraphView& view) const override;
 
   int ordinal() const { return options_.device; }
   const CudaAllocator& cuda_allocator() const { return *allocator_; }
@@ -141,5 +144,8 @@ class CudaBackend final : public runtime::KernelBackend {
 
 // Returns the CUDA kernel table (cuda_kernel_table.cpp).
 std::span<const runtime::KernelDef> cuda_kernels();
+// Returns why the CUDA kernels cannot run `node` although the table has its op and dtype, or "" when they can
+// (cuda_kernel_table.cpp).
+std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node);
 
 }  // namespace orchard::cuda

@@ -10,7 +10,9 @@ using runtime::KernelDef;
 constexpr int kLast = runtime::kVerifiedOpset;
 const runtime::DTypeSet kFloat = {DType::float32, DType::float16};
 const runtime::DTypeSet kCastable = {DType::float32, DType::float16, DType::int32, DType::int64, DType::boolean};
-const runtime::DTypeSet kAny = runtime::DTypeSet::all();
+// Data movement takes float tensors (and masks): integer shape arithmetic (Shape -> Gather -> Concat -> Reshape)
+// stays on the CPU, where its consumers read it, instead of bouncing to the GPU and back.
+const runtime::DTypeSet kMoved = {DType::float32, DType::float16, DType::boolean};
 
 const KernelDef kTable[] = {
     // elementwise (cuda_ops_math.cpp)
@@ -57,23 +59,50 @@ const KernelDef kTable[] = {
     {"", "ReduceSum", 1, 12, create_reduce, kFloat},
     {"", "ReduceSum", 13, kLast, create_reduce, kFloat, 0, 0, 0, 0b10},
     // data movement (cuda_ops_shape.cpp)
-    {"", "Identity", 1, kLast, create_reshape, kAny},
-    {"", "Reshape", 5, kLast, create_reshape, kAny, 0, 0, 0, 0b10},
-    {"", "Flatten", 1, kLast, create_reshape, kAny},
-    {"", "Squeeze", 1, 12, create_reshape, kAny},
-    {"", "Squeeze", 13, kLast, create_reshape, kAny, 0, 0, 0, 0b10},
-    {"", "Unsqueeze", 1, 12, create_reshape, kAny},
-    {"", "Unsqueeze", 13, kLast, create_reshape, kAny, 0, 0, 0, 0b10},
-    {"", "Transpose", 1, kLast, create_transpose, kAny},
-    {"", "Concat", 4, kLast, create_concat, kAny},
-    {"", "Slice", 10, kLast, create_slice, kAny, 0, 0, 0, 0b11110},
-    {"", "Expand", 8, kLast, create_expand, kAny, 0, 0, 0, 0b10},
-    {"", "Gather", 1, kLast, create_gather, kAny, 0, 0, 0, 0b10},
+    {"", "Identity", 1, kLast, create_reshape, kMoved},
+    {"", "Reshape", 5, kLast, create_reshape, kMoved, 0, 0, 0, 0b10},
+    {"", "Flatten", 1, kLast, create_reshape, kMoved},
+    {"", "Squeeze", 1, 12, create_reshape, kMoved},
+    {"", "Squeeze", 13, kLast, create_reshape, kMoved, 0, 0, 0, 0b10},
+    {"", "Unsqueeze", 1, 12, create_reshape, kMoved},
+    {"", "Unsqueeze", 13, kLast, create_reshape, kMoved, 0, 0, 0, 0b10},
+    {"", "Transpose", 1, kLast, create_transpose, kMoved},
+    {"", "Concat", 4, kLast, create_concat, kMoved},
+    {"", "Slice", 10, kLast, create_slice, kMoved, 0, 0, 0, 0b11110},
+    {"", "Expand", 8, kLast, create_expand, kMoved, 0, 0, 0, 0b10},
+    {"", "Gather", 1, kLast, create_gather, kMoved, 0, 0, 0, 0b10},
     {"", "Cast", 6, kLast, create_cast, kCastable},
 };
 
 }  // namespace
 
 std::span<const runtime::KernelDef> cuda_kernels() { return kTable; }
+
+std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node) {
+  const std::string& op = node.op_type;
+  if ((op == "Max" || op == "Min") && node.inputs.size() != 2) {
+    return op + " with " + std::to_string(node.inputs.size()) + " inputs (the CUDA kernel takes two)";
+  }
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Max" || op == "Min") {
+    const DType a = view.type_of(node.inputs[0]).dtype, b = view.type_of(node.inputs[1]).dtype;
+    if (a != DType::undefined && b != DType::undefined && a != b) {
+      return op + " of " + std::string(dtype_name(a)) + " and " + std::string(dtype_name(b));
+    }
+  }
+  if (op == "LayerNormalization") {
+    for (size_t i = 1; i < node.outputs.size(); ++i) {
+      if (!node.outputs[i].empty()) return "LayerNormalization's Mean/InvStdDev outputs have no CUDA kernel";
+    }
+  }
+  if (op == "Cast") {
+    const int64_t to = node.attr_int("to", 0);
+    if (to != 1 && to != 6 && to != 7 && to != 9 && to != 10) return "Cast to ONNX type " + std::to_string(to);
+    const DType from = view.type_of(node.inputs[0]).dtype;
+    if (to != 1 && to != 10 && from != DType::float32 && from != DType::float16) {
+      return "Cast between integer/boolean types stays with the shape arithmetic on the CPU";
+    }
+  }
+  return "";
+}
 
 }  // namespace orchard::cuda
