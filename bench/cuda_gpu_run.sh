@@ -7,7 +7,8 @@ cd "$(dirname "$0")" || exit 1
 R=$PWD
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$R/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# cuDNN 9.19 (what the build used) lives in the torch venv there; /usr/lib has 9.14.
+export LD_LIBRARY_PATH=$R/lib:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib:${LD_LIBRARY_PATH:-}
 S=$OUT/summary.txt
 log() { echo "$*" | tee -a "$S"; }
 PHASES=${*:-"info unit conformance real standard memcheck bench torch"}

@@ -56,6 +56,11 @@ const KernelDef kTable[] = {
     {"", "ReduceMax", 1, kLast, create_reduce, kFloat},
     {"", "ReduceMin", 1, kLast, create_reduce, kFloat},
     {"", "ReduceSumSquare", 1, kLast, create_reduce, kFloat},
+    {"", "GlobalAveragePool", 1, kLast, create_global_pool, kFloat},
+    {"", "GlobalMaxPool", 1, kLast, create_global_pool, kFloat},
+#if ORCHARD_CUDA_CUDNN
+    {"", "Conv", 1, kLast, create_conv, kFloat},  // cuda_conv.cpp
+#endif
     {"", "ReduceSum", 1, 12, create_reduce, kFloat},
     {"", "ReduceSum", 13, kLast, create_reduce, kFloat, 0, 0, 0, 0b10},
     // data movement (cuda_ops_shape.cpp)
@@ -93,6 +98,13 @@ std::string cuda_declines(const runtime::GraphView& view, const graph::Node& nod
     for (size_t i = 1; i < node.outputs.size(); ++i) {
       if (!node.outputs[i].empty()) return "LayerNormalization's Mean/InvStdDev outputs have no CUDA kernel";
     }
+  }
+  if (op == "Conv") {
+    const runtime::ValueType& x = view.type_of(node.inputs[0]);
+    if (x.dtype == DType::undefined) return "Conv input without a declared dtype";
+    if (x.has_shape && x.shape.size() != 4) return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 2-D only)";
+    const auto pads = node.attr_ints("pads");
+    if (pads.size() == 4 && (pads[0] != pads[2] || pads[1] != pads[3])) return "Conv with asymmetric pads";
   }
   if (op == "Cast") {
     const int64_t to = node.attr_int("to", 0);

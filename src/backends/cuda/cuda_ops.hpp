@@ -40,6 +40,9 @@ KernelResult create_gemm(const runtime::KernelCreateContext& ctx);
 KernelResult create_softmax(const runtime::KernelCreateContext& ctx);
 KernelResult create_layer_norm(const runtime::KernelCreateContext& ctx);
 KernelResult create_reduce(const runtime::KernelCreateContext& ctx);
+KernelResult create_global_pool(const runtime::KernelCreateContext& ctx);  // GlobalAveragePool, GlobalMaxPool
+// Conv through cuDNN (cuda_conv.cpp; built when CMake finds cuDNN).
+KernelResult create_conv(const runtime::KernelCreateContext& ctx);
 // Factories of data-movement ops (cuda_ops_shape.cpp).
 KernelResult create_reshape(const runtime::KernelCreateContext& ctx);  // Reshape, Flatten, Squeeze, Unsqueeze, Identity
 KernelResult create_transpose(const runtime::KernelCreateContext& ctx);

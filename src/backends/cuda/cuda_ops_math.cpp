@@ -433,7 +433,36 @@ class ReduceKernel final : public runtime::OpKernel {
   bool axes_input_, keepdims_, noop_empty_;
 };
 
+// GlobalAveragePool / GlobalMaxPool: a mean or max over every dim after the first two.
+class GlobalPoolKernel final : public runtime::OpKernel {
+ public:
+  explicit GlobalPoolKernel(ReduceOp op) : op_(op) {}
+  Status run(runtime::OpContext& ctx) const override {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+    ORCHARD_ASSIGN_OR_RETURN(Elem t, elem_of(x->dtype()));
+    if (x->rank() < 3) return invalid_argument("[", ctx.node().op_type, "] input ", x->description(), " has rank below 3");
+    std::vector<int64_t> dims = {x->dim(0), x->dim(1)};
+    int64_t spatial = 1;
+    for (size_t d = 2; d < x->rank(); ++d) {
+      spatial *= x->dim(d);
+      dims.push_back(1);
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), Shape(dims)));
+    return launch_status(reduce(op_, t, x->raw_data(), y.raw_data(), x->dim(0) * x->dim(1), spatial, 1,
+                                current_cuda_stream()),
+                         ctx.node().op_type.c_str());
+  }
+
+ private:
+  ReduceOp op_;
+};
+
 }  // namespace
+
+KernelResult create_global_pool(const runtime::KernelCreateContext& ctx) {
+  return std::unique_ptr<runtime::OpKernel>(
+      new GlobalPoolKernel(ctx.node.op_type == "GlobalMaxPool" ? ReduceOp::max : ReduceOp::mean));
+}
 
 KernelResult create_binary(const runtime::KernelCreateContext& ctx) {
   for (const auto& b : kBinary) {

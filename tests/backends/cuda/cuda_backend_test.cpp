@@ -234,5 +234,28 @@ TEST(CudaOps, Float32BatchedBroadcastMatMulAndGemm) {
                   .ok());
 }
 
+TEST(CudaOps, ConvThroughCudnnMatchesReference) {
+  ORCHARD_REQUIRE_GPU(b);
+  const Tensor x = random_floats(Shape{2, 6, 13, 11}, 20);
+  const Tensor w = random_floats(Shape{8, 3, 3, 3}, 21);  // 2 groups
+  const Tensor bias = random_floats(Shape{8}, 22);
+  EXPECT_TRUE(run_op(OpCase{"Conv", 11}
+                         .input("x", Value(x))
+                         .input("w", Value(w))
+                         .input("b", Value(bias))
+                         .attr("group", int64_t{2})
+                         .attr("pads", std::vector<int64_t>{1, 2, 1, 2})
+                         .attr("strides", std::vector<int64_t>{2, 1})
+                         .attr("dilations", std::vector<int64_t>{1, 2}))
+                  .ok());
+  const Tensor dw = random_floats(Shape{6, 1, 3, 3}, 23);  // depthwise, SAME_UPPER
+  EXPECT_TRUE(run_op(OpCase{"Conv", 11}.input("x", Value(x)).input("w", Value(dw)).attr("group", int64_t{6}).attr(
+                         "auto_pad", std::string("SAME_UPPER")))
+                  .ok());
+  EXPECT_TRUE(run_op(OpCase{"Conv", 11}.input("x", Value(to_half(x))).input("w", Value(to_half(random_floats(Shape{4, 6, 1, 1}, 24))))).ok());
+  // A kernel larger than the input is an error on both backends, not a crash.
+  EXPECT_FALSE(run_op(OpCase{"Conv", 11}.input("x", Value(x)).input("w", Value(random_floats(Shape{2, 6, 15, 3}, 25)))).ok());
+}
+
 }  // namespace
 }  // namespace orchard::testing
