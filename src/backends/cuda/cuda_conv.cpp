@@ -159,7 +159,8 @@ class ConvKernel final : public runtime::OpKernel {
     bool chosen = false;
     for (int i = 0; i < found && !chosen; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-      if (dtype_ == DType::float32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+      const bool tensor_ops = perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+      if (dtype_ == DType::float32 && tensor_ops) continue;  // no TF32 for float32
       st->algo = perf[i].algo;
       chosen = true;
     }
