@@ -46,8 +46,8 @@ struct OpCase {
 };
 
 // Runs the case on the CPU backend and returns its outputs in order; also runs it on every other backend
-// that takes the op (the test device and the test compiler here; CUDA, Metal and optimized CPU variants as
-// they land) and expects the same result.
+// that takes the op and expects the same result: bit for bit on the test device and the test compiler (they
+// run the CPU's kernels), within per-dtype tolerances on the compiled-in accelerators present (CUDA).
 Result<std::vector<Value>> run_op(const OpCase& c);
 
 // Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want|.

@@ -1,0 +1,371 @@
+#include "backends/cuda/cuda_backend.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "backends/cuda/cuda_factory.hpp"
+#include "runtime/executor.hpp"
+
+namespace orchard::cuda {
+
+Status cuda_error(cudaError_t err, const char* call) {
+  return unavailable("[cuda] ", call, ": ", cudaGetErrorString(err), " (", cudaGetErrorName(err), ")");
+}
+
+Status cublas_error(cublasStatus_t err, const char* call) {
+  return unavailable("[cuda] ", call, ": ", cublasGetStatusString(err), " (cuBLAS status ", static_cast<int>(err), ")");
+}
+
+namespace {
+thread_local CudaStream* t_stream = nullptr;
+
+// Sets this thread's current stream for the lifetime of the object (restoring the previous one: nested runs).
+class StreamScope {
+ public:
+  explicit StreamScope(CudaStream* s) : prev_(t_stream) { t_stream = s; }
+  ~StreamScope() { t_stream = prev_; }
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  CudaStream* prev_;
+};
+}  // namespace
+
+CudaStream* current_stream() { return t_stream; }
+cudaStream_t current_cuda_stream() { return t_stream ? t_stream->get() : cudaStreamLegacy; }
+
+// ---- pinned staging ----
+
+PinnedPool::~PinnedPool() {
+  for (auto& [size, p] : free_) cudaFreeHost(p);
+}
+
+void* PinnedPool::acquire(size_t bytes, size_t* out_capacity) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = free_.lower_bound(bytes);
+    if (it != free_.end() && it->first <= 4 * bytes + 4096) {
+      void* p = it->second;
+      *out_capacity = it->first;
+      free_.erase(it);
+      return p;
+    }
+  }
+  const size_t cap = bytes < 4096 ? 4096 : bytes;
+  void* p = nullptr;
+  if (cudaMallocHost(&p, cap) != cudaSuccess) return nullptr;
+  *out_capacity = cap;
+  return p;
+}
+
+void PinnedPool::release(void* p, size_t capacity) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.emplace(capacity, p);
+}
+
+// ---- device memory ----
+
+CudaAllocator::CudaAllocator(int device, uint64_t limit) : device_(device), limit_(limit) {}
+
+CudaAllocator::~CudaAllocator() {
+  if (pool_) cudaMemPoolDestroy(pool_);
+}
+
+Status CudaAllocator::init() {
+  cudaMemPoolProps props;
+  std::memset(&props, 0, sizeof(props));
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device_;
+  props.maxSize = 0;
+  ORCHARD_CUDA_CALL(cudaMemPoolCreate(&pool_, &props));
+  // Freed blocks stay in the pool for the next run instead of going back to the driver at each synchronize.
+  uint64_t keep = UINT64_MAX;
+  ORCHARD_CUDA_CALL(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep));
+  return Status::OK();
+}
+
+void* CudaAllocator::allocate(size_t bytes, size_t alignment) {
+  (void)alignment;  // pool blocks are 256-byte aligned, above Tensor::kAlignment
+  const size_t size = bytes == 0 ? 256 : bytes;
+  const int64_t now = live_.fetch_add(static_cast<int64_t>(size)) + static_cast<int64_t>(size);
+  if (limit_ && static_cast<uint64_t>(now) > limit_) {
+    live_.fetch_sub(static_cast<int64_t>(size));
+    return nullptr;
+  }
+  void* p = nullptr;
+  if (cudaMallocFromPoolAsync(&p, size, pool_, current_cuda_stream()) != cudaSuccess) {
+    cudaGetLastError();
+    live_.fetch_sub(static_cast<int64_t>(size));
+    return nullptr;
+  }
+  int64_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+  return p;
+}
+
+void CudaAllocator::deallocate(void* p, size_t bytes) {
+  // Stream-ordered: on the run's stream the block is reused only after the work queued so far; outside a
+  // run, the legacy stream waits for all work of the (blocking) run streams.
+  cudaFreeAsync(p, current_cuda_stream());
+  live_.fetch_sub(static_cast<int64_t>(bytes == 0 ? 256 : bytes));
+}
+
+// ---- streams and events ----
+
+namespace {
+class CudaEvent final : public runtime::Event {
+ public:
+  explicit CudaEvent(cudaEvent_t e) : e_(e) {}
+  ~CudaEvent() override { cudaEventDestroy(e_); }
+  Status wait() override {
+    ORCHARD_CUDA_CALL(cudaEventSynchronize(e_));
+    return Status::OK();
+  }
+
+ private:
+  cudaEvent_t e_;
+};
+}  // namespace
+
+CudaStream::~CudaStream() {
+  // Work still queued may read the staging blocks and the cuBLAS workspace: let it finish first.
+  cudaStreamSynchronize(stream_);
+  recycle_staging();
+  if (blas_) backend_.release_blas(blas_);
+  cudaStreamDestroy(stream_);
+}
+
+Result<std::unique_ptr<runtime::Event>> CudaStream::record() {
+  cudaEvent_t e = nullptr;
+  ORCHARD_CUDA_CALL(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  if (cudaError_t err = cudaEventRecord(e, stream_); err != cudaSuccess) {
+    cudaEventDestroy(e);
+    return cuda_error(err, "cudaEventRecord");
+  }
+  return std::unique_ptr<runtime::Event>(new CudaEvent(e));
+}
+
+Status CudaStream::synchronize() {
+  ORCHARD_CUDA_CALL(cudaStreamSynchronize(stream_));
+  recycle_staging();
+  return Status::OK();
+}
+
+Result<cublasHandle_t> CudaStream::blas() {
+  if (!blas_) {
+    ORCHARD_ASSIGN_OR_RETURN(blas_, backend_.acquire_blas());
+  }
+  if (cublasStatus_t st = cublasSetStream(blas_, stream_); st != CUBLAS_STATUS_SUCCESS) {
+    return cublas_error(st, "cublasSetStream");
+  }
+  return blas_;
+}
+
+Result<void*> CudaStream::staging(size_t bytes) {
+  size_t cap = 0;
+  void* p = backend_.pinned().acquire(bytes, &cap);
+  if (!p) return out_of_memory("[cuda] cannot allocate ", bytes, " bytes of pinned host memory for a copy");
+  staged_.emplace_back(p, cap);
+  return p;
+}
+
+void CudaStream::recycle_staging() {
+  for (auto& [p, cap] : staged_) backend_.pinned().release(p, cap);
+  staged_.clear();
+}
+
+// ---- transfer ----
+
+bool CudaTransfer::can_copy(MemoryPlace src, MemoryPlace dst) const {
+  const MemoryPlace dev{MemoryKind::device, device_};
+  return (src == dev && (dst == dev || dst.host_visible())) || (dst == dev && src.host_visible());
+}
+
+Status CudaTransfer::copy(const Tensor& src, Tensor& dst, runtime::Stream* stream) const {
+  if (src.dtype() != dst.dtype() || src.numel() != dst.numel() || src.dtype() == DType::string) {
+    return invalid_argument("[cuda] cannot copy ", src.description(), " into ", dst.description());
+  }
+  if (!can_copy(src.place(), dst.place())) {
+    return invalid_argument("[cuda] no copy from ", src.place().to_string(), " to ", dst.place().to_string());
+  }
+  const size_t n = src.nbytes();
+  if (n == 0) return Status::OK();
+  auto* cs = static_cast<CudaStream*>(stream);
+  if (!cs) {
+    ORCHARD_CUDA_CALL(cudaMemcpy(dst.raw_data(), src.raw_data(), n, cudaMemcpyDefault));
+    return Status::OK();
+  }
+  if (src.place().host_visible() && src.place().kind != MemoryKind::pinned_host) {
+    // Pageable host memory: stage through a pinned block so that the upload is truly asynchronous and the
+    // caller may free its buffer at once.
+    ORCHARD_ASSIGN_OR_RETURN(void* staged, cs->staging(n));
+    std::memcpy(staged, src.raw_data(), n);
+    ORCHARD_CUDA_CALL(cudaMemcpyAsync(dst.raw_data(), staged, n, cudaMemcpyHostToDevice, cs->get()));
+    return Status::OK();
+  }
+  // Device to pageable host returns once the bytes have arrived; device to device and pinned are queued.
+  ORCHARD_CUDA_CALL(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), n, cudaMemcpyDefault, cs->get()));
+  return Status::OK();
+}
+
+// ---- backend ----
+
+namespace {
+// Sets the run's stream as this thread's current stream while the wrapped kernel executable runs.
+// Graph outputs computed here are copied back to host memory before run() returns: the runtime leaves a
+// subgraph's outputs where they were computed, and the control-flow kernels reading them run on the CPU.
+// (So RunOptions::device_outputs does not yet keep CUDA outputs on the device.)
+class CudaExecutable final : public runtime::Executable {
+ public:
+  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend, std::vector<size_t> graph_outputs)
+      : inner_(std::move(inner)), backend_(backend), graph_outputs_(std::move(graph_outputs)) {}
+  Status run(runtime::ExecContext& ctx) const override {
+    if (!ctx.stream) return internal_error("[cuda] partition run without a stream");
+    ORCHARD_CUDA_CALL(cudaSetDevice(backend_.ordinal()));
+    StreamScope scope(static_cast<CudaStream*>(ctx.stream));
+    ORCHARD_RETURN_IF_ERROR(inner_->run(ctx));
+    bool copied = false;
+    for (size_t k : graph_outputs_) {
+      Value& v = ctx.outputs[k];
+      if (!v.is_tensor() || v.tensor().place().host_visible()) continue;
+      const Tensor& src = v.tensor();
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), ctx.env.host_allocator()));
+      ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
+      ctx.env.bytes_copied += static_cast<int64_t>(src.nbytes());
+      v = Value(dst);
+      copied = true;
+    }
+    if (copied) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
+    return Status::OK();
+  }
+
+ private:
+  std::unique_ptr<runtime::Executable> inner_;
+  const CudaBackend& backend_;
+  std::vector<size_t> graph_outputs_;  // indices into PartitionSpec::outputs
+};
+}  // namespace
+
+CudaBackend::CudaBackend(runtime::DeviceInfo info, const CudaOptions& options)
+    : KernelBackend(std::move(info), cuda_kernels(), 0),
+      options_(options),
+      allocator_(std::make_unique<CudaAllocator>(options.device, options.memory_limit)),
+      transfer_(options.device) {}
+
+CudaBackend::~CudaBackend() {
+  for (cublasHandle_t h : blas_free_) cublasDestroy(h);
+}
+
+Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& options) {
+  int count = 0;
+  ORCHARD_CUDA_CALL(cudaGetDeviceCount(&count));
+  if (options.device < 0 || options.device >= count) {
+    return not_found("[cuda] device ", options.device, " not present (", count, " CUDA devices)");
+  }
+  ORCHARD_CUDA_CALL(cudaSetDevice(options.device));
+  cudaDeviceProp prop;
+  ORCHARD_CUDA_CALL(cudaGetDeviceProperties(&prop, options.device));
+  size_t free_bytes = 0, total_bytes = 0;
+  ORCHARD_CUDA_CALL(cudaMemGetInfo(&free_bytes, &total_bytes));
+  runtime::DeviceInfo info;
+  info.name = "cuda";
+  info.kind = runtime::DeviceKind::gpu;
+  info.description = std::string(prop.name) + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
+                     std::to_string(prop.multiProcessorCount) + " SMs";
+  info.memory.total = total_bytes;
+  info.memory.free = free_bytes;
+  info.memory.recommended_working_set = options.memory_limit ? options.memory_limit : free_bytes;
+  info.caps.async_copies = true;
+  info.caps.fp16 = true;
+  std::shared_ptr<CudaBackend> b(new CudaBackend(std::move(info), options));
+  ORCHARD_RETURN_IF_ERROR(b->allocator_->init());
+  return b;
+}
+
+Result<std::unique_ptr<runtime::Stream>> CudaBackend::new_stream() const {
+  ORCHARD_CUDA_CALL(cudaSetDevice(options_.device));
+  cudaStream_t s = nullptr;
+  // A blocking stream: work on the legacy default stream (frees outside a run, compile-time uploads) orders
+  // with it.
+  ORCHARD_CUDA_CALL(cudaStreamCreate(&s));
+  return std::unique_ptr<runtime::Stream>(new CudaStream(*this, s));
+}
+
+Result<std::unique_ptr<runtime::Executable>> CudaBackend::compile(const runtime::CompileContext& ctx) const {
+  ORCHARD_CUDA_CALL(cudaSetDevice(options_.device));
+  ORCHARD_ASSIGN_OR_RETURN(auto inner, KernelBackend::compile(ctx));
+  // Constants were uploaded on the legacy stream: finish before any run's stream reads them.
+  ORCHARD_CUDA_CALL(cudaStreamSynchronize(cudaStreamLegacy));
+  std::vector<size_t> graph_outputs;
+  for (size_t k = 0; k < ctx.partition.outputs.size(); ++k) {
+    for (const ValueInfo& out : ctx.partition.graph->outputs) {
+      if (out.name == ctx.partition.outputs[k]) graph_outputs.push_back(k);
+    }
+  }
+  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), *this, std::move(graph_outputs)));
+}
+
+runtime::Capability CudaBackend::get_capability(const runtime::GraphView& view) const {
+  runtime::Capability cap = KernelBackend::get_capability(view);
+  std::vector<std::vector<int>> kept;
+  for (auto& part : cap.partitions) {
+    std::string why;
+    for (int n : part) {
+      why = cuda_declines(view, view.node(n));
+      if (!why.empty()) {
+        cap.rejected.push_back({n, why});
+        break;
+      }
+    }
+    if (why.empty()) kept.push_back(std::move(part));
+  }
+  cap.partitions = std::move(kept);
+  return cap;
+}
+
+Result<cublasHandle_t> CudaBackend::acquire_blas() const {
+  {
+    std::lock_guard<std::mutex> lock(blas_mu_);
+    if (!blas_free_.empty()) {
+      cublasHandle_t h = blas_free_.back();
+      blas_free_.pop_back();
+      return h;
+    }
+  }
+  cublasHandle_t h = nullptr;
+  if (cublasStatus_t st = cublasCreate(&h); st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasCreate");
+  // float32 stays float32: no TF32 tensor-core rounding unless a future option asks for it.
+  if (cublasStatus_t st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); st != CUBLAS_STATUS_SUCCESS) {
+    cublasDestroy(h);
+    return cublas_error(st, "cublasSetMathMode");
+  }
+  return h;
+}
+
+void CudaBackend::release_blas(cublasHandle_t h) const {
+  std::lock_guard<std::mutex> lock(blas_mu_);
+  blas_free_.push_back(h);
+}
+
+std::shared_ptr<runtime::Backend> make_cuda_backend(const SessionOptions&) {
+  // One backend per process (its memory pool, pinned blocks and cuBLAS handles are shared by sessions).
+  static const std::shared_ptr<CudaBackend> backend = []() -> std::shared_ptr<CudaBackend> {
+    CudaOptions options;
+    // The cap on device memory, like ONNX Runtime's gpu_mem_limit (bytes).
+    if (const char* limit = std::getenv("ORCHARD_CUDA_MEM_LIMIT")) options.memory_limit = std::strtoull(limit, nullptr, 10);
+    auto b = CudaBackend::create(options);
+    if (!b.ok()) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    return std::move(b).value();
+  }();
+  return backend;
+}
+
+}  // namespace orchard::cuda

@@ -1,0 +1,151 @@
+// The CUDA backend: a KernelBackend on one NVIDIA GPU (issue 8). Device memory comes from a stream-ordered
+// pool with a byte cap, host↔device copies go through pinned staging buffers, each run gets its own stream
+// (with a cuBLAS handle), and every CUDA error becomes a Status naming the call.
+// Layer: backends. Only registry.cpp (through cuda_factory.hpp) and tests include this header.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/kernel_backend.hpp"
+
+namespace orchard::cuda {
+
+// Returns a Status for a failed CUDA runtime call: "[cuda] cudaMalloc: out of memory (cudaErrorMemoryAllocation)".
+Status cuda_error(cudaError_t err, const char* call);
+// Returns a Status for a failed cuBLAS call.
+Status cublas_error(cublasStatus_t err, const char* call);
+
+#define ORCHARD_CUDA_CALL(call)                                                        \
+  do {                                                                                 \
+    const cudaError_t orchard_cuda_err_ = (call);                                      \
+    if (orchard_cuda_err_ != cudaSuccess) return ::orchard::cuda::cuda_error(orchard_cuda_err_, #call); \
+  } while (0)
+
+struct CudaOptions {
+  int device = 0;              // CUDA device ordinal
+  uint64_t memory_limit = 0;   // bytes of device memory the pool may hand out at once; 0: no cap
+};
+
+class CudaBackend;
+
+// Page-locked host blocks reused for staging copies (kept by size; never returned to the driver until exit).
+class PinnedPool {
+ public:
+  ~PinnedPool();
+  // Returns a pinned block of at least `bytes`, or null when cudaMallocHost fails.
+  void* acquire(size_t bytes, size_t* out_capacity);
+  // Returns a block obtained from acquire().
+  void release(void* p, size_t capacity);
+
+ private:
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_;
+};
+
+// Device memory from the backend's stream-ordered pool (cudaMallocFromPoolAsync on the calling run's stream,
+// or the legacy default stream outside a run), with an optional cap on the bytes live at once.
+class CudaAllocator final : public Allocator {
+ public:
+  CudaAllocator(int device, uint64_t limit);
+  ~CudaAllocator() override;
+  Status init();
+  void* allocate(size_t bytes, size_t alignment) override;
+  void deallocate(void* p, size_t bytes) override;
+  MemoryPlace place() const override { return {MemoryKind::device, device_}; }
+  // Returns the bytes handed out and not yet returned.
+  int64_t live_bytes() const { return live_.load(); }
+  // Returns the most bytes live at once since construction.
+  int64_t peak_bytes() const { return peak_.load(); }
+
+ private:
+  int device_;
+  uint64_t limit_;
+  cudaMemPool_t pool_ = nullptr;
+  std::atomic<int64_t> live_{0}, peak_{0};
+};
+
+// One run's stream on the GPU: the cudaStream_t its kernels and copies are queued on, a cuBLAS handle bound
+// to it, and the pinned staging blocks its pending uploads read (recycled at synchronize).
+class CudaStream final : public runtime::Stream {
+ public:
+  CudaStream(const CudaBackend& backend, cudaStream_t stream) : backend_(backend), stream_(stream) {}
+  ~CudaStream() override;
+  Result<std::unique_ptr<runtime::Event>> record() override;
+  Status synchronize() override;
+  cudaStream_t get() const { return stream_; }
+  // Returns this stream's cuBLAS handle (taken from the backend's pool on first use).
+  Result<cublasHandle_t> blas();
+  // Returns a pinned block of `bytes` that stays valid until the next synchronize().
+  Result<void*> staging(size_t bytes);
+
+ private:
+  const CudaBackend& backend_;
+  cudaStream_t stream_;
+  cublasHandle_t blas_ = nullptr;
+  std::vector<std::pair<void*, size_t>> staged_;
+  void recycle_staging();
+};
+
+// Returns the stream of the run whose CUDA partition this thread is executing, or null outside one.
+CudaStream* current_stream();
+// Returns the cudaStream_t kernels of this thread should use (the run's stream, else the legacy default).
+cudaStream_t current_cuda_stream();
+
+class CudaTransfer final : public runtime::DataTransfer {
+ public:
+  explicit CudaTransfer(int device) : device_(device) {}
+  bool can_copy(MemoryPlace src, MemoryPlace dst) const override;
+  Status copy(const Tensor& src, Tensor& dst, runtime::Stream* stream) const override;
+
+ private:
+  int device_;
+};
+
+class CudaBackend final : public runtime::KernelBackend {
+ public:
+  // Returns the backend on `options.device`, or an error when there is no such usable device.
+  static Result<std::shared_ptr<CudaBackend>> create(const CudaOptions& options);
+  ~CudaBackend() override;
+
+  Allocator& allocator() const override { return *allocator_; }
+  const runtime::DataTransfer& transfer() const override { return transfer_; }
+  Result<std::unique_ptr<runtime::Stream>> new_stream() const override;
+  // Wraps KernelBackend::compile so that kernels of the partition see the run's stream (current_stream()).
+  Result<std::unique_ptr<runtime::Executable>> compile(const runtime::CompileContext& ctx) const override;
+  // The kernel table's answer, less the nodes whose attributes or arity the CUDA kernels do not take.
+  runtime::Capability get_capability(const runtime::GraphView& view) const override;
+
+  int ordinal() const { return options_.device; }
+  const CudaAllocator& cuda_allocator() const { return *allocator_; }
+  PinnedPool& pinned() const { return pinned_; }
+  // Returns a cuBLAS handle from the pool (made when the pool is empty).
+  Result<cublasHandle_t> acquire_blas() const;
+  // Returns a handle obtained from acquire_blas().
+  void release_blas(cublasHandle_t h) const;
+
+ private:
+  CudaBackend(runtime::DeviceInfo info, const CudaOptions& options);
+  CudaOptions options_;
+  std::unique_ptr<CudaAllocator> allocator_;
+  CudaTransfer transfer_;
+  mutable PinnedPool pinned_;
+  mutable std::mutex blas_mu_;
+  mutable std::vector<cublasHandle_t> blas_free_;
+};
+
+// Returns the CUDA kernel table (cuda_kernel_table.cpp).
+std::span<const runtime::KernelDef> cuda_kernels();
+// Returns why the CUDA kernels cannot run `node` although the table has its op and dtype, or "" when they can
+// (cuda_kernel_table.cpp).
+std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node);
+
+}  // namespace orchard::cuda

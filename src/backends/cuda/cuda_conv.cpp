@@ -1,0 +1,225 @@
+// CUDA Conv (2-D, NCHW, groups, pads, strides, dilations, bias) through cuDNN 9's convolution API. The
+// algorithm and workspace size are chosen once per input shape in reshape() and cached by the executor.
+// float32 runs with FMA math only (no TF32); float16 may use tensor cores (float32 accumulation).
+#include <cudnn.h>
+
+#include <mutex>
+#include <vector>
+
+#include "backends/cuda/cuda_ops.hpp"
+
+namespace orchard::cuda {
+
+namespace {
+
+Status dnn_error(cudnnStatus_t st, const char* call) {
+  return unavailable("[cuda] ", call, ": ", cudnnGetErrorString(st), " (cuDNN status ", static_cast<int>(st), ")");
+}
+
+#define ORCHARD_CUDNN_CALL(call)                                                   \
+  do {                                                                             \
+    const cudnnStatus_t orchard_dnn_st_ = (call);                                  \
+    if (orchard_dnn_st_ != CUDNN_STATUS_SUCCESS) return dnn_error(orchard_dnn_st_, #call); \
+  } while (0)
+
+// cuDNN handles, shared by all runs: taken for one call on one stream, then returned.
+class DnnHandles {
+ public:
+  ~DnnHandles() {
+    for (cudnnHandle_t h : free_) cudnnDestroy(h);
+  }
+  Result<cudnnHandle_t> acquire(cudaStream_t stream) {
+    cudnnHandle_t h = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        h = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (!h) ORCHARD_CUDNN_CALL(cudnnCreate(&h));
+    if (cudnnStatus_t st = cudnnSetStream(h, stream); st != CUDNN_STATUS_SUCCESS) {
+      release(h);
+      return dnn_error(st, "cudnnSetStream");
+    }
+    return h;
+  }
+  void release(cudnnHandle_t h) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(h);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<cudnnHandle_t> free_;
+};
+
+DnnHandles& handles() {
+  static DnnHandles* h = new DnnHandles();  // never destroyed: handles may outlive static teardown order
+  return *h;
+}
+
+// Returns a handle to the pool when it goes out of scope.
+class HandleLease {
+ public:
+  explicit HandleLease(cudnnHandle_t h) : h_(h) {}
+  ~HandleLease() { handles().release(h_); }
+  HandleLease(const HandleLease&) = delete;
+  HandleLease& operator=(const HandleLease&) = delete;
+
+ private:
+  cudnnHandle_t h_;
+};
+
+struct ConvAttrs {
+  std::vector<int64_t> pads, strides, dilations;
+  int64_t group = 1;
+  std::string auto_pad;
+};
+
+// Descriptors and the chosen algorithm for one input shape.
+class ConvState final : public runtime::KernelState {
+ public:
+  ~ConvState() override {
+    if (x_) cudnnDestroyTensorDescriptor(x_);
+    if (y_) cudnnDestroyTensorDescriptor(y_);
+    if (b_) cudnnDestroyTensorDescriptor(b_);
+    if (w_) cudnnDestroyFilterDescriptor(w_);
+    if (conv_) cudnnDestroyConvolutionDescriptor(conv_);
+  }
+  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
+  cudnnFilterDescriptor_t w_ = nullptr;
+  cudnnConvolutionDescriptor_t conv_ = nullptr;
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  size_t workspace = 0;
+  Shape out;
+};
+
+class ConvKernel final : public runtime::OpKernel {
+ public:
+  ConvKernel(ConvAttrs a, DType dtype) : a_(std::move(a)), dtype_(dtype) {}
+  bool has_reshape() const override { return true; }
+
+  Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
+    if (shapes.size() < 2 || shapes[0].rank() != 4 || shapes[1].rank() != 4) {
+      return unsupported("[Conv] the CUDA kernel takes 2-D convolutions (NCHW input, OIHW weights)");
+    }
+    const Shape& x = shapes[0];
+    const Shape& w = shapes[1];
+    if (a_.group < 1 || x[1] != w[1] * a_.group || w[0] % a_.group != 0) {
+      return invalid_argument("[Conv] input ", x.to_string(), " and weights ", w.to_string(), " do not match group ", a_.group);
+    }
+    int pad[4] = {0, 0, 0, 0}, stride[2] = {1, 1}, dil[2] = {1, 1};
+    for (int i = 0; i < 2; ++i) {
+      if (a_.strides.size() == 2) stride[i] = static_cast<int>(a_.strides[static_cast<size_t>(i)]);
+      if (a_.dilations.size() == 2) dil[i] = static_cast<int>(a_.dilations[static_cast<size_t>(i)]);
+    }
+    if (a_.auto_pad == "SAME_UPPER" || a_.auto_pad == "SAME_LOWER") {
+      for (int i = 0; i < 2; ++i) {
+        const int64_t in = x[2 + static_cast<size_t>(i)], k = (w[2 + static_cast<size_t>(i)] - 1) * dil[i] + 1;
+        const int64_t out = (in + stride[i] - 1) / stride[i];
+        const int64_t total = std::max<int64_t>(0, (out - 1) * stride[i] + k - in);
+        const int64_t small = total / 2, big = total - small;
+        pad[i] = static_cast<int>(a_.auto_pad == "SAME_UPPER" ? small : big);
+        pad[i + 2] = static_cast<int>(a_.auto_pad == "SAME_UPPER" ? big : small);
+      }
+    } else if (a_.pads.size() == 4) {
+      for (int i = 0; i < 4; ++i) pad[i] = static_cast<int>(a_.pads[static_cast<size_t>(i)]);
+    }
+    if (pad[0] != pad[2] || pad[1] != pad[3]) {
+      return unsupported("[Conv] asymmetric pads are not supported by the CUDA kernel");
+    }
+    auto st = std::make_shared<ConvState>();
+    const cudnnDataType_t dt = dtype_ == DType::float16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    ORCHARD_CUDNN_CALL(cudnnCreateTensorDescriptor(&st->x_));
+    ORCHARD_CUDNN_CALL(cudnnCreateTensorDescriptor(&st->y_));
+    ORCHARD_CUDNN_CALL(cudnnCreateTensorDescriptor(&st->b_));
+    ORCHARD_CUDNN_CALL(cudnnCreateFilterDescriptor(&st->w_));
+    ORCHARD_CUDNN_CALL(cudnnCreateConvolutionDescriptor(&st->conv_));
+    auto i32 = [](int64_t v) { return static_cast<int>(v); };
+    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->x_, CUDNN_TENSOR_NCHW, dt, i32(x[0]), i32(x[1]), i32(x[2]), i32(x[3])));
+    ORCHARD_CUDNN_CALL(cudnnSetFilter4dDescriptor(st->w_, dt, CUDNN_TENSOR_NCHW, i32(w[0]), i32(w[1]), i32(w[2]), i32(w[3])));
+    ORCHARD_CUDNN_CALL(cudnnSetConvolution2dDescriptor(st->conv_, pad[0], pad[1], stride[0], stride[1], dil[0], dil[1],
+                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    ORCHARD_CUDNN_CALL(cudnnSetConvolutionGroupCount(st->conv_, i32(a_.group)));
+    ORCHARD_CUDNN_CALL(cudnnSetConvolutionMathType(st->conv_, dtype_ == DType::float16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    int n = 0, c = 0, h = 0, wd = 0;
+    ORCHARD_CUDNN_CALL(cudnnGetConvolution2dForwardOutputDim(st->conv_, st->x_, st->w_, &n, &c, &h, &wd));
+    if (h <= 0 || wd <= 0) return invalid_argument("[Conv] input ", x.to_string(), " is smaller than the kernel ", w.to_string());
+    st->out = Shape{n, c, h, wd};
+    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->y_, CUDNN_TENSOR_NCHW, dt, n, c, h, wd));
+    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->b_, CUDNN_TENSOR_NCHW, dt, 1, c, 1, 1));
+    ORCHARD_ASSIGN_OR_RETURN(cudnnHandle_t hd, handles().acquire(current_cuda_stream()));
+    HandleLease lease(hd);
+    // The heuristics' best algorithm that reports success (no timing runs: reshape stays cheap).
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int found = 0;
+    ORCHARD_CUDNN_CALL(cudnnGetConvolutionForwardAlgorithm_v7(hd, st->x_, st->w_, st->conv_, st->y_,
+                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
+    bool chosen = false;
+    for (int i = 0; i < found && !chosen; ++i) {
+      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      const bool tensor_ops = perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+      if (dtype_ == DType::float32 && tensor_ops) continue;  // no TF32 for float32
+      st->algo = perf[i].algo;
+      chosen = true;
+    }
+    if (!chosen) return unsupported("[Conv] cuDNN has no algorithm for ", x.to_string(), " * ", w.to_string());
+    ORCHARD_CUDNN_CALL(cudnnGetConvolutionForwardWorkspaceSize(hd, st->x_, st->w_, st->conv_, st->y_, st->algo, &st->workspace));
+    return std::shared_ptr<const runtime::KernelState>(std::move(st));
+  }
+
+  Status run(runtime::OpContext& ctx) const override {
+    const ConvState* st = ctx.state<ConvState>();
+    if (!st) return internal_error("[Conv] run without reshape");
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, ctx.input_tensor(1));
+    if (x->dtype() != dtype_ || w->dtype() != dtype_) {
+      return invalid_argument("[Conv] dtypes ", x->description(), ", ", w->description(), " (kernel made for ",
+                              dtype_name(dtype_), ")");
+    }
+    const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    if (b && (b->numel() != st->out[1] || b->dtype() != dtype_)) {
+      return invalid_argument("[Conv] bias ", b->description(), " for ", st->out[1], " output channels");
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, dtype_, st->out));
+    if (y.numel() == 0) return Status::OK();
+    Tensor ws;
+    if (st->workspace) {
+      ORCHARD_ASSIGN_OR_RETURN(ws, Tensor::create(DType::uint8, Shape{static_cast<int64_t>(st->workspace)}, ctx.allocator()));
+    }
+    ORCHARD_ASSIGN_OR_RETURN(cudnnHandle_t hd, handles().acquire(current_cuda_stream()));
+    HandleLease lease(hd);
+    const float one = 1.f, zero = 0.f;
+    ORCHARD_CUDNN_CALL(cudnnConvolutionForward(hd, &one, st->x_, x->raw_data(), st->w_, w->raw_data(), st->conv_, st->algo,
+                                               st->workspace ? ws.raw_data() : nullptr, st->workspace, &zero, st->y_,
+                                               y.raw_data()));
+    if (b) ORCHARD_CUDNN_CALL(cudnnAddTensor(hd, &one, st->b_, b->raw_data(), &one, st->y_, y.raw_data()));
+    return Status::OK();
+  }
+
+ private:
+  ConvAttrs a_;
+  DType dtype_;
+};
+
+}  // namespace
+
+KernelResult create_conv(const runtime::KernelCreateContext& ctx) {
+  const auto& n = ctx.node;
+  const DType dt = ctx.input_type(0).dtype;
+  if (dt != DType::float32 && dt != DType::float16) return unsupported("[cuda] Conv needs a declared float32/float16 input");
+  ConvAttrs a;
+  a.pads = n.attr_ints("pads");
+  a.strides = n.attr_ints("strides");
+  a.dilations = n.attr_ints("dilations");
+  a.group = n.attr_int("group", 1);
+  a.auto_pad = n.attr_string("auto_pad", "NOTSET");
+  if (a.auto_pad != "NOTSET" && a.auto_pad != "VALID" && a.auto_pad != "SAME_UPPER" && a.auto_pad != "SAME_LOWER") {
+    return invalid_argument("[Conv] auto_pad '", a.auto_pad, "'");
+  }
+  if (a.auto_pad == "VALID") a.pads.clear();
+  return std::unique_ptr<runtime::OpKernel>(new ConvKernel(std::move(a), dt));
+}
+
+}  // namespace orchard::cuda

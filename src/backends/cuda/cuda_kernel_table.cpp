@@ -1,0 +1,120 @@
+// The CUDA backend's kernel table: one line per op and opset range (ending at kVerifiedOpset), with the
+// dtypes the kernel takes and the inputs it reads on the host. Ops absent here run on the CPU.
+#include "backends/cuda/cuda_ops.hpp"
+
+namespace orchard::cuda {
+
+namespace {
+
+using runtime::KernelDef;
+constexpr int kLast = runtime::kVerifiedOpset;
+const runtime::DTypeSet kFloat = {DType::float32, DType::float16};
+const runtime::DTypeSet kCastable = {DType::float32, DType::float16, DType::int32, DType::int64, DType::boolean};
+// Data movement takes float tensors (and masks): integer shape arithmetic (Shape -> Gather -> Concat -> Reshape)
+// stays on the CPU, where its consumers read it, instead of bouncing to the GPU and back.
+const runtime::DTypeSet kMoved = {DType::float32, DType::float16, DType::boolean};
+
+const KernelDef kTable[] = {
+    // elementwise (cuda_ops_math.cpp)
+    {"", "Add", 7, kLast, create_binary, kFloat},
+    {"", "Sub", 7, kLast, create_binary, kFloat},
+    {"", "Mul", 7, kLast, create_binary, kFloat},
+    {"", "Div", 7, kLast, create_binary, kFloat},
+    {"", "Pow", 7, kLast, create_binary, kFloat},
+    {"", "Max", 8, kLast, create_binary, kFloat},
+    {"", "Min", 8, kLast, create_binary, kFloat},
+    {"", "Relu", 6, kLast, create_unary, kFloat},
+    {"", "Sigmoid", 6, kLast, create_unary, kFloat},
+    {"", "Tanh", 6, kLast, create_unary, kFloat},
+    {"", "Erf", 9, kLast, create_unary, kFloat},
+    {"", "Exp", 6, kLast, create_unary, kFloat},
+    {"", "Log", 6, kLast, create_unary, kFloat},
+    {"", "Sqrt", 6, kLast, create_unary, kFloat},
+    {"", "Neg", 6, kLast, create_unary, kFloat},
+    {"", "Abs", 6, kLast, create_unary, kFloat},
+    {"", "Reciprocal", 6, kLast, create_unary, kFloat},
+    {"", "Softplus", 1, kLast, create_unary, kFloat},
+    {"", "Softsign", 1, kLast, create_unary, kFloat},
+    {"", "LeakyRelu", 6, kLast, create_unary, kFloat},
+    {"", "Elu", 6, kLast, create_unary, kFloat},
+    {"", "Selu", 6, kLast, create_unary, kFloat},
+    {"", "HardSigmoid", 6, kLast, create_unary, kFloat},
+    {"", "HardSwish", 14, kLast, create_unary, kFloat},
+    {"", "Clip", 6, 10, create_unary, kFloat},
+    {"", "Clip", 11, kLast, create_unary, kFloat, 0, 0, 0, 0b110},
+    {"", "Sin", 7, kLast, create_unary, kFloat},
+    {"", "Cos", 7, kLast, create_unary, kFloat},
+    {"", "Floor", 6, kLast, create_unary, kFloat},
+    {"", "Ceil", 6, kLast, create_unary, kFloat},
+    // linear algebra, normalization, reductions (cuda_ops_math.cpp)
+    {"", "MatMul", 1, kLast, create_matmul, kFloat},
+    {"", "Gemm", 7, kLast, create_gemm, kFloat},
+    {"", "Softmax", 1, kLast, create_softmax, kFloat},
+    {"", "LogSoftmax", 1, kLast, create_softmax, kFloat},
+    {"", "LayerNormalization", 17, kLast, create_layer_norm, kFloat},
+    {"", "ReduceMean", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceMax", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceMin", 1, kLast, create_reduce, kFloat},
+    {"", "ReduceSumSquare", 1, kLast, create_reduce, kFloat},
+    {"", "GlobalAveragePool", 1, kLast, create_global_pool, kFloat},
+    {"", "GlobalMaxPool", 1, kLast, create_global_pool, kFloat},
+#if ORCHARD_CUDA_CUDNN
+    {"", "Conv", 1, kLast, create_conv, kFloat},  // cuda_conv.cpp
+#endif
+    {"", "ReduceSum", 1, 12, create_reduce, kFloat},
+    {"", "ReduceSum", 13, kLast, create_reduce, kFloat, 0, 0, 0, 0b10},
+    // data movement (cuda_ops_shape.cpp)
+    {"", "Identity", 1, kLast, create_reshape, kMoved},
+    {"", "Reshape", 5, kLast, create_reshape, kMoved, 0, 0, 0, 0b10},
+    {"", "Flatten", 1, kLast, create_reshape, kMoved},
+    {"", "Squeeze", 1, 12, create_reshape, kMoved},
+    {"", "Squeeze", 13, kLast, create_reshape, kMoved, 0, 0, 0, 0b10},
+    {"", "Unsqueeze", 1, 12, create_reshape, kMoved},
+    {"", "Unsqueeze", 13, kLast, create_reshape, kMoved, 0, 0, 0, 0b10},
+    {"", "Transpose", 1, kLast, create_transpose, kMoved},
+    {"", "Concat", 4, kLast, create_concat, kMoved},
+    {"", "Slice", 10, kLast, create_slice, kMoved, 0, 0, 0, 0b11110},
+    {"", "Expand", 8, kLast, create_expand, kMoved, 0, 0, 0, 0b10},
+    {"", "Gather", 1, kLast, create_gather, kMoved, 0, 0, 0, 0b10},
+    {"", "Cast", 6, kLast, create_cast, kCastable},
+};
+
+}  // namespace
+
+std::span<const runtime::KernelDef> cuda_kernels() { return kTable; }
+
+std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node) {
+  const std::string& op = node.op_type;
+  if ((op == "Max" || op == "Min") && node.inputs.size() != 2) {
+    return op + " with " + std::to_string(node.inputs.size()) + " inputs (the CUDA kernel takes two)";
+  }
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" || op == "Max" || op == "Min") {
+    const DType a = view.type_of(node.inputs[0]).dtype, b = view.type_of(node.inputs[1]).dtype;
+    if (a != DType::undefined && b != DType::undefined && a != b) {
+      return op + " of " + std::string(dtype_name(a)) + " and " + std::string(dtype_name(b));
+    }
+  }
+  if (op == "LayerNormalization") {
+    for (size_t i = 1; i < node.outputs.size(); ++i) {
+      if (!node.outputs[i].empty()) return "LayerNormalization's Mean/InvStdDev outputs have no CUDA kernel";
+    }
+  }
+  if (op == "Conv") {
+    const runtime::ValueType& x = view.type_of(node.inputs[0]);
+    if (x.dtype == DType::undefined) return "Conv input without a declared dtype";
+    if (x.has_shape && x.shape.size() != 4) return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 2-D only)";
+    const auto pads = node.attr_ints("pads");
+    if (pads.size() == 4 && (pads[0] != pads[2] || pads[1] != pads[3])) return "Conv with asymmetric pads";
+  }
+  if (op == "Cast") {
+    const int64_t to = node.attr_int("to", 0);
+    if (to != 1 && to != 6 && to != 7 && to != 9 && to != 10) return "Cast to ONNX type " + std::to_string(to);
+    const DType from = view.type_of(node.inputs[0]).dtype;
+    if (to != 1 && to != 10 && from != DType::float32 && from != DType::float16) {
+      return "Cast between integer/boolean types stays with the shape arithmetic on the CPU";
+    }
+  }
+  return "";
+}
+
+}  // namespace orchard::cuda

@@ -1,0 +1,384 @@
+// The CUDA backend's own device kernels: strided copies (Transpose, Slice, Concat, Expand), broadcasting
+// binary and unary elementwise math, Softmax, LayerNormalization, Cast, Gather and reductions. Math in
+// float32 for float16 data. One file, because nvcc is slow; each kernel is a plain grid-stride loop or one
+// block per row.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cstdint>
+
+#include "backends/cuda/cuda_kernels.hpp"
+
+namespace orchard::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned grid_for(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+template <class T>
+__device__ __forceinline__ float load(const T* p, int64_t i) {
+  return static_cast<float>(p[i]);
+}
+template <>
+__device__ __forceinline__ float load<__half>(const __half* p, int64_t i) {
+  return __half2float(p[i]);
+}
+template <class T>
+__device__ __forceinline__ void store(T* p, int64_t i, float v) {
+  p[i] = static_cast<T>(v);
+}
+template <>
+__device__ __forceinline__ void store<__half>(__half* p, int64_t i, float v) {
+  p[i] = __float2half(v);
+}
+
+// Offsets of element `i` of the iteration space in operands 0 and 1.
+__device__ __forceinline__ void offsets(const Layout& l, int64_t i, int64_t& o0, int64_t& o1) {
+  o0 = l.offset[0];
+  o1 = l.offset[1];
+  for (int d = l.rank - 1; d >= 0; --d) {
+    const int64_t c = i % l.dims[d];
+    i /= l.dims[d];
+    o0 += c * l.stride[0][d];
+    o1 += c * l.stride[1][d];
+  }
+}
+
+int64_t numel(const Layout& l) {
+  int64_t n = 1;
+  for (int d = 0; d < l.rank; ++d) n *= l.dims[d];
+  return n;
+}
+
+template <class T>
+__global__ void strided_copy_kernel(const T* __restrict__ src, T* __restrict__ dst, Layout l, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t s, d;
+    offsets(l, i, s, d);
+    dst[d] = src[s];
+  }
+}
+
+__device__ __forceinline__ float apply_binary(BinaryOp op, float a, float b) {
+  switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::sub: return a - b;
+    case BinaryOp::mul: return a * b;
+    case BinaryOp::div: return a / b;
+    case BinaryOp::pow: return powf(a, b);
+    case BinaryOp::max: return (a != a || b != b) ? a + b : fmaxf(a, b);
+    case BinaryOp::min: return (a != a || b != b) ? a + b : fminf(a, b);
+  }
+  return 0.f;
+}
+
+template <class T>
+__global__ void binary_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
+                              Layout l, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t ia, ib;
+    offsets(l, i, ia, ib);
+    store(out, i, apply_binary(op, load(a, ia), load(b, ib)));
+  }
+}
+
+__device__ __forceinline__ float apply_unary(UnaryOp op, float x, float alpha, float beta) {
+  switch (op) {
+    case UnaryOp::relu: return x > 0.f ? x : 0.f;
+    case UnaryOp::sigmoid: return 1.f / (1.f + expf(-x));
+    case UnaryOp::tanh: return tanhf(x);
+    case UnaryOp::erf: return erff(x);
+    case UnaryOp::exp: return expf(x);
+    case UnaryOp::log: return logf(x);
+    case UnaryOp::sqrt: return sqrtf(x);
+    case UnaryOp::neg: return -x;
+    case UnaryOp::abs: return fabsf(x);
+    case UnaryOp::reciprocal: return 1.f / x;
+    case UnaryOp::softplus: return x > 20.f ? x : log1pf(expf(x));
+    case UnaryOp::softsign: return x / (1.f + fabsf(x));
+    case UnaryOp::leaky_relu: return x < 0.f ? alpha * x : x;
+    case UnaryOp::elu: return x < 0.f ? alpha * (expf(x) - 1.f) : x;
+    case UnaryOp::selu: return x <= 0.f ? beta * (alpha * expf(x) - alpha) : beta * x;
+    case UnaryOp::hard_sigmoid: return fmaxf(0.f, fminf(1.f, alpha * x + beta));
+    case UnaryOp::hard_swish: return x * fmaxf(0.f, fminf(1.f, x / 6.f + 0.5f));
+    case UnaryOp::clip: return x != x ? x : fminf(fmaxf(x, alpha), beta);
+    case UnaryOp::sin: return sinf(x);
+    case UnaryOp::cos: return cosf(x);
+    case UnaryOp::floor: return floorf(x);
+    case UnaryOp::ceil: return ceilf(x);
+    case UnaryOp::identity: return x;
+  }
+  return 0.f;
+}
+
+template <class T>
+__global__ void unary_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ y, int64_t n, float alpha, float beta) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    store(y, i, apply_unary(op, load(x, i), alpha, beta));
+  }
+}
+
+// Returns the block-wide reduction (sum, or max when `is_max`) of v; every thread gets the result.
+__device__ float block_reduce(float v, bool is_max) {
+  __shared__ float buf[32];
+  for (int o = 16; o > 0; o /= 2) {
+    const float w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = is_max ? fmaxf(v, w) : v + w;
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();  // buf may still be read by a previous reduction
+  if (lane == 0) buf[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) / 32;
+  v = threadIdx.x < warps ? buf[threadIdx.x] : (is_max ? -FLT_MAX : 0.f);
+  if (warp == 0) {
+    for (int o = 16; o > 0; o /= 2) {
+      const float w = __shfl_xor_sync(0xffffffffu, v, o);
+      v = is_max ? fmaxf(v, w) : v + w;
+    }
+    if (lane == 0) buf[0] = v;
+  }
+  __syncthreads();
+  return buf[0];
+}
+
+// One block per (outer, inner) row of n elements spaced `inner` apart.
+template <class T>
+__global__ void softmax_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, int64_t inner, bool log) {
+  const int64_t row = blockIdx.x;
+  const int64_t base = (row / inner) * n * inner + row % inner;
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, load(x, base + j * inner));
+  m = block_reduce(m, true);
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += expf(load(x, base + j * inner) - m);
+  s = block_reduce(s, false);
+  const float ls = logf(s);
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    const float v = load(x, base + j * inner) - m;
+    store(y, base + j * inner, log ? v - ls : expf(v) / s);
+  }
+}
+
+template <class T>
+__global__ void layer_norm_kernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
+                                  T* __restrict__ y, int64_t cols, float eps) {
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * cols;
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += load(x, base + j);
+  const float mean = block_reduce(s, false) / static_cast<float>(cols);
+  float v = 0.f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float d = load(x, base + j) - mean;
+    v += d * d;
+  }
+  const float inv = rsqrtf(block_reduce(v, false) / static_cast<float>(cols) + eps);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float b = bias ? load(bias, j) : 0.f;
+    store(y, base + j, (load(x, base + j) - mean) * inv * load(scale, j) + b);
+  }
+}
+
+template <class S, class D>
+__device__ __forceinline__ D convert(S v) {
+  return static_cast<D>(v);
+}
+
+template <class S, class D>
+__global__ void cast_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if constexpr (std::is_same_v<S, __half>) {
+      const float f = __half2float(src[i]);
+      if constexpr (std::is_same_v<D, bool>) {
+        dst[i] = f != 0.f;
+      } else if constexpr (std::is_same_v<D, __half>) {
+        dst[i] = src[i];
+      } else {
+        dst[i] = static_cast<D>(f);
+      }
+    } else if constexpr (std::is_same_v<D, __half>) {
+      dst[i] = __float2half(static_cast<float>(src[i]));
+    } else if constexpr (std::is_same_v<D, bool>) {
+      dst[i] = src[i] != S(0);
+    } else {
+      dst[i] = static_cast<D>(src[i]);
+    }
+  }
+}
+
+template <class T>
+__global__ void gather_kernel(const T* __restrict__ data, const int64_t* __restrict__ idx, T* __restrict__ out,
+                              int64_t axis_dim, int64_t num_idx, int64_t inner, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t k = i % inner;
+    const int64_t j = (i / inner) % num_idx;
+    const int64_t o = i / (inner * num_idx);
+    out[i] = data[(o * axis_dim + idx[j]) * inner + k];
+  }
+}
+
+template <class T>
+__global__ void reduce_kernel(ReduceOp op, const T* __restrict__ x, T* __restrict__ y, int64_t n, int64_t inner,
+                              int64_t outputs) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < outputs;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t base = (i / inner) * n * inner + i % inner;
+    float acc = op == ReduceOp::max ? -INFINITY : (op == ReduceOp::min ? INFINITY : 0.f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float v = load(x, base + j * inner);
+      switch (op) {
+        case ReduceOp::sum:
+        case ReduceOp::mean: acc += v; break;
+        case ReduceOp::sum_square: acc += v * v; break;
+        case ReduceOp::max: acc = (v != v || v > acc) ? v : acc; break;
+        case ReduceOp::min: acc = (v != v || v < acc) ? v : acc; break;
+      }
+    }
+    if (op == ReduceOp::mean) acc /= static_cast<float>(n);
+    store(y, i, acc);
+  }
+}
+
+template <class F>
+cudaError_t launched(F&& launch) {
+  launch();
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Layout& l, cudaStream_t stream) {
+  const int64_t n = numel(l);
+  if (n == 0) return cudaSuccess;
+  return launched([&] {
+    switch (elem_size) {
+      case 1: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), l, n); break;
+      case 2: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), l, n); break;
+      case 4: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), l, n); break;
+      default: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), l, n); break;
+    }
+  });
+}
+
+cudaError_t binary(BinaryOp op, Elem t, const void* a, const void* b, void* out, const Layout& l, cudaStream_t stream) {
+  const int64_t n = numel(l);
+  if (n == 0) return cudaSuccess;
+  if (t == Elem::f16) {
+    return launched([&] {
+      binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<__half*>(out), l, n);
+    });
+  }
+  return launched([&] {
+    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out), l, n);
+  });
+}
+
+cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (t == Elem::f16) {
+    return launched([&] {
+      unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(x), static_cast<__half*>(y), n, alpha, beta);
+    });
+  }
+  return launched([&] {
+    unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(x), static_cast<float*>(y), n, alpha, beta);
+  });
+}
+
+cudaError_t softmax(Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner, bool log, cudaStream_t stream) {
+  const int64_t rows = outer * inner;
+  if (rows == 0 || n == 0) return cudaSuccess;
+  if (rows > INT32_MAX) return cudaErrorInvalidConfiguration;
+  const unsigned grid = static_cast<unsigned>(rows);
+  if (t == Elem::f16) {
+    return launched([&] {
+      softmax_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<__half*>(y), n, inner, log);
+    });
+  }
+  return launched([&] {
+    softmax_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<float*>(y), n, inner, log);
+  });
+}
+
+cudaError_t layer_norm(Elem t, const void* x, const void* scale, const void* bias, void* y, int64_t rows, int64_t cols,
+                       float eps, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  if (rows > INT32_MAX) return cudaErrorInvalidConfiguration;
+  const unsigned grid = static_cast<unsigned>(rows);
+  if (t == Elem::f16) {
+    return launched([&] {
+      layer_norm_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(scale), static_cast<const __half*>(bias), static_cast<__half*>(y), cols, eps);
+    });
+  }
+  return launched([&] {
+    layer_norm_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(scale), static_cast<const float*>(bias), static_cast<float*>(y), cols, eps);
+  });
+}
+
+namespace {
+template <class S>
+cudaError_t cast_from(Elem to, const S* src, void* dst, int64_t n, cudaStream_t stream) {
+  return launched([&] {
+    switch (to) {
+      case Elem::f32: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<float*>(dst), n); break;
+      case Elem::f16: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<__half*>(dst), n); break;
+      case Elem::i32: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<int32_t*>(dst), n); break;
+      case Elem::i64: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<int64_t*>(dst), n); break;
+      case Elem::boolean: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<bool*>(dst), n); break;
+    }
+  });
+}
+}  // namespace
+
+cudaError_t cast(Elem from, Elem to, const void* src, void* dst, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  switch (from) {
+    case Elem::f32: return cast_from(to, static_cast<const float*>(src), dst, n, stream);
+    case Elem::f16: return cast_from(to, static_cast<const __half*>(src), dst, n, stream);
+    case Elem::i32: return cast_from(to, static_cast<const int32_t*>(src), dst, n, stream);
+    case Elem::i64: return cast_from(to, static_cast<const int64_t*>(src), dst, n, stream);
+    case Elem::boolean: return cast_from(to, static_cast<const bool*>(src), dst, n, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t gather(const void* data, const int64_t* idx, void* out, size_t elem_size, int64_t outer, int64_t axis_dim,
+                   int64_t num_idx, int64_t inner, cudaStream_t stream) {
+  const int64_t n = outer * num_idx * inner;
+  if (n == 0) return cudaSuccess;
+  return launched([&] {
+    switch (elem_size) {
+      case 1: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(data), idx, static_cast<uint8_t*>(out), axis_dim, num_idx, inner, n); break;
+      case 2: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(data), idx, static_cast<uint16_t*>(out), axis_dim, num_idx, inner, n); break;
+      case 4: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(data), idx, static_cast<uint32_t*>(out), axis_dim, num_idx, inner, n); break;
+      default: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(data), idx, static_cast<uint64_t*>(out), axis_dim, num_idx, inner, n); break;
+    }
+  });
+}
+
+cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,
+                   cudaStream_t stream) {
+  const int64_t outputs = outer * inner;
+  if (outputs == 0) return cudaSuccess;
+  if (t == Elem::f16) {
+    return launched([&] {
+      reduce_kernel<<<grid_for(outputs), kThreads, 0, stream>>>(op, static_cast<const __half*>(x), static_cast<__half*>(y), n, inner, outputs);
+    });
+  }
+  return launched([&] {
+    reduce_kernel<<<grid_for(outputs), kThreads, 0, stream>>>(op, static_cast<const float*>(x), static_cast<float*>(y), n, inner, outputs);
+  });
+}
+
+}  // namespace orchard::cuda

@@ -1,0 +1,56 @@
+// Launchers of the CUDA backend's own device kernels (cuda_kernels.cu). Plain C++ declarations, so that
+// the op kernels (cuda_ops_*.cpp) compile with the host compiler and nvcc compiles one file.
+// Each launcher queues work on `stream` and returns the launch's error (cudaSuccess when queued).
+// Layer: backends (CUDA).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace orchard::cuda {
+
+inline constexpr int kMaxRank = 8;
+
+// Element types the kernels take.
+enum class Elem : int { f32, f16, i32, i64, boolean };
+
+// An iteration space (dims, row-major) and, per operand, the element stride of each dim and a base offset.
+// A broadcast operand has stride 0 along the dims it repeats.
+struct Layout {
+  int rank = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t stride[3][kMaxRank] = {};
+  int64_t offset[3] = {};
+};
+
+enum class BinaryOp : int { add, sub, mul, div, pow, max, min };
+enum class UnaryOp : int {
+  relu, sigmoid, tanh, erf, exp, log, sqrt, neg, abs, reciprocal, softplus, softsign, leaky_relu, elu, selu,
+  hard_sigmoid, hard_swish, clip, sin, cos, floor, ceil, identity
+};
+enum class ReduceOp : int { sum, mean, max, min, sum_square };
+
+// dst[layout operand 1] = src[layout operand 0] over the iteration space, for elements of `elem_size` bytes.
+cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Layout& l, cudaStream_t stream);
+// out (contiguous over l.dims) = a op b, with a and b read through layout operands 0 and 1.
+cudaError_t binary(BinaryOp op, Elem t, const void* a, const void* b, void* out, const Layout& l, cudaStream_t stream);
+// y = op(x) elementwise over n elements; alpha/beta are the op's attributes (LeakyRelu alpha, Clip min/max, ...).
+cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream);
+// Softmax (or LogSoftmax) of x viewed as [outer, n, inner] along the middle dim.
+cudaError_t softmax(Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner, bool log,
+                    cudaStream_t stream);
+// y = (x - mean) / sqrt(var + eps) * scale + bias over each of `rows` rows of `cols`; bias may be null.
+cudaError_t layer_norm(Elem t, const void* x, const void* scale, const void* bias, void* y, int64_t rows,
+                       int64_t cols, float eps, cudaStream_t stream);
+// dst = cast(src) for n elements.
+cudaError_t cast(Elem from, Elem to, const void* src, void* dst, int64_t n, cudaStream_t stream);
+// out[o, j, i] = data[o, idx[j], i] for data viewed as [outer, axis_dim, inner]; indices already in range.
+cudaError_t gather(const void* data, const int64_t* idx, void* out, size_t elem_size, int64_t outer,
+                   int64_t axis_dim, int64_t num_idx, int64_t inner, cudaStream_t stream);
+// y[o, i] = reduce over j of x[o, j, i] for x viewed as [outer, n, inner].
+cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,
+                   cudaStream_t stream);
+
+}  // namespace orchard::cuda

@@ -1,0 +1,55 @@
+// Shared helpers of the CUDA op kernels (cuda_ops_math.cpp, cuda_ops_shape.cpp) and their factories, which
+// cuda_kernel_table.cpp lists. Layer: backends (CUDA).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backends/cuda/cuda_backend.hpp"
+#include "backends/cuda/cuda_kernels.hpp"
+#include "runtime/op_kernel.hpp"
+
+namespace orchard::cuda {
+
+using KernelResult = Result<std::unique_ptr<runtime::OpKernel>>;
+
+// Returns the kernels' element type for `t`, or unsupported naming it.
+Result<Elem> elem_of(DType t);
+// Returns OK, or the launch error naming the op.
+Status launch_status(cudaError_t err, const char* what);
+// Returns the broadcast of two shapes (numpy rules), or invalid_argument naming both.
+Result<Shape> broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+// Returns contiguous element strides of `s`.
+std::vector<int64_t> contiguous_strides(const Shape& s);
+// Sets layout operand `k` to read a tensor of shape `in` broadcast over l.dims (right-aligned, stride 0 where
+// it repeats); l.rank and l.dims must be set.
+void set_broadcast_operand(Layout& l, int k, const Shape& in);
+// Returns a layout over `dims`, or unsupported when the rank exceeds kMaxRank.
+Result<Layout> layout_over(const Shape& dims, const char* op);
+// Reads an int64/int32 host tensor (a shape, axes, starts) into a vector.
+Result<std::vector<int64_t>> host_ints(const Tensor& t, const char* what);
+// Returns a device tensor holding `values` (uploaded through pinned staging on the run's stream).
+Result<Tensor> upload_ints(runtime::OpContext& ctx, const std::vector<int64_t>& values);
+
+// Factories, one per op family (cuda_ops_math.cpp).
+KernelResult create_binary(const runtime::KernelCreateContext& ctx);
+KernelResult create_unary(const runtime::KernelCreateContext& ctx);
+KernelResult create_matmul(const runtime::KernelCreateContext& ctx);
+KernelResult create_gemm(const runtime::KernelCreateContext& ctx);
+KernelResult create_softmax(const runtime::KernelCreateContext& ctx);
+KernelResult create_layer_norm(const runtime::KernelCreateContext& ctx);
+KernelResult create_reduce(const runtime::KernelCreateContext& ctx);
+KernelResult create_global_pool(const runtime::KernelCreateContext& ctx);  // GlobalAveragePool, GlobalMaxPool
+// Conv through cuDNN (cuda_conv.cpp; built when CMake finds cuDNN).
+KernelResult create_conv(const runtime::KernelCreateContext& ctx);
+// Factories of data-movement ops (cuda_ops_shape.cpp).
+KernelResult create_reshape(const runtime::KernelCreateContext& ctx);  // Reshape, Flatten, Squeeze, Unsqueeze, Identity
+KernelResult create_transpose(const runtime::KernelCreateContext& ctx);
+KernelResult create_concat(const runtime::KernelCreateContext& ctx);
+KernelResult create_slice(const runtime::KernelCreateContext& ctx);
+KernelResult create_gather(const runtime::KernelCreateContext& ctx);
+KernelResult create_cast(const runtime::KernelCreateContext& ctx);
+KernelResult create_expand(const runtime::KernelCreateContext& ctx);
+
+}  // namespace orchard::cuda

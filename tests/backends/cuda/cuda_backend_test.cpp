@@ -1,0 +1,261 @@
+// The CUDA backend on a real GPU: device info, the capped stream-ordered pool, transfers through pinned
+// staging, errors as Status, a session placed on the GPU (also from several threads), and float16 op cases
+// through the cross-backend harness. Every test skips, with the reason, where no GPU is present.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "backends/cuda/cuda_backend.hpp"
+#include "backends/cuda/cuda_factory.hpp"
+#include "backends/op_harness.hpp"
+#include "orchard/session.hpp"
+#include "runtime/executor.hpp"
+#include "testing/model_builder.hpp"
+
+namespace orchard::testing {
+namespace {
+
+std::shared_ptr<cuda::CudaBackend> gpu_or_null(uint64_t limit = 0) {
+  auto b = cuda::CudaBackend::create({0, limit});
+  return b.ok() ? std::move(b).value() : nullptr;
+}
+
+#define ORCHARD_REQUIRE_GPU(var, ...)                                                        \
+  auto var = gpu_or_null(__VA_ARGS__);                                                       \
+  if (!var) GTEST_SKIP() << "no usable CUDA device: " << cuda::CudaBackend::create({}).status().to_string()
+
+Tensor random_floats(const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Tensor t = Tensor::empty(DType::float32, s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+Tensor to_half(const Tensor& f) {
+  Tensor h = Tensor::empty(DType::float16, f.shape());
+  for (int64_t i = 0; i < f.numel(); ++i) h.data<float16>()[i] = float16(f.data<float>()[i]);
+  return h;
+}
+
+TEST(CudaBackend, AbsentWithoutDeviceAndDescribedWithOne) {
+  auto b = cuda::make_cuda_backend(SessionOptions{});
+  if (!b) {
+    EXPECT_FALSE(cuda::CudaBackend::create({}).ok());
+    GTEST_SKIP() << "no GPU: the registry leaves CUDA out, as it should";
+  }
+  const runtime::DeviceInfo& info = b->device();
+  EXPECT_EQ(info.name, "cuda");
+  EXPECT_EQ(info.kind, runtime::DeviceKind::gpu);
+  EXPECT_GT(info.memory.total, uint64_t{1} << 30);
+  EXPECT_LE(info.memory.free, info.memory.total);
+  EXPECT_NE(info.description.find("sm_"), std::string::npos) << info.description;
+  EXPECT_TRUE(info.caps.async_copies);
+  EXPECT_EQ(b->allocator().place(), (MemoryPlace{MemoryKind::device, 0}));
+  // The registry puts it ahead of the CPU.
+  auto chain = runtime::available_backends(SessionOptions{});
+  ASSERT_GE(chain.size(), 2u);
+  EXPECT_EQ(chain.front()->device().name, "cuda");
+  EXPECT_EQ(chain.back()->device().name, "cpu");
+}
+
+TEST(CudaBackend, TransferRoundTripsThroughStreamAndWithout) {
+  ORCHARD_REQUIRE_GPU(b);
+  const Tensor host = random_floats(Shape{3, 1000, 7}, 1);
+  auto stream = b->new_stream();
+  ASSERT_TRUE(stream.ok()) << stream.status().to_string();
+  ASSERT_NE(stream->get(), nullptr);
+  auto dev = Tensor::create(DType::float32, host.shape(), b->allocator());
+  ASSERT_TRUE(dev.ok()) << dev.status().to_string();
+  EXPECT_FALSE(dev->place().host_visible());
+  auto dev2 = Tensor::create(DType::float32, host.shape(), b->allocator());
+  ASSERT_TRUE(dev2.ok());
+  {
+    // The source is a temporary: the staged upload must not read it after copy() returns.
+    Tensor temp = host.clone();
+    ASSERT_TRUE(b->transfer().copy(temp, *dev, stream->get()).ok());
+  }
+  ASSERT_TRUE(b->transfer().copy(*dev, *dev2, stream->get()).ok());
+  Tensor back = Tensor::zeros(DType::float32, host.shape());
+  ASSERT_TRUE(b->transfer().copy(*dev2, back, stream->get()).ok());
+  auto ev = (*stream)->record();
+  ASSERT_TRUE(ev.ok());
+  ASSERT_TRUE((*ev)->wait().ok());
+  ASSERT_TRUE((*stream)->synchronize().ok());
+  EXPECT_EQ(std::memcmp(back.raw_data(), host.raw_data(), host.nbytes()), 0);
+  // Synchronous copies (no stream), as used for constants at compile time.
+  Tensor back2 = Tensor::zeros(DType::float32, host.shape());
+  ASSERT_TRUE(b->transfer().copy(host, *dev, nullptr).ok());
+  ASSERT_TRUE(b->transfer().copy(*dev, back2, nullptr).ok());
+  EXPECT_EQ(std::memcmp(back2.raw_data(), host.raw_data(), host.nbytes()), 0);
+  // Bad copies are errors naming both tensors, not crashes.
+  Tensor ints = Tensor::zeros(DType::int32, host.shape());
+  Status st = b->transfer().copy(ints, *dev, nullptr);
+  EXPECT_EQ(st.code(), StatusCode::invalid_argument);
+  EXPECT_NE(st.message().find("[cuda]"), std::string::npos) << st.to_string();
+}
+
+TEST(CudaBackend, PoolCapRefusesAndRecovers) {
+  ORCHARD_REQUIRE_GPU(b, uint64_t{1} << 20);
+  {
+    auto a = Tensor::create(DType::uint8, Shape{600 * 1024}, b->allocator());
+    ASSERT_TRUE(a.ok()) << a.status().to_string();
+    EXPECT_GE(b->cuda_allocator().live_bytes(), 600 * 1024);
+    auto c = Tensor::create(DType::uint8, Shape{600 * 1024}, b->allocator());
+    EXPECT_FALSE(c.ok()) << "the 1 MiB cap must refuse a second 600 KiB block";
+  }
+  EXPECT_EQ(b->cuda_allocator().live_bytes(), 0);
+  auto d = Tensor::create(DType::uint8, Shape{900 * 1024}, b->allocator());
+  EXPECT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_GE(b->cuda_allocator().peak_bytes(), 900 * 1024);
+}
+
+TEST(CudaBackend, DriverErrorsBecomeStatus) {
+  ORCHARD_REQUIRE_GPU(b);
+  // More than any card has: the pool fails and the tensor reports it; the process goes on.
+  auto huge = Tensor::create(DType::float32, Shape{int64_t{1} << 40}, b->allocator());
+  EXPECT_FALSE(huge.ok());
+  const Status st = cuda::cuda_error(cudaErrorMemoryAllocation, "cudaMalloc");
+  EXPECT_EQ(st.code(), StatusCode::unavailable);
+  EXPECT_NE(st.message().find("[cuda] cudaMalloc: out of memory"), std::string::npos) << st.to_string();
+  auto ok = Tensor::create(DType::float32, Shape{16}, b->allocator());
+  EXPECT_TRUE(ok.ok()) << "the device stays usable after a refused allocation";
+}
+
+// y = Softmax(Relu(x W + bias)) with a LayerNorm and a transpose, all claimed by CUDA.
+std::string small_model() {
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {"batch", 64}).output("y", onnx::TensorProto::FLOAT, {"batch", 32});
+  m.initializer("w", {64, 32}, 0.01f).initializer("bias", {32}, 0.1f).initializer("g", {32}, 1.5f);
+  m.initializer("beta", {32}, -0.25f);
+  m.node("MatMul", {"x", "w"}, {"xw"});
+  m.node("Add", {"xw", "bias"}, {"h"});
+  m.node("Tanh", {"h"}, {"t"});
+  m.node("LayerNormalization", {"t", "g", "beta"}, {"n"});
+  m.node("Relu", {"n"}, {"r"});
+  m.node("Softmax", {"r"}, {"y"});
+  return m.bytes();
+}
+
+std::span<const std::byte> as_bytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+TEST(CudaBackend, SessionPlacesModelOnGpuAndMatchesCpu) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = small_model();
+  SessionOptions on_gpu;
+  on_gpu.backend_preference = {"cuda", "cpu"};
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto gs = Session::load_from_bytes(as_bytes(model), on_gpu);
+  ASSERT_TRUE(gs.ok()) << gs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  const PlacementInfo placement = (*gs)->placement();
+  ASSERT_EQ(placement.partitions.size(), 1u);
+  EXPECT_EQ(placement.partitions[0].backend, "cuda");
+  Tensor x = random_floats(Shape{5, 64}, 7);
+  for (int i = 0; i < 64 * 5; ++i) x.data<float>()[i] *= 40.f;
+  auto gy = (*gs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(gy.ok()) << gy.status().to_string();
+  auto cy = (*cs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+  expect_tensor_near((*gy)[0].second.tensor(), (*cy)[0].second.tensor(), 1e-4, 1e-5);
+  EXPECT_EQ((*gs)->failover_count(), 0);
+}
+
+TEST(CudaBackend, ConcurrentRunsEachGetTheirStream) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = small_model();
+  SessionOptions on_gpu;
+  on_gpu.backend_preference = {"cuda", "cpu"};
+  on_gpu.disable_fallback = true;
+  auto gs = Session::load_from_bytes(as_bytes(model), on_gpu);
+  ASSERT_TRUE(gs.ok()) << gs.status().to_string();
+  std::vector<Tensor> xs, want;
+  for (int t = 0; t < 4; ++t) {
+    xs.push_back(random_floats(Shape{3 + t, 64}, 100 + static_cast<uint32_t>(t)));
+    auto y = (*gs)->run({{"x", Value(xs.back())}});
+    ASSERT_TRUE(y.ok()) << y.status().to_string();
+    want.push_back((*y)[0].second.tensor().clone());
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0}, errors{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto y = (*gs)->run({{"x", Value(xs[static_cast<size_t>(t)])}});
+        if (!y.ok()) {
+          errors.fetch_add(1);
+          continue;
+        }
+        const Tensor& got = (*y)[0].second.tensor();
+        if (std::memcmp(got.raw_data(), want[static_cast<size_t>(t)].raw_data(), got.nbytes()) != 0) mismatches.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0) << "a run read another run's memory";
+}
+
+// float16 cases through the harness (CPU reference vs CUDA within the float16 tolerance).
+TEST(CudaOps, Float16MatMulSoftmaxLayerNorm) {
+  ORCHARD_REQUIRE_GPU(b);
+  const Tensor a = to_half(random_floats(Shape{2, 3, 17, 40}, 3));
+  const Tensor w = to_half(random_floats(Shape{40, 33}, 4));
+  const Tensor bw = to_half(random_floats(Shape{2, 3, 40, 9}, 5));
+  EXPECT_TRUE(run_op(OpCase{"MatMul", 13}.input("a", Value(a)).input("b", Value(w))).ok());
+  EXPECT_TRUE(run_op(OpCase{"MatMul", 13}.input("a", Value(a)).input("b", Value(bw))).ok());
+  EXPECT_TRUE(run_op(OpCase{"Softmax", 13}.input("x", Value(a)).attr("axis", int64_t{2})).ok());
+  const Tensor g = to_half(random_floats(Shape{40}, 6));
+  EXPECT_TRUE(run_op(OpCase{"LayerNormalization", 17}.input("x", Value(a)).input("g", Value(g)).input("b", Value(g))).ok());
+}
+
+TEST(CudaOps, Float32BatchedBroadcastMatMulAndGemm) {
+  ORCHARD_REQUIRE_GPU(b);
+  const Tensor a = random_floats(Shape{2, 1, 5, 8}, 8);
+  const Tensor c = random_floats(Shape{1, 3, 8, 6}, 9);
+  EXPECT_TRUE(run_op(OpCase{"MatMul", 13}.input("a", Value(a)).input("b", Value(c))).ok());
+  const Tensor v = random_floats(Shape{8}, 10);
+  EXPECT_TRUE(run_op(OpCase{"MatMul", 13}.input("a", Value(a)).input("b", Value(v))).ok());
+  EXPECT_TRUE(run_op(OpCase{"MatMul", 13}.input("a", Value(v)).input("b", Value(c))).ok());
+  const Tensor ga = random_floats(Shape{8, 5}, 11), gb = random_floats(Shape{7, 8}, 12), gc = random_floats(Shape{7}, 13);
+  EXPECT_TRUE(run_op(OpCase{"Gemm", 13}
+                         .input("a", Value(ga))
+                         .input("b", Value(gb))
+                         .input("c", Value(gc))
+                         .attr("transA", int64_t{1})
+                         .attr("transB", int64_t{1})
+                         .attr("alpha", 0.5f)
+                         .attr("beta", 2.f))
+                  .ok());
+}
+
+TEST(CudaOps, ConvThroughCudnnMatchesReference) {
+  ORCHARD_REQUIRE_GPU(b);
+  const Tensor x = random_floats(Shape{2, 6, 13, 11}, 20);
+  const Tensor w = random_floats(Shape{8, 3, 3, 3}, 21);  // 2 groups
+  const Tensor bias = random_floats(Shape{8}, 22);
+  EXPECT_TRUE(run_op(OpCase{"Conv", 11}
+                         .input("x", Value(x))
+                         .input("w", Value(w))
+                         .input("b", Value(bias))
+                         .attr("group", int64_t{2})
+                         .attr("pads", std::vector<int64_t>{1, 2, 1, 2})
+                         .attr("strides", std::vector<int64_t>{2, 1})
+                         .attr("dilations", std::vector<int64_t>{1, 2}))
+                  .ok());
+  const Tensor dw = random_floats(Shape{6, 1, 3, 3}, 23);  // depthwise, SAME_UPPER
+  EXPECT_TRUE(run_op(OpCase{"Conv", 11}.input("x", Value(x)).input("w", Value(dw)).attr("group", int64_t{6}).attr(
+                         "auto_pad", std::string("SAME_UPPER")))
+                  .ok());
+  EXPECT_TRUE(run_op(OpCase{"Conv", 11}.input("x", Value(to_half(x))).input("w", Value(to_half(random_floats(Shape{4, 6, 1, 1}, 24))))).ok());
+  // A kernel larger than the input is an error on both backends, not a crash.
+  EXPECT_FALSE(run_op(OpCase{"Conv", 11}.input("x", Value(x)).input("w", Value(random_floats(Shape{2, 6, 15, 3}, 25)))).ok());
+}
+
+}  // namespace
+}  // namespace orchard::testing
