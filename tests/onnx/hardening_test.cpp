@@ -255,6 +255,16 @@ TEST(Hardening, ReshapeToAShapeWhoseElementCountOverflowsIsRefused) {
   expect_error(out, StatusCode::invalid_argument, {"more elements than any tensor can hold"});
 }
 
+TEST(Hardening, Opset6GemmWithRank0InputFailsShapeInference) {
+  // fuzz_load: libonnx's Gemm-6 inference read dims 0 and 1 of a rank-0 A (segfault).
+  ModelBuilder b(6, 3);
+  b.input("a", onnx::TensorProto::FLOAT, {}).input("b", onnx::TensorProto::FLOAT, {3, 4});
+  b.input("c", onnx::TensorProto::FLOAT, {4});
+  b.output("y", onnx::TensorProto::FLOAT, {1, 4});
+  b.node("Gemm", {"a", "b", "c"}, {"y"});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 0"});
+}
+
 // ---- io: tensor files ----
 
 TEST(Hardening, TensorFileReadersRefuseFoldersAndFifos) {
