@@ -8,8 +8,12 @@
 namespace orchard {
 
 int64_t Shape::numel() const {
+  // Saturates instead of overflowing: shapes can come from a model's data, and such a count matches no
+  // tensor (Tensor::create refuses it).
   int64_t n = 1;
-  for (int64_t d : dims_) n *= d;
+  for (int64_t d : dims_) {
+    if (__builtin_mul_overflow(n, d, &n)) return INT64_MAX;
+  }
   return n;
 }
 

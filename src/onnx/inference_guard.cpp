@@ -57,6 +57,14 @@ void check_recurrent(InferenceContext& ctx) {
   }
 }
 
+// Gemm: A and B are matrices (the opset-6 inference reads dims 0 and 1 unchecked).
+void check_gemm(InferenceContext& ctx) {
+  for (size_t i = 0; i < 2; ++i) {
+    const std::optional<int> r = input_rank(ctx, i);
+    if (r && *r != 2) fail_shape_inference("input ", i == 0 ? "A" : "B", " has rank ", *r, "; it needs rank 2");
+  }
+}
+
 using Guard = void (*)(InferenceContext&);
 
 // The checks each guarded operator of the default domain gets, whatever its opset.
@@ -69,6 +77,7 @@ Guard guard_for(std::string_view domain, std::string_view op) {
     return [](InferenceContext& c) { check_spatial(c, -1); };
   }
   if (op == "RNN" || op == "GRU" || op == "LSTM") return check_recurrent;
+  if (op == "Gemm") return check_gemm;
   return nullptr;
 }
 

@@ -240,6 +240,31 @@ TEST(Hardening, ConstantWhoseShapeFarExceedsItsDataNamesTheMismatch) {
   expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"has 1 values", "[1000000,1000000]"});
 }
 
+// ---- Found by the fuzz campaign ----
+
+TEST(Hardening, ReshapeToAShapeWhoseElementCountOverflowsIsRefused) {
+  // fuzz_load: a Reshape folded at load with shape dims whose product overflows int64 (signed overflow).
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {1}).input("shape", onnx::TensorProto::INT64, {3});
+  b.output("y", onnx::TensorProto::FLOAT, {"a", "b", "c"});
+  b.node("Reshape", {"x", "shape"}, {"y"});
+  auto s = load_bytes(b.bytes());
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  const int64_t big = int64_t{1} << 40;
+  auto out = (*s)->run({{"x", Tensor::from_vector<float>({1}, {1.0f})}, {"shape", Tensor::from_vector<int64_t>({3}, {big, big, big})}});
+  expect_error(out, StatusCode::invalid_argument, {"more elements than any tensor can hold"});
+}
+
+TEST(Hardening, Opset6GemmWithRank0InputFailsShapeInference) {
+  // fuzz_load: libonnx's Gemm-6 inference read dims 0 and 1 of a rank-0 A (segfault).
+  ModelBuilder b(6, 3);
+  b.input("a", onnx::TensorProto::FLOAT, {}).input("b", onnx::TensorProto::FLOAT, {3, 4});
+  b.input("c", onnx::TensorProto::FLOAT, {4});
+  b.output("y", onnx::TensorProto::FLOAT, {1, 4});
+  b.node("Gemm", {"a", "b", "c"}, {"y"});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 0"});
+}
+
 // ---- io: tensor files ----
 
 TEST(Hardening, TensorFileReadersRefuseFoldersAndFifos) {

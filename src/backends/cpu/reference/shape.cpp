@@ -61,7 +61,9 @@ Status reshape(OpContext& ctx) {
       return invalid_argument("shape ", Shape(req).to_string(), " has invalid dim ", d);
     }
     dims[i] = d;
-    known *= d;
+    if (__builtin_mul_overflow(known, d, &known)) {  // (dims come from data: no element count can match)
+      return invalid_argument("shape ", Shape(req).to_string(), " has more elements than any tensor can hold");
+    }
   }
   if (infer >= 0) {
     if (known == 0 || x->numel() % known != 0) {
