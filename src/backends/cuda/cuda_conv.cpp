@@ -219,6 +219,16 @@ KernelResult create_conv(const runtime::KernelCreateContext& ctx) {
     return invalid_argument("[Conv] auto_pad '", a.auto_pad, "'");
   }
   if (a.auto_pad == "VALID") a.pads.clear();
+  // 2-D only: other attribute lengths (1-D, 3-D or malformed convolutions) go to the CPU, which checks them.
+  if ((!a.pads.empty() && a.pads.size() != 4) || (!a.strides.empty() && a.strides.size() != 2) ||
+      (!a.dilations.empty() && a.dilations.size() != 2)) {
+    return unsupported("[cuda] Conv attributes are not those of a 2-D convolution");
+  }
+  for (const auto* v : {&a.pads, &a.strides, &a.dilations}) {
+    for (int64_t e : *v) {
+      if (e < 0 || (v != &a.pads && e == 0)) return invalid_argument("[Conv] attribute value ", e, " out of range");
+    }
+  }
   return std::unique_ptr<runtime::OpKernel>(new ConvKernel(std::move(a), dt));
 }
 
