@@ -17,6 +17,11 @@ constexpr int kFloat = onnx::TensorProto::FLOAT;
 std::unique_ptr<Session> load(const ModelBuilder& b, std::vector<std::shared_ptr<runtime::Backend>> backends,
                               std::vector<std::string> preference = {}, bool profiling = false) {
   SessionOptions o;
+  // The chain is the given backends and the CPU (not an accelerator the test machine may have).
+  if (preference.empty()) {
+    for (const auto& b : backends) preference.push_back(b->device().name);
+    preference.push_back("cpu");
+  }
   o.custom_backends = std::move(backends);
   o.backend_preference = std::move(preference);
   o.intra_op_threads = 1;
