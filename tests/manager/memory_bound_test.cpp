@@ -25,12 +25,13 @@ using testing::set_type;
 
 constexpr int64_t kMiB = 1024 * 1024;
 
-// Under AddressSanitizer freed memory stays in its quarantine, so RSS does not measure live memory there;
-// the RSS bounds are then not checked (the budget's accounting still is).
-#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer freed memory stays in its quarantine, and ThreadSanitizer's allocator and shadow
+// memory grow with every allocation, so RSS does not measure live memory there; the RSS bounds are then
+// not checked (the budget's accounting still is).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kRssMeasuresLiveMemory = false;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 constexpr bool kRssMeasuresLiveMemory = false;
 #else
 constexpr bool kRssMeasuresLiveMemory = true;
