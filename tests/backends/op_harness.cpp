@@ -109,52 +109,18 @@ Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared
   return compiled->run(feeds, env, nullptr);
 }
 
-// Expects two runs of one case to agree: both fail, or both succeed with equal outputs (the test backends
-// run the CPU's own kernels, so equal means bit for bit; NaNs match NaNs).
-void expect_same(const OpCase& c, const std::string& backend, const Result<std::vector<Value>>& got,
-                 const Result<std::vector<Value>>& want) {
-  const std::string what = c.op + " on " + backend;
-  ASSERT_EQ(got.ok(), want.ok()) << what << ": " << (got.ok() ? want.status() : got.status()).to_string();
-  if (!want.ok()) return;
-  ASSERT_EQ(got->size(), want->size()) << what;
-  for (size_t i = 0; i < want->size(); ++i) {
-    const Value& g = (*got)[i];
-    const Value& w = (*want)[i];
-    ASSERT_EQ(g.kind(), w.kind()) << what << " output " << i;
-    if (!w.is_tensor()) continue;
-    const Tensor& gt = g.tensor();
-    const Tensor& wt = w.tensor();
-    ASSERT_TRUE(gt.place().host_visible()) << what << ": output " << i << " left on " << gt.place().to_string();
-    ASSERT_EQ(gt.description(), wt.description()) << what << " output " << i;
-    if (wt.dtype() == DType::string) {
-      for (int64_t k = 0; k < wt.numel(); ++k) EXPECT_EQ(gt.data<std::string>()[k], wt.data<std::string>()[k]) << what;
-      continue;
-    }
-    const auto* gb = static_cast<const unsigned char*>(gt.raw_data());
-    const auto* wb = static_cast<const unsigned char*>(wt.raw_data());
-    bool same = wt.nbytes() == 0 || std::memcmp(gb, wb, wt.nbytes()) == 0;
-    if (!same && wt.dtype() == DType::float32) {  // NaN payloads may differ
-      same = true;
-      for (int64_t k = 0; k < wt.numel() && same; ++k) {
-        const float x = gt.data<float>()[k], y = wt.data<float>()[k];
-        same = (std::isnan(x) && std::isnan(y)) || x == y;
-      }
-    }
-    EXPECT_TRUE(same) << what << ": output " << i << " differs from the CPU reference";
-  }
-}
-
 // Returns element k of a float tensor as double.
 double float_at(const Tensor& t, int64_t k) {
   return t.dtype() == DType::float16 ? static_cast<double>(static_cast<float>(t.data<float16>()[k]))
                                      : static_cast<double>(t.data<float>()[k]);
 }
 
-// Expects a compiled-in accelerator's run to agree with the CPU's: same success, same shapes and dtypes, integers
-// equal, floats within a tolerance relative to the output's scale (largest |value|, at least 1): float32 1e-4,
-// float16 1e-2. (Its own kernels round differently from the reference, so bit equality is not expected.)
-void expect_close(const OpCase& c, const std::string& backend, const Result<std::vector<Value>>& got,
-                  const Result<std::vector<Value>>& want) {
+// Expects another backend's run of one case to agree with the CPU's: same success, same shapes and dtypes,
+// strings and integers equal. Floats: bit for bit (NaNs match NaNs) when `exact` (the test backends run the
+// CPU's own kernels); otherwise within a tolerance relative to the output's scale (largest |value|, at least
+// 1): float32 1e-4, float16 1e-2 (an accelerator's kernels round differently from the reference).
+void expect_agrees(const OpCase& c, const std::string& backend, const Result<std::vector<Value>>& got,
+                   const Result<std::vector<Value>>& want, bool exact) {
   const std::string what = c.op + " on " + backend;
   ASSERT_EQ(got.ok(), want.ok()) << what << ": " << (got.ok() ? want.status() : got.status()).to_string();
   if (!want.ok()) return;
@@ -172,17 +138,21 @@ void expect_close(const OpCase& c, const std::string& backend, const Result<std:
       for (int64_t k = 0; k < wt.numel(); ++k) EXPECT_EQ(gt.data<std::string>()[k], wt.data<std::string>()[k]) << what;
       continue;
     }
-    if (wt.dtype() != DType::float32 && wt.dtype() != DType::float16) {
-      EXPECT_TRUE(wt.nbytes() == 0 || std::memcmp(gt.raw_data(), wt.raw_data(), wt.nbytes()) == 0)
-          << what << ": output " << i << " differs from the CPU reference";
+    const bool is_float = wt.dtype() == DType::float32 || wt.dtype() == DType::float16;
+    if (wt.nbytes() == 0 || std::memcmp(gt.raw_data(), wt.raw_data(), wt.nbytes()) == 0) continue;
+    if (!is_float) {
+      ADD_FAILURE() << what << ": output " << i << " differs from the CPU reference";
       continue;
     }
-    double scale = 1;
-    for (int64_t k = 0; k < wt.numel(); ++k) {
-      const double v = std::fabs(float_at(wt, k));
-      if (std::isfinite(v)) scale = std::max(scale, v);
+    double tol = 0;  // exact: equal values, NaN payloads aside
+    if (!exact) {
+      double scale = 1;
+      for (int64_t k = 0; k < wt.numel(); ++k) {
+        const double v = std::fabs(float_at(wt, k));
+        if (std::isfinite(v)) scale = std::max(scale, v);
+      }
+      tol = (wt.dtype() == DType::float16 ? 1e-2 : 1e-4) * scale;
     }
-    const double tol = (wt.dtype() == DType::float16 ? 1e-2 : 1e-4) * scale;
     int64_t bad = 0;
     for (int64_t k = 0; k < wt.numel(); ++k) {
       const double x = float_at(gt, k), y = float_at(wt, k);
@@ -203,12 +173,12 @@ Result<std::vector<Value>> run_op(const OpCase& c) {
   for (const char* name : {"simdev", "testcompile"}) {
     auto backend = make_test_backend(name);
     if (!backend->has_op(c.domain, c.op, c.opset)) continue;
-    expect_same(c, name, run_on(c, {backend, cpu}), want);
+    expect_agrees(c, name, run_on(c, {backend, cpu}), want, /*exact=*/true);
   }
   // And on the compiled-in accelerators present on this machine (CUDA with a GPU), within tolerances.
   for (size_t i = 0; i + 1 < chain.size(); ++i) {
     if (!chain[i]->has_op(c.domain, c.op, c.opset)) continue;
-    expect_close(c, chain[i]->device().name, run_on(c, {chain[i], cpu}), want);
+    expect_agrees(c, chain[i]->device().name, run_on(c, {chain[i], cpu}), want, /*exact=*/false);
   }
   return want;
 }
