@@ -1,6 +1,6 @@
 // The op test harness: runs one node on a backend without any model file, for kernel unit tests.
 //   auto y = run_op(OpCase{"Softmax", 13}.input("x", x).attr("axis", int64_t{1}));
-// Each case runs on every backend that takes the op; the CPU reference is the oracle.
+// Each case runs on every backend that takes the op; the CPU's reference kernels are the oracle.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -45,9 +45,10 @@ struct OpCase {
   OpCase& attr(const std::string& name, std::shared_ptr<const graph::Graph> g);
 };
 
-// Runs the case on the CPU backend and returns its outputs in order; also runs it on every other backend
-// that takes the op and expects the same result: bit for bit on the test device and the test compiler (they
-// run the CPU's kernels), within per-dtype tolerances on the compiled-in accelerators present (CUDA).
+// Runs the case on the CPU backend (its best variant per op) and returns its outputs in order. Expects the
+// same result, within per-dtype tolerances, from the reference kernels alone (the oracle) and from the
+// compiled-in accelerators present (CUDA), and bit for bit from the test device and the test compiler (they
+// run the CPU's kernels).
 Result<std::vector<Value>> run_op(const OpCase& c);
 
 // Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want|.

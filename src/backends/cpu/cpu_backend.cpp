@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_backend.hpp"
 
+#include <vector>
+
 #include "core/cpu_features.hpp"
 #include "orchard/thread_pool.hpp"
 
@@ -30,5 +32,22 @@ runtime::DeviceInfo cpu_device_info(const SessionOptions& options) {
 
 CpuBackend::CpuBackend(const SessionOptions& options)
     : runtime::KernelBackend(cpu_device_info(options), all_kernels(), cpu_features()) {}
+
+CpuBackend::CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features)
+    : runtime::KernelBackend(std::move(info), table, features) {}
+
+std::shared_ptr<CpuBackend> CpuBackend::reference_only(const SessionOptions& options) {
+  static const std::vector<KernelDef> reference = [] {
+    std::vector<KernelDef> out;
+    for (const KernelDef& k : all_kernels()) {
+      if (k.priority == 0 && k.cpu_features == 0) out.push_back(k);
+    }
+    return out;
+  }();
+  runtime::DeviceInfo info = cpu_device_info(options);
+  info.name = "cpu-reference";
+  info.description += ", reference kernels only";
+  return std::shared_ptr<CpuBackend>(new CpuBackend(std::move(info), reference, 0));
+}
 
 }  // namespace orchard::cpu

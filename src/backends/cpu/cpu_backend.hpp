@@ -10,7 +10,15 @@ namespace orchard::cpu {
 
 class CpuBackend final : public runtime::KernelBackend {
  public:
+  // The CPU backend with the best variant of each kernel this CPU can run.
   explicit CpuBackend(const SessionOptions& options);
+
+  // Returns a backend named "cpu-reference" that runs only the reference kernels (priority 0): the oracle
+  // the op harness holds every optimized variant to.
+  static std::shared_ptr<CpuBackend> reference_only(const SessionOptions& options);
+
+ private:
+  CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features);
 };
 
 }  // namespace orchard::cpu
