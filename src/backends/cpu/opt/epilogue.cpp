@@ -35,9 +35,8 @@ Result<ActivationSpec> parse_activation(const graph::Node& node) {
   for (const Named& a : kActivations) {
     if (a.name != name) continue;
     if (params.size() != a.params) {
-      return Status::invalid_argument("[" + node.op_type + "] node '" + node.name + "': activation '" + name +
-                                      "' takes " + std::to_string(a.params) + " activation_params, got " +
-                                      std::to_string(params.size()));
+      return invalid_argument("[", node.op_type, "] node '", node.name, "': activation '", name, "' takes ", a.params,
+                              " activation_params, got ", params.size());
     }
     ActivationSpec spec;
     spec.kind = a.kind;
@@ -45,8 +44,7 @@ Result<ActivationSpec> parse_activation(const graph::Node& node) {
     if (params.size() > 1) spec.p1 = params[1];
     return spec;
   }
-  return Status::invalid_argument("[" + node.op_type + "] node '" + node.name + "': unknown activation '" + name +
-                                  "'");
+  return invalid_argument("[", node.op_type, "] node '", node.name, "': unknown activation '", name, "'");
 }
 
 std::string_view activation_name(Activation kind) {
