@@ -456,4 +456,40 @@ constexpr KernelDef kKernels[] = {
 
 std::span<const KernelDef> conv_kernels() { return kKernels; }
 
+void im2col(const ConvGeom& g, const float* x, int64_t channels, float* cols, ThreadPool& pool) {
+  const size_t r = g.rank();
+  const int64_t rows_per_out = g.out_size / g.out[r - 1];
+  const int64_t ow = g.out[r - 1], iw = g.in[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
+  const std::vector<int64_t> in_strides = spatial_strides(g.in);
+  const int64_t rows = channels * g.kernel_size;
+  pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.out_size)), [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> kidx(r);
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t c = row / g.kernel_size;
+      unravel_kernel(g, row % g.kernel_size, kidx);
+      const float* xc = x + c * g.in_size;
+      float* dst = cols + row * g.out_size;
+      const int64_t kx_off = kidx[r - 1] * dw - pw;
+      // Valid output range along the last dim: 0 <= ox*sw + kx_off < iw.
+      const auto [lo, hi] = valid_range(kx_off, sw, iw, ow);
+      for (int64_t orow = 0; orow < rows_per_out; ++orow) {
+        const int64_t off = image_row_offset(g, g.out, g.in, in_strides, kidx, orow);
+        float* out = dst + orow * ow;
+        if (off < 0) {
+          std::fill(out, out + ow, 0.0f);
+          continue;
+        }
+        const float* src = xc + off + kx_off;
+        std::fill(out, out + lo, 0.0f);
+        if (sw == 1) {
+          std::copy(src + lo, src + hi, out + lo);
+        } else {
+          for (int64_t o = lo; o < hi; ++o) out[o] = src[o * sw];
+        }
+        std::fill(out + hi, out + ow, 0.0f);
+      }
+    }
+  });
+}
+
 }  // namespace orchard::cpu::reference

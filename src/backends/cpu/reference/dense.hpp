@@ -80,4 +80,10 @@ Result<std::shared_ptr<const runtime::KernelState>> conv_state(const graph::Node
 template <class C>
 void conv_direct(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool);
 
+// Writes the column matrix [(channels * kernel_size) x out_size] of x [channels, in...] (one image, one
+// group): row (c, k) holds the input value each output position sees through kernel offset k (0 in the
+// padding). The lowering of the GEMM-based Conv variants (opt/conv_f32.cpp); ConvTranspose's col2im is its
+// transpose.
+void im2col(const ConvGeom& g, const float* x, int64_t channels, float* cols, ThreadPool& pool);
+
 }  // namespace orchard::cpu::reference
