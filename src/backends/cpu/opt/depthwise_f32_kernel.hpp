@@ -75,11 +75,11 @@ void depthwise_plane_impl(const DepthwisePlane& g, const float* x, const float* 
         const int64_t lo = lmin(wq, lmax(0, (g.pw - q + g.sw - 1) / g.sw));
         const int64_t hi = lmax(lo, lmin(wq, (g.iw + g.pw - q + g.sw - 1) / g.sw));
         std::memset(dst, 0, static_cast<size_t>(lo) * sizeof(float));
-        const float* from = src + q - g.pw;
+        const int64_t shift = q - g.pw;
         if (g.sw == 2) {
-          for (int64_t i = lo; i < hi; ++i) dst[i] = from[2 * i];  // a constant stride vectorises
+          for (int64_t i = lo; i < hi; ++i) dst[i] = src[2 * i + shift];  // a constant stride vectorises
         } else {
-          for (int64_t i = lo; i < hi; ++i) dst[i] = from[i * g.sw];
+          for (int64_t i = lo; i < hi; ++i) dst[i] = src[i * g.sw + shift];
         }
         std::memset(dst + hi, 0, static_cast<size_t>(wq - hi) * sizeof(float));
       }

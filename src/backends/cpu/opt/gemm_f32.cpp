@@ -19,7 +19,6 @@ constexpr int64_t KC = 384;   // K block: an mr-row panel of A (kc x mr) stays i
 constexpr int64_t MC = 96;    // M block (a multiple of every mr: 6, 8, 12): A block in L2
 constexpr int64_t NC = 1536;  // N block (a multiple of every nr)
 constexpr double kSerialFlops = 4e6;  // products below this stay on the calling thread
-constexpr double kTaskFlops = 2e6;    // at least this much work per task
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -229,7 +228,9 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmO
   // Split the output into tm x tn blocks. Blocks along N each read all of op(A), blocks along M all of op(B):
   // split along the side whose other operand is cheaper to read again (an operand not packed at load is also
   // packed again, about twice the cost of reading it).
-  const int64_t want = std::min<int64_t>(4 * threads, std::max<int64_t>(threads, static_cast<int64_t>(flops / kTaskFlops)));
+  // One block per thread: measured faster than 2 or 4 per thread (bench/RESULTS.md), as every extra block
+  // re-reads the other operand.
+  const int64_t want = threads;
   const int64_t n_panels = (N + mk.nr - 1) / mk.nr, m_panels = (M + mk.mr - 1) / mk.mr;
   const bool split_m = M * (a.packed ? 1 : 2) > N * (b.packed ? 1 : 2);
   int64_t tm = 1, tn = 1;
