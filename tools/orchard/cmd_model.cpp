@@ -59,6 +59,7 @@ options:
   --threads N       intra-op threads (default: one per core)
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
+  --load-only       create the session, print its creation time and exit (for load time and memory)
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
@@ -336,7 +337,7 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {"load-only"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -350,11 +351,14 @@ int cmd_bench(int argc, char** argv) {
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);
+  const auto load_start = std::chrono::steady_clock::now();
   auto session = load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard bench: %s\n", session.status().to_string().c_str());
     return kExitFailure;
   }
+  std::printf("session created in %.1f ms\n", ms_since(load_start));
+  if (args.has("load-only")) return 0;
   auto inputs = random_inputs(**session, dims, 42);
   if (!inputs.ok()) {
     std::fprintf(stderr, "orchard bench: %s\n", inputs.status().to_string().c_str());
