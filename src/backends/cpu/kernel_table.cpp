@@ -30,6 +30,7 @@ std::span<const KernelDef> all_kernels() {
              reference::string_kernels,
              reference::training_kernels,
              reference::random_kernels,
+             reference::gelu_kernels,
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());
