@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "backends/cpu/kernel_registry.hpp"
+#include "backends/cpu/opt/vec_math_kernels.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu {
@@ -31,6 +32,12 @@ std::span<const KernelDef> all_kernels() {
              reference::training_kernels,
              reference::random_kernels,
              reference::gelu_kernels,
+             // Optimized variants (priority > 0), tried before the reference kernels of their ops.
+             opt::elementwise_vec_kernels,
+             opt::softmax_vec_kernels,
+             opt::norm_vec_kernels,
+             opt::reduce_vec_kernels,
+             opt::pool_vec_kernels,
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());
