@@ -1,7 +1,7 @@
 // The vectorised float32 CPU kernels (src/backends/cpu/opt/*_vec.cpp) against the reference kernels, one
 // node at a time through the CPU backend, on shapes from the standard models: Softmax of BERT's attention
 // (12x128x128), LayerNorm (128x768), GELU (128x3072, com.orchard Gelu and the Erf op), Add with a bias
-// broadcast ([128, 3072] + [3072]) and a channel broadcast, Sigmoid. Bytes processed are input + output.
+// broadcast ([128, 3072] + [3072]) and a channel broadcast, Sigmoid. Bytes processed are inputs + output.
 // One thread (the session pool with no workers) unless the name says /threads:2.
 //   ./build/release/bench/orchard_bench --benchmark_filter=Vec
 #include <benchmark/benchmark.h>
@@ -106,6 +106,7 @@ const NodeSpec kAddBias{"Add", 14, "", {Shape{128, 3072}, Shape{3072}}, {}};
 const NodeSpec kAddChannel{"Add", 14, "", {Shape{1, 96, 56, 56}, Shape{1, 96, 1, 1}}, {}};
 const NodeSpec kMulSame{"Mul", 14, "", {Shape{1, 96, 56, 56}, Shape{1, 96, 56, 56}}, {}};
 const NodeSpec kSigmoid{"Sigmoid", 13, "", {Shape{1, 96, 56, 56}}, {}};
+
 
 #define ORCHARD_VEC_BENCH(name, spec)                                                                        \
   void BM_Vec_##name(benchmark::State& s) { run_node(s, spec, false, 1); }                                   \
