@@ -1,7 +1,8 @@
 // The vectorised float32 CPU kernels (src/backends/cpu/opt/*_vec.cpp) against the reference kernels, one
 // node at a time through the CPU backend, on shapes from the standard models: Softmax of BERT's attention
 // (12x128x128), LayerNorm (128x768), GELU (128x3072, com.orchard Gelu and the Erf op), Add with a bias
-// broadcast ([128, 3072] + [3072]) and a channel broadcast, Sigmoid. Bytes processed are inputs + output.
+// broadcast ([128, 3072] + [3072]) and a channel broadcast, Sigmoid, resnet50's 3x3/2 MaxPool. Bytes
+// processed are inputs + output.
 // One thread (the session pool with no workers) unless the name says /threads:2.
 //   ./build/release/bench/orchard_bench --benchmark_filter=Vec
 #include <benchmark/benchmark.h>
@@ -106,6 +107,17 @@ const NodeSpec kAddBias{"Add", 14, "", {Shape{128, 3072}, Shape{3072}}, {}};
 const NodeSpec kAddChannel{"Add", 14, "", {Shape{1, 96, 56, 56}, Shape{1, 96, 1, 1}}, {}};
 const NodeSpec kMulSame{"Mul", 14, "", {Shape{1, 96, 56, 56}, Shape{1, 96, 56, 56}}, {}};
 const NodeSpec kSigmoid{"Sigmoid", 13, "", {Shape{1, 96, 56, 56}}, {}};
+graph::Attribute ints_attr(std::vector<int64_t> v) {
+  graph::Attribute a;
+  a.type = graph::Attribute::Type::ints;
+  a.ints = std::move(v);
+  return a;
+}
+const NodeSpec kMaxPool{"MaxPool",
+                        12,
+                        "",
+                        {Shape{1, 64, 112, 112}},
+                        {{"kernel_shape", ints_attr({3, 3})}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 1, 1, 1})}}};
 
 
 #define ORCHARD_VEC_BENCH(name, spec)                                                                        \
@@ -127,6 +139,7 @@ ORCHARD_VEC_BENCH(AddBias_128x3072, kAddBias)
 ORCHARD_VEC_BENCH(AddChannel_96x56x56, kAddChannel)
 ORCHARD_VEC_BENCH(MulSame_96x56x56, kMulSame)
 ORCHARD_VEC_BENCH(Sigmoid_96x56x56, kSigmoid)
+ORCHARD_VEC_BENCH(MaxPool3x3s2_64x112x112, kMaxPool)
 
 }  // namespace
 }  // namespace orchard

@@ -252,6 +252,47 @@ TEST(VecKernels, ReduceOverTrailingAxesAndGlobalAveragePool) {
   }
 }
 
+TEST(VecKernels, MaxPool2D) {
+  struct P {
+    Shape x;
+    std::vector<int64_t> kernel, strides, pads;
+    int64_t ceil_mode;
+    const char* auto_pad;
+  };
+  const P cases[] = {
+      {Shape{1, 64, 112, 112}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, "NOTSET"},  // resnet50's stem
+      {Shape{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0, 0, 0}, 0, "NOTSET"},
+      {Shape{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0, 0, 0}, 1, "NOTSET"},       // ceil_mode: partial windows
+      {Shape{1, 5, 8, 8}, {3, 3}, {1, 1}, {1, 1, 1, 1}, 0, "NOTSET"},
+      {Shape{1, 2, 6, 5}, {3, 2}, {2, 1}, {0, 2, 1, 0}, 0, "NOTSET"},       // asymmetric pads
+      {Shape{1, 2, 7, 7}, {3, 3}, {2, 2}, {0, 0, 0, 0}, 0, "SAME_UPPER"},
+      {Shape{1, 2, 7, 7}, {4, 4}, {3, 3}, {0, 0, 0, 0}, 0, "SAME_LOWER"},
+      {Shape{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0, "NOTSET"},
+  };
+  uint32_t seed = 800;
+  for (const P& c : cases) {
+    Tensor x = random_tensor(c.x, -5, 5, seed++);
+    if (x.numel() > 20) x.data<float>()[17] = kNaN;  // NaNs: kept where first in a window, else skipped
+    OpCase oc("MaxPool", 12);
+    oc.input("x", x).attr("kernel_shape", c.kernel).attr("strides", c.strides).attr("ceil_mode", c.ceil_mode);
+    if (std::string(c.auto_pad) == "NOTSET") oc.attr("pads", c.pads);
+    else oc.attr("auto_pad", std::string(c.auto_pad));
+    const Tensor y = run1(oc);
+    ASSERT_EQ(y.rank(), 4u);
+  }
+  const Tensor k = Tensor::from_vector<float>({1, 1, 2, 3}, {1, 5, 2, 4, 3, 6});
+  expect_tensor_near(run1(OpCase("MaxPool", 12).input("x", k).attr("kernel_shape", std::vector<int64_t>{2, 2})),
+                     Tensor::from_vector<float>({1, 1, 1, 2}, {5, 6}));
+  // Dilations, the Indices output and other ranks run the reference kernel.
+  run1(OpCase("MaxPool", 12).input("x", random_tensor(Shape{1, 2, 9, 9}, -1, 1, 1))
+           .attr("kernel_shape", std::vector<int64_t>{2, 2}).attr("dilations", std::vector<int64_t>{2, 2}));
+  auto two = run_op(OpCase("MaxPool", 12).input("x", random_tensor(Shape{1, 2, 6, 6}, -1, 1, 2))
+                        .attr("kernel_shape", std::vector<int64_t>{2, 2}).outputs(2));
+  ASSERT_TRUE(two.ok()) << two.status().to_string();
+  run1(OpCase("MaxPool", 12).input("x", random_tensor(Shape{1, 2, 9}, -1, 1, 3)).attr("kernel_shape", std::vector<int64_t>{3}));
+  EXPECT_FALSE(run_op(OpCase("MaxPool", 12).input("x", k).attr("kernel_shape", std::vector<int64_t>{5, 5})).ok());
+}
+
 // Transpose keeps its reference kernel (copy_util.hpp strided_copy already coalesces dims and tiles 2-D
 // transposes; a separate blocked float32 variant measured no faster): these are the transformers' shapes.
 TEST(VecKernels, TransposeShapesFromTransformers) {

@@ -18,7 +18,7 @@ std::span<const KernelDef> elementwise_vec_kernels();  // elementwise_vec.cpp: A
 std::span<const KernelDef> softmax_vec_kernels();      // softmax_vec.cpp: Softmax, LogSoftmax
 std::span<const KernelDef> norm_vec_kernels();         // norm_vec.cpp: LayerNormalization, BatchNormalization
 std::span<const KernelDef> reduce_vec_kernels();       // reduce_vec.cpp: ReduceSum, ReduceMean over trailing axes
-std::span<const KernelDef> pool_vec_kernels();         // pool_vec.cpp: GlobalAveragePool
+std::span<const KernelDef> pool_vec_kernels();         // pool_vec.cpp: GlobalAveragePool, MaxPool (2-D)
 
 // Returns a KernelDef line for a float32 variant of priority 1.
 constexpr KernelDef vec_def(std::string_view domain, std::string_view op, int since, int until, KernelFactory create) {
