@@ -6,7 +6,10 @@
 #include <limits>
 #include <random>
 
+#include "backends/cpu/cpu_backend.hpp"
 #include "backends/op_harness.hpp"
+#include "orchard/thread_pool.hpp"
+#include "runtime/executor.hpp"
 
 namespace orchard::testing {
 namespace {
@@ -291,6 +294,69 @@ TEST(VecKernels, MaxPool2D) {
   ASSERT_TRUE(two.ok()) << two.status().to_string();
   run1(OpCase("MaxPool", 12).input("x", random_tensor(Shape{1, 2, 9}, -1, 1, 3)).attr("kernel_shape", std::vector<int64_t>{3}));
   EXPECT_FALSE(run_op(OpCase("MaxPool", 12).input("x", k).attr("kernel_shape", std::vector<int64_t>{5, 5})).ok());
+}
+
+// Runs Pow(x, e) with the exponent an initializer (run_op feeds every input, so it cannot make one) on
+// the CPU's best variants or on the reference kernels alone.
+Result<Tensor> pow_with_constant(const Tensor& x, const Tensor& e, bool reference) {
+  auto g = std::make_shared<graph::Graph>();
+  ValueInfo in;
+  in.name = "x";
+  in.kind = Value::Kind::tensor;
+  in.dtype = x.dtype();
+  g->inputs.push_back(in);
+  g->initializers["e"] = e;
+  graph::Node node;
+  node.name = "pow";
+  node.op_type = "Pow";
+  node.opset = 15;
+  node.inputs = {"x", "e"};
+  node.outputs = {"y"};
+  g->nodes.push_back(node);
+  ValueInfo out;
+  out.name = "y";
+  g->outputs.push_back(out);
+  std::shared_ptr<runtime::Backend> cpu;
+  if (reference) cpu = cpu::CpuBackend::reference_only(SessionOptions{});
+  else cpu = std::make_shared<cpu::CpuBackend>(SessionOptions{});
+  ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, {cpu}, nullptr));
+  ThreadPool pool(2);
+  runtime::RunEnv env;
+  env.pool = &pool;
+  env.allocator = &default_allocator();
+  const std::vector<Value> feeds{Value(x)};
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<Value> y, compiled->run(feeds, env, nullptr));
+  return y[0].tensor();
+}
+
+TEST(VecKernels, PowByConstantTwoHalfThree) {
+  Tensor x = unary_input(1037, -4, 4, 900);
+  x.data<float>()[7] = -4;  // negative base: NaN for 0.5
+  for (const Tensor& e : {Tensor::from_vector<float>({}, {2}), Tensor::from_vector<float>({1}, {0.5f}),
+                          Tensor::from_vector<int64_t>({}, {3}), Tensor::from_vector<float>({}, {1.5f}),
+                          Tensor::from_vector<float>({2}, {2, 2})}) {
+    auto got = pow_with_constant(x, e, false);
+    auto want = pow_with_constant(x, e, true);
+    ASSERT_EQ(got.ok(), want.ok()) << e.description();
+    if (!want.ok()) continue;
+    ASSERT_EQ(got->shape(), want->shape()) << e.description();
+    for (int64_t i = 0; i < want->numel(); ++i) {
+      const float g = got->data<float>()[i], w = want->data<float>()[i];
+      if (std::isnan(w)) {
+        EXPECT_TRUE(std::isnan(g)) << e.description() << " at " << x.data<float>()[i];
+      } else if (std::isinf(w)) {
+        EXPECT_EQ(g, w) << e.description() << " at " << x.data<float>()[i];
+      } else {
+        EXPECT_NEAR(g, w, 1e-6f * std::max(1.0f, std::fabs(w))) << e.description() << " at " << x.data<float>()[i];
+        EXPECT_EQ(std::signbit(g), std::signbit(w)) << e.description() << " at " << x.data<float>()[i];
+      }
+    }
+  }
+  // A [1] exponent on a scalar base makes a [1] output: the variant hands that to the reference.
+  auto s = pow_with_constant(Tensor::from_vector<float>({}, {3}), Tensor::from_vector<float>({1}, {2}), false);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->shape(), Shape({1}));
+  EXPECT_EQ(s->data<float>()[0], 9.0f);
 }
 
 // Transpose keeps its reference kernel (copy_util.hpp strided_copy already coalesces dims and tiles 2-D
