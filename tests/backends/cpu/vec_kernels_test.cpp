@@ -58,7 +58,8 @@ TEST(VecKernels, BinaryBroadcastPatterns) {
       {Shape{2, 0, 3}, Shape{3}},                // empty
       {Shape{8, 64, 129}, Shape{129}},           // large enough to split over threads
       {Shape{3, 40000}, Shape{3, 1}},
-      {Shape{70001}, Shape{70001}},
+      {Shape{70001}, Shape{70001}},              // one run split over threads
+      {Shape{}, Shape{1, 70001}},
   };
   uint32_t seed = 1;
   for (const auto& [sa, sb] : shapes) {
