@@ -56,9 +56,12 @@ void binary_broadcast(ThreadPool& pool, BinaryOp op, const Tensor& a, const Tens
   const bool a_vec = !a_bc[k - 1], b_vec = !b_bc[k - 1];
   if (rows == 1) {  // one run (same shapes, or a scalar operand): split the run itself over threads
     parallel_range(pool, n, [&](int64_t b, int64_t e) {
-      if (a_vec && b_vec) vk.binary_vv(op, pa + b, pb + b, y + b, e - b);
-      else if (a_vec) vk.binary_vs(op, pa + b, pb[0], y + b, e - b);
-      else vk.binary_sv(op, pa[0], pb + b, y + b, e - b);
+      if (a_vec && b_vec)
+        vk.binary_vv(op, pa + b, pb + b, y + b, e - b);
+      else if (a_vec)
+        vk.binary_vs(op, pa + b, pb[0], y + b, e - b);
+      else
+        vk.binary_sv(op, pa[0], pb + b, y + b, e - b);
     });
     return;
   }
@@ -72,9 +75,12 @@ void binary_broadcast(ThreadPool& pool, BinaryOp op, const Tensor& a, const Tens
         ob += i * sb[d];
       }
       float* dst = y + r * n;
-      if (a_vec && b_vec) vk.binary_vv(op, pa + oa, pb + ob, dst, n);
-      else if (a_vec) vk.binary_vs(op, pa + oa, pb[ob], dst, n);
-      else vk.binary_sv(op, pa[oa], pb + ob, dst, n);
+      if (a_vec && b_vec)
+        vk.binary_vv(op, pa + oa, pb + ob, dst, n);
+      else if (a_vec)
+        vk.binary_vs(op, pa + oa, pb[ob], dst, n);
+      else
+        vk.binary_sv(op, pa[oa], pb + ob, dst, n);
     }
   });
 }
@@ -143,7 +149,9 @@ struct LeakyParams {
   static std::array<float, 2> read(const graph::Node& n) { return {n.attr_float("alpha", 0.01f), 0}; }
 };
 struct HardSigmoidParams {
-  static std::array<float, 2> read(const graph::Node& n) { return {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)}; }
+  static std::array<float, 2> read(const graph::Node& n) {
+    return {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
+  }
 };
 
 // Clip: bounds from attributes before opset 11, else from the optional one-element inputs 1 and 2.

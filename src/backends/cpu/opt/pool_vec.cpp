@@ -32,9 +32,8 @@ class GlobalAveragePoolKernel final : public VecKernel {
     float* py = y.data<float>();
     const VecKernels& vk = vec_kernels();
     const float mul = 1.0f / static_cast<float>(inner);
-    parallel_items(ctx.pool(), y.numel(), inner, [&](int64_t b, int64_t e) {
-      vk.row_sums(px + b * inner, py + b, e - b, inner, mul);
-    });
+    parallel_items(ctx.pool(), y.numel(), inner,
+                   [&](int64_t b, int64_t e) { vk.row_sums(px + b * inner, py + b, e - b, inner, mul); });
     return Status::OK();
   }
 };

@@ -50,7 +50,8 @@ class VecKernel : public OpKernel {
 // reference kernel), then K(ctx, reference kernel) is built.
 template <class K>
 Result<std::unique_ptr<OpKernel>> make_vec(const KernelCreateContext& ctx) {
-  if (!K::accepts(ctx)) return unsupported("[cpu] ", ctx.node.op_type, ": the vectorised variant does not take this node");
+  if (!K::accepts(ctx))
+    return unsupported("[cpu] ", ctx.node.op_type, ": the vectorised variant does not take this node");
   ORCHARD_ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> reference, create_reference(ctx));
   return std::unique_ptr<OpKernel>(new K(ctx, std::move(reference)));
 }
