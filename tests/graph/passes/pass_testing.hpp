@@ -140,9 +140,12 @@ inline void expect_same_outputs(const ModelBuilder& b, int trials = 3, uint32_t 
           shape.push_back(sizes[d.symbol]);
         }
       }
-      Tensor t = Tensor::empty(DType::float32, shape);
+      Tensor t = Tensor::empty(info.dtype, shape);
       std::normal_distribution<float> dist(0.f, 1.f);
-      for (int64_t k = 0; k < t.numel(); ++k) t.data<float>()[k] = dist(rng);
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        if (info.dtype == DType::boolean) t.data<bool>()[k] = (rng() & 1) != 0;
+        else t.data<float>()[k] = dist(rng);
+      }
       inputs.emplace_back(info.name, Value(t));
     }
     auto want = plain->run(inputs);

@@ -64,7 +64,9 @@ TEST(EliminateNoOps, TransposePairsCancelOrMerge) {
   EXPECT_EQ(n, 2);
   EXPECT_EQ(op_counts(*g), (std::map<std::string, int>{{"Relu", 1}, {"Transpose", 1}}));
   for (const auto& node : g->nodes) {
-    if (node.op_type == "Relu") EXPECT_EQ(node.inputs[0], "x") << "the cancelled pair is bypassed";
+    if (node.op_type == "Relu") {
+      EXPECT_EQ(node.inputs[0], "x") << "the cancelled pair is bypassed";
+    }
     if (node.op_type == "Transpose") {
       EXPECT_EQ(node.inputs[0], "x");
       EXPECT_EQ(node.outputs[0], "z");
@@ -98,8 +100,8 @@ TEST(EliminateNoOps, ReshapeToTheSameShapeIsRemovedOtherReshapesStay) {
   expect_same_outputs(b);
 }
 
-TEST(EliminateNoOps, ValueReadBySubgraphKeepsItsIdentity) {
-  // The If's branch reads "i" by name: the Identity producing it must stay.
+TEST(EliminateNoOps, ValueReadBySubgraphKeepsItsName) {
+  // The If's branches read "i" by name: the Identity goes, and its source's producer now makes "i".
   ModelBuilder b;
   b.input("x", kFloat, {4}).input("c", onnx::TensorProto::BOOL, {}).output("y", kFloat, {4});
   b.node("Relu", {"x"}, {"r"});
@@ -115,8 +117,15 @@ TEST(EliminateNoOps, ValueReadBySubgraphKeepsItsIdentity) {
     orchard::testing::set_type(sub->add_output(), "o", kFloat, {4});
   }
   auto g = import(b);
-  EXPECT_EQ(*eliminate_no_ops(*g, {}), 0);
-  EXPECT_EQ(op_counts(*g)["Identity"], 1);
+  EXPECT_EQ(*eliminate_no_ops(*g, {}), 1);
+  EXPECT_EQ(op_counts(*g)["Identity"], 0);
+  EXPECT_EQ(g->nodes[0].outputs[0], "i");
+  expect_same_outputs(b, 6);
+  // With "r" read by another node too, renaming is impossible: the Identity stays.
+  b.output("z", kFloat, {4});
+  b.node("Neg", {"r"}, {"z"});
+  auto h = import(b);
+  EXPECT_EQ(*eliminate_no_ops(*h, {}), 0);
 }
 
 // ---- shape folding ----
@@ -251,10 +260,6 @@ TEST(FoldConvAffine, NearMissesStay) {
     b.node("Mul", {"c", "s"}, {"m"});
     b.node("Add", {"m", "c"}, {"y"});
   }, "conv output read twice");
-  check([](ModelBuilder& b) {
-    random_init(b, "s", {4, 1, 1, 1, 1}, 7);
-    b.node("Mul", {"c", "s"}, {"y"});
-  }, "would grow the rank");
 }
 
 // ---- layer norm ----
