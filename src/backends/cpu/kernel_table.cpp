@@ -1,7 +1,9 @@
-// The CPU kernel table: every family's registrations, listed explicitly (STYLE.md "Explicit tables").
+// The CPU kernel table: every family's registrations, reference kernels and optimized variants (opt/),
+// listed explicitly (STYLE.md "Explicit tables").
 #include <vector>
 
 #include "backends/cpu/kernel_registry.hpp"
+#include "backends/cpu/opt/families.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu {
@@ -30,6 +32,9 @@ std::span<const KernelDef> all_kernels() {
              reference::string_kernels,
              reference::training_kernels,
              reference::random_kernels,
+             reference::fused_kernels,
+             opt::matmul_variants,
+             opt::conv_variants,
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());
