@@ -4,6 +4,7 @@
 
 #include "backends/cpu/kernel_registry.hpp"
 #include "backends/cpu/opt/families.hpp"
+#include "backends/cpu/opt/vec_math_kernels.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu {
@@ -35,6 +36,13 @@ std::span<const KernelDef> all_kernels() {
              reference::fused_kernels,
              opt::matmul_variants,
              opt::conv_variants,
+             reference::gelu_kernels,
+             // Optimized variants (priority > 0), tried before the reference kernels of their ops.
+             opt::elementwise_vec_kernels,
+             opt::softmax_vec_kernels,
+             opt::norm_vec_kernels,
+             opt::reduce_vec_kernels,
+             opt::pool_vec_kernels,
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());
