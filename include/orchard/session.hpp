@@ -36,7 +36,7 @@ enum class OptimizationLevel : unsigned char {
 
 struct SessionOptions {
   int intra_op_threads = 0;                               // 0: one per core
-  OptimizationLevel optimization = OptimizationLevel::basic;
+  OptimizationLevel optimization = OptimizationLevel::extended;
   std::vector<std::string> backend_preference;            // e.g. {"cuda", "cpu"}; empty: the platform's chain
   bool disable_fallback = false;                          // load fails if any node would leave the first backend
   bool profiling = false;                                 // record per-node timings (see RunOptions::profile)

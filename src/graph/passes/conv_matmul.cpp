@@ -40,10 +40,11 @@ std::string other_input(const Node& n, const std::string& value) {
   return "";
 }
 
-// The last dim of MatMul `n`'s output when statically known, else -1.
+// N, the last dim of MatMul `n`'s B and output, when statically known and B has rank >= 2; else -1.
 int64_t matmul_n(const Graph& g, const Node& n) {
   auto b = declared_shape(g, n.inputs[1]);
-  if (b && b->size() >= 2 && b->back().fixed()) return b->back().value;
+  if (!b || b->size() < 2) return -1;
+  if (b->back().fixed()) return b->back().value;
   auto y = declared_shape(g, n.outputs[0]);
   if (y && !y->empty() && y->back().fixed()) return y->back().value;
   return -1;

@@ -276,14 +276,22 @@ TEST(FuseConvMatMul, ClipBeforeOpset11UsesAttributes) {
 }
 
 TEST(FuseConvMatMul, ConvNearMissesStay) {
-  // SiLU where the Sigmoid multiplies another value (squeeze-excite), HardSigmoid with other constants,
-  // Clip with a non-constant bound, a Conv followed by nothing fusable.
+  {
+    // A Sigmoid that gates another value (squeeze-excite) is no SiLU: the Sigmoid alone is fused.
+    ModelBuilder b = conv_model([](ModelBuilder& b) {
+      b.input("v", kFloat, {"n", 4, 6, 6});
+      b.node("Sigmoid", {"c"}, {"s"});
+      b.node("Mul", {"s", "v"}, {"y"});
+    });
+    auto g = optimized(b);
+    const Node* fused = find_op(*g, "FusedConv");
+    ASSERT_NE(fused, nullptr);
+    EXPECT_EQ(fused->attr_string("activation", ""), "Sigmoid");
+    EXPECT_EQ(op_counts(*g)["Mul"], 1);
+    expect_same_outputs(b);
+  }
+  // HardSigmoid with other constants, Clip with a non-constant bound, a Conv followed by nothing fusable.
   const std::vector<std::function<void(ModelBuilder&)>> tails = {
-      [](ModelBuilder& b) {
-        b.input("v", kFloat, {"n", 4, 6, 6});
-        b.node("Sigmoid", {"c"}, {"s"});
-        b.node("Mul", {"s", "v"}, {"y"});
-      },
       [](ModelBuilder& b) {
         b.node("HardSigmoid", {"c"}, {"s"});  // alpha 0.2: not HardSwish
         b.node("Mul", {"c", "s"}, {"y"});
