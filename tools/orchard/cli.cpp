@@ -84,6 +84,18 @@ double Args::get_double(const std::string& flag, double fallback) {
   return d;
 }
 
+std::string Args::get_choice(const std::string& flag, const std::vector<std::string>& choices, const std::string& fallback) {
+  if (!has(flag)) return fallback;
+  const std::string v = get(flag);
+  if (std::find(choices.begin(), choices.end(), v) != choices.end()) return v;
+  if (error_.empty()) {
+    error_ = "--" + flag + " expects one of";
+    for (const auto& c : choices) error_ += " " + c;
+    error_ += ", got '" + v + "'";
+  }
+  return fallback;
+}
+
 int usage_error(const std::string& cmd, const std::string& message) {
   std::fprintf(stderr, "orchard %s: %s (see 'orchard %s --help')\n", cmd.c_str(), message.c_str(), cmd.c_str());
   return kExitUsage;
@@ -113,6 +125,10 @@ SessionOptions session_options(Args& args) {
     }
   }
   o.disable_fallback = args.has("no-fallback");
+  const std::string level = args.get_choice("optimization", {"none", "basic", "extended"}, "");
+  if (level == "none") o.optimization = OptimizationLevel::none;
+  if (level == "basic") o.optimization = OptimizationLevel::basic;
+  if (level == "extended") o.optimization = OptimizationLevel::extended;
   o.custom_backends = custom_backend_list();
   return o;
 }

@@ -32,12 +32,14 @@ options:
   --backend B[,B2]    prefer these backends in this order; the CPU takes the rest
   --no-fallback       fail instead of running any node off the first preferred backend
   --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
+  --optimization L    none | basic | extended: the graph optimization level (default: the library's)
 )";
 
 constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]]
 
 Prints the model's inputs and outputs (with symbolic dims), IR version, opsets, a histogram of its
-operators (subgraphs included), and the number and size of its parameters.
+operators (subgraphs included), the number and size of its parameters, and the main graph's node count
+after optimization with the rewrites of each optimization step.
 
 options:
   --placement         also print how the model is cut across backends: each partition's backend, node
@@ -45,6 +47,7 @@ options:
                       fallback backend the reason each earlier backend gave
   --backend B[,B2]    the backend chain to place the model on (default: the platform's)
   --threads N         intra-op threads (default: one per core)
+  --optimization L    none | basic | extended: the graph optimization level (default: the library's)
 )";
 
 constexpr const char* kBenchHelp = R"(usage: orchard bench MODEL [options]
@@ -59,6 +62,7 @@ options:
   --threads N       intra-op threads (default: one per core)
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
+  --optimization L  none | basic | extended: the graph optimization level (default: the library's)
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
 Manager mode:
@@ -96,7 +100,7 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms"}, {"no-fallback"});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization"}, {"no-fallback"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -229,7 +233,7 @@ void print_placement(const Session& s) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, 2, {"backend", "threads"}, {"placement"});
+  Args args(argc, argv, 2, {"backend", "threads", "optimization"}, {"placement"});
   if (args.help()) {
     std::fputs(kInspectHelp, stdout);
     return 0;
@@ -261,6 +265,8 @@ int cmd_inspect(int argc, char** argv) {
   for (const auto& [op, n] : ops) std::printf("  %-28s %d\n", op.c_str(), n);
   std::printf("parameters: %lld (%.2f MiB)\n", static_cast<long long>(info.parameter_count),
               static_cast<double>(info.parameter_bytes) / (1024.0 * 1024.0));
+  std::printf("optimized: %lld nodes in the main graph\n", static_cast<long long>(info.optimized_node_count));
+  for (const auto& [step, n] : info.optimization_steps) std::printf("  %-28s %d\n", step.c_str(), n);
   if (args.has("placement")) print_placement(s);
   return 0;
 }
@@ -363,7 +369,7 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {"load-only", "op-summary"});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {"load-only", "op-summary"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
