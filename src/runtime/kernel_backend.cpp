@@ -19,6 +19,7 @@ struct Step {
   std::vector<Value> bound;  // constants, in this backend's memory (uploaded once at compile)
   std::vector<int> outputs;  // frame slot per output, -1 when unused
   uint32_t host_inputs = 0;  // inputs the kernel reads on the host (KernelDef::host_inputs)
+  bool metadata_only = false;  // KernelDef::metadata_only on a device backend: host outputs, inputs left in place
   std::vector<int> release;  // frame slots whose last reader in the partition is this step
   // The kernel's shape-dependent state for the last input shapes seen (kernels with reshape()).
   mutable std::mutex state_mu;
@@ -57,7 +58,7 @@ class KernelExecutable final : public Executable {
         }
         in_ptrs.push_back(v && v->kind() != Value::Kind::none ? v : nullptr);
       }
-      if (step.host_inputs) ORCHARD_RETURN_IF_ERROR(inputs_to_host(step, in_ptrs, host_copies, ctx));
+      if (!host_ && !step.metadata_only) ORCHARD_RETURN_IF_ERROR(place_inputs(step, in_ptrs, host_copies, ctx));
       if (host_) {
         // A host kernel handed device memory would read garbage: a runtime bug, caught here.
         for (size_t i = 0; i < in_ptrs.size(); ++i) {
@@ -81,7 +82,8 @@ class KernelExecutable final : public Executable {
         state = step.state;
       }
       outs.assign(step.outputs.size(), Value());
-      OpContext op(*step.node, in_ptrs, outs, ctx.env, ctx.frame, ctx.allocator, state.get());
+      OpContext op(*step.node, in_ptrs, outs, ctx.env, ctx.frame, step.metadata_only ? ctx.env.host_allocator() : ctx.allocator,
+                   state.get());
       const auto t0 = ctx.env.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       Status st = step.kernel->run(op);
       if (!st.ok()) return st.with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
@@ -117,17 +119,22 @@ class KernelExecutable final : public Executable {
   const Backend& backend_;
   const bool host_;  // the backend computes in host-visible memory
 
-  // Replaces the step's host inputs that live in device memory by host copies (kept in `copies`).
-  Status inputs_to_host(const Step& step, std::vector<const Value*>& in_ptrs, std::vector<Value>& copies,
-                        ExecContext& ctx) const {
+  // Puts each input where a device kernel reads it: the step's host inputs (KernelDef::host_inputs) in host
+  // memory, the others in this backend's memory (a kernel such as the CUDA Shape, which reads only metadata,
+  // may leave its small output in host memory). Copies are kept in `copies` until the step is done.
+  Status place_inputs(const Step& step, std::vector<const Value*>& in_ptrs, std::vector<Value>& copies,
+                      ExecContext& ctx) const {
     copies.assign(in_ptrs.size(), Value());
-    for (size_t i = 0; i < in_ptrs.size() && i < 32; ++i) {
-      if (!((step.host_inputs >> i) & 1u) || !in_ptrs[i] || !in_ptrs[i]->is_tensor()) continue;
+    for (size_t i = 0; i < in_ptrs.size(); ++i) {
+      if (!in_ptrs[i] || !in_ptrs[i]->is_tensor()) continue;
       const Tensor& src = in_ptrs[i]->tensor();
-      if (src.place().host_visible()) continue;
-      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), ctx.env.host_allocator()));
+      const bool want_host = i < 32 && ((step.host_inputs >> i) & 1u);
+      if (src.place().host_visible() == want_host || src.dtype() == DType::string) continue;
+      Allocator& to = want_host ? ctx.env.host_allocator() : backend_.allocator();
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), to));
       ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
-      if (ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
+      // The host reads a download at once; an upload is ordered before the kernel on the stream.
+      if (want_host && ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
       ctx.env.bytes_copied += static_cast<int64_t>(src.nbytes());
       copies[i] = Value(dst);
       in_ptrs[i] = &copies[i];
@@ -270,6 +277,7 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
       if (kernel.ok()) {
         step->kernel = std::move(kernel).value();
         step->host_inputs = place.host_visible() ? 0 : def->host_inputs;
+        step->metadata_only = !place.host_visible() && def->metadata_only;
         break;
       }
       if (first_error.ok()) first_error = kernel.status();

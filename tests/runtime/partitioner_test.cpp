@@ -253,5 +253,33 @@ TEST(Partitioner, HostInputsOfDeviceKernelsAreReadOnTheHost) {
   EXPECT_EQ(sim->sim_transfer().to_host.load(), 16 + 24);
 }
 
+TEST(Partitioner, MetadataKernelsReadNoDataAndTheirHostOutputsMoveOnlyWhenReadAsData) {
+  auto sim = std::make_shared<testing::SimDeviceBackend>();
+  ModelBuilder b;
+  b.input("x", kFloat, {64, 128}).output("y", kFloat, {64, 128}).output("d", kFloat, {2});
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Shape", {"r"}, {"s"});               // metadata only: r is not downloaded
+  b.node("Reshape", {"r", "s"}, {"y"});        // s is a host input of Reshape: read where it is
+  auto& cast = b.node("Cast", {"s"}, {"d"});  // s read as data: uploaded
+  auto* to = cast.add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(kFloat);
+  auto s = load(b, {sim});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(backends_of(s->placement()), (std::vector<std::string>{"simdev"}));
+  auto out = s->run({{"x", Value(big_input())}});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ((*out)[0].second.tensor().shape(), (Shape{64, 128}));
+  const Tensor& d = (*out)[1].second.tensor();
+  ASSERT_EQ(d.numel(), 2);
+  EXPECT_FLOAT_EQ(d.data<float>()[0], 64.f);
+  EXPECT_FLOAT_EQ(d.data<float>()[1], 128.f);
+  // x and s up (s for Cast); y and d down. Without the metadata flag r would come down for Shape, and s
+  // would come down again for Reshape.
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 4 * kBig + 16);
+  EXPECT_EQ(sim->sim_transfer().to_host.load(), 4 * kBig + 8);
+}
+
 }  // namespace
 }  // namespace orchard
