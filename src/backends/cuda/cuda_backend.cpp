@@ -216,38 +216,23 @@ Status CudaTransfer::copy(const Tensor& src, Tensor& dst, runtime::Stream* strea
 // ---- backend ----
 
 namespace {
-// Sets the run's stream as this thread's current stream while the wrapped kernel executable runs.
-// Graph outputs computed here are copied back to host memory before run() returns: the runtime leaves a
-// subgraph's outputs where they were computed, and the control-flow kernels reading them run on the CPU.
-// (So RunOptions::device_outputs does not yet keep CUDA outputs on the device.)
+// Sets the run's stream as this thread's current stream while the wrapped kernel executable runs. Outputs
+// stay in device memory: the executor moves them to the host where the host reads them (CPU partitions,
+// subgraph outputs, top-level outputs unless RunOptions::device_outputs).
 class CudaExecutable final : public runtime::Executable {
  public:
-  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend, std::vector<size_t> graph_outputs)
-      : inner_(std::move(inner)), backend_(backend), graph_outputs_(std::move(graph_outputs)) {}
+  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend)
+      : inner_(std::move(inner)), backend_(backend) {}
   Status run(runtime::ExecContext& ctx) const override {
     if (!ctx.stream) return internal_error("[cuda] partition run without a stream");
     ORCHARD_CUDA_CALL(cudaSetDevice(backend_.ordinal()));
     StreamScope scope(static_cast<CudaStream*>(ctx.stream));
-    ORCHARD_RETURN_IF_ERROR(inner_->run(ctx));
-    bool copied = false;
-    for (size_t k : graph_outputs_) {
-      Value& v = ctx.outputs[k];
-      if (!v.is_tensor() || v.tensor().place().host_visible()) continue;
-      const Tensor& src = v.tensor();
-      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), ctx.env.host_allocator()));
-      ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
-      ctx.env.bytes_copied += static_cast<int64_t>(src.nbytes());
-      v = Value(dst);
-      copied = true;
-    }
-    if (copied) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
-    return Status::OK();
+    return inner_->run(ctx);
   }
 
  private:
   std::unique_ptr<runtime::Executable> inner_;
   const CudaBackend& backend_;
-  std::vector<size_t> graph_outputs_;  // indices into PartitionSpec::outputs
 };
 }  // namespace
 
@@ -301,31 +286,11 @@ Result<std::unique_ptr<runtime::Executable>> CudaBackend::compile(const runtime:
   ORCHARD_ASSIGN_OR_RETURN(auto inner, KernelBackend::compile(ctx));
   // Constants were uploaded on the legacy stream: finish before any run's stream reads them.
   ORCHARD_CUDA_CALL(cudaStreamSynchronize(cudaStreamLegacy));
-  std::vector<size_t> graph_outputs;
-  for (size_t k = 0; k < ctx.partition.outputs.size(); ++k) {
-    for (const ValueInfo& out : ctx.partition.graph->outputs) {
-      if (out.name == ctx.partition.outputs[k]) graph_outputs.push_back(k);
-    }
-  }
-  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), *this, std::move(graph_outputs)));
+  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), *this));
 }
 
 runtime::Capability CudaBackend::get_capability(const runtime::GraphView& view) const {
-  runtime::Capability cap = KernelBackend::get_capability(view);
-  std::vector<std::vector<int>> kept;
-  for (auto& part : cap.partitions) {
-    std::string why;
-    for (int n : part) {
-      why = cuda_declines(view, view.node(n));
-      if (!why.empty()) {
-        cap.rejected.push_back({n, why});
-        break;
-      }
-    }
-    if (why.empty()) kept.push_back(std::move(part));
-  }
-  cap.partitions = std::move(kept);
-  return cap;
+  return drop_declined(KernelBackend::get_capability(view), view);
 }
 
 Result<cublasHandle_t> CudaBackend::acquire_blas() const {

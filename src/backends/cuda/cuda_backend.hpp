@@ -147,5 +147,7 @@ std::span<const runtime::KernelDef> cuda_kernels();
 // Returns why the CUDA kernels cannot run `node` although the table has its op and dtype, or "" when they can
 // (cuda_kernel_table.cpp).
 std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node);
+// Returns `cap` (the kernel table's answer) less the nodes cuda_declines() names, with their reasons.
+runtime::Capability drop_declined(runtime::Capability cap, const runtime::GraphView& view);
 
 }  // namespace orchard::cuda
