@@ -32,11 +32,28 @@ constexpr int kBound = -2000000;
 
 class KernelExecutable final : public Executable {
  public:
-  KernelExecutable(std::vector<std::unique_ptr<Step>> steps, std::vector<int> output_slots, const Backend& backend)
+  KernelExecutable(std::vector<std::unique_ptr<Step>> steps, std::vector<int> output_slots, const Backend& backend,
+                   size_t num_inputs)
       : steps_(std::move(steps)),
         output_slots_(std::move(output_slots)),
         backend_(backend),
-        host_(backend.allocator().place().host_visible()) {}
+        host_(backend.allocator().place().host_visible()) {
+    // Partition inputs that only host inputs and metadata-only kernels read.
+    std::vector<bool> host_use(num_inputs, false), data_use(num_inputs, false);
+    for (const auto& step : steps_) {
+      for (size_t i = 0; i < step->inputs.size(); ++i) {
+        const int s = step->inputs[i];
+        if (s > kPartitionInput || s <= kBound) continue;
+        const size_t k = static_cast<size_t>(kPartitionInput - s);
+        const bool on_host = step->metadata_only || (i < 32 && ((step->host_inputs >> i) & 1u));
+        (on_host ? host_use : data_use)[k] = true;
+      }
+    }
+    host_only_.resize(num_inputs);
+    for (size_t k = 0; k < num_inputs; ++k) host_only_[k] = !host_ && host_use[k] && !data_use[k];
+  }
+
+  bool reads_on_host(size_t i) const override { return i < host_only_.size() && host_only_[i]; }
 
   Status run(ExecContext& ctx) const override {
     std::vector<const Value*> in_ptrs;
@@ -118,6 +135,7 @@ class KernelExecutable final : public Executable {
   std::vector<int> output_slots_;
   const Backend& backend_;
   const bool host_;  // the backend computes in host-visible memory
+  std::vector<bool> host_only_;  // per partition input: read only on the host (see reads_on_host)
 
   // Puts each input where a device kernel reads it: the step's host inputs (KernelDef::host_inputs) in host
   // memory, the others in this backend's memory (a kernel such as the CUDA Shape, which reads only metadata,
@@ -300,7 +318,7 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
   }
   std::vector<int> output_slots;
   for (const auto& out : spec.outputs) output_slots.push_back(ctx.slot_of(out));
-  return std::unique_ptr<Executable>(new KernelExecutable(std::move(steps), std::move(output_slots), *this));
+  return std::unique_ptr<Executable>(new KernelExecutable(std::move(steps), std::move(output_slots), *this, spec.inputs.size()));
 }
 
 }  // namespace orchard::runtime

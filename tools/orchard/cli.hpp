@@ -40,9 +40,11 @@ class Args {
 // Prints "orchard <cmd>: <message>" to stderr and returns kExitUsage.
 int usage_error(const std::string& cmd, const std::string& message);
 
-// Session options from the common flags --threads, --backend (a comma-separated preference) and
-// --no-fallback, with the custom backends below.
+// Session options from the common flags --threads, --backend (a comma-separated preference),
+// --no-fallback and --precision, with the custom backends below.
 SessionOptions session_options(Args& args);
+// Returns why --precision is invalid (it takes fp32 or fp16), or "" when it is absent or valid.
+std::string precision_error(Args& args);
 // Makes `backends` available to every session the tool loads (the test build of the tool adds the
 // test backends this way; the shipped tool has none).
 void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends);

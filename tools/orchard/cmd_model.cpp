@@ -32,6 +32,7 @@ options:
   --backend B[,B2]    prefer these backends in this order; the CPU takes the rest
   --no-fallback       fail instead of running any node off the first preferred backend
   --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
+  --precision P       fp32 (default: as the model says) or fp16: CUDA partitions run float32 work in float16
 )";
 
 constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]]
@@ -59,6 +60,7 @@ options:
   --threads N       intra-op threads (default: one per core)
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
+  --precision P     fp32 (default) or fp16: CUDA partitions run float32 work in float16
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
@@ -94,7 +96,8 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms"}, {"no-fallback"});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "precision"},
+            {"no-fallback"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -105,6 +108,7 @@ int cmd_run(int argc, char** argv) {
   std::map<std::string, int64_t> dims;
   std::string err;
   if (!args.ok()) return usage_error("run", args.error());
+  if (!precision_error(args).empty()) return usage_error("run", precision_error(args));
   if (!parse_dims(args, dims, err)) return usage_error("run", err);
   if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
   const int64_t timeout_ms = args.get_int("timeout-ms", 0);
@@ -336,7 +340,7 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms", "precision"}, {});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -347,6 +351,8 @@ int cmd_bench(int argc, char** argv) {
   std::string err;
   if (!args.ok()) return usage_error("bench", args.error());
   if (!parse_dims(args, dims, err)) return usage_error("bench", err);
+  if (!precision_error(args).empty()) return usage_error("bench", precision_error(args));
+  if (args.has("precision") && args.has("concurrency")) return usage_error("bench", "--precision is not taken in Manager mode");
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);
