@@ -142,9 +142,12 @@ std::string cuda_declines(const runtime::GraphView& view, const graph::Node& nod
   if (op == "Conv") {
     const runtime::ValueType& x = view.type_of(node.inputs[0]);
     if (x.dtype == DType::undefined) return "Conv input without a declared dtype";
-    if (x.has_shape && x.shape.size() != 4) return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 2-D only)";
+    if (x.has_shape && x.shape.size() != 4 && x.shape.size() != 3) {
+      return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 1-D and 2-D only)";
+    }
     const auto pads = node.attr_ints("pads");
     if (pads.size() == 4 && (pads[0] != pads[2] || pads[1] != pads[3])) return "Conv with asymmetric pads";
+    if (pads.size() == 2 && pads[0] != pads[1]) return "Conv with asymmetric pads";
   }
   if (op == "MaxPool" || op == "AveragePool") {
     if (node.outputs.size() > 1 && !node.outputs[1].empty()) return "MaxPool's Indices output has no CUDA kernel";

@@ -64,6 +64,7 @@ Counts count(const graph::Graph& g, std::span<const runtime::KernelDef> table) {
   EXPECT_TRUE(placement.ok()) << placement.status().to_string();
   Counts c;
   if (!placement.ok()) return c;
+  const bool verbose = std::getenv("ORCHARD_PLACEMENT_VERBOSE") != nullptr;  // name each host wait
   c.nodes = static_cast<int>(g.nodes.size());
   const runtime::GraphView view(g, {});
   // Values whose bytes live on the device: outputs of CUDA nodes other than the metadata-only ones.
@@ -85,11 +86,18 @@ Counts count(const graph::Graph& g, std::span<const runtime::KernelDef> table) {
         const auto variants = cuda->variants(view, node, &why);
         if (variants.empty()) continue;
         for (size_t i = 0; i < node.inputs.size() && i < 32; ++i) {
-          if (((variants.front()->host_inputs >> i) & 1u) && !node.inputs[i].empty() && on_device(node.inputs[i])) ++c.host_waits;
+          if (((variants.front()->host_inputs >> i) & 1u) && !node.inputs[i].empty() && on_device(node.inputs[i])) {
+            ++c.host_waits;
+            if (verbose) std::cout << "  host input " << node.inputs[i] << " of " << node.label() << "\n";
+          }
         }
       }
     } else {
-      for (const auto& in : part.spec.inputs) c.host_waits += on_device(in) ? 1 : 0;
+      for (const auto& in : part.spec.inputs) {
+        if (!on_device(in)) continue;
+        ++c.host_waits;
+        if (verbose) std::cout << "  CPU partition reads " << in << " (" << g.nodes[static_cast<size_t>(view.producer(in))].op_type << ")\n";
+      }
     }
   }
   return c;
