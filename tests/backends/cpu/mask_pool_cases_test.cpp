@@ -2,6 +2,7 @@
 // Where, Split, MaxPool/AveragePool, BatchNormalization, Range, ConstantOfShape, Shape and Size, with odd
 // sizes, broadcasting, float16 and integer inputs. Each checks the CPU's answer against values computed here,
 // and the harness runs it on every compiled-in accelerator present (CUDA with a GPU) against the CPU.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
