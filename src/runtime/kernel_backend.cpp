@@ -260,11 +260,9 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
       if (pi != spec.inputs.end()) {
         step->inputs.push_back(kPartitionInput - static_cast<int>(pi - spec.inputs.begin()));
       } else if (const Tensor* c = view.constant(in); c && !place.host_visible()) {
-        // Constants live on the device that reads them, uploaded once here.
-        ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(c->dtype(), c->shape(), allocator()));
-        ORCHARD_RETURN_IF_ERROR(transfer().copy(*c, dst, nullptr));
+        // Constants live on the device that reads them, uploaded once below (unless read on the host).
         step->inputs.push_back(kBound - static_cast<int>(step->bound.size()));
-        step->bound.emplace_back(dst);
+        step->bound.emplace_back(*c);
       } else {
         step->inputs.push_back(ctx.slot_of(in));
       }
@@ -303,6 +301,16 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
     if (!step->kernel) {
       if (ctx.failed_nodes) ctx.failed_nodes->push_back(spec.nodes[i]);
       return first_error.with_prefix("[" + info_.name + "] " + node.label() + ": ");
+    }
+    for (size_t k = 0; k < step->inputs.size(); ++k) {
+      const int s = step->inputs[k];
+      if (s > kBound) continue;
+      if (step->metadata_only || (k < 32 && ((step->host_inputs >> k) & 1u))) continue;  // stays in host memory
+      Value& v = step->bound[static_cast<size_t>(kBound - s)];
+      const Tensor& c = v.tensor();
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(c.dtype(), c.shape(), allocator()));
+      ORCHARD_RETURN_IF_ERROR(transfer().copy(c, dst, nullptr));
+      v = Value(dst);
     }
     steps.push_back(std::move(step));
   }

@@ -282,5 +282,31 @@ TEST(Partitioner, MetadataKernelsReadNoDataAndTheirHostOutputsMoveOnlyWhenReadAs
   EXPECT_EQ(sim->sim_transfer().to_host.load(), 4 * kBig + 8);
 }
 
+TEST(Partitioner, ConstantHostInputsStayOnTheHost) {
+  auto sim = std::make_shared<testing::SimDeviceBackend>();
+  ModelBuilder b;
+  b.input("x", kFloat, {2, 3}).output("y", kFloat, {3, 2});
+  auto* shape = b.proto().mutable_graph()->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(3);
+  shape->add_int64_data(2);
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Reshape", {"r", "shape"}, {"y"});
+  auto s = load(b, {sim});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(backends_of(s->placement()), (std::vector<std::string>{"simdev"}));
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 0) << "the shape, read on the host, is not uploaded at load";
+  for (int i = 0; i < 2; ++i) {
+    auto out = s->run({{"x", Value(input23())}});
+    ASSERT_TRUE(out.ok()) << out.status().to_string();
+    EXPECT_EQ((*out)[0].second.tensor().shape(), (Shape{3, 2}));
+  }
+  // Per run: x up, y down; the shape never moves (no download, no stream wait).
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 2 * 24);
+  EXPECT_EQ(sim->sim_transfer().to_host.load(), 2 * 24);
+}
+
 }  // namespace
 }  // namespace orchard
