@@ -44,6 +44,8 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> jobs_;
+  std::atomic<int> queued_{0};  // jobs_.size() (+1 once stopping), read by polling workers without the lock
+  int sleepers_ = 0;            // workers blocked on cv_ (under mu_)
   bool stop_ = false;
 };
 

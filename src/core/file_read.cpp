@@ -28,11 +28,8 @@ struct FdCloser {
   }
 };
 
-}  // namespace
-
-Result<std::string> read_regular_file(const std::filesystem::path& path, std::string_view component, uint64_t max_bytes,
-                                      int64_t offset, int64_t length) {
-  const std::string where = std::string(component) + " '" + path.string() + "': ";
+// Opens `path` for reading when it is a regular file (any size); `where` starts the error messages.
+Result<RegularFile> open_checked(const std::filesystem::path& path, const std::string& where) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer; the file type is checked on the open descriptor
   // (no window between a stat() and the open).
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -45,7 +42,32 @@ Result<std::string> read_regular_file(const std::filesystem::path& path, std::st
   struct stat st {};
   if (::fstat(fd, &st) != 0) return not_found(where, "cannot stat: ", std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return invalid_argument(where, "is ", file_kind(st.st_mode), ", not a regular file");
-  const int64_t size = st.st_size;
+  // Regular files never block; reads wait for the disk like any other.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  closer.fd = -1;
+  return RegularFile(fd, st.st_size);
+}
+
+}  // namespace
+
+RegularFile::~RegularFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<RegularFile> open_regular_file(const std::filesystem::path& path, std::string_view component, uint64_t max_bytes) {
+  const std::string where = std::string(component) + " '" + path.string() + "': ";
+  ORCHARD_ASSIGN_OR_RETURN(RegularFile file, open_checked(path, where));
+  if (static_cast<uint64_t>(file.size()) > max_bytes) {
+    return resource_exhausted(where, "reading ", file.size(), " bytes exceeds the limit of ", max_bytes, " bytes");
+  }
+  return file;
+}
+
+Result<std::string> read_regular_file(const std::filesystem::path& path, std::string_view component, uint64_t max_bytes,
+                                      int64_t offset, int64_t length) {
+  const std::string where = std::string(component) + " '" + path.string() + "': ";
+  ORCHARD_ASSIGN_OR_RETURN(RegularFile file, open_checked(path, where));
+  const int64_t size = file.size();
   if (offset < 0 || offset > size) return invalid_argument(where, "offset ", offset, " is beyond the end of the file (", size, " bytes)");
   if (length < 0) length = size - offset;
   if (length > size - offset) {  // (offset + length could overflow)
@@ -57,7 +79,7 @@ Result<std::string> read_regular_file(const std::filesystem::path& path, std::st
   std::string bytes(static_cast<size_t>(length), '\0');
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + static_cast<int64_t>(done)));
+    const ssize_t n = ::pread(file.fd(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + static_cast<int64_t>(done)));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return invalid_argument(where, "read failed: ", std::strerror(errno));
     if (n == 0) return invalid_argument(where, "file shrank while it was read (", done, " of ", bytes.size(), " bytes)");

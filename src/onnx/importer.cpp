@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
@@ -43,6 +44,7 @@ class Importer {
   std::map<std::string, int, std::less<>> opsets_;
   TypeMap types_;
   int unnamed_ = 0;
+  std::map<std::string, Tensor, std::less<>> top_initializers_;  // converted before convert_graph (see import)
 };
 
 std::string node_label(const onnx::NodeProto& n) { return "node '" + n.name() + "' (" + n.op_type() + ")"; }
@@ -322,10 +324,14 @@ Result<std::shared_ptr<graph::Graph>> Importer::convert_graph(const onnx::GraphP
   collect_types(g);
   auto out = std::make_shared<graph::Graph>();
   out->name = g.name();
-  for (const auto& t : g.initializer()) {
-    auto tensor = tensor_from_proto(t, base_dir_);
-    if (!tensor.ok()) return tensor.status().with_prefix("initializer: ");
-    out->initializers[t.name()] = std::move(tensor).value();
+  if (top_level) {
+    out->initializers = std::move(top_initializers_);
+  } else {
+    for (const auto& t : g.initializer()) {
+      auto tensor = tensor_from_proto(t, base_dir_);
+      if (!tensor.ok()) return tensor.status().with_prefix("initializer: ");
+      out->initializers[t.name()] = std::move(tensor).value();
+    }
   }
   for (const auto& s : g.sparse_initializer()) {
     auto tensor = tensor_from_sparse(s, base_dir_);
@@ -388,6 +394,14 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
   } catch (const std::exception& e) {
     return invalid_argument("[onnx] shape inference failed: ", e.what());
   }
+  // The top graph's initializers (the weights), each freed from the proto as soon as it is converted: the
+  // model's weights are held once, not twice, at the peak of loading.
+  for (auto& t : *proto.mutable_graph()->mutable_initializer()) {
+    auto tensor = tensor_from_proto(t, base_dir_);
+    if (!tensor.ok()) return tensor.status().with_prefix("initializer: ");
+    top_initializers_[t.name()] = std::move(tensor).value();
+    std::string().swap(*t.mutable_raw_data());
+  }
   graph::Model model;
   model.ir_version = proto.ir_version();
   model.producer = proto.producer_name();
@@ -442,7 +456,20 @@ Result<graph::Model> without_exceptions(const std::string& what, F&& import) {
 Result<graph::Model> import_model_file(const std::filesystem::path& path, const ImportOptions& options) {
   return without_exceptions("model file '" + path.string() + "'", [&]() -> Result<graph::Model> {
     // A FIFO, device or folder is refused before any byte is read; the size is checked against the cap first.
-    auto bytes = read_regular_file(path, "[onnx] model file", std::min<uint64_t>(options.max_model_bytes, INT32_MAX));
+    const uint64_t cap = std::min<uint64_t>(options.max_model_bytes, INT32_MAX);
+    {
+      // Parsed as a stream, so the file's bytes and the parsed model are not both held at once.
+      auto file = open_regular_file(path, "[onnx] model file", cap);
+      if (!file.ok()) return file.status();
+      onnx::ModelProto proto;
+      google::protobuf::io::FileInputStream in(file->fd());
+      if (file->size() > 0 && proto.ParseFromZeroCopyStream(&in)) {
+        Importer importer(options, path.parent_path());
+        return importer.import(proto);
+      }
+    }
+    // Empty or not parsable: read the bytes for import_proto_bytes's diagnosis of what is wrong.
+    auto bytes = read_regular_file(path, "[onnx] model file", cap);
     if (!bytes.ok()) return bytes.status();
     auto model = import_proto_bytes(bytes->data(), bytes->size(), path.parent_path(), options);
     if (!model.ok() && bytes->empty()) return invalid_argument("[onnx] model file '", path.string(), "' is empty (0 bytes)");

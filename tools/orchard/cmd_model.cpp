@@ -61,6 +61,8 @@ options:
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
   --precision P     fp32 (default) or fp16: CUDA partitions run float32 work in float16
+  --load-only       create the session, print its creation time and exit (for load time and memory)
+  --op-summary      profile the timed runs and print the time per op type and backend, largest first
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
@@ -339,8 +341,33 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
 
 }  // namespace
 
+// Prints kernel time per (op type, backend) over the profiled runs: per run, share, node count.
+void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
+  struct Row {
+    int64_t ns = 0, calls = 0;
+  };
+  std::map<std::pair<std::string, std::string>, Row> rows;
+  int64_t total = 0;
+  for (const NodeProfile& p : profile) {
+    if (p.category != "kernel") continue;
+    Row& r = rows[{p.op, p.backend}];
+    r.ns += p.duration_ns;
+    ++r.calls;
+    total += p.duration_ns;
+  }
+  std::vector<std::pair<std::pair<std::string, std::string>, Row>> sorted(rows.begin(), rows.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+  std::printf("\n%-28s %-8s %7s %10s %7s\n", "op", "backend", "nodes", "ms/run", "share");
+  for (const auto& [key, r] : sorted) {
+    std::printf("%-28s %-8s %7lld %10.3f %6.1f%%\n", key.first.c_str(), key.second.c_str(),
+                static_cast<long long>(r.calls / runs), static_cast<double>(r.ns) / 1e6 / static_cast<double>(runs),
+                total ? 100.0 * static_cast<double>(r.ns) / static_cast<double>(total) : 0.0);
+  }
+  std::printf("%-28s %-8s %7s %10.3f\n", "all kernels", "", "", static_cast<double>(total) / 1e6 / static_cast<double>(runs));
+}
+
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms", "precision"}, {});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms", "precision"}, {"load-only", "op-summary"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -356,20 +383,28 @@ int cmd_bench(int argc, char** argv) {
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);
+  const bool op_summary = args.has("op-summary");
+  options.profiling = op_summary;
+  const auto load_start = std::chrono::steady_clock::now();
   auto session = load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard bench: %s\n", session.status().to_string().c_str());
     return kExitFailure;
   }
+  std::printf("session created in %.1f ms\n", ms_since(load_start));
+  if (args.has("load-only")) return 0;
   auto inputs = random_inputs(**session, dims, 42);
   if (!inputs.ok()) {
     std::fprintf(stderr, "orchard bench: %s\n", inputs.status().to_string().c_str());
     return kExitFailure;
   }
   std::vector<double> times;
+  std::vector<NodeProfile> profile;
   for (int64_t i = 0; i < warmup + runs; ++i) {
+    RunOptions run_options;
+    if (op_summary && i >= warmup) run_options.profile = &profile;
     const auto t0 = std::chrono::steady_clock::now();
-    auto out = (*session)->run(*inputs);
+    auto out = (*session)->run(*inputs, run_options);
     const double ms = ms_since(t0);
     if (!out.ok()) {
       std::fprintf(stderr, "orchard bench: %s\n", out.status().to_string().c_str());
@@ -382,6 +417,7 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model: %s  threads: %d  runs: %lld\n", args.positionals()[0].c_str(),
               options.intra_op_threads > 0 ? options.intra_op_threads : ThreadPool::default_threads(), static_cast<long long>(runs));
   std::printf("median %.3f ms   p90 %.3f ms   min %.3f ms\n", pct(0.5), pct(0.9), times.front());
+  if (op_summary) print_op_summary(profile, runs);
   return 0;
 }
 

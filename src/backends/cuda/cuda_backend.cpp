@@ -1,4 +1,5 @@
 #include "backends/cuda/cuda_backend.hpp"
+#include "backends/cuda/cublas_loader.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -16,7 +17,9 @@ Status cuda_error(cudaError_t err, const char* call) {
 }
 
 Status cublas_error(cublasStatus_t err, const char* call) {
-  return unavailable("[cuda] ", call, ": ", cublasGetStatusString(err), " (cuBLAS status ", static_cast<int>(err), ")");
+  auto api = cublas_api();
+  return unavailable("[cuda] ", call, ": ", api.ok() ? (*api)->status_string(err) : "cuBLAS not loaded", " (cuBLAS status ",
+                     static_cast<int>(err), ")");
 }
 
 namespace {
@@ -162,7 +165,7 @@ Result<cublasHandle_t> CudaStream::blas() {
   if (!blas_) {
     ORCHARD_ASSIGN_OR_RETURN(blas_, backend_.acquire_blas());
   }
-  if (cublasStatus_t st = cublasSetStream(blas_, stream_); st != CUBLAS_STATUS_SUCCESS) {
+  if (cublasStatus_t st = (*cublas_api())->set_stream(blas_, stream_); st != CUBLAS_STATUS_SUCCESS) {
     return cublas_error(st, "cublasSetStream");
   }
   return blas_;
@@ -314,7 +317,7 @@ CudaBackend::CudaBackend(runtime::DeviceInfo info, const CudaOptions& options)
       transfer_(options.device) {}
 
 CudaBackend::~CudaBackend() {
-  for (cublasHandle_t h : blas_free_) cublasDestroy(h);
+  for (cublasHandle_t h : blas_free_) (*cublas_api())->destroy(h);
 }
 
 Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& options) {
@@ -323,6 +326,7 @@ Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& opti
   if (options.device < 0 || options.device >= count) {
     return not_found("[cuda] device ", options.device, " not present (", count, " CUDA devices)");
   }
+  ORCHARD_RETURN_IF_ERROR(cublas_api().status());  // loaded only once a device is known to exist
   ORCHARD_CUDA_CALL(cudaSetDevice(options.device));
   cudaDeviceProp prop;
   ORCHARD_CUDA_CALL(cudaGetDeviceProperties(&prop, options.device));
@@ -388,10 +392,11 @@ Result<cublasHandle_t> CudaBackend::acquire_blas() const {
     }
   }
   cublasHandle_t h = nullptr;
-  if (cublasStatus_t st = cublasCreate(&h); st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasCreate");
+  ORCHARD_ASSIGN_OR_RETURN(const CublasApi* api, cublas_api());
+  if (cublasStatus_t st = api->create(&h); st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasCreate");
   // float32 stays float32: no TF32 tensor-core rounding unless a future option asks for it.
-  if (cublasStatus_t st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); st != CUBLAS_STATUS_SUCCESS) {
-    cublasDestroy(h);
+  if (cublasStatus_t st = api->set_math_mode(h, CUBLAS_DEFAULT_MATH); st != CUBLAS_STATUS_SUCCESS) {
+    api->destroy(h);
     return cublas_error(st, "cublasSetMathMode");
   }
   return h;

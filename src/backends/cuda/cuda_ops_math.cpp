@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cuda/cublas_loader.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 
 namespace orchard::cuda {
@@ -205,7 +206,7 @@ Status gemm_rowmajor(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   lda = std::max<int64_t>(lda, 1);
   ldb = std::max<int64_t>(ldb, 1);
   const cublasStatus_t st =
-      cublasGemmStridedBatchedEx(h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
+      (*cublas_api())->gemm_strided_batched_ex(h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
                                   dt, static_cast<int>(ldb), stride_b, a, dt, static_cast<int>(lda), stride_a, &beta, c,
                                   dt, static_cast<int>(ldc), stride_c, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT);
