@@ -33,6 +33,7 @@ options:
   --no-fallback       fail instead of running any node off the first preferred backend
   --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
   --optimization L    none | basic | extended: the graph optimization level (default: the library's)
+  --precision P       fp32 (default: as the model says) or fp16: CUDA partitions run float32 work in float16
 )";
 
 constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]]
@@ -63,6 +64,7 @@ options:
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
   --optimization L  none | basic | extended: the graph optimization level (default: the library's)
+  --precision P     fp32 (default) or fp16: CUDA partitions run float32 work in float16
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
 Manager mode:
@@ -100,7 +102,9 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization"}, {"no-fallback"});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization",
+                            "precision"},
+            {"no-fallback"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -111,6 +115,7 @@ int cmd_run(int argc, char** argv) {
   std::map<std::string, int64_t> dims;
   std::string err;
   if (!args.ok()) return usage_error("run", args.error());
+  if (!precision_error(args).empty()) return usage_error("run", precision_error(args));
   if (!parse_dims(args, dims, err)) return usage_error("run", err);
   if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
   const int64_t timeout_ms = args.get_int("timeout-ms", 0);
@@ -369,7 +374,9 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {"load-only", "op-summary"});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
+                            "queue-depth", "memory-mb", "timeout-ms", "precision"},
+            {"load-only", "op-summary"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -380,6 +387,8 @@ int cmd_bench(int argc, char** argv) {
   std::string err;
   if (!args.ok()) return usage_error("bench", args.error());
   if (!parse_dims(args, dims, err)) return usage_error("bench", err);
+  if (!precision_error(args).empty()) return usage_error("bench", precision_error(args));
+  if (args.has("precision") && args.has("concurrency")) return usage_error("bench", "--precision is not taken in Manager mode");
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);
