@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -113,13 +114,6 @@ Diff compare(const NamedValues& got, const NamedValues& want) {
     }
   }
   return d;
-}
-
-const PartitionInfo* partition_on(const PlacementInfo& p, const std::string& backend, size_t k = 0) {
-  for (const auto& part : p.partitions) {
-    if (part.backend == backend && k-- == 0) return &part;
-  }
-  return nullptr;
 }
 
 TEST(CoreMLBackend, PlacementKeepsUnconvertibleNodeOnCpuWithReason) {
@@ -353,6 +347,10 @@ TEST(CoreMLBackend, TestModelsMatchCpuInFp16AndFp32) {
       const double tol = p == Precision::fp16 ? 2e-2 : 1e-4;
       EXPECT_LE(d.max_abs, tol * std::max(1.0, d.max_ref)) << (p == Precision::fp16 ? "fp16" : "fp32");
       EXPECT_EQ(s->failover_count(), 0);
+      size_t all = 0;
+      for (const auto& part : placement.partitions) all += part.nodes.size();
+      std::printf("  %-32s %s: %zu / %zu nodes on coreml, max abs error %.2g (max |ref| %.3g)\n", c.dir,
+                  p == Precision::fp16 ? "fp16" : "fp32", nodes_on(placement, "coreml"), all, d.max_abs, d.max_ref);
     }
   }
 }
