@@ -58,6 +58,7 @@ class CoreMlBackend final : public runtime::Backend {
   // Returns the number of partitions compiled so far, and the MIL operations written for them.
   int64_t compiled() const { return compiled_.load(); }
   int64_t mil_operations() const { return mil_operations_.load(); }
+  // Returns the options the backend was made with.
   const BackendOptions& options() const { return options_; }
 
  private:

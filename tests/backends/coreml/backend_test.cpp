@@ -12,6 +12,8 @@
 
 #include "backends/coreml/coreml_backend.hpp"
 #include "backends/coreml/onnx_bridge.hpp"
+#include "backends/coreml/op_builder.hpp"
+#include "backends/cpu/cpu_backend.hpp"
 #include "onnx/proto_convert.hpp"
 #include "orchard/io.hpp"
 #include "orchard/session.hpp"
@@ -268,6 +270,23 @@ TEST(CoreMLBackend, RegistryOffersItOnlyWhenNamedOffApple) {
   auto s = Session::load_from_bytes(std::as_bytes(std::span(model.data(), model.size())), named);
   ASSERT_TRUE(s.ok()) << s.status().to_string();
   EXPECT_EQ((*s)->backends(), (std::vector<std::string>{"coreml", "cpu"}));
+}
+
+// Failover needs a CPU kernel for every node Core ML may give back, and has_op keeps the importer from
+// expanding a function op that some backend runs: so every (op, opset) the converter takes has a CPU kernel.
+TEST(CoreMLBackend, EveryConvertedOpHasACpuKernel) {
+  const cpu::CpuBackend cpu(SessionOptions{});
+  const CoreMlBackend coreml(BackendOptions{});
+  size_t checked = 0;
+  for (const OpBuilder& b : op_builders()) {
+    for (int opset = b.since; opset <= std::min(b.until, 17); ++opset) {
+      EXPECT_TRUE(coreml.has_op("", b.op, opset)) << b.op << " at opset " << opset;
+      EXPECT_TRUE(cpu.has_op("", b.op, opset)) << b.op << " at opset " << opset << " has no CPU kernel";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 80u);
+  EXPECT_FALSE(coreml.has_op("", "CumSum", 17));
 }
 
 // ---- tests/models, made static at the shapes of their first data set ----
