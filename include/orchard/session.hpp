@@ -22,17 +22,30 @@ namespace runtime {
 class Backend;  // src/runtime/backend.hpp: the interface backends implement
 }  // namespace runtime
 
+// What load does to the main graph before compiling it (subgraphs of If/Loop/Scan are left as written).
 enum class OptimizationLevel : unsigned char {
   none,     // run the graph as imported
-  basic,    // constant folding and dead-node removal
-  extended  // reserved for fusion passes; today the same as basic
+  basic,    // constant folding (nodes whose inputs are all constants) and dead-node removal
+  // basic, plus: Shape/Gather/Slice of statically known dims folded; Identity, same-shape Reshape and
+  // cancelling Transposes removed; BatchNormalization and per-channel Mul/Add folded into Conv weights;
+  // layer-norm chains → LayerNormalization; GELU formulas → com.orchard Gelu; Conv/MatMul + bias +
+  // residual Add + activation → com.orchard FusedConv/FusedMatMul (docs/fused_ops.md). A fusion happens
+  // only where every backend of the chain that takes the original ops takes the fused op.
+  extended
+};
+
+// The precision float32 work runs in on an accelerator that offers a choice (today: CUDA).
+enum class Precision : unsigned char {
+  model,    // as the model says
+  float16,  // float32 work in float16 (weights converted once at load, float32 accumulation, float32 at the edges)
 };
 
 struct SessionOptions {
   int intra_op_threads = 0;                               // 0: one per core
-  OptimizationLevel optimization = OptimizationLevel::basic;
+  OptimizationLevel optimization = OptimizationLevel::extended;
   std::vector<std::string> backend_preference;            // e.g. {"cuda", "cpu"}; empty: the platform's chain
   bool disable_fallback = false;                          // load fails if any node would leave the first backend
+  Precision precision = Precision::model;                 // float16: CUDA partitions run float32 work in float16
   bool profiling = false;                                 // record per-node timings (see RunOptions::profile)
   Allocator* allocator = nullptr;                         // tensor memory for outputs and activations; null: default
   std::shared_ptr<ThreadPool> thread_pool;                // shared intra-op pool; null: the session makes its own
@@ -81,6 +94,9 @@ struct ModelInfo {
   std::vector<std::pair<std::string, int>> op_counts;  // op type and number of nodes (subgraphs included)
   int64_t parameter_count = 0;                         // elements of all initializers
   int64_t parameter_bytes = 0;
+  int64_t optimized_node_count = 0;  // nodes of the main graph as compiled, after optimization
+  // Rewrites of each optimization step in the order they ran ("fold_constants", each pass, "remove_dead_nodes").
+  std::vector<std::pair<std::string, int>> optimization_steps;
 };
 
 struct RunOptions {

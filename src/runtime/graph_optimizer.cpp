@@ -1,8 +1,10 @@
 #include "runtime/graph_optimizer.hpp"
 
+#include <algorithm>
 #include <set>
 #include <string_view>
 
+#include "graph/passes/pass.hpp"
 #include "runtime/executor.hpp"
 
 namespace orchard::runtime {
@@ -51,13 +53,9 @@ Result<std::vector<Value>> run_constant_node(const graph::Node& n, const graph::
   return compiled->run({}, env, nullptr);
 }
 
-}  // namespace
-
-Result<OptimizeStats> optimize_graph(graph::Graph& g, const std::vector<std::shared_ptr<Backend>>& chain) {
-  OptimizeStats stats;
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
-
+// Replaces the nodes whose inputs are all initializers by initializers; returns how many.
+int fold_constants(graph::Graph& g, const std::vector<std::shared_ptr<Backend>>& chain) {
+  int folded = 0;
   std::vector<graph::Node> kept;
   for (auto& n : g.nodes) {
     if (foldable(n, g)) {
@@ -78,12 +76,48 @@ Result<OptimizeStats> optimize_graph(graph::Graph& g, const std::vector<std::sha
           if (out.empty()) continue;
           g.initializers[out] = (*outs)[k++].tensor();
         }
-        ++stats.folded;
+        ++folded;
         continue;
       }
     }
     kept.push_back(std::move(n));
   }
+  g.nodes = std::move(kept);
+  return folded;
+}
+
+// A pass may put `op` of `domain` in place of `original` when every backend that takes the original takes it.
+bool may_replace(const std::vector<std::shared_ptr<Backend>>& chain, const graph::Node& original, std::string_view domain,
+                 std::string_view op, int opset) {
+  const std::string d(domain), o(op);
+  return std::all_of(chain.begin(), chain.end(), [&](const auto& b) {
+    return !b->has_op(original.domain, original.op_type, original.opset) || b->has_op(d, o, opset);
+  });
+}
+
+}  // namespace
+
+Result<OptimizeStats> optimize_graph(graph::Graph& g, const std::vector<std::shared_ptr<Backend>>& chain,
+                                     OptimizationLevel level) {
+  OptimizeStats stats;
+  if (level == OptimizationLevel::none) return stats;
+  stats.folded = fold_constants(g, chain);
+  if (level == OptimizationLevel::extended) {
+    graph::passes::PassContext ctx;
+    ctx.may_replace = [&chain](const graph::Node& original, std::string_view domain, std::string_view op, int opset) {
+      return may_replace(chain, original, domain, op, opset);
+    };
+    ORCHARD_ASSIGN_OR_RETURN(int shapes, graph::passes::fold_shapes(g, ctx));
+    stats.passes.emplace_back("fold_shapes", shapes);
+    if (shapes > 0) stats.passes.emplace_back("fold_constants_again", fold_constants(g, chain));
+    for (const auto& pass : graph::passes::rewrite_passes()) {
+      ORCHARD_ASSIGN_OR_RETURN(int n, pass.fn(g, ctx));
+      stats.passes.emplace_back(pass.name, n);
+    }
+  }
+  std::set<std::string> graph_outputs;
+  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  std::vector<graph::Node> kept = std::move(g.nodes);
 
   // Dead-node removal: walk back from the graph outputs.
   std::set<std::string> needed(graph_outputs.begin(), graph_outputs.end());

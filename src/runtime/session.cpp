@@ -111,9 +111,12 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
   ORCHARD_ASSIGN_OR_RETURN(impl->model, load(import_options));
   fill_model_info(impl->model, impl->info);  // before optimization: describes the model as written
   if (options.optimization != OptimizationLevel::none) {
-    ORCHARD_ASSIGN_OR_RETURN(auto stats, runtime::optimize_graph(*impl->model.graph, impl->chain));
-    (void)stats;
+    ORCHARD_ASSIGN_OR_RETURN(auto stats, runtime::optimize_graph(*impl->model.graph, impl->chain, options.optimization));
+    impl->info.optimization_steps = {{"fold_constants", stats.folded}};
+    for (const auto& p : stats.passes) impl->info.optimization_steps.push_back(p);
+    impl->info.optimization_steps.emplace_back("remove_dead_nodes", stats.removed);
   }
+  impl->info.optimized_node_count = static_cast<int64_t>(impl->model.graph->nodes.size());
   ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr,
                                                                                     options.disable_fallback));
   impl->pool = options.thread_pool ? options.thread_pool : std::make_shared<ThreadPool>(options.intra_op_threads);

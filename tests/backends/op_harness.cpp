@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "backends/cpu/cpu_backend.hpp"
 #include "orchard/thread_pool.hpp"
@@ -81,6 +82,10 @@ Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared
   for (const auto& [name, v] : c.inputs) {
     node.inputs.push_back(name);
     if (name.empty()) continue;
+    if (std::find(c.constants.begin(), c.constants.end(), name) != c.constants.end()) {
+      g->initializers[name] = v.tensor();
+      continue;
+    }
     ValueInfo info;
     info.name = name;
     info.kind = v.kind();
@@ -199,6 +204,14 @@ Result<std::vector<Value>> run_op(const OpCase& c) {
     expect_agrees(c, chain[i]->device().name, run_on(c, {chain[i], cpu}), reference, /*exact=*/false);
   }
   return want;
+}
+
+Tensor random_float_tensor(Shape s, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  Tensor t = Tensor::empty(DType::float32, std::move(s));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
 }
 
 void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol, double atol) {

@@ -21,10 +21,17 @@ struct OpCase {
   std::vector<std::pair<std::string, Value>> inputs;  // an empty name marks an omitted optional input
   std::map<std::string, graph::Attribute, std::less<>> attributes;
   int num_outputs = 1;
+  std::vector<std::string> constants;  // names of the inputs given by constant()
 
   OpCase(std::string op_type, int version, std::string dom = "") : op(std::move(op_type)), opset(version), domain(std::move(dom)) {}
   OpCase& input(std::string name, Value v) {
     inputs.emplace_back(std::move(name), std::move(v));
+    return *this;
+  }
+  // An input that is an initializer of the graph (a constant at load, as weights are), not a fed input.
+  OpCase& constant(std::string name, Tensor t) {
+    constants.push_back(name);
+    inputs.emplace_back(std::move(name), Value(std::move(t)));
     return *this;
   }
   OpCase& omitted_input() {
@@ -50,6 +57,9 @@ struct OpCase {
 // compiled-in accelerators present (CUDA), and bit for bit from the test device and the test compiler (they
 // run the CPU's kernels).
 Result<std::vector<Value>> run_op(const OpCase& c);
+
+// Returns a float32 tensor of shape s with values uniform in [-1, 1) from `seed`.
+Tensor random_float_tensor(Shape s, unsigned seed);
 
 // Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want|.
 void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol = 1e-5, double atol = 1e-6);

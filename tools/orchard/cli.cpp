@@ -84,6 +84,18 @@ double Args::get_double(const std::string& flag, double fallback) {
   return d;
 }
 
+std::string Args::get_choice(const std::string& flag, const std::vector<std::string>& choices, const std::string& fallback) {
+  if (!has(flag)) return fallback;
+  const std::string v = get(flag);
+  if (std::find(choices.begin(), choices.end(), v) != choices.end()) return v;
+  if (error_.empty()) {
+    error_ = "--" + flag + " expects one of";
+    for (const auto& c : choices) error_ += " " + c;
+    error_ += ", got '" + v + "'";
+  }
+  return fallback;
+}
+
 int usage_error(const std::string& cmd, const std::string& message) {
   std::fprintf(stderr, "orchard %s: %s (see 'orchard %s --help')\n", cmd.c_str(), message.c_str(), cmd.c_str());
   return kExitUsage;
@@ -100,6 +112,12 @@ void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends
   custom_backend_list() = std::move(backends);
 }
 
+std::string precision_error(Args& args) {
+  if (!args.has("precision")) return "";
+  const std::string p = args.get("precision");
+  return p == "fp16" || p == "fp32" ? "" : "--precision expects fp32 or fp16, got '" + p + "'";
+}
+
 SessionOptions session_options(Args& args) {
   SessionOptions o;
   o.intra_op_threads = static_cast<int>(args.get_int("threads", 0));
@@ -113,6 +131,11 @@ SessionOptions session_options(Args& args) {
     }
   }
   o.disable_fallback = args.has("no-fallback");
+  const std::string level = args.get_choice("optimization", {"none", "basic", "extended"}, "");
+  if (level == "none") o.optimization = OptimizationLevel::none;
+  if (level == "basic") o.optimization = OptimizationLevel::basic;
+  if (level == "extended") o.optimization = OptimizationLevel::extended;
+  if (args.has("precision")) o.precision = args.get("precision") == "fp16" ? Precision::float16 : Precision::model;
   o.custom_backends = custom_backend_list();
   return o;
 }

@@ -27,6 +27,8 @@ class Args {
   // Parses an integer flag; records an error (and returns fallback) when it is not one.
   int64_t get_int(const std::string& flag, int64_t fallback);
   double get_double(const std::string& flag, double fallback);
+  // Returns the flag's value when it is one of `choices`; records an error (and returns fallback) otherwise.
+  std::string get_choice(const std::string& flag, const std::vector<std::string>& choices, const std::string& fallback);
   const std::vector<std::string>& positionals() const { return positionals_; }
   bool help() const { return help_; }
 
@@ -40,9 +42,11 @@ class Args {
 // Prints "orchard <cmd>: <message>" to stderr and returns kExitUsage.
 int usage_error(const std::string& cmd, const std::string& message);
 
-// Session options from the common flags --threads, --backend (a comma-separated preference) and
-// --no-fallback, with the custom backends below.
+// Session options from the common flags --threads, --backend (a comma-separated preference),
+// --no-fallback, --optimization (none|basic|extended) and --precision, with the custom backends below.
 SessionOptions session_options(Args& args);
+// Returns why --precision is invalid (it takes fp32 or fp16), or "" when it is absent or valid.
+std::string precision_error(Args& args);
 // Makes `backends` available to every session the tool loads (the test build of the tool adds the
 // test backends this way; the shipped tool has none).
 void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends);

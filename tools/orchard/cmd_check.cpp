@@ -26,6 +26,7 @@ options:
   --atol A        absolute tolerance (default 1e-5)
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
   --threads N     intra-op threads (default: one per core)
+  --optimization L  none | basic | extended: the graph optimization level (default: the library's)
 )";
 
 struct Tolerance {
@@ -215,7 +216,7 @@ std::pair<Outcome, std::string> check_dir(const fs::path& dir, const SessionOpti
 }  // namespace
 
 int cmd_check(int argc, char** argv) {
-  Args args(argc, argv, 2, {"rtol", "atol", "backend", "threads"}, {});
+  Args args(argc, argv, 2, {"rtol", "atol", "backend", "threads", "optimization"}, {});
   if (args.help()) {
     std::fputs(kHelp, stdout);
     return 0;

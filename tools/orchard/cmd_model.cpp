@@ -35,6 +35,8 @@ options:
   --backend B[,B2]    prefer these backends in this order; the CPU takes the rest
   --no-fallback       fail instead of running any node off the first preferred backend
   --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
+  --optimization L    none | basic | extended: the graph optimization level (default: the library's)
+  --precision P       fp32 (default: as the model says) or fp16: CUDA partitions run float32 work in float16
   --fix-dims          load the model with static shapes: its symbolic input dims fixed to the --dim values
                       (default 1) and its shape arithmetic folded (opset 17); compiling backends such as
                       coreml take only nodes with static shapes
@@ -43,7 +45,8 @@ options:
 constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]] [--fix-dims [--dim SYMBOL=N]]
 
 Prints the model's inputs and outputs (with symbolic dims), IR version, opsets, a histogram of its
-operators (subgraphs included), and the number and size of its parameters.
+operators (subgraphs included), the number and size of its parameters, and the main graph's node count
+after optimization with the rewrites of each optimization step.
 
 options:
   --placement         also print how the model is cut across backends: each partition's backend, node
@@ -51,6 +54,7 @@ options:
                       fallback backend the reason each earlier backend gave
   --backend B[,B2]    the backend chain to place the model on (default: the platform's)
   --threads N         intra-op threads (default: one per core)
+  --optimization L    none | basic | extended: the graph optimization level (default: the library's)
   --fix-dims          load the model with static shapes, as `orchard run --fix-dims` does
   --dim SYMBOL=N      with --fix-dims: the size of symbolic dim SYMBOL (default 1); repeatable
 )";
@@ -67,6 +71,8 @@ options:
   --threads N       intra-op threads (default: one per core)
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
+  --optimization L  none | basic | extended: the graph optimization level (default: the library's)
+  --precision P     fp32 (default) or fp16: CUDA partitions run float32 work in float16
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
 Manager mode:
@@ -121,7 +127,9 @@ Result<std::unique_ptr<Session>> load_static(const std::string& path, const Sess
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms"}, {"no-fallback", "fix-dims"});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization",
+                            "precision"},
+            {"no-fallback", "fix-dims"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -132,6 +140,7 @@ int cmd_run(int argc, char** argv) {
   std::map<std::string, int64_t> dims;
   std::string err;
   if (!args.ok()) return usage_error("run", args.error());
+  if (!precision_error(args).empty()) return usage_error("run", precision_error(args));
   if (!parse_dims(args, dims, err)) return usage_error("run", err);
   if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
   const int64_t timeout_ms = args.get_int("timeout-ms", 0);
@@ -254,7 +263,7 @@ void print_placement(const Session& s) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, 2, {"backend", "threads", "dim"}, {"placement", "fix-dims"});
+  Args args(argc, argv, 2, {"backend", "threads", "optimization", "dim"}, {"placement", "fix-dims"});
   if (args.help()) {
     std::fputs(kInspectHelp, stdout);
     return 0;
@@ -289,6 +298,8 @@ int cmd_inspect(int argc, char** argv) {
   for (const auto& [op, n] : ops) std::printf("  %-28s %d\n", op.c_str(), n);
   std::printf("parameters: %lld (%.2f MiB)\n", static_cast<long long>(info.parameter_count),
               static_cast<double>(info.parameter_bytes) / (1024.0 * 1024.0));
+  std::printf("optimized: %lld nodes in the main graph\n", static_cast<long long>(info.optimized_node_count));
+  for (const auto& [step, n] : info.optimization_steps) std::printf("  %-28s %d\n", step.c_str(), n);
   if (args.has("placement")) print_placement(s);
   return 0;
 }
@@ -391,7 +402,9 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {"load-only", "op-summary"});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
+                            "queue-depth", "memory-mb", "timeout-ms", "precision"},
+            {"load-only", "op-summary"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -402,6 +415,8 @@ int cmd_bench(int argc, char** argv) {
   std::string err;
   if (!args.ok()) return usage_error("bench", args.error());
   if (!parse_dims(args, dims, err)) return usage_error("bench", err);
+  if (!precision_error(args).empty()) return usage_error("bench", precision_error(args));
+  if (args.has("precision") && args.has("concurrency")) return usage_error("bench", "--precision is not taken in Manager mode");
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);

@@ -1,7 +1,10 @@
-// The CPU kernel table: every family's registrations, listed explicitly (STYLE.md "Explicit tables").
+// The CPU kernel table: every family's registrations, reference kernels and optimized variants (opt/),
+// listed explicitly (STYLE.md "Explicit tables").
 #include <vector>
 
 #include "backends/cpu/kernel_registry.hpp"
+#include "backends/cpu/opt/families.hpp"
+#include "backends/cpu/opt/vec_math_kernels.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu {
@@ -30,6 +33,16 @@ std::span<const KernelDef> all_kernels() {
              reference::string_kernels,
              reference::training_kernels,
              reference::random_kernels,
+             reference::fused_kernels,
+             reference::gelu_kernels,
+             // Optimized variants (priority > 0), tried before the reference kernels of their ops.
+             opt::matmul_variants,
+             opt::conv_variants,
+             opt::elementwise_vec_kernels,
+             opt::softmax_vec_kernels,
+             opt::norm_vec_kernels,
+             opt::reduce_vec_kernels,
+             opt::pool_vec_kernels,
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());

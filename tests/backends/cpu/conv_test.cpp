@@ -1,5 +1,3 @@
-#include <random>
-
 #include "backends/op_harness.hpp"
 
 namespace orchard::testing {
@@ -37,14 +35,6 @@ Tensor naive_conv2d(const Tensor& x, const Tensor& w, int64_t group, std::vector
   return y;
 }
 
-Tensor random_tensor(Shape s, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  Tensor t = Tensor::empty(DType::float32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
-
 TEST(Conv, MatchesDirectConvolution) {
   struct Case {
     int64_t C, M, group, k;
@@ -59,8 +49,8 @@ TEST(Conv, MatchesDirectConvolution) {
   };
   unsigned seed = 1;
   for (const Case& c : cases) {
-    Tensor x = random_tensor({2, c.C, 7, 9}, seed++);
-    Tensor w = random_tensor({c.M, c.C / c.group, c.k, c.k}, seed++);
+    Tensor x = random_float_tensor({2, c.C, 7, 9}, seed++);
+    Tensor w = random_float_tensor({c.M, c.C / c.group, c.k, c.k}, seed++);
     auto y = run1(OpCase("Conv", 11)
                       .input("x", x)
                       .input("w", w)
@@ -69,6 +59,68 @@ TEST(Conv, MatchesDirectConvolution) {
                       .attr("pads", c.p)
                       .attr("dilations", c.d));
     expect_tensor_near(y, naive_conv2d(x, w, c.group, c.s, c.p, c.d), 1e-4, 1e-5);
+  }
+}
+
+// The optimized variants (constant weights, packed at load): 1x1 as a GEMM, im2col + GEMM with odd channel
+// counts around the register tiles, groups, strides, pads and dilations, and depthwise 3x3 / 5x5 / 7x7 at
+// strides 1 and 2, against the direct convolution (and, through the harness, the reference kernel).
+TEST(Conv, VariantsOnConstantWeights) {
+  struct Case {
+    int64_t N, C, H, W, M, group, k;
+    std::vector<int64_t> s, p, d;
+  };
+  const Case cases[] = {
+      {1, 5, 6, 7, 13, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},    // 1x1, direct GEMM
+      {2, 17, 5, 3, 25, 1, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},   // 1x1, batch 2, M past one tile
+      {1, 3, 9, 11, 14, 1, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},   // 3x3 pad 1
+      {1, 4, 10, 9, 33, 1, 3, {2, 2}, {1, 0, 0, 1}, {1, 1}},   // strided, asymmetric pads
+      {1, 6, 11, 11, 9, 3, 3, {1, 2}, {2, 2, 2, 2}, {2, 2}},   // groups, dilation
+      {2, 2, 8, 8, 4, 1, 7, {2, 2}, {3, 3, 3, 3}, {1, 1}},     // 7x7/2 stem-like
+      {1, 1, 4, 4, 3, 1, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},     // 1x1 strided: im2col path
+      {1, 7, 9, 10, 7, 7, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},    // depthwise 3x3
+      {2, 5, 11, 9, 5, 5, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},    // depthwise 3x3/2
+      {1, 6, 12, 13, 6, 6, 5, {1, 1}, {2, 2, 2, 2}, {1, 1}},   // depthwise 5x5
+      {1, 3, 9, 9, 3, 3, 5, {2, 2}, {2, 2, 2, 2}, {1, 1}},     // depthwise 5x5/2
+      {1, 4, 14, 15, 4, 4, 7, {1, 1}, {3, 3, 3, 3}, {1, 1}},   // depthwise 7x7 (convnext)
+      {1, 4, 8, 8, 4, 4, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},     // depthwise dilated
+      {1, 5, 10, 7, 5, 5, 3, {2, 1}, {0, 1, 2, 0}, {1, 1}},    // depthwise, mixed strides, asymmetric pads
+      {1, 3, 13, 37, 3, 3, 3, {3, 3}, {1, 1, 1, 1}, {1, 2}},   // depthwise stride 3, wide rows
+      {1, 4, 6, 6, 8, 4, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // channel multiplier 2: im2col per group
+  };
+  unsigned seed = 500;
+  for (const Case& c : cases) {
+    Tensor x = random_float_tensor({c.N, c.C, c.H, c.W}, seed++);
+    Tensor w = random_float_tensor({c.M, c.C / c.group, c.k, c.k}, seed++);
+    Tensor b = random_float_tensor({c.M}, seed++);
+    auto y = run1(OpCase("Conv", 11)
+                      .input("x", x)
+                      .constant("w", w)
+                      .constant("b", b)
+                      .attr("group", c.group)
+                      .attr("strides", c.s)
+                      .attr("pads", c.p)
+                      .attr("dilations", c.d));
+    Tensor want = naive_conv2d(x, w, c.group, c.s, c.p, c.d);
+    const int64_t plane = want.dim(2) * want.dim(3);
+    for (int64_t i = 0; i < want.numel(); ++i) want.data<float>()[i] += b.data<float>()[(i / plane) % c.M];
+    expect_tensor_near(y, want, 1e-4, 1e-5);
+  }
+}
+
+// Conv1d as whisper's encoder uses it (k 3, pad 1, stride 1 and 2), weights constant and fed.
+TEST(Conv, Conv1dVariants) {
+  for (int64_t stride : {1, 2}) {
+    for (bool constant : {true, false}) {
+      Tensor x = random_float_tensor({1, 10, 23}, 7);
+      Tensor w = random_float_tensor({14, 10, 3}, 8);
+      OpCase c = OpCase("Conv", 11).input("x", x);
+      if (constant) c.constant("w", w);
+      else c.input("w", w);
+      c.attr("strides", std::vector<int64_t>{stride}).attr("pads", std::vector<int64_t>{1, 1});
+      const Tensor y = run1(c);
+      EXPECT_EQ(y.shape(), (Shape{1, 14, stride == 1 ? 23 : 12}));
+    }
   }
 }
 

@@ -73,6 +73,54 @@ TEST(GemmOp, RejectsBadC) {
   EXPECT_NE(y.status().message().find("cannot be broadcast"), std::string::npos) << y.status().message();
 }
 
+// The float32 variant (GEMM core) on odd sizes around its register tiles, with B fed or constant (packed at
+// load), batch broadcasting both ways; the harness holds it to the reference's triple loop.
+TEST(MatMul, VariantOddSizesAndBatches) {
+  struct Case {
+    Shape a, b, out;
+  };
+  const Case cases[] = {
+      {{1, 1}, {1, 1}, {1, 1}},
+      {{1, 33}, {33, 47}, {1, 47}},
+      {{13, 7}, {7, 1}, {13, 1}},
+      {{25, 40}, {40, 33}, {25, 33}},
+      {{30, 300}, {300, 70}, {30, 70}},          // K spans two blocks
+      {{2, 3, 13, 17}, {17, 35}, {2, 3, 13, 35}},  // batch folded into M
+      {{3, 1, 5, 9}, {2, 9, 11}, {3, 2, 5, 11}},   // both batched, broadcast
+      {{5, 9}, {4, 9, 11}, {4, 5, 11}},            // A broadcast over B's batch
+      {{9}, {9, 20}, {20}},                        // vector times matrix
+  };
+  unsigned seed = 900;
+  for (const Case& c : cases) {
+    Tensor a = random_float_tensor(c.a, seed++), b = random_float_tensor(c.b, seed++);
+    EXPECT_EQ(run1(OpCase("MatMul", 13).input("a", a).input("b", b)).shape(), c.out);
+    EXPECT_EQ(run1(OpCase("MatMul", 13).input("a", a).constant("b", b)).shape(), c.out);
+  }
+}
+
+// The float32 Gemm variant: transposes, B fed or constant, alpha/beta, and every shape C may broadcast from.
+TEST(GemmOp, VariantTransposesAndShapesOfC) {
+  const int64_t M = 14, N = 37, K = 19;
+  const Shape c_shapes[] = {{}, {N}, {1, N}, {M, 1}, {M, N}, {1}, {1, 1}};
+  unsigned seed = 1000;
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    Tensor a = random_float_tensor(ta ? Shape{K, M} : Shape{M, K}, seed++);
+    Tensor b = random_float_tensor(tb ? Shape{N, K} : Shape{K, N}, seed++);
+    for (const Shape& cs : c_shapes) {
+      for (float beta : {0.0f, 2.0f}) {
+        OpCase c = OpCase("Gemm", 13).input("a", a);
+        if (seed % 2) c.constant("b", b);
+        else c.input("b", b);
+        if (cs.rank() > 0) c.input("c", random_float_tensor(cs, seed));
+        c.attr("transA", int64_t{ta}).attr("transB", int64_t{tb}).attr("alpha", 0.5f).attr("beta", beta);
+        ++seed;
+        EXPECT_EQ(run1(c).shape(), (Shape{M, N})) << "C " << cs.to_string();
+      }
+    }
+  }
+}
+
 TEST(Einsum, MatmulTraceDiagonalAndImplicitOutput) {
   Tensor a = Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6});
   Tensor b = Tensor::from_vector<float>({3, 2}, {1, 2, 3, 4, 5, 6});

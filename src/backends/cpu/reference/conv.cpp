@@ -1,6 +1,6 @@
 // Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv (1-D to N-D spatial, groups).
-// Conv lowers each (image, group) to im2col + GEMM (1x1 stride-1 kernels skip im2col; 2-D depthwise
-// convolutions run directly). ConvTranspose is GEMM + col2im. Float16 computes in float; the integer
+// Conv is the direct convolution of dense.hpp (plain loops; the fast paths are the variants in opt/).
+// ConvTranspose is the portable blocked GEMM (gemm.hpp) + col2im. Float16 computes in float; the integer
 // convolutions compute exactly in float64 after subtracting zero points.
 #include <algorithm>
 #include <cmath>
@@ -9,34 +9,23 @@
 
 #include "backends/cpu/gemm.hpp"
 #include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/reference/dense.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
-namespace {
-
 // ---- geometry ------------------------------------------------------------------------------------
 
-struct ConvGeom {
-  int64_t N = 0, C = 0, M = 0, group = 1;  // batch, input channels, output channels, groups
-  std::vector<int64_t> in, kernel, out, stride, dilation, pad_begin, pad_end;  // per spatial dim
-  int64_t in_size = 1, out_size = 1, kernel_size = 1;
-  size_t rank() const { return in.size(); }
-  int64_t c_per_group() const { return C / group; }
-  int64_t m_per_group() const { return M / group; }
-  void finish() {
-    in_size = out_size = kernel_size = 1;
-    for (size_t d = 0; d < in.size(); ++d) {
-      in_size *= in[d];
-      out_size *= out[d];
-      kernel_size *= kernel[d];
-    }
+void ConvGeom::finish() {
+  in_size = out_size = kernel_size = 1;
+  for (size_t d = 0; d < in.size(); ++d) {
+    in_size *= in[d];
+    out_size *= out[d];
+    kernel_size *= kernel[d];
   }
-};
+}
 
-// Reads strides/dilations/pads/kernel_shape/group for a node whose weight has spatial dims
-// `w_spatial` and whose input has spatial dims `x_spatial`.
-Status read_common(const graph::Node& node, const std::vector<int64_t>& w_spatial, ConvGeom& g) {
+Status read_conv_attributes(const graph::Node& node, const std::vector<int64_t>& w_spatial, ConvGeom& g) {
   const size_t r = w_spatial.size();
   g.kernel = node.attr_ints("kernel_shape", w_spatial);
   if (g.kernel != w_spatial) {
@@ -62,14 +51,13 @@ Status read_common(const graph::Node& node, const std::vector<int64_t>& w_spatia
   return Status::OK();
 }
 
-// Geometry of Conv/ConvInteger/QLinearConv for input x [N, C, D...] and weight w [M, C/group, k...].
 Result<ConvGeom> conv_geometry(const graph::Node& node, const Shape& x, const Shape& w) {
   if (x.rank() < 3 || w.rank() != x.rank()) {
     return invalid_argument("input ", x.to_string(), " and weight ", w.to_string(),
                             " must have the same rank, at least 3");
   }
   ConvGeom g;
-  ORCHARD_RETURN_IF_ERROR(read_common(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
+  ORCHARD_RETURN_IF_ERROR(read_conv_attributes(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
   g.N = x[0];
   g.C = x[1];
   g.M = w[0];
@@ -83,6 +71,71 @@ Result<ConvGeom> conv_geometry(const graph::Node& node, const Shape& x, const Sh
   return g;
 }
 
+Shape conv_output_shape(const ConvGeom& g) {
+  Shape s{g.N, g.M};
+  for (int64_t d : g.out) s.push_back(d);
+  return s;
+}
+
+Status validate_conv(const runtime::KernelCreateContext& ctx) {
+  const Tensor* w = ctx.constant_input(1);
+  if (w == nullptr || w->rank() < 3) return Status::OK();  // checked per shape in conv_state()
+  ConvGeom g;
+  return read_conv_attributes(ctx.node, std::vector<int64_t>(w->shape().begin() + 2, w->shape().end()), g);
+}
+
+Result<std::shared_ptr<const runtime::KernelState>> conv_state(const graph::Node& node, std::span<const Shape> shapes) {
+  if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
+  auto state = std::make_shared<ConvState>();
+  ORCHARD_ASSIGN_OR_RETURN(state->g, conv_geometry(node, shapes[0], shapes[1]));
+  return std::shared_ptr<const runtime::KernelState>(std::move(state));
+}
+
+template <class C>
+void conv_direct(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool) {
+  const size_t r = g.rank();
+  const int64_t cg = g.c_per_group(), mg = g.m_per_group();
+  // One task per output plane (image n, output channel m).
+  pool.parallel_for(g.N * g.M, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<int64_t> o(r), k(r);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / g.M, m = p % g.M, first_c = (m / mg) * cg;
+      for (int64_t oi = 0; oi < g.out_size; ++oi) {
+        for (int64_t i = oi, d = static_cast<int64_t>(r) - 1; d >= 0; --d) {
+          o[static_cast<size_t>(d)] = i % g.out[static_cast<size_t>(d)];
+          i /= g.out[static_cast<size_t>(d)];
+        }
+        C acc = bias ? bias[m] : C(0);
+        for (int64_t c = 0; c < cg; ++c) {
+          const C* xc = x + (n * g.C + first_c + c) * g.in_size;
+          const C* wc = w + (m * cg + c) * g.kernel_size;
+          for (int64_t ki = 0; ki < g.kernel_size; ++ki) {
+            for (int64_t i = ki, d = static_cast<int64_t>(r) - 1; d >= 0; --d) {
+              k[static_cast<size_t>(d)] = i % g.kernel[static_cast<size_t>(d)];
+              i /= g.kernel[static_cast<size_t>(d)];
+            }
+            // The input position output o sees through kernel offset k; outside the image it reads 0.
+            int64_t at = 0;
+            bool inside = true;
+            for (size_t d = 0; d < r && inside; ++d) {
+              const int64_t pos = o[d] * g.stride[d] - g.pad_begin[d] + k[d] * g.dilation[d];
+              inside = pos >= 0 && pos < g.in[d];
+              at = at * g.in[d] + pos;
+            }
+            if (inside) acc += xc[at] * wc[ki];
+          }
+        }
+        y[p * g.out_size + oi] = acc;
+      }
+    }
+  });
+}
+
+template void conv_direct<float>(const ConvGeom&, const float*, const float*, const float*, float*, ThreadPool&);
+template void conv_direct<double>(const ConvGeom&, const double*, const double*, const double*, double*, ThreadPool&);
+
+namespace {
+
 // Geometry of ConvTranspose for x [N, C, D...] and w [C, M/group, k...]; g.in is the input's spatial
 // size (the small side), g.out the output's.
 Result<ConvGeom> conv_transpose_geometry(const graph::Node& node, const Shape& x, const Shape& w) {
@@ -92,7 +145,7 @@ Result<ConvGeom> conv_transpose_geometry(const graph::Node& node, const Shape& x
   }
   ConvGeom g;
   const size_t r = x.rank() - 2;
-  ORCHARD_RETURN_IF_ERROR(read_common(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
+  ORCHARD_RETURN_IF_ERROR(read_conv_attributes(node, std::vector<int64_t>(w.begin() + 2, w.end()), g));
   g.N = x[0];
   g.C = x[1];
   if (w[0] != g.C || g.C % g.group != 0) {
@@ -138,7 +191,7 @@ Result<ConvGeom> conv_transpose_geometry(const graph::Node& node, const Shape& x
   return g;
 }
 
-// ---- im2col / col2im -----------------------------------------------------------------------------
+// ---- col2im --------------------------------------------------------------------------------------
 
 // Splits kernel offset k (row-major over g.kernel) into per-dim kernel indices.
 void unravel_kernel(const ConvGeom& g, int64_t k, std::vector<int64_t>& kidx) {
@@ -179,45 +232,6 @@ std::vector<int64_t> spatial_strides(const std::vector<int64_t>& dims) {
   return s;
 }
 
-// Writes the column matrix [(channels * kernel_size) x out_size] of x [channels, in...]: row (c, k)
-// holds the input value each output position sees through kernel offset k (0 in the padding).
-template <class C>
-void im2col(const ConvGeom& g, const C* x, int64_t channels, C* cols, ThreadPool& pool) {
-  const size_t r = g.rank();
-  const int64_t rows_per_out = g.out_size / g.out[r - 1];
-  const int64_t ow = g.out[r - 1], iw = g.in[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
-  const std::vector<int64_t> in_strides = spatial_strides(g.in);
-  const int64_t rows = channels * g.kernel_size;
-  pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.out_size)), [&](int64_t r0, int64_t r1) {
-    std::vector<int64_t> kidx(r);
-    for (int64_t row = r0; row < r1; ++row) {
-      const int64_t c = row / g.kernel_size;
-      unravel_kernel(g, row % g.kernel_size, kidx);
-      const C* xc = x + c * g.in_size;
-      C* dst = cols + row * g.out_size;
-      const int64_t kx_off = kidx[r - 1] * dw - pw;
-      // Valid output range along the last dim: 0 <= ox*sw + kx_off < iw.
-      const auto [lo, hi] = valid_range(kx_off, sw, iw, ow);
-      for (int64_t orow = 0; orow < rows_per_out; ++orow) {
-        const int64_t off = image_row_offset(g, g.out, g.in, in_strides, kidx, orow);
-        C* out = dst + orow * ow;
-        if (off < 0) {
-          std::fill(out, out + ow, C(0));
-          continue;
-        }
-        const C* src = xc + off + kx_off;
-        std::fill(out, out + lo, C(0));
-        if (sw == 1) {
-          std::copy(src + lo, src + hi, out + lo);
-        } else {
-          for (int64_t o = lo; o < hi; ++o) out[o] = src[o * sw];
-        }
-        std::fill(out + hi, out + ow, C(0));
-      }
-    }
-  });
-}
-
 // Adds cols [(channels * kernel_size) x in_size] into y [channels, out...] (the transpose of im2col, with
 // g.in the columns' spatial grid and g.out the image's).
 template <class C>
@@ -251,85 +265,12 @@ void col2im(const ConvGeom& g, const C* cols, int64_t channels, C* y, ThreadPool
 
 // ---- compute cores -------------------------------------------------------------------------------
 
+// ConvTranspose's products: the portable blocked GEMM of gemm.hpp (not plain loops; it has no variant yet).
 template <class C>
 void gemm_c(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const C* A, int64_t lda, const C* B, int64_t ldb,
             C beta, C* Y, int64_t ldc, ThreadPool* pool) {
   if constexpr (std::is_same_v<C, float>) gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, Y, ldc, pool);
   else gemm_f64(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, Y, ldc, pool);
-}
-
-// Direct 2-D depthwise convolution (one input channel per group): y[m] = sum w[m] * x[m / mult].
-template <class C>
-void depthwise_2d(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool) {
-  const int64_t mult = g.m_per_group();
-  const int64_t ih = g.in[0], iw = g.in[1], oh = g.out[0], ow = g.out[1];
-  const int64_t kh = g.kernel[0], kw = g.kernel[1], sh = g.stride[0], sw = g.stride[1];
-  const int64_t dh = g.dilation[0], dw = g.dilation[1], ph = g.pad_begin[0], pw = g.pad_begin[1];
-  const int64_t planes = g.N * g.M;
-  pool.parallel_for(planes, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n = p / g.M, m = p % g.M, c = m / mult;
-      const C* xc = x + (n * g.C + c) * g.in_size;
-      const C* wm = w + m * kh * kw;
-      C* yp = y + p * g.out_size;
-      std::fill(yp, yp + g.out_size, bias ? bias[m] : C(0));
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        C* yrow = yp + oy * ow;
-        for (int64_t ky = 0; ky < kh; ++ky) {
-          const int64_t iy = oy * sh - ph + ky * dh;
-          if (iy < 0 || iy >= ih) continue;
-          const C* xrow = xc + iy * iw;
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            const C wv = wm[ky * kw + kx];
-            const int64_t off = kx * dw - pw;
-            int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-            int64_t hi = iw - off <= 0 ? 0 : (iw - off + sw - 1) / sw;
-            lo = std::min(lo, ow);
-            hi = std::min(std::max(hi, lo), ow);
-            const C* src = xrow + off;
-            if (sw == 1) {
-              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * src[ox];
-            } else {
-              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * src[ox * sw];
-            }
-          }
-        }
-      }
-    }
-  });
-}
-
-// y [N, M, out...] = conv(x [N, C, in...], w [M, C/group, k...]) + bias [M] (bias may be null).
-template <class C>
-void conv_core(const ConvGeom& g, const C* x, const C* w, const C* bias, C* y, ThreadPool& pool) {
-  if (g.N == 0 || g.M == 0 || g.out_size == 0) return;
-  const int64_t cg = g.c_per_group(), mg = g.m_per_group();
-  if (g.rank() == 2 && cg == 1 && g.group > 1) {
-    depthwise_2d(g, x, w, bias, y, pool);
-    return;
-  }
-  bool direct = true;  // 1x1, stride 1, no padding: the image itself is the column matrix
-  for (size_t d = 0; d < g.rank(); ++d) {
-    direct = direct && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
-  }
-  const int64_t K = cg * g.kernel_size;
-  std::vector<C> cols(direct ? 0 : static_cast<size_t>(K * g.out_size));
-  for (int64_t n = 0; n < g.N; ++n) {
-    for (int64_t gi = 0; gi < g.group; ++gi) {
-      const C* xg = x + (n * g.C + gi * cg) * g.in_size;
-      const C* wg = w + gi * mg * K;
-      C* yg = y + (n * g.M + gi * mg) * g.out_size;
-      if (bias != nullptr) {
-        for (int64_t m = 0; m < mg; ++m) std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size, bias[gi * mg + m]);
-      }
-      const C* b = xg;
-      if (!direct) {
-        im2col(g, xg, cg, cols.data(), pool);
-        b = cols.data();
-      }
-      gemm_c<C>(false, false, mg, g.out_size, K, wg, K, b, g.out_size, bias ? C(1) : C(0), yg, g.out_size, &pool);
-    }
-  }
 }
 
 // y [N, M, out...] = conv_transpose(x [N, C, in...], w [C, M/group, k...]) + bias [M].
@@ -357,17 +298,6 @@ void conv_transpose_core(const ConvGeom& g, const C* x, const C* w, const C* bia
 
 // ---- float kernels -------------------------------------------------------------------------------
 
-Shape out_shape_of(const ConvGeom& g) {
-  Shape s{g.N, g.M};
-  for (int64_t d : g.out) s.push_back(d);
-  return s;
-}
-
-// The geometry of one input shape, computed by reshape() when the shapes change rather than on every run.
-struct ConvState final : runtime::KernelState {
-  ConvGeom g;
-};
-
 // Conv and ConvTranspose on float types. Attributes are checked at create when the weight is a constant;
 // the geometry is computed per input shape in reshape().
 template <bool Transpose>
@@ -375,24 +305,19 @@ class ConvFloatKernel final : public OpKernel {
  public:
   explicit ConvFloatKernel(const KernelCreateContext& ctx) : node_(ctx.node) {}
 
-  static Status validate(const KernelCreateContext& ctx) {
-    const Tensor* w = ctx.constant_input(1);
-    if (w == nullptr || w->rank() < 3) return Status::OK();  // checked per shape in reshape()
-    ConvGeom g;
-    return read_common(ctx.node, std::vector<int64_t>(w->shape().begin() + 2, w->shape().end()), g);
-  }
+  static Status validate(const KernelCreateContext& ctx) { return validate_conv(ctx); }
 
   bool has_reshape() const override { return true; }
 
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
-    if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
-    auto state = std::make_shared<ConvState>();
     if constexpr (Transpose) {
+      if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
+      auto state = std::make_shared<ConvState>();
       ORCHARD_ASSIGN_OR_RETURN(state->g, conv_transpose_geometry(node_, shapes[0], shapes[1]));
+      return std::shared_ptr<const runtime::KernelState>(std::move(state));
     } else {
-      ORCHARD_ASSIGN_OR_RETURN(state->g, conv_geometry(node_, shapes[0], shapes[1]));
+      return conv_state(node_, shapes);
     }
-    return std::shared_ptr<const runtime::KernelState>(std::move(state));
   }
 
   Status run(OpContext& ctx) const override {
@@ -412,10 +337,10 @@ class ConvFloatKernel final : public OpKernel {
     return dispatch<kFloats>(x->dtype(), node_.op_type, [&](auto tag) -> Status {
       using T = decltype(tag);
       using C = compute_t<T>;
-      ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out_shape_of(g)));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), conv_output_shape(g)));
       auto run_core = [&](const C* px, const C* pw, const C* pb, C* py) {
         if constexpr (Transpose) conv_transpose_core<C>(g, px, pw, pb, py, ctx.pool());
-        else conv_core<C>(g, px, pw, pb, py, ctx.pool());
+        else conv_direct<C>(g, px, pw, pb, py, ctx.pool());
       };
       std::vector<C> xs, ws, bs;
       ComputeOutput<T> out(y);
@@ -467,7 +392,7 @@ Result<ConvGeom> integer_conv(OpContext& ctx, const Tensor& x, const Tensor& w, 
     for (int64_t i = 0; i < g.M; ++i) bd[static_cast<size_t>(i)] = element_as_double(*bias, i);
   }
   acc.assign(static_cast<size_t>(g.N * g.M * g.out_size), 0.0);
-  conv_core<double>(g, xd.data(), wd.data(), bias ? bd.data() : nullptr, acc.data(), ctx.pool());
+  conv_direct<double>(g, xd.data(), wd.data(), bias ? bd.data() : nullptr, acc.data(), ctx.pool());
   return g;
 }
 
@@ -483,7 +408,7 @@ Status conv_integer(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(std::vector<double> w_zp, per_channel(ctx, 3, "w_zero_point", w->dim(0), 0.0, true));
   std::vector<double> acc;
   ORCHARD_ASSIGN_OR_RETURN(ConvGeom g, integer_conv(ctx, *x, *w, x_zp, w_zp, nullptr, acc));
-  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::int32, out_shape_of(g)));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::int32, conv_output_shape(g)));
   int32_t* o = y.data<int32_t>();
   for (int64_t i = 0; i < y.numel(); ++i) o[i] = static_cast<int32_t>(static_cast<int64_t>(acc[static_cast<size_t>(i)]));
   return Status::OK();
@@ -508,7 +433,7 @@ Status qlinear_conv(OpContext& ctx) {
   ORCHARD_ASSIGN_OR_RETURN(std::vector<double> w_scale, per_channel(ctx, 4, "w_scale", M, 1.0, true));
   std::vector<double> acc;
   ORCHARD_ASSIGN_OR_RETURN(ConvGeom g, integer_conv(ctx, x, w, element_as_double(ctx.input(2), 0), w_zp, bias, acc));
-  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, y_zp.dtype(), out_shape_of(g)));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, y_zp.dtype(), conv_output_shape(g)));
   const float x_scale = static_cast<float>(element_as_double(ctx.input(1), 0));
   const float y_scale = static_cast<float>(element_as_double(ctx.input(6), 0));
   const double zero = element_as_double(y_zp, 0);
@@ -530,5 +455,41 @@ constexpr KernelDef kKernels[] = {
 }  // namespace
 
 std::span<const KernelDef> conv_kernels() { return kKernels; }
+
+void im2col(const ConvGeom& g, const float* x, int64_t channels, float* cols, ThreadPool& pool) {
+  const size_t r = g.rank();
+  const int64_t rows_per_out = g.out_size / g.out[r - 1];
+  const int64_t ow = g.out[r - 1], iw = g.in[r - 1], sw = g.stride[r - 1], dw = g.dilation[r - 1], pw = g.pad_begin[r - 1];
+  const std::vector<int64_t> in_strides = spatial_strides(g.in);
+  const int64_t rows = channels * g.kernel_size;
+  pool.parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.out_size)), [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> kidx(r);
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t c = row / g.kernel_size;
+      unravel_kernel(g, row % g.kernel_size, kidx);
+      const float* xc = x + c * g.in_size;
+      float* dst = cols + row * g.out_size;
+      const int64_t kx_off = kidx[r - 1] * dw - pw;
+      // Valid output range along the last dim: 0 <= ox*sw + kx_off < iw.
+      const auto [lo, hi] = valid_range(kx_off, sw, iw, ow);
+      for (int64_t orow = 0; orow < rows_per_out; ++orow) {
+        const int64_t off = image_row_offset(g, g.out, g.in, in_strides, kidx, orow);
+        float* out = dst + orow * ow;
+        if (off < 0) {
+          std::fill(out, out + ow, 0.0f);
+          continue;
+        }
+        const float* src = xc + off + kx_off;
+        std::fill(out, out + lo, 0.0f);
+        if (sw == 1) {
+          std::copy(src + lo, src + hi, out + lo);
+        } else {
+          for (int64_t o = lo; o < hi; ++o) out[o] = src[o * sw];
+        }
+        std::fill(out + hi, out + ow, 0.0f);
+      }
+    }
+  });
+}
 
 }  // namespace orchard::cpu::reference

@@ -28,5 +28,7 @@ std::span<const KernelDef> signal_kernels();         // signal.cpp: DFT, STFT, w
 std::span<const KernelDef> string_kernels();         // string.cpp: StringNormalizer, TfIdfVectorizer
 std::span<const KernelDef> training_kernels();       // training.cpp: Adam, Adagrad, Momentum (ai.onnx.preview.training)
 std::span<const KernelDef> random_kernels();         // random.cpp: RandomUniform/Normal(Like), Bernoulli, Multinomial, Dropout
+std::span<const KernelDef> fused_kernels();          // fused.cpp: FusedConv, FusedMatMul (com.orchard, docs/fused_ops.md)
+std::span<const KernelDef> gelu_kernels();           // gelu.cpp: com.orchard Gelu (docs/fused_ops.md)
 
 }  // namespace orchard::cpu::reference

@@ -1,6 +1,7 @@
-// Matrix products: MatMul, Gemm, Einsum, MatMulInteger, QLinearMatMul. Float products go through the
-// blocked GEMM (gemm.hpp); float16/bfloat16 are computed in float; integer products of 8-bit operands
-// go through the float64 GEMM, which is exact for them.
+// Matrix products: MatMul, Gemm, Einsum, MatMulInteger, QLinearMatMul. MatMul and Gemm are the triple
+// loops of dense.hpp (the fast paths are the variants in opt/); Einsum and the integer products of 8-bit
+// operands use the portable blocked GEMM of gemm.hpp (float64 is exact for them). float16/bfloat16 are
+// computed in float.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -8,51 +9,12 @@
 
 #include "backends/cpu/gemm.hpp"
 #include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/reference/dense.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {
 
 namespace {
-
-// ---- helpers -------------------------------------------------------------------------------------
-
-// Integer product with modular (wrap-around) arithmetic, as a row-times-matrix loop.
-template <class C>
-void gemm_integer(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const C* A, int64_t lda,
-                  const C* B, int64_t ldb, double beta, C* Y, int64_t ldc) {
-  using U = std::conditional_t<std::is_signed_v<C>, int64_t, uint64_t>;
-  std::vector<uint64_t> acc(static_cast<size_t>(N));
-  for (int64_t i = 0; i < M; ++i) {
-    std::fill(acc.begin(), acc.end(), 0);
-    for (int64_t k = 0; k < K; ++k) {
-      const uint64_t a = static_cast<uint64_t>(static_cast<U>(ta ? A[k * lda + i] : A[i * lda + k]));
-      if (a == 0) continue;
-      for (int64_t j = 0; j < N; ++j) {
-        const uint64_t b = static_cast<uint64_t>(static_cast<U>(tb ? B[j * ldb + k] : B[k * ldb + j]));
-        acc[static_cast<size_t>(j)] += a * b;
-      }
-    }
-    C* y = Y + i * ldc;
-    for (int64_t j = 0; j < N; ++j) {
-      const C v = static_cast<C>(static_cast<U>(acc[static_cast<size_t>(j)]));
-      if (alpha == 1.0 && beta == 0.0) y[j] = v;
-      else y[j] = static_cast<C>(alpha * static_cast<double>(v) + (beta == 0.0 ? 0.0 : beta * static_cast<double>(y[j])));
-    }
-  }
-}
-
-// Y = alpha * op(A) op(B) + beta * Y in compute type C (float, double or an integer type).
-template <class C>
-void gemm_any(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const C* A, int64_t lda, const C* B,
-              int64_t ldb, double beta, C* Y, int64_t ldc, ThreadPool* pool) {
-  if constexpr (std::is_same_v<C, float>) {
-    gemm_f32(ta, tb, M, N, K, static_cast<float>(alpha), A, lda, B, ldb, static_cast<float>(beta), Y, ldc, pool);
-  } else if constexpr (std::is_same_v<C, double>) {
-    gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Y, ldc, pool);
-  } else {
-    gemm_integer<C>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Y, ldc);
-  }
-}
 
 // Element offsets of each batch of `in_batch` (matrices of `mat` elements) when broadcast to `out_batch`.
 std::vector<int64_t> batch_offsets(const Shape& in_batch, const Shape& out_batch, int64_t mat) {
@@ -62,14 +24,7 @@ std::vector<int64_t> batch_offsets(const Shape& in_batch, const Shape& out_batch
   return offs;
 }
 
-// The geometry of a numpy-style matmul of shapes a and b.
-struct MatMulPlan {
-  int64_t M = 0, N = 0, K = 0;
-  Shape out;
-  Shape a_batch, b_batch;             // the operands' own batch dims
-  std::vector<int64_t> a_off, b_off;  // per output batch: element offset of its A and B matrices
-  int64_t batches = 0;
-};
+}  // namespace
 
 Result<MatMulPlan> plan_matmul(const Shape& a, const Shape& b) {
   if (a.rank() == 0 || b.rank() == 0) {
@@ -103,6 +58,88 @@ Result<MatMulPlan> plan_matmul(const Shape& a, const Shape& b) {
   p.a_off = batch_offsets(p.a_batch, batch, p.M * p.K);
   p.b_off = batch_offsets(p.b_batch, batch, p.K * p.N);
   return p;
+}
+
+template <class C>
+void gemm_plain(bool ta, bool tb, int64_t M, int64_t N, int64_t K, C alpha, const C* A, int64_t lda, const C* B,
+                int64_t ldb, C beta, C* Y, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      C acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+      C& y = Y[i * ldc + j];
+      y = beta == C(0) ? alpha * acc : alpha * acc + beta * y;
+    }
+  }
+}
+
+template <class C>
+void matmul_plain(const MatMulPlan& p, const C* A, const C* B, C* Y) {
+  for (int64_t b = 0; b < p.batches; ++b) {
+    gemm_plain<C>(false, false, p.M, p.N, p.K, C(1), A + p.a_off[static_cast<size_t>(b)], p.K,
+                  B + p.b_off[static_cast<size_t>(b)], p.N, C(0), Y + b * p.M * p.N, p.N);
+  }
+}
+
+template void gemm_plain<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                                int64_t, float, float*, int64_t);
+template void gemm_plain<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                 const double*, int64_t, double, double*, int64_t);
+template void matmul_plain<float>(const MatMulPlan&, const float*, const float*, float*);
+template void matmul_plain<double>(const MatMulPlan&, const double*, const double*, double*);
+
+namespace {
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+// Integer product with modular (wrap-around) arithmetic, as a row-times-matrix loop.
+template <class C>
+void gemm_integer(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const C* A, int64_t lda,
+                  const C* B, int64_t ldb, double beta, C* Y, int64_t ldc) {
+  using U = std::conditional_t<std::is_signed_v<C>, int64_t, uint64_t>;
+  std::vector<uint64_t> acc(static_cast<size_t>(N));
+  for (int64_t i = 0; i < M; ++i) {
+    std::fill(acc.begin(), acc.end(), 0);
+    for (int64_t k = 0; k < K; ++k) {
+      const uint64_t a = static_cast<uint64_t>(static_cast<U>(ta ? A[k * lda + i] : A[i * lda + k]));
+      if (a == 0) continue;
+      for (int64_t j = 0; j < N; ++j) {
+        const uint64_t b = static_cast<uint64_t>(static_cast<U>(tb ? B[j * ldb + k] : B[k * ldb + j]));
+        acc[static_cast<size_t>(j)] += a * b;
+      }
+    }
+    C* y = Y + i * ldc;
+    for (int64_t j = 0; j < N; ++j) {
+      const C v = static_cast<C>(static_cast<U>(acc[static_cast<size_t>(j)]));
+      if (alpha == 1.0 && beta == 0.0) y[j] = v;
+      else y[j] = static_cast<C>(alpha * static_cast<double>(v) + (beta == 0.0 ? 0.0 : beta * static_cast<double>(y[j])));
+    }
+  }
+}
+
+// Y = alpha * op(A) op(B) + beta * Y in compute type C as plain loops (MatMul and Gemm).
+template <class C>
+void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const C* A, int64_t lda, const C* B,
+              int64_t ldb, double beta, C* Y, int64_t ldc) {
+  if constexpr (std::is_floating_point_v<C>) {
+    gemm_plain<C>(ta, tb, M, N, K, static_cast<C>(alpha), A, lda, B, ldb, static_cast<C>(beta), Y, ldc);
+  } else {
+    gemm_integer<C>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Y, ldc);
+  }
+}
+
+// Y = alpha * op(A) op(B) + beta * Y in compute type C (float, double or an integer type) with the blocked
+// GEMM of gemm.hpp (Einsum).
+template <class C>
+void gemm_any(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const C* A, int64_t lda, const C* B,
+              int64_t ldb, double beta, C* Y, int64_t ldc, ThreadPool* pool) {
+  if constexpr (std::is_same_v<C, float>) {
+    gemm_f32(ta, tb, M, N, K, static_cast<float>(alpha), A, lda, B, ldb, static_cast<float>(beta), Y, ldc, pool);
+  } else if constexpr (std::is_same_v<C, double>) {
+    gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Y, ldc, pool);
+  } else {
+    gemm_integer<C>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Y, ldc);
+  }
 }
 
 // Runs fn(batch, pool) for every batch: batches in parallel (each single-threaded) when there are
@@ -139,9 +176,9 @@ Status matmul(OpContext& ctx) {
     ComputeOutput<T> out(y);
     C* py = out.data();
     const int64_t M = p.M, N = p.N, K = p.K;
-    for_batches(ctx.pool(), p.batches, 2.0 * M * N * K, [&](int64_t bi, ThreadPool* tp) {
-      gemm_any<C>(false, false, M, N, K, 1.0, pa + p.a_off[bi], K, pb + p.b_off[bi], N, 0.0, py + bi * M * N, N, tp);
-    });
+    for (int64_t bi = 0; bi < p.batches; ++bi) {
+      gemm_ref<C>(false, false, M, N, K, 1.0, pa + p.a_off[bi], K, pb + p.b_off[bi], N, 0.0, py + bi * M * N, N);
+    }
     out.finish();
     return Status::OK();
   });
@@ -205,7 +242,7 @@ Status gemm(OpContext& ctx) {
         for (int64_t j = 0; j < N; ++j) py[i * N + j] = load(pc[i * st[0] + j * st[1]]);
       eff_beta = beta;
     }
-    gemm_any<Cc>(trans_a, trans_b, M, N, K, alpha, pa, a->dim(1), pb, b->dim(1), eff_beta, py, N, &ctx.pool());
+    gemm_ref<Cc>(trans_a, trans_b, M, N, K, alpha, pa, a->dim(1), pb, b->dim(1), eff_beta, py, N);
     result.finish();
     return Status::OK();
   });

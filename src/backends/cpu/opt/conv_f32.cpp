@@ -1,0 +1,197 @@
+// Conv and FusedConv on float32 (1-D, 2-D, N-D; groups, strides, dilations, pads); constant weights are
+// packed once at create (others per run):
+//  - 1x1, stride 1, no padding: a GEMM straight on the NCHW image (W_g [M/g x C/g] times X_g [C/g x HW]);
+//  - depthwise 2-D (group == C == M): a direct kernel per channel plane;
+//  - everything else: im2col per (image, group) + GEMM.
+// The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
+// depthwise kernel, on each finished plane. Declined (the reference takes the node): inputs not known to be
+// float32.
+#include <algorithm>
+#include <vector>
+
+#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/opt/depthwise_f32.hpp"
+#include "backends/cpu/opt/families.hpp"
+#include "backends/cpu/opt/gemm_f32.hpp"
+#include "backends/cpu/reference/dense.hpp"
+#include "core/cpu_features.hpp"
+#include "runtime/backend.hpp"
+
+namespace orchard::cpu::opt {
+
+namespace {
+
+using reference::ConvGeom;
+using reference::ConvState;
+
+// y [N, C, out] = depthwise conv of x [N, C, in] with w [C, 1, kh, kw] + bias, then the residual and the
+// activation on each finished plane (2-D only), one plane per task.
+void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float* bias, const float* z,
+                  const ActivationSpec& act, float* y, ThreadPool& pool) {
+  const DepthwisePlane plane{g.in[0],     g.in[1],     g.out[0],      g.out[1],      g.kernel[0],   g.kernel[1],
+                             g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.pad_begin[0], g.pad_begin[1]};
+  const DepthwiseKernel& k = depthwise_kernel();
+  const int64_t taps = g.kernel[0] * g.kernel[1];
+  pool.parallel_for(g.N * g.M, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, g.out_size * taps)), [&](int64_t p0, int64_t p1) {
+    std::vector<float> scratch(static_cast<size_t>(k.scratch_floats(plane)));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c = p % g.M;
+      float* yp = y + p * g.out_size;
+      k.plane(plane, x + p * g.in_size, w + c * taps, bias ? bias[c] : 0.0f, yp, scratch.data());
+      if (z != nullptr) {
+        const float* zp = z + p * g.out_size;
+        for (int64_t i = 0; i < g.out_size; ++i) yp[i] += zp[i];
+      }
+      apply_activation_ref(act, yp, g.out_size);
+    }
+  });
+}
+
+// Conv (Fused = false) and FusedConv (inputs X, W, B, Z; attributes activation / activation_params).
+template <bool Fused>
+class ConvF32 final : public OpKernel {
+ public:
+  explicit ConvF32(const KernelCreateContext& ctx) : node_(ctx.node), group_(ctx.node.attr_int("group", 1)) {
+    if constexpr (Fused) act_ = *parse_activation(ctx.node);
+    if (const Tensor* w = ctx.constant_input(1); w != nullptr && !is_depthwise(*w)) packed_ = pack_weight(*w);
+  }
+
+  static Status validate(const KernelCreateContext& ctx) {
+    if constexpr (Fused) ORCHARD_RETURN_IF_ERROR(parse_activation(ctx.node).status());
+    for (size_t i = 0; i < std::min<size_t>(Fused ? 4 : 3, ctx.node.inputs.size()); ++i) {
+      if (ctx.node.inputs[i].empty()) continue;
+      if (ctx.input_type(i).dtype != DType::float32) {
+        return unsupported(ctx.node.op_type, ": the float32 variant does not take input ", i, " of type ",
+                           dtype_name(ctx.input_type(i).dtype));
+      }
+    }
+    const Tensor* w = ctx.constant_input(1);
+    const int64_t group = ctx.node.attr_int("group", 1);
+    if (w != nullptr && (w->rank() < 3 || group < 1 || w->dim(0) % group != 0)) {
+      return unsupported(ctx.node.op_type, ": the float32 variant does not take W ", w->description(), " with group ",
+                         group);
+    }
+    return reference::validate_conv(ctx);
+  }
+
+  bool has_reshape() const override { return true; }
+
+  Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
+    return reference::conv_state(node_, shapes);
+  }
+
+  Status run(OpContext& ctx) const override {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, ctx.input_tensor(1));
+    if (x->dtype() != DType::float32 || w->dtype() != DType::float32) {
+      return invalid_argument("X and W must be float32, got ", x->description(), " and ", w->description());
+    }
+    const ConvState* state = ctx.state<ConvState>();
+    if (state == nullptr) return internal_error("run without reshape");
+    const ConvGeom& g = state->g;
+    const float* bias = nullptr;
+    if (ctx.has_input(2)) {
+      ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, ctx.input_tensor(2));
+      if (b->dtype() != DType::float32) return invalid_argument("B must be float32, got ", b->description());
+      if (b->numel() != g.M) return invalid_argument("B has ", b->numel(), " values for ", g.M, " output channels");
+      bias = b->data<float>();
+    }
+    const Shape out_shape = reference::conv_output_shape(g);
+    const float* z = nullptr;
+    if (Fused && ctx.has_input(3)) {
+      ORCHARD_ASSIGN_OR_RETURN(const Tensor* zt, ctx.input_tensor(3));
+      if (zt->dtype() != DType::float32) return invalid_argument("Z must be float32, got ", zt->description());
+      if (zt->shape() != out_shape) {
+        return invalid_argument("Z of shape ", zt->shape().to_string(), " must have the output's shape ",
+                                out_shape.to_string());
+      }
+      z = zt->data<float>();
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out_shape));
+    if (y.numel() == 0) return Status::OK();
+    const float* px = x->data<float>();
+    float* py = y.data<float>();
+    if (is_depthwise(*w)) {  // W has rank 4, so the convolution is 2-D
+      depthwise_2d(g, px, w->data<float>(), bias, z, act_, py, ctx.pool());
+      return Status::OK();
+    }
+    // A weight that is not a constant is packed for this run only.
+    const std::vector<std::shared_ptr<const PackedMatrix>> packed_now = packed_.empty() ? pack_weight(*w) : packed_;
+    const int64_t cg = g.c_per_group(), mg = g.m_per_group(), K = cg * g.kernel_size;
+    bool direct = true;  // 1x1, stride 1, no padding: the image itself is the column matrix
+    for (size_t d = 0; d < g.rank(); ++d) {
+      direct = direct && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
+    }
+    Tensor cols;
+    if (!direct) {
+      ORCHARD_ASSIGN_OR_RETURN(cols, Tensor::create(DType::float32, Shape{K, g.out_size}, ctx.allocator()));
+    }
+    for (int64_t n = 0; n < g.N; ++n) {
+      for (int64_t gi = 0; gi < g.group; ++gi) {
+        const float* xg = px + (n * g.C + gi * cg) * g.in_size;
+        const int64_t y_off = (n * g.M + gi * mg) * g.out_size;
+        GemmOperand b{xg, g.in_size, false, nullptr};
+        if (!direct) {
+          reference::im2col(g, xg, cg, cols.data<float>(), ctx.pool());
+          b = {cols.data<float>(), g.out_size, false, nullptr};
+        }
+        GemmEpilogue ep;
+        ep.act = act_;
+        ep.bias = bias ? bias + gi * mg : nullptr;
+        ep.bias_per_row = true;
+        if (z != nullptr) {
+          ep.residual = z + y_off;
+          ep.ld_residual = g.out_size;
+        }
+        const GemmOperand a{nullptr, 0, false, packed_now[static_cast<size_t>(gi)].get()};
+        gemm_f32(mg, g.out_size, K, a, b, py + y_off, g.out_size, ep, &ctx.pool());
+      }
+    }
+    return Status::OK();
+  }
+
+ private:
+  // True for the weights of a 2-D depthwise convolution (one input and one output channel per group) that the
+  // direct kernel takes.
+  bool is_depthwise(const Tensor& w) const {
+    return w.rank() == 4 && w.dim(1) == 1 && group_ == w.dim(0) && group_ > 1 && w.dim(2) * w.dim(3) <= kDepthwiseMaxTaps;
+  }
+
+  // Returns W_g [M/g x C/g * k] of each group g, packed as GEMM left operands.
+  std::vector<std::shared_ptr<const PackedMatrix>> pack_weight(const Tensor& w) const {
+    const int64_t M = w.dim(0), mg = M / group_, k = M > 0 ? w.numel() / M : 0;
+    std::vector<std::shared_ptr<const PackedMatrix>> out;
+    for (int64_t gi = 0; gi < group_; ++gi) out.push_back(gemm_pack_a(false, mg, k, w.data<float>() + gi * mg * k, k));
+    return out;
+  }
+
+  const graph::Node& node_;
+  int64_t group_;
+  ActivationSpec act_;
+  std::vector<std::shared_ptr<const PackedMatrix>> packed_;  // the constant weight, packed at create
+};
+
+constexpr int kPriority = 10;
+
+constexpr KernelDef kVariants[] = {
+    {"", "Conv", 1, kVerifiedOpset, make<ConvF32<false>>, {DType::float32}, 0, 0, kPriority},
+    {"com.orchard", "FusedConv", 1, 1, make<ConvF32<true>>, {DType::float32}, 0, 0, kPriority},
+};
+
+}  // namespace
+
+const DepthwiseKernel& depthwise_kernel() {
+  static const DepthwiseKernel& chosen = []() -> const DepthwiseKernel& {
+#if defined(__x86_64__)
+    const uint32_t f = cpu_features();
+    if (f & kCpuAvx512) return depthwise_kernel_avx512();
+    if (f & kCpuAvx2) return depthwise_kernel_avx2();
+#endif
+    return depthwise_kernel_portable();
+  }();
+  return chosen;
+}
+
+std::span<const KernelDef> conv_variants() { return kVariants; }
+
+}  // namespace orchard::cpu::opt

@@ -1,0 +1,254 @@
+// The GEMM driver (baseline flags; the ISA-specific part is only the micro-kernel): packing, cache blocking,
+// threading and the epilogue. Loop order per task (GotoBLAS): N blocks of NC, K blocks of KC (B block packed,
+// L2/L3), M blocks of MC (A block packed, L2), then nr-column panels of B (L1) times mr-row panels of A.
+#include "backends/cpu/opt/gemm_f32.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "core/cpu_features.hpp"
+#include "core/logging.hpp"
+
+namespace orchard::cpu::opt {
+
+namespace {
+
+// Block sizes, measured (bench/gemm_vs_openblas.cpp, bench/RESULTS.md) against alternatives such as KC 128..512.
+constexpr int64_t KC = 384;   // K block: an mr-row panel of A (kc x mr) stays in L1, B panels stream from L2
+constexpr int64_t MC = 96;    // M block (a multiple of every mr: 6, 8, 12): A block in L2
+constexpr int64_t NC = 1536;  // N block (a multiple of every nr)
+constexpr double kSerialFlops = 4e6;  // products below this stay on the calling thread
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Per-thread scratch, 64-byte aligned, grown on demand (tasks on one thread never nest).
+float* scratch(int slot, size_t n) {
+  struct Buffer {
+    float* p = nullptr;
+    size_t cap = 0;
+    ~Buffer() { ::operator delete(p, std::align_val_t{64}); }
+  };
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[slot];
+  if (b.cap < n) {
+    ::operator delete(b.p, std::align_val_t{64});
+    b.p = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t{64}));
+    b.cap = n;
+  }
+  return b.p;
+}
+
+// Packs rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into mr-row panels (k-major, rows past M zero).
+void pack_a(bool trans, const float* A, int64_t lda, int64_t M, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr,
+            float* out) {
+  for (int64_t ip = 0; ip < mc; ip += mr, out += kc * mr) {
+    for (int r = 0; r < mr; ++r) {
+      const int64_t i = i0 + ip + r;
+      if (i >= M || ip + r >= mc) {
+        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = 0;
+      } else if (!trans) {
+        const float* src = A + i * lda + p0;
+        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
+      } else {
+        const float* src = A + p0 * lda + i;
+        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k * lda];
+      }
+    }
+  }
+}
+
+// Packs rows [p0, p0 + kc) x cols [j0, j0 + nc) of op(B) into nr-column panels (k-major, columns past N zero).
+void pack_b(bool trans, const float* B, int64_t ldb, int64_t N, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr,
+            float* out) {
+  for (int64_t jp = 0; jp < nc; jp += nr, out += kc * nr) {
+    const int64_t j = j0 + jp;
+    const int64_t n = std::min<int64_t>({nr, nc - jp, N - j});
+    if (!trans) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (p0 + k) * ldb + j;
+        float* dst = out + k * nr;
+        std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+        for (int64_t c = n; c < nr; ++c) dst[c] = 0;
+      }
+    } else {
+      for (int64_t c = 0; c < nr; ++c) {
+        if (c >= n) {
+          for (int64_t k = 0; k < kc; ++k) out[k * nr + c] = 0;
+          continue;
+        }
+        const float* src = B + (j + c) * ldb + p0;
+        for (int64_t k = 0; k < kc; ++k) out[k * nr + c] = src[k];
+      }
+    }
+  }
+}
+
+bool trivial(const GemmEpilogue& ep) {
+  return ep.alpha == 1 && ep.bias == nullptr && ep.residual == nullptr && ep.act.kind == Activation::none;
+}
+
+// Applies the epilogue to the m x n tile at c (output rows i0.., columns j0..).
+void epilogue_tile(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t m, int64_t n) {
+  for (int64_t r = 0; r < m; ++r) {
+    float* row = c + r * ldc;
+    if (ep.alpha != 1) {
+      for (int64_t j = 0; j < n; ++j) row[j] *= ep.alpha;
+    }
+    if (ep.bias != nullptr) {
+      if (ep.bias_per_row) {
+        const float b = ep.bias[i0 + r];
+        for (int64_t j = 0; j < n; ++j) row[j] += b;
+      } else {
+        const float* b = ep.bias + j0;
+        for (int64_t j = 0; j < n; ++j) row[j] += b[j];
+      }
+    }
+    if (ep.residual != nullptr) {
+      const float* z = ep.residual + (i0 + r) * ep.ld_residual + j0;
+      const float s = ep.residual_scale;
+      if (s == 1) {
+        for (int64_t j = 0; j < n; ++j) row[j] += z[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) row[j] += s * z[j];
+      }
+    }
+    apply_activation_ref(ep.act, row, n);
+  }
+}
+
+struct Problem {
+  int64_t M, N, K;
+  const GemmOperand* a;
+  const GemmOperand* b;
+  float* C;
+  int64_t ldc;
+  const GemmEpilogue* ep;
+  const GemmMicroKernel* mk;
+};
+
+// Computes the output block rows [i_begin, i_end) x cols [j_begin, j_end) (starts aligned to mr / nr).
+void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end) {
+  const int mr = p.mk->mr, nr = p.mk->nr;
+  const GemmOperand& a = *p.a;
+  const GemmOperand& b = *p.b;
+  const bool epi = !trivial(*p.ep);
+  float* a_buf = a.packed ? nullptr : scratch(0, static_cast<size_t>(MC * KC));
+  float* b_buf = b.packed ? nullptr : scratch(1, static_cast<size_t>(KC * NC));
+  for (int64_t jc = j_begin; jc < j_end; jc += NC) {
+    const int64_t nc = std::min(NC, j_end - jc);
+    for (int64_t pc = 0; pc < p.K; pc += KC) {
+      const int64_t kc = std::min(KC, p.K - pc);
+      const bool last_k = pc + kc == p.K;
+      const float* b_base;
+      if (b.packed) {
+        b_base = b.packed->data() + pc * b.packed->padded() + (jc / nr) * kc * nr;
+      } else {
+        pack_b(b.trans, b.data, b.ld, p.N, pc, kc, jc, nc, nr, b_buf);
+        b_base = b_buf;
+      }
+      for (int64_t ic = i_begin; ic < i_end; ic += MC) {
+        const int64_t mc = std::min(MC, i_end - ic);
+        const float* a_base;
+        if (a.packed) {
+          a_base = a.packed->data() + pc * a.packed->padded() + (ic / mr) * kc * mr;
+        } else {
+          pack_a(a.trans, a.data, a.ld, p.M, ic, mc, pc, kc, mr, a_buf);
+          a_base = a_buf;
+        }
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const float* b_panel = b_base + (jr / nr) * kc * nr;
+          const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+            float* c = p.C + (ic + ir) * p.ldc + jc + jr;
+            p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0);
+            if (last_k && epi) epilogue_tile(*p.ep, c, p.ldc, ic + ir, jc + jr, m, n);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const GemmMicroKernel& gemm_micro_kernel() {
+  static const GemmMicroKernel& chosen = [] () -> const GemmMicroKernel& {
+    const GemmMicroKernel* k = &gemm_micro_kernel_portable();
+#if defined(__x86_64__)
+    const uint32_t f = cpu_features();
+    if (f & kCpuAvx512) k = &gemm_micro_kernel_avx512();
+    else if (f & kCpuAvx2) k = &gemm_micro_kernel_avx2();
+#endif
+    ORCHARD_LOG_INFO("cpu", "gemm micro-kernel chosen", {"isa", std::string(k->name)}, {"mr", k->mr}, {"nr", k->nr});
+    return *k;
+  }();
+  return chosen;
+}
+
+std::shared_ptr<const PackedMatrix> gemm_pack_a(bool trans, int64_t M, int64_t K, const float* A, int64_t lda) {
+  const GemmMicroKernel& mk = gemm_micro_kernel();
+  const int64_t padded = round_up(std::max<int64_t>(M, 1), mk.mr);
+  std::unique_ptr<float[]> data(new float[static_cast<size_t>(padded * std::max<int64_t>(K, 1))]);
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    pack_a(trans, A, lda, M, 0, padded, pc, kc, mk.mr, data.get() + pc * padded);
+  }
+  return std::make_shared<const PackedMatrix>(PackedMatrix::Side::a, M, K, padded, std::move(data));
+}
+
+std::shared_ptr<const PackedMatrix> gemm_pack_b(bool trans, int64_t K, int64_t N, const float* B, int64_t ldb) {
+  const GemmMicroKernel& mk = gemm_micro_kernel();
+  const int64_t padded = round_up(std::max<int64_t>(N, 1), mk.nr);
+  std::unique_ptr<float[]> data(new float[static_cast<size_t>(padded * std::max<int64_t>(K, 1))]);
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    pack_b(trans, B, ldb, N, pc, kc, 0, padded, mk.nr, data.get() + pc * padded);
+  }
+  return std::make_shared<const PackedMatrix>(PackedMatrix::Side::b, K, N, padded, std::move(data));
+}
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmOperand& b, float* C, int64_t ldc,
+              const GemmEpilogue& ep, ThreadPool* pool) {
+  if (M <= 0 || N <= 0) return;
+  const GemmMicroKernel& mk = gemm_micro_kernel();
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    epilogue_tile(ep, C, ldc, 0, 0, M, N);
+    return;
+  }
+  const Problem p{M, N, K, &a, &b, C, ldc, &ep, &mk};
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const int threads = pool ? pool->size() : 1;
+  if (threads <= 1 || flops < kSerialFlops) {
+    run_block(p, 0, M, 0, N);
+    return;
+  }
+  // Split the output into tm x tn blocks. Blocks along N each read all of op(A), blocks along M all of op(B):
+  // split along the side whose other operand is cheaper to read again (an operand not packed at load is also
+  // packed again, about twice the cost of reading it).
+  // One block per thread: measured faster than 2 or 4 per thread (bench/RESULTS.md), as every extra block
+  // re-reads the other operand.
+  const int64_t want = threads;
+  const int64_t n_panels = (N + mk.nr - 1) / mk.nr, m_panels = (M + mk.mr - 1) / mk.mr;
+  const bool split_m = M * (a.packed ? 1 : 2) > N * (b.packed ? 1 : 2);
+  int64_t tm = 1, tn = 1;
+  if (split_m) {
+    tm = std::min(want, m_panels);
+    tn = std::min((want + tm - 1) / tm, n_panels);
+  } else {
+    tn = std::min(want, n_panels);
+    tm = std::min((want + tn - 1) / tn, m_panels);
+  }
+  const int64_t n_step = (n_panels + tn - 1) / tn * mk.nr, m_step = (m_panels + tm - 1) / tm * mk.mr;
+  const int64_t bn = (N + n_step - 1) / n_step, bm = (M + m_step - 1) / m_step;
+  pool->parallel_for(bm * bn, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = (t % bm) * m_step, j0 = (t / bm) * n_step;
+      run_block(p, i0, std::min(M, i0 + m_step), j0, std::min(N, j0 + n_step));
+    }
+  });
+}
+
+}  // namespace orchard::cpu::opt

@@ -1,0 +1,86 @@
+// The float32 GEMM core of the optimized CPU kernels: C = epilogue(op(A) op(B)), with a register-tiled
+// micro-kernel over packed panels and cache blocking (GotoBLAS order). The micro-kernel is chosen once per
+// process by cpu_features(): gemm_f32_avx512.cpp, gemm_f32_avx2.cpp or the portable gemm_f32_portable.cpp
+// (aarch64 NEON and everything else). A constant operand (weights) is packed once into a PackedMatrix.
+// Threading: output blocks on the ThreadPool; products below a few MFLOP stay on the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "backends/cpu/opt/epilogue.hpp"
+#include "orchard/thread_pool.hpp"
+
+namespace orchard::cpu::opt {
+
+// What is done to each finished output tile while it is in cache:
+// C = act(alpha * op(A) op(B) + bias + residual_scale * residual).
+struct GemmEpilogue {
+  float alpha = 1;
+  const float* bias = nullptr;  // M values (bias_per_row) or N values; null: none
+  bool bias_per_row = false;
+  const float* residual = nullptr;  // M x N, row stride ld_residual; null: none. Must not overlap C.
+  int64_t ld_residual = 0;
+  float residual_scale = 1;
+  ActivationSpec act;
+};
+
+// The micro-kernel of one ISA: tile sizes and the kernel itself (internal to the GEMM files).
+struct GemmMicroKernel {
+  std::string_view name;  // "avx512", "avx2", "portable"
+  int mr, nr;             // rows of A and columns of B per register tile
+  // c[m x n] (row stride ldc) = (accumulate ? c : 0) + a_panel (kc x mr, k-major) * b_panel (kc x nr, k-major).
+  void (*kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate);
+};
+
+// Returns the micro-kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).
+const GemmMicroKernel& gemm_micro_kernel();
+
+// A constant operand packed once for gemm_micro_kernel(): op(A) (M x K) in mr-row panels, or op(B) (K x N)
+// in nr-column panels, per K block.
+class PackedMatrix {
+ public:
+  enum class Side : unsigned char { a, b };
+  PackedMatrix(Side side, int64_t rows, int64_t cols, int64_t padded, std::unique_ptr<float[]> data)
+      : side_(side), rows_(rows), cols_(cols), padded_(padded), data_(std::move(data)) {}
+  Side side() const { return side_; }
+  // op(A) is rows x cols = M x K; op(B) is rows x cols = K x N.
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  // M rounded up to mr (side a) or N rounded up to nr (side b).
+  int64_t padded() const { return padded_; }
+  const float* data() const { return data_.get(); }
+
+ private:
+  Side side_;
+  int64_t rows_, cols_, padded_;
+  std::unique_ptr<float[]> data_;
+};
+
+// Packs op(A) (M x K; A is K x M when trans) as the left operand.
+std::shared_ptr<const PackedMatrix> gemm_pack_a(bool trans, int64_t M, int64_t K, const float* A, int64_t lda);
+// Packs op(B) (K x N; B is N x K when trans) as the right operand.
+std::shared_ptr<const PackedMatrix> gemm_pack_b(bool trans, int64_t K, int64_t N, const float* B, int64_t ldb);
+
+// One operand of gemm_f32: a packed matrix, or a row-major matrix (transposed when trans) with row stride ld.
+struct GemmOperand {
+  const float* data = nullptr;
+  int64_t ld = 0;
+  bool trans = false;
+  const PackedMatrix* packed = nullptr;  // when set, data/ld/trans are unused
+};
+
+// C (M x N, row stride ldc) = epilogue(op(A) op(B)), op(A) M x K, op(B) K x N. Packed operands must have
+// been packed with these sizes (A: M x K, B: K x N). `pool` may be null (single thread).
+void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmOperand& b, float* C, int64_t ldc,
+              const GemmEpilogue& ep, ThreadPool* pool);
+
+// The micro-kernels of each ISA file (x86 ones only in x86-64 builds).
+const GemmMicroKernel& gemm_micro_kernel_portable();
+#if defined(__x86_64__)
+const GemmMicroKernel& gemm_micro_kernel_avx2();
+const GemmMicroKernel& gemm_micro_kernel_avx512();
+#endif
+
+}  // namespace orchard::cpu::opt

@@ -1,0 +1,80 @@
+// Vectorised float32 ReduceSum and ReduceMean over trailing axes (axes {k, ..., rank-1}, from the attribute
+// or a constant axes input), which make each output the sum of one contiguous row. Other axes, empty axes
+// and noop_with_empty_axes go to the reference kernel.
+#include <algorithm>
+#include <vector>
+
+#include "backends/cpu/opt/vec_math_kernels.hpp"
+
+namespace orchard::cpu::opt {
+
+namespace {
+
+template <bool Mean>
+class ReduceKernel final : public VecKernel {
+ public:
+  ReduceKernel(const KernelCreateContext& c, std::unique_ptr<OpKernel> reference)
+      : VecKernel(std::move(reference)),
+        keepdims_(c.node.attr_int("keepdims", 1) != 0),
+        axes_(c.node.attr_ints("axes")),
+        axes_input_(axes_input(c.node)) {}
+  static bool accepts(const KernelCreateContext& c) { return maybe_f32(c, 0); }
+
+  Status run(OpContext& ctx) const override {
+    if (!ctx.has_input(0) || !ctx.value(0).is_tensor() || ctx.input(0).dtype() != DType::float32) {
+      return run_reference(ctx);
+    }
+    std::vector<int64_t> axes = axes_;
+    if (axes_input_ && ctx.has_input(1)) {
+      auto given = tensor_to_ints(ctx.input(1), "axes");
+      if (!given.ok()) return run_reference(ctx);
+      axes = *given;
+    }
+    const Tensor& x = ctx.input(0);
+    const int64_t rank = static_cast<int64_t>(x.rank());
+    auto norm = normalize_axes(axes, rank);
+    if (axes.empty() || !norm.ok()) return run_reference(ctx);
+    std::vector<int64_t> sorted = *norm;
+    std::sort(sorted.begin(), sorted.end());
+    const int64_t first = rank - static_cast<int64_t>(sorted.size());
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      if (sorted[i] != first + static_cast<int64_t>(i)) return run_reference(ctx);  // not the trailing axes
+    }
+    const int64_t n = dims_product(x.shape(), static_cast<size_t>(first), x.rank());
+    if (n == 0) return run_reference(ctx);
+    Shape out;
+    for (int64_t d = 0; d < rank; ++d) {
+      if (d < first)
+        out.push_back(x.dim(static_cast<size_t>(d)));
+      else if (keepdims_)
+        out.push_back(1);
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out));
+    const int64_t rows = y.numel();
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    const float mul = Mean ? 1.0f / static_cast<float>(n) : 1.0f;
+    const VecKernels& vk = vec_kernels();
+    parallel_items(ctx.pool(), rows, n, [&](int64_t b, int64_t e) { vk.row_sums(px + b * n, py + b, e - b, n, mul); });
+    return Status::OK();
+  }
+
+ private:
+  // ReduceSum takes its axes as input 1 from opset 13, the others from 18.
+  static bool axes_input(const graph::Node& n) { return n.opset >= (n.op_type == "ReduceSum" ? 13 : 18); }
+
+  bool keepdims_;
+  std::vector<int64_t> axes_;
+  bool axes_input_;
+};
+
+constexpr KernelDef kKernels[] = {
+    vec_def("", "ReduceSum", 1, kVerifiedOpset, make_vec<ReduceKernel<false>>),
+    vec_def("", "ReduceMean", 1, kVerifiedOpset, make_vec<ReduceKernel<true>>),
+};
+
+}  // namespace
+
+std::span<const KernelDef> reduce_vec_kernels() { return kKernels; }
+
+}  // namespace orchard::cpu::opt

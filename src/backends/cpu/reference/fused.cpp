@@ -1,0 +1,119 @@
+// Orchard's fused ops (domain com.orchard, docs/fused_ops.md): FusedConv and FusedMatMul, as the plain
+// composition the contract states: the reference convolution / matrix product (dense.hpp), then the bias,
+// the residual Z and the activation (apply_activation_ref), one pass each. float32 only.
+#include <string>
+#include <vector>
+
+#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/opt/epilogue.hpp"
+#include "backends/cpu/reference/dense.hpp"
+#include "backends/cpu/reference/families.hpp"
+
+namespace orchard::cpu::reference {
+
+namespace {
+
+// Returns input i as a float32 tensor (invalid_argument naming it otherwise).
+Result<const Tensor*> float_input(const OpContext& ctx, size_t i, const char* name) {
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* t, ctx.input_tensor(i));
+  if (t->dtype() != DType::float32) return invalid_argument(name, " must be float32, got ", t->description());
+  return t;
+}
+
+// y += z elementwise, then y = act(y); z (the residual, optional) must have y's shape.
+Status residual_and_activation(const OpContext& ctx, size_t z_input, const ActivationSpec& act, Tensor& y) {
+  float* py = y.data<float>();
+  if (ctx.has_input(z_input)) {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* z, float_input(ctx, z_input, "Z"));
+    if (z->shape() != y.shape()) {
+      return invalid_argument("Z of shape ", z->shape().to_string(), " must have the output's shape ",
+                              y.shape().to_string());
+    }
+    const float* pz = z->data<float>();
+    for (int64_t i = 0; i < y.numel(); ++i) py[i] += pz[i];
+  }
+  apply_activation_ref(act, py, y.numel());
+  return Status::OK();
+}
+
+// FusedMatMul: act(MatMul(A, B) + bias + Z), bias of shape [N].
+class FusedMatMulRef final : public OpKernel {
+ public:
+  explicit FusedMatMulRef(const KernelCreateContext& ctx) : act_(*parse_activation(ctx.node)) {}
+  static Status validate(const KernelCreateContext& ctx) { return parse_activation(ctx.node).status(); }
+
+  Status run(OpContext& ctx) const override {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* a, float_input(ctx, 0, "A"));
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, float_input(ctx, 1, "B"));
+    ORCHARD_ASSIGN_OR_RETURN(MatMulPlan p, plan_matmul(a->shape(), b->shape()));
+    const Tensor* bias = nullptr;
+    if (ctx.has_input(2)) {
+      ORCHARD_ASSIGN_OR_RETURN(bias, float_input(ctx, 2, "bias"));
+      if (bias->rank() != 1 || bias->dim(0) != p.N) {
+        return invalid_argument("bias of shape ", bias->shape().to_string(), " must have shape [", p.N, "]");
+      }
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, p.out));
+    if (y.numel() == 0) return Status::OK();
+    float* py = y.data<float>();
+    matmul_plain<float>(p, a->data<float>(), b->data<float>(), py);
+    if (bias != nullptr) {
+      const float* pb = bias->data<float>();
+      for (int64_t i = 0; i < y.numel(); ++i) py[i] += pb[i % p.N];
+    }
+    return residual_and_activation(ctx, 3, act_, y);
+  }
+
+ private:
+  ActivationSpec act_;
+};
+
+// FusedConv: act(Conv(X, W, B) + Z).
+class FusedConvRef final : public OpKernel {
+ public:
+  explicit FusedConvRef(const KernelCreateContext& ctx) : node_(ctx.node), act_(*parse_activation(ctx.node)) {}
+
+  static Status validate(const KernelCreateContext& ctx) {
+    ORCHARD_RETURN_IF_ERROR(parse_activation(ctx.node).status());
+    return validate_conv(ctx);
+  }
+
+  bool has_reshape() const override { return true; }
+
+  Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
+    return conv_state(node_, shapes);
+  }
+
+  Status run(OpContext& ctx) const override {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, float_input(ctx, 0, "X"));
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* w, float_input(ctx, 1, "W"));
+    const ConvState* state = ctx.state<ConvState>();
+    if (state == nullptr) return internal_error("run without reshape");
+    const ConvGeom& g = state->g;
+    const Tensor* b = nullptr;
+    if (ctx.has_input(2)) {
+      ORCHARD_ASSIGN_OR_RETURN(b, float_input(ctx, 2, "B"));
+      if (b->numel() != g.M) return invalid_argument("B has ", b->numel(), " values for ", g.M, " output channels");
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, conv_output_shape(g)));
+    if (y.numel() == 0) return Status::OK();
+    conv_direct<float>(g, x->data<float>(), w->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(),
+                       ctx.pool());
+    return residual_and_activation(ctx, 3, act_, y);
+  }
+
+ private:
+  const graph::Node& node_;
+  ActivationSpec act_;
+};
+
+constexpr KernelDef kKernels[] = {
+    {"com.orchard", "FusedConv", 1, 1, make<FusedConvRef>, {DType::float32}},
+    {"com.orchard", "FusedMatMul", 1, 1, make<FusedMatMulRef>, {DType::float32}},
+};
+
+}  // namespace
+
+std::span<const KernelDef> fused_kernels() { return kKernels; }
+
+}  // namespace orchard::cpu::reference

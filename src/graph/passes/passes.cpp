@@ -1,0 +1,16 @@
+#include "graph/passes/pass.hpp"
+
+namespace orchard::graph::passes {
+
+const std::vector<NamedPass>& rewrite_passes() {
+  // Order matters: no-ops go first so patterns are contiguous; Conv affine folding before the Conv fusion
+  // (it needs the plain Conv); Gelu before the MatMul fusion, which takes the erf Gelu as its activation.
+  static const std::vector<NamedPass> kPasses = {
+      {"eliminate_no_ops", eliminate_no_ops}, {"fold_conv_affine", fold_conv_affine},
+      {"fuse_layer_norm", fuse_layer_norm},   {"fuse_gelu", fuse_gelu},
+      {"fuse_conv_matmul", fuse_conv_matmul},
+  };
+  return kPasses;
+}
+
+}  // namespace orchard::graph::passes

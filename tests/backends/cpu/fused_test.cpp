@@ -1,0 +1,178 @@
+// com.orchard FusedConv and FusedMatMul (docs/fused_ops.md) against the unfused ops: Conv / MatMul run
+// through the harness, then bias, residual and activation computed here in double.
+#include <cmath>
+
+#include "backends/op_harness.hpp"
+
+namespace orchard::testing {
+namespace {
+
+Tensor run1(const OpCase& c) {
+  auto y = run_op(c);
+  EXPECT_TRUE(y.ok()) << y.status().to_string();
+  return y.ok() ? (*y)[0].tensor() : Tensor();
+}
+
+struct Act {
+  std::string name;
+  std::vector<float> params;
+};
+
+const Act kActs[] = {{"", {}},        {"Relu", {}},      {"Clip", {-0.5f, 0.75f}}, {"Sigmoid", {}}, {"SiLU", {}},
+                     {"HardSwish", {}}, {"LeakyRelu", {0.1f}}, {"Gelu", {}},         {"Tanh", {}}};
+
+double activate(const Act& a, double v) {
+  if (a.name == "Relu") return v > 0 ? v : 0;
+  if (a.name == "Clip") return std::min(std::max(v, double(a.params[0])), double(a.params[1]));
+  if (a.name == "Sigmoid") return 1 / (1 + std::exp(-v));
+  if (a.name == "SiLU") return v / (1 + std::exp(-v));
+  if (a.name == "HardSwish") return v * std::min(std::max(v / 6 + 0.5, 0.0), 1.0);
+  if (a.name == "LeakyRelu") return v >= 0 ? v : a.params[0] * v;
+  if (a.name == "Gelu") return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+  if (a.name == "Tanh") return std::tanh(v);
+  return v;
+}
+
+// want = act(base + bias[channel] + z), channel = (i / inner) % channels.
+Tensor expected(const Tensor& base, const Tensor* bias, int64_t inner, const Tensor* z, const Act& act) {
+  Tensor want = Tensor::empty(DType::float32, base.shape());
+  const int64_t channels = bias ? bias->numel() : 1;
+  for (int64_t i = 0; i < base.numel(); ++i) {
+    double v = base.data<float>()[i];
+    if (bias) v += bias->data<float>()[(i / inner) % channels];
+    if (z) v += z->data<float>()[i];
+    want.data<float>()[i] = static_cast<float>(activate(act, v));
+  }
+  return want;
+}
+
+OpCase with_activation(OpCase c, const Act& act) {
+  c.attr("activation", act.name);
+  if (!act.params.empty()) c.attr("activation_params", act.params);
+  return c;
+}
+
+TEST(FusedMatMul, EveryActivationWithAndWithoutBiasAndResidual) {
+  unsigned seed = 1;
+  for (const Act& act : kActs) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool has_bias = variant & 1, has_z = variant & 2;
+      // Batched A times a 2-D B (A's batch folded), odd sizes.
+      Tensor a = random_float_tensor({2, 5, 19}, seed++);
+      Tensor b = random_float_tensor({19, 13}, seed++);
+      Tensor bias = random_float_tensor({13}, seed++);
+      Tensor z = random_float_tensor({2, 5, 13}, seed++);
+      OpCase c = with_activation(OpCase("FusedMatMul", 1, "com.orchard"), act);
+      c.input("a", a);
+      if (seed % 2) c.constant("b", b);  // packed at load
+      else c.input("b", b);
+      if (has_bias) c.input("bias", bias);
+      else if (has_z) c.omitted_input();
+      if (has_z) c.input("z", z);
+      const Tensor base = run1(OpCase("MatMul", 13).input("a", a).input("b", b));
+      expect_tensor_near(run1(c), expected(base, has_bias ? &bias : nullptr, 1, has_z ? &z : nullptr, act), 1e-4, 1e-5);
+    }
+  }
+}
+
+TEST(FusedMatMul, BroadcastBatchesAndVectors) {
+  // B batched, A broadcast over it; and a 1-D A.
+  Tensor a = random_float_tensor({1, 3, 4, 6}, 7);
+  Tensor b = random_float_tensor({2, 1, 6, 5}, 8);
+  Tensor bias = random_float_tensor({5}, 9);
+  const Act relu{"Relu", {}};
+  const Tensor base = run1(OpCase("MatMul", 13).input("a", a).input("b", b));
+  expect_tensor_near(run1(with_activation(OpCase("FusedMatMul", 1, "com.orchard"), relu).input("a", a).input("b", b).input("bias", bias)),
+                     expected(base, &bias, 1, nullptr, relu), 1e-4, 1e-5);
+  Tensor v = random_float_tensor({6}, 10);
+  Tensor m = random_float_tensor({6, 5}, 11);
+  const Tensor vbase = run1(OpCase("MatMul", 13).input("a", v).input("b", m));
+  expect_tensor_near(run1(with_activation(OpCase("FusedMatMul", 1, "com.orchard"), relu).input("a", v).input("b", m).input("bias", bias)),
+                     expected(vbase, &bias, 1, nullptr, relu), 1e-4, 1e-5);
+}
+
+TEST(FusedMatMul, RejectsBadBiasResidualAndActivation) {
+  Tensor a = random_float_tensor({3, 4}, 1);
+  Tensor b = random_float_tensor({4, 5}, 2);
+  auto bad_bias = run_op(OpCase("FusedMatMul", 1, "com.orchard").input("a", a).input("b", b).input("bias", random_float_tensor({4}, 3)));
+  ASSERT_FALSE(bad_bias.ok());
+  EXPECT_NE(bad_bias.status().message().find("bias of shape [4]"), std::string::npos) << bad_bias.status().message();
+  auto bad_z = run_op(OpCase("FusedMatMul", 1, "com.orchard").input("a", a).input("b", b).omitted_input().input("z", random_float_tensor({5}, 3)));
+  ASSERT_FALSE(bad_z.ok());
+  EXPECT_NE(bad_z.status().message().find("Z of shape [5]"), std::string::npos) << bad_z.status().message();
+  auto bad_act = run_op(OpCase("FusedMatMul", 1, "com.orchard").input("a", a).input("b", b).attr("activation", std::string("Swish")));
+  ASSERT_FALSE(bad_act.ok());
+  EXPECT_NE(bad_act.status().message().find("unknown activation 'Swish'"), std::string::npos) << bad_act.status().message();
+  auto bad_params = run_op(OpCase("FusedMatMul", 1, "com.orchard").input("a", a).input("b", b).attr("activation", std::string("Clip")));
+  ASSERT_FALSE(bad_params.ok());
+}
+
+TEST(FusedConv, EveryActivationWithAndWithoutBiasAndResidual) {
+  unsigned seed = 100;
+  for (const Act& act : kActs) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool has_bias = variant & 1, has_z = variant & 2;
+      Tensor x = random_float_tensor({2, 6, 7, 9}, seed++);
+      Tensor w = random_float_tensor({10, 3, 3, 3}, seed++);  // two groups
+      Tensor bias = random_float_tensor({10}, seed++);
+      Tensor z = random_float_tensor({2, 10, 4, 9}, seed++);
+      auto conv_attrs = [](OpCase c) {
+        return c.attr("group", int64_t{2})
+            .attr("strides", std::vector<int64_t>{2, 1})
+            .attr("pads", std::vector<int64_t>{1, 1, 1, 1})
+            .attr("dilations", std::vector<int64_t>{1, 1});
+      };
+      OpCase c = conv_attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act));
+      c.input("x", x);
+      if (seed % 2) c.constant("w", w);  // packed at load
+      else c.input("w", w);
+      if (has_bias) c.input("b", bias);
+      else if (has_z) c.omitted_input();
+      if (has_z) c.input("z", z);
+      const Tensor base = run1(conv_attrs(OpCase("Conv", 11)).input("x", x).input("w", w));
+      expect_tensor_near(run1(c), expected(base, has_bias ? &bias : nullptr, 4 * 9, has_z ? &z : nullptr, act), 1e-4,
+                         1e-5);
+    }
+  }
+}
+
+TEST(FusedConv, OneByOneDepthwiseAndConv1d) {
+  const Act silu{"SiLU", {}};
+  // 1x1 (a GEMM on NCHW), depthwise 3x3 stride 2, 1-D with padding: each with bias and residual.
+  struct Case {
+    Shape x, w, z;
+    int64_t group;
+    std::vector<int64_t> strides, pads;
+  };
+  const Case cases[] = {
+      {{1, 5, 6, 7}, {9, 5, 1, 1}, {1, 9, 6, 7}, 1, {1, 1}, {0, 0, 0, 0}},
+      {{1, 8, 9, 9}, {8, 1, 3, 3}, {1, 8, 5, 5}, 8, {2, 2}, {1, 1, 1, 1}},
+      {{2, 4, 11}, {6, 4, 3}, {2, 6, 11}, 1, {1}, {1, 1}},
+  };
+  unsigned seed = 300;
+  for (const Case& k : cases) {
+    Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++), z = random_float_tensor(k.z, seed++);
+    Tensor bias = random_float_tensor({k.w[0]}, seed++);
+    auto attrs = [&](OpCase c) { return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads); };
+    const Tensor base = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w));
+    int64_t inner = 1;
+    for (size_t d = 2; d < k.z.rank(); ++d) inner *= k.z[d];
+    expect_tensor_near(
+        run1(attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), silu)).input("x", x).constant("w", w).input("b", bias).input("z", z)),
+        expected(base, &bias, inner, &z, silu), 1e-4, 1e-5);
+  }
+}
+
+TEST(FusedConv, RejectsBadResidualAndBias) {
+  Tensor x = random_float_tensor({1, 2, 4, 4}, 1);
+  Tensor w = random_float_tensor({3, 2, 3, 3}, 2);
+  auto bad_z = run_op(OpCase("FusedConv", 1, "com.orchard").input("x", x).input("w", w).omitted_input().input("z", random_float_tensor({1, 3, 4, 4}, 3)));
+  ASSERT_FALSE(bad_z.ok());
+  EXPECT_NE(bad_z.status().message().find("Z of shape [1,3,4,4]"), std::string::npos) << bad_z.status().message();
+  auto bad_b = run_op(OpCase("FusedConv", 1, "com.orchard").input("x", x).input("w", w).input("b", random_float_tensor({2}, 3)));
+  ASSERT_FALSE(bad_b.ok());
+  EXPECT_NE(bad_b.status().message().find("B has 2 values"), std::string::npos) << bad_b.status().message();
+}
+
+}  // namespace
+}  // namespace orchard::testing
