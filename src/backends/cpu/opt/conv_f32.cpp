@@ -4,8 +4,8 @@
 //  - depthwise 2-D (group == C == M): a direct kernel per channel plane;
 //  - everything else: im2col per (image, group) + GEMM.
 // The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
-// depthwise kernel, on each finished plane. Declined (the reference takes the node): inputs not known to be
-// float32.
+// depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
+// the node): inputs not known to be float32.
 #include <algorithm>
 #include <vector>
 
@@ -13,6 +13,7 @@
 #include "backends/cpu/opt/depthwise_f32.hpp"
 #include "backends/cpu/opt/families.hpp"
 #include "backends/cpu/opt/gemm_f32.hpp"
+#include "backends/cpu/opt/vec_math.hpp"
 #include "backends/cpu/reference/dense.hpp"
 #include "core/cpu_features.hpp"
 #include "runtime/backend.hpp"
@@ -42,7 +43,7 @@ void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float
         const float* zp = z + p * g.out_size;
         for (int64_t i = 0; i < g.out_size; ++i) yp[i] += zp[i];
       }
-      apply_activation_ref(act, yp, g.out_size);
+      apply_activation_vec(act, yp, g.out_size);
     }
   });
 }

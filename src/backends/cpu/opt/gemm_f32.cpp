@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "backends/cpu/opt/vec_math.hpp"
 #include "core/cpu_features.hpp"
 #include "core/logging.hpp"
 
@@ -113,7 +114,7 @@ void epilogue_tile(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t i0, in
         for (int64_t j = 0; j < n; ++j) row[j] += s * z[j];
       }
     }
-    apply_activation_ref(ep.act, row, n);
+    apply_activation_vec(ep.act, row, n);
   }
 }
 
