@@ -133,8 +133,8 @@ void match_adds(const Graph& g, const GraphUses& uses, int64_t n, Fusion& f) {
     const std::string other = other_input(add, f.out);
     if (other.empty() || add.outputs.size() != 1) return;
     const Tensor* t = constant(g, other);
-    if (n > 0 && f.bias.empty() && t && t->dtype() == DType::float32 && t->rank() == 1 && t->dim(0) == n &&
-        shape && !shape->empty()) {
+    // A [N] bias on a [..., N] MatMul output leaves its shape as it is, known or not.
+    if (n > 0 && f.bias.empty() && t && t->dtype() == DType::float32 && t->rank() == 1 && t->dim(0) == n) {
       f.bias = other;
     } else if (f.residual.empty() && value_dtype(g, other) == DType::float32 && same_dims(declared_shape(g, other), shape) &&
                same_dims(declared_shape(g, add.outputs[0]), shape)) {
