@@ -33,13 +33,6 @@ bool same_dims(const std::optional<std::vector<Dim>>& a, const std::optional<std
   return true;
 }
 
-std::string other_input(const Node& n, const std::string& value) {
-  if (n.num_inputs() != 2 || n.inputs.size() != 2) return "";
-  if (n.inputs[0] == value && n.inputs[1] != value) return n.inputs[1];
-  if (n.inputs[1] == value && n.inputs[0] != value) return n.inputs[0];
-  return "";
-}
-
 // N, the last dim of MatMul `n`'s B and output, when statically known and B has rank >= 2; else -1.
 int64_t matmul_n(const Graph& g, const Node& n) {
   auto b = declared_shape(g, n.inputs[1]);
