@@ -1,7 +1,8 @@
 // The vectorised float32 CPU kernels (src/backends/cpu/opt/*_vec.cpp) against the reference kernels, one
 // node at a time through the CPU backend, on shapes from the standard models: Softmax of BERT's attention
 // (12x128x128), LayerNorm (128x768), GELU (128x3072, com.orchard Gelu and the Erf op), Add with a bias
-// broadcast ([128, 3072] + [3072]) and a channel broadcast, Sigmoid. Bytes processed are inputs + output.
+// broadcast ([128, 3072] + [3072]) and a channel broadcast, Sigmoid, resnet50's 3x3/2 MaxPool. Bytes
+// processed are inputs + output.
 // One thread (the session pool with no workers) unless the name says /threads:2.
 //   ./build/release/bench/orchard_bench --benchmark_filter=Vec
 #include <benchmark/benchmark.h>
@@ -60,8 +61,9 @@ void run_node(benchmark::State& state, const NodeSpec& spec, bool reference, int
   out.name = "y";
   g->outputs.push_back(out);
   g->nodes.push_back(std::move(node));
-  std::shared_ptr<runtime::Backend> cpu = reference ? std::shared_ptr<runtime::Backend>(cpu::CpuBackend::reference_only(SessionOptions{}))
-                                                    : std::make_shared<cpu::CpuBackend>(SessionOptions{});
+  std::shared_ptr<runtime::Backend> cpu =
+      reference ? std::shared_ptr<runtime::Backend>(cpu::CpuBackend::reference_only(SessionOptions{}))
+                : std::make_shared<cpu::CpuBackend>(SessionOptions{});
   auto compiled = runtime::CompiledGraph::compile(g, {cpu}, nullptr);
   if (!compiled.ok()) {
     state.SkipWithError(compiled.status().to_string().c_str());
@@ -98,7 +100,8 @@ graph::Attribute string_attr(const std::string& v) {
 }
 
 const NodeSpec kSoftmax{"Softmax", 13, "", {Shape{1, 12, 128, 128}}, {{"axis", int_attr(-1)}}};
-const NodeSpec kLayerNorm{"LayerNormalization", 17, "", {Shape{128, 768}, Shape{768}, Shape{768}}, {{"axis", int_attr(-1)}}};
+const NodeSpec kLayerNorm{
+    "LayerNormalization", 17, "", {Shape{128, 768}, Shape{768}, Shape{768}}, {{"axis", int_attr(-1)}}};
 const NodeSpec kGelu{"Gelu", 1, "com.orchard", {Shape{128, 3072}}, {{"approximate", string_attr("none")}}};
 const NodeSpec kGeluTanh{"Gelu", 1, "com.orchard", {Shape{128, 3072}}, {{"approximate", string_attr("tanh")}}};
 const NodeSpec kErf{"Erf", 13, "", {Shape{128, 3072}}, {}};
@@ -106,16 +109,27 @@ const NodeSpec kAddBias{"Add", 14, "", {Shape{128, 3072}, Shape{3072}}, {}};
 const NodeSpec kAddChannel{"Add", 14, "", {Shape{1, 96, 56, 56}, Shape{1, 96, 1, 1}}, {}};
 const NodeSpec kMulSame{"Mul", 14, "", {Shape{1, 96, 56, 56}, Shape{1, 96, 56, 56}}, {}};
 const NodeSpec kSigmoid{"Sigmoid", 13, "", {Shape{1, 96, 56, 56}}, {}};
+graph::Attribute ints_attr(std::vector<int64_t> v) {
+  graph::Attribute a;
+  a.type = graph::Attribute::Type::ints;
+  a.ints = std::move(v);
+  return a;
+}
+const NodeSpec kMaxPool{
+    "MaxPool",
+    12,
+    "",
+    {Shape{1, 64, 112, 112}},
+    {{"kernel_shape", ints_attr({3, 3})}, {"strides", ints_attr({2, 2})}, {"pads", ints_attr({1, 1, 1, 1})}}};
 
-
-#define ORCHARD_VEC_BENCH(name, spec)                                                                        \
-  void BM_Vec_##name(benchmark::State& s) { run_node(s, spec, false, 1); }                                   \
-  void BM_Ref_##name(benchmark::State& s) { run_node(s, spec, true, 1); }                                    \
-  void BM_Vec_##name##_threads2(benchmark::State& s) { run_node(s, spec, false, 2); }                        \
-  void BM_Ref_##name##_threads2(benchmark::State& s) { run_node(s, spec, true, 2); }                         \
-  BENCHMARK(BM_Vec_##name)->Unit(benchmark::kMicrosecond);                                                   \
-  BENCHMARK(BM_Ref_##name)->Unit(benchmark::kMicrosecond);                                                   \
-  BENCHMARK(BM_Vec_##name##_threads2)->Unit(benchmark::kMicrosecond)->UseRealTime();                        \
+#define ORCHARD_VEC_BENCH(name, spec)                                                 \
+  void BM_Vec_##name(benchmark::State& s) { run_node(s, spec, false, 1); }            \
+  void BM_Ref_##name(benchmark::State& s) { run_node(s, spec, true, 1); }             \
+  void BM_Vec_##name##_threads2(benchmark::State& s) { run_node(s, spec, false, 2); } \
+  void BM_Ref_##name##_threads2(benchmark::State& s) { run_node(s, spec, true, 2); }  \
+  BENCHMARK(BM_Vec_##name)->Unit(benchmark::kMicrosecond);                            \
+  BENCHMARK(BM_Ref_##name)->Unit(benchmark::kMicrosecond);                            \
+  BENCHMARK(BM_Vec_##name##_threads2)->Unit(benchmark::kMicrosecond)->UseRealTime();  \
   BENCHMARK(BM_Ref_##name##_threads2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 ORCHARD_VEC_BENCH(Softmax_12x128x128, kSoftmax)
@@ -127,6 +141,7 @@ ORCHARD_VEC_BENCH(AddBias_128x3072, kAddBias)
 ORCHARD_VEC_BENCH(AddChannel_96x56x56, kAddChannel)
 ORCHARD_VEC_BENCH(MulSame_96x56x56, kMulSame)
 ORCHARD_VEC_BENCH(Sigmoid_96x56x56, kSigmoid)
+ORCHARD_VEC_BENCH(MaxPool3x3s2_64x112x112, kMaxPool)
 
 }  // namespace
 }  // namespace orchard

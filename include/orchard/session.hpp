@@ -34,11 +34,18 @@ enum class OptimizationLevel : unsigned char {
   extended
 };
 
+// The precision float32 work runs in on an accelerator that offers a choice (today: CUDA).
+enum class Precision : unsigned char {
+  model,    // as the model says
+  float16,  // float32 work in float16 (weights converted once at load, float32 accumulation, float32 at the edges)
+};
+
 struct SessionOptions {
   int intra_op_threads = 0;                               // 0: one per core
   OptimizationLevel optimization = OptimizationLevel::extended;
   std::vector<std::string> backend_preference;            // e.g. {"cuda", "cpu"}; empty: the platform's chain
   bool disable_fallback = false;                          // load fails if any node would leave the first backend
+  Precision precision = Precision::model;                 // float16: CUDA partitions run float32 work in float16
   bool profiling = false;                                 // record per-node timings (see RunOptions::profile)
   Allocator* allocator = nullptr;                         // tensor memory for outputs and activations; null: default
   std::shared_ptr<ThreadPool> thread_pool;                // shared intra-op pool; null: the session makes its own

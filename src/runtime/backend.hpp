@@ -119,6 +119,12 @@ class Executable {
   // Computes the partition's outputs from its inputs; may enqueue work on ctx.stream and return before it
   // finishes (the executor synchronizes before the host reads the results).
   virtual Status run(ExecContext& ctx) const = 0;
+  // Returns whether partition input `i` is read only on the host (a kernel's host input, or by a kernel that
+  // reads only shapes): the executor then hands over a host tensor as it is instead of copying it here.
+  virtual bool reads_on_host(size_t i) const {
+    (void)i;
+    return false;
+  }
 };
 
 class Backend {

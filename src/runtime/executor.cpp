@@ -396,6 +396,10 @@ Status CompiledGraph::run_partition(const CompiledPartition& p, Frame& frame, Ru
       const Value& v = frame.slots[static_cast<size_t>(p.input_slots[i])];
       in_ptrs[i] = nullptr;
       if (v.kind() == Value::Kind::none) continue;
+      if (v.is_tensor() && v.tensor().place().host_visible() && exe->reads_on_host(i)) {
+        in_ptrs[i] = &v;  // read where it is: no upload, and no download back for the kernel
+        continue;
+      }
       auto moved = move_to(v, backend, chain_, env, stream);
       if (!moved.ok()) {
         st = moved.status();

@@ -19,6 +19,7 @@ struct Step {
   std::vector<Value> bound;  // constants, in this backend's memory (uploaded once at compile)
   std::vector<int> outputs;  // frame slot per output, -1 when unused
   uint32_t host_inputs = 0;  // inputs the kernel reads on the host (KernelDef::host_inputs)
+  bool metadata_only = false;  // KernelDef::metadata_only on a device backend: host outputs, inputs left in place
   std::vector<int> release;  // frame slots whose last reader in the partition is this step
   // The kernel's shape-dependent state for the last input shapes seen (kernels with reshape()).
   mutable std::mutex state_mu;
@@ -31,11 +32,28 @@ constexpr int kBound = -2000000;
 
 class KernelExecutable final : public Executable {
  public:
-  KernelExecutable(std::vector<std::unique_ptr<Step>> steps, std::vector<int> output_slots, const Backend& backend)
+  KernelExecutable(std::vector<std::unique_ptr<Step>> steps, std::vector<int> output_slots, const Backend& backend,
+                   size_t num_inputs)
       : steps_(std::move(steps)),
         output_slots_(std::move(output_slots)),
         backend_(backend),
-        host_(backend.allocator().place().host_visible()) {}
+        host_(backend.allocator().place().host_visible()) {
+    // Partition inputs that only host inputs and metadata-only kernels read.
+    std::vector<bool> host_use(num_inputs, false), data_use(num_inputs, false);
+    for (const auto& step : steps_) {
+      for (size_t i = 0; i < step->inputs.size(); ++i) {
+        const int s = step->inputs[i];
+        if (s > kPartitionInput || s <= kBound) continue;
+        const size_t k = static_cast<size_t>(kPartitionInput - s);
+        const bool on_host = step->metadata_only || (i < 32 && ((step->host_inputs >> i) & 1u));
+        (on_host ? host_use : data_use)[k] = true;
+      }
+    }
+    host_only_.resize(num_inputs);
+    for (size_t k = 0; k < num_inputs; ++k) host_only_[k] = !host_ && host_use[k] && !data_use[k];
+  }
+
+  bool reads_on_host(size_t i) const override { return i < host_only_.size() && host_only_[i]; }
 
   Status run(ExecContext& ctx) const override {
     std::vector<const Value*> in_ptrs;
@@ -57,7 +75,7 @@ class KernelExecutable final : public Executable {
         }
         in_ptrs.push_back(v && v->kind() != Value::Kind::none ? v : nullptr);
       }
-      if (step.host_inputs) ORCHARD_RETURN_IF_ERROR(inputs_to_host(step, in_ptrs, host_copies, ctx));
+      if (!host_ && !step.metadata_only) ORCHARD_RETURN_IF_ERROR(place_inputs(step, in_ptrs, host_copies, ctx));
       if (host_) {
         // A host kernel handed device memory would read garbage: a runtime bug, caught here.
         for (size_t i = 0; i < in_ptrs.size(); ++i) {
@@ -81,7 +99,8 @@ class KernelExecutable final : public Executable {
         state = step.state;
       }
       outs.assign(step.outputs.size(), Value());
-      OpContext op(*step.node, in_ptrs, outs, ctx.env, ctx.frame, ctx.allocator, state.get());
+      OpContext op(*step.node, in_ptrs, outs, ctx.env, ctx.frame, step.metadata_only ? ctx.env.host_allocator() : ctx.allocator,
+                   state.get());
       const auto t0 = ctx.env.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       Status st = step.kernel->run(op);
       if (!st.ok()) return st.with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
@@ -116,18 +135,24 @@ class KernelExecutable final : public Executable {
   std::vector<int> output_slots_;
   const Backend& backend_;
   const bool host_;  // the backend computes in host-visible memory
+  std::vector<bool> host_only_;  // per partition input: read only on the host (see reads_on_host)
 
-  // Replaces the step's host inputs that live in device memory by host copies (kept in `copies`).
-  Status inputs_to_host(const Step& step, std::vector<const Value*>& in_ptrs, std::vector<Value>& copies,
-                        ExecContext& ctx) const {
+  // Puts each input where a device kernel reads it: the step's host inputs (KernelDef::host_inputs) in host
+  // memory, the others in this backend's memory (a kernel such as the CUDA Shape, which reads only metadata,
+  // may leave its small output in host memory). Copies are kept in `copies` until the step is done.
+  Status place_inputs(const Step& step, std::vector<const Value*>& in_ptrs, std::vector<Value>& copies,
+                      ExecContext& ctx) const {
     copies.assign(in_ptrs.size(), Value());
-    for (size_t i = 0; i < in_ptrs.size() && i < 32; ++i) {
-      if (!((step.host_inputs >> i) & 1u) || !in_ptrs[i] || !in_ptrs[i]->is_tensor()) continue;
+    for (size_t i = 0; i < in_ptrs.size(); ++i) {
+      if (!in_ptrs[i] || !in_ptrs[i]->is_tensor()) continue;
       const Tensor& src = in_ptrs[i]->tensor();
-      if (src.place().host_visible()) continue;
-      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), ctx.env.host_allocator()));
+      const bool want_host = i < 32 && ((step.host_inputs >> i) & 1u);
+      if (src.place().host_visible() == want_host || src.dtype() == DType::string) continue;
+      Allocator& to = want_host ? ctx.env.host_allocator() : backend_.allocator();
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), to));
       ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
-      if (ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
+      // The host reads a download at once; an upload is ordered before the kernel on the stream.
+      if (want_host && ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
       ctx.env.bytes_copied += static_cast<int64_t>(src.nbytes());
       copies[i] = Value(dst);
       in_ptrs[i] = &copies[i];
@@ -235,11 +260,9 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
       if (pi != spec.inputs.end()) {
         step->inputs.push_back(kPartitionInput - static_cast<int>(pi - spec.inputs.begin()));
       } else if (const Tensor* c = view.constant(in); c && !place.host_visible()) {
-        // Constants live on the device that reads them, uploaded once here.
-        ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(c->dtype(), c->shape(), allocator()));
-        ORCHARD_RETURN_IF_ERROR(transfer().copy(*c, dst, nullptr));
+        // Constants live on the device that reads them, uploaded once below (unless read on the host).
         step->inputs.push_back(kBound - static_cast<int>(step->bound.size()));
-        step->bound.emplace_back(dst);
+        step->bound.emplace_back(*c);
       } else {
         step->inputs.push_back(ctx.slot_of(in));
       }
@@ -270,6 +293,7 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
       if (kernel.ok()) {
         step->kernel = std::move(kernel).value();
         step->host_inputs = place.host_visible() ? 0 : def->host_inputs;
+        step->metadata_only = !place.host_visible() && def->metadata_only;
         break;
       }
       if (first_error.ok()) first_error = kernel.status();
@@ -277,6 +301,16 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
     if (!step->kernel) {
       if (ctx.failed_nodes) ctx.failed_nodes->push_back(spec.nodes[i]);
       return first_error.with_prefix("[" + info_.name + "] " + node.label() + ": ");
+    }
+    for (size_t k = 0; k < step->inputs.size(); ++k) {
+      const int s = step->inputs[k];
+      if (s > kBound) continue;
+      if (step->metadata_only || (k < 32 && ((step->host_inputs >> k) & 1u))) continue;  // stays in host memory
+      Value& v = step->bound[static_cast<size_t>(kBound - s)];
+      const Tensor& c = v.tensor();
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(c.dtype(), c.shape(), allocator()));
+      ORCHARD_RETURN_IF_ERROR(transfer().copy(c, dst, nullptr));
+      v = Value(dst);
     }
     steps.push_back(std::move(step));
   }
@@ -292,7 +326,7 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
   }
   std::vector<int> output_slots;
   for (const auto& out : spec.outputs) output_slots.push_back(ctx.slot_of(out));
-  return std::unique_ptr<Executable>(new KernelExecutable(std::move(steps), std::move(output_slots), *this));
+  return std::unique_ptr<Executable>(new KernelExecutable(std::move(steps), std::move(output_slots), *this, spec.inputs.size()));
 }
 
 }  // namespace orchard::runtime

@@ -60,6 +60,9 @@ struct KernelDef {
   // Inputs (bit i: input i) the kernel reads on the host, such as a Reshape's shape: a backend with
   // device memory gets them in host memory.
   uint32_t host_inputs = 0;
+  // The kernel reads only its inputs' shapes and dtypes and writes its outputs in host memory (Shape, Size):
+  // on a device backend it runs with no copy of its inputs and its outputs stay on the host.
+  bool metadata_only = false;
 };
 
 // A backend made of per-op kernels.

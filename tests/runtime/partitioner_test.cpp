@@ -249,8 +249,63 @@ TEST(Partitioner, HostInputsOfDeviceKernelsAreReadOnTheHost) {
   auto out = s->run({{"x", Value(input23())}, {"shape", Value(Tensor::from_vector<int64_t>({2}, {3, 2}))}});
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   EXPECT_EQ((*out)[0].second.tensor().shape(), (Shape{3, 2}));
-  // x and shape up, shape back down for the kernel to read, y down.
-  EXPECT_EQ(sim->sim_transfer().to_host.load(), 16 + 24);
+  // x up, y down; the shape, a host tensor only read on the host, stays there (no upload, no download back).
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 24);
+  EXPECT_EQ(sim->sim_transfer().to_host.load(), 24);
+}
+
+TEST(Partitioner, MetadataKernelsReadNoDataAndTheirHostOutputsMoveOnlyWhenReadAsData) {
+  auto sim = std::make_shared<testing::SimDeviceBackend>();
+  ModelBuilder b;
+  b.input("x", kFloat, {64, 128}).output("y", kFloat, {64, 128}).output("d", kFloat, {2});
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Shape", {"r"}, {"s"});               // metadata only: r is not downloaded
+  b.node("Reshape", {"r", "s"}, {"y"});        // s is a host input of Reshape: read where it is
+  auto& cast = b.node("Cast", {"s"}, {"d"});  // s read as data: uploaded
+  auto* to = cast.add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(kFloat);
+  auto s = load(b, {sim});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(backends_of(s->placement()), (std::vector<std::string>{"simdev"}));
+  auto out = s->run({{"x", Value(big_input())}});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ((*out)[0].second.tensor().shape(), (Shape{64, 128}));
+  const Tensor& d = (*out)[1].second.tensor();
+  ASSERT_EQ(d.numel(), 2);
+  EXPECT_FLOAT_EQ(d.data<float>()[0], 64.f);
+  EXPECT_FLOAT_EQ(d.data<float>()[1], 128.f);
+  // x and s up (s for Cast); y and d down. Without the metadata flag r would come down for Shape, and s
+  // would come down again for Reshape.
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 4 * kBig + 16);
+  EXPECT_EQ(sim->sim_transfer().to_host.load(), 4 * kBig + 8);
+}
+
+TEST(Partitioner, ConstantHostInputsStayOnTheHost) {
+  auto sim = std::make_shared<testing::SimDeviceBackend>();
+  ModelBuilder b;
+  b.input("x", kFloat, {2, 3}).output("y", kFloat, {3, 2});
+  auto* shape = b.proto().mutable_graph()->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(3);
+  shape->add_int64_data(2);
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Reshape", {"r", "shape"}, {"y"});
+  auto s = load(b, {sim});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(backends_of(s->placement()), (std::vector<std::string>{"simdev"}));
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 0) << "the shape, read on the host, is not uploaded at load";
+  for (int i = 0; i < 2; ++i) {
+    auto out = s->run({{"x", Value(input23())}});
+    ASSERT_TRUE(out.ok()) << out.status().to_string();
+    EXPECT_EQ((*out)[0].second.tensor().shape(), (Shape{3, 2}));
+  }
+  // Per run: x up, y down; the shape never moves (no download, no stream wait).
+  EXPECT_EQ(sim->sim_transfer().to_device.load(), 2 * 24);
+  EXPECT_EQ(sim->sim_transfer().to_host.load(), 2 * 24);
 }
 
 }  // namespace

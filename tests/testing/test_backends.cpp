@@ -173,6 +173,7 @@ const std::vector<runtime::KernelDef>& simdev_table() {
       if (!k.domain.empty() || !tensor_ops().count(k.op)) continue;
       runtime::KernelDef d = k;
       d.host_inputs = host_inputs_of(k.op);
+      d.metadata_only = k.op == "Shape" || k.op == "Size";  // as on the CUDA backend
       d.dtypes = {DType::float32, DType::float16, DType::int64, DType::int32, DType::boolean, DType::uint8, DType::int8};
       t.push_back(d);
     }

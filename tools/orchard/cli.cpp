@@ -112,6 +112,12 @@ void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends
   custom_backend_list() = std::move(backends);
 }
 
+std::string precision_error(Args& args) {
+  if (!args.has("precision")) return "";
+  const std::string p = args.get("precision");
+  return p == "fp16" || p == "fp32" ? "" : "--precision expects fp32 or fp16, got '" + p + "'";
+}
+
 SessionOptions session_options(Args& args) {
   SessionOptions o;
   o.intra_op_threads = static_cast<int>(args.get_int("threads", 0));
@@ -129,6 +135,7 @@ SessionOptions session_options(Args& args) {
   if (level == "none") o.optimization = OptimizationLevel::none;
   if (level == "basic") o.optimization = OptimizationLevel::basic;
   if (level == "extended") o.optimization = OptimizationLevel::extended;
+  if (args.has("precision")) o.precision = args.get("precision") == "fp16" ? Precision::float16 : Precision::model;
   o.custom_backends = custom_backend_list();
   return o;
 }

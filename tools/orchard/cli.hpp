@@ -43,8 +43,10 @@ class Args {
 int usage_error(const std::string& cmd, const std::string& message);
 
 // Session options from the common flags --threads, --backend (a comma-separated preference),
-// --no-fallback and --optimization (none|basic|extended), with the custom backends below.
+// --no-fallback, --optimization (none|basic|extended) and --precision, with the custom backends below.
 SessionOptions session_options(Args& args);
+// Returns why --precision is invalid (it takes fp32 or fp16), or "" when it is absent or valid.
+std::string precision_error(Args& args);
 // Makes `backends` available to every session the tool loads (the test build of the tool adds the
 // test backends this way; the shipped tool has none).
 void set_custom_backends(std::vector<std::shared_ptr<runtime::Backend>> backends);

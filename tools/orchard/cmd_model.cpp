@@ -3,9 +3,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
+#include "backends/coreml/onnx_bridge.hpp"
 #include "cli.hpp"
 #include "orchard/io.hpp"
 #include "orchard/manager.hpp"
@@ -33,9 +36,13 @@ options:
   --no-fallback       fail instead of running any node off the first preferred backend
   --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
   --optimization L    none | basic | extended: the graph optimization level (default: the library's)
+  --precision P       fp32 (default: as the model says) or fp16: CUDA partitions run float32 work in float16
+  --fix-dims          load the model with static shapes: its symbolic input dims fixed to the --dim values
+                      (default 1) and its shape arithmetic folded (opset 17); compiling backends such as
+                      coreml take only nodes with static shapes
 )";
 
-constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]]
+constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]] [--fix-dims [--dim SYMBOL=N]]
 
 Prints the model's inputs and outputs (with symbolic dims), IR version, opsets, a histogram of its
 operators (subgraphs included), the number and size of its parameters, and the main graph's node count
@@ -48,6 +55,8 @@ options:
   --backend B[,B2]    the backend chain to place the model on (default: the platform's)
   --threads N         intra-op threads (default: one per core)
   --optimization L    none | basic | extended: the graph optimization level (default: the library's)
+  --fix-dims          load the model with static shapes, as `orchard run --fix-dims` does
+  --dim SYMBOL=N      with --fix-dims: the size of symbolic dim SYMBOL (default 1); repeatable
 )";
 
 constexpr const char* kBenchHelp = R"(usage: orchard bench MODEL [options]
@@ -63,6 +72,7 @@ options:
   --dim SYMBOL=N    size of symbolic dim SYMBOL (default 1); repeatable
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
   --optimization L  none | basic | extended: the graph optimization level (default: the library's)
+  --precision P     fp32 (default) or fp16: CUDA partitions run float32 work in float16
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
 Manager mode:
@@ -97,10 +107,29 @@ Result<std::unique_ptr<Session>> load_model(const std::string& path, const Sessi
   return Session::load(path, options);
 }
 
+// --fix-dims: every symbolic input dim fixed (from `dims`, else 1), then the Core ML converter's
+// specialization (opset 17, shape inference, Shape/Size and constant subgraphs folded) before loading.
+Result<std::unique_ptr<Session>> load_static(const std::string& path, const SessionOptions& options,
+                                             std::map<std::string, int64_t> dims) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return not_found("cannot open model file '", path, "'");
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ORCHARD_ASSIGN_OR_RETURN(graph::Model model, coreml::import_for_conversion(bytes));
+  for (const auto& in : model.graph->inputs) {
+    for (const auto& d : in.shape) {
+      if (!d.fixed() && !d.symbol.empty()) dims.emplace(d.symbol, 1);
+    }
+  }
+  ORCHARD_ASSIGN_OR_RETURN(std::string fixed, coreml::specialize_onnx(bytes, {}, dims));
+  return Session::load_from_bytes(std::as_bytes(std::span(fixed.data(), fixed.size())), options, fs::path(path).parent_path());
+}
+
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization"}, {"no-fallback"});
+  Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization",
+                            "precision"},
+            {"no-fallback", "fix-dims"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -111,12 +140,13 @@ int cmd_run(int argc, char** argv) {
   std::map<std::string, int64_t> dims;
   std::string err;
   if (!args.ok()) return usage_error("run", args.error());
+  if (!precision_error(args).empty()) return usage_error("run", precision_error(args));
   if (!parse_dims(args, dims, err)) return usage_error("run", err);
   if (args.positionals().size() != 1) return usage_error("run", "expects exactly one MODEL");
   const int64_t timeout_ms = args.get_int("timeout-ms", 0);
   if (!args.ok()) return usage_error("run", args.error());
   if (timeout_ms < 0) return usage_error("run", "--timeout-ms must be >= 0, got " + std::to_string(timeout_ms));
-  auto session = load_model(args.positionals()[0], options);
+  auto session = args.has("fix-dims") ? load_static(args.positionals()[0], options, dims) : load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard run: %s\n", session.status().to_string().c_str());
     return kExitFailure;
@@ -233,7 +263,7 @@ void print_placement(const Session& s) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, 2, {"backend", "threads", "optimization"}, {"placement"});
+  Args args(argc, argv, 2, {"backend", "threads", "optimization", "dim"}, {"placement", "fix-dims"});
   if (args.help()) {
     std::fputs(kInspectHelp, stdout);
     return 0;
@@ -242,7 +272,10 @@ int cmd_inspect(int argc, char** argv) {
   if (args.positionals().size() != 1) return usage_error("inspect", "expects exactly one MODEL");
   SessionOptions options = session_options(args);
   if (!args.ok()) return usage_error("inspect", args.error());
-  auto session = load_model(args.positionals()[0], options);
+  std::map<std::string, int64_t> dims;
+  std::string err;
+  if (!parse_dims(args, dims, err)) return usage_error("inspect", err);
+  auto session = args.has("fix-dims") ? load_static(args.positionals()[0], options, dims) : load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard inspect: %s\n", session.status().to_string().c_str());
     return kExitFailure;
@@ -369,7 +402,9 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots", "queue-depth", "memory-mb", "timeout-ms"}, {"load-only", "op-summary"});
+  Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
+                            "queue-depth", "memory-mb", "timeout-ms", "precision"},
+            {"load-only", "op-summary"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -380,6 +415,8 @@ int cmd_bench(int argc, char** argv) {
   std::string err;
   if (!args.ok()) return usage_error("bench", args.error());
   if (!parse_dims(args, dims, err)) return usage_error("bench", err);
+  if (!precision_error(args).empty()) return usage_error("bench", precision_error(args));
+  if (args.has("precision") && args.has("concurrency")) return usage_error("bench", "--precision is not taken in Manager mode");
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);

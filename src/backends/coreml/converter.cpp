@@ -256,6 +256,7 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
     *fi->mutable_type() = tensor_value_type(t, d.shape);
     add_feature(description->mutable_input(), feature, t, d.shape);
     user["orchard.onnx_name." + feature] = in;
+    result.input_features.push_back(feature);
     Var v{feature, t, d.shape};
     const mil::DataType natural = mil_type_for(d.dtype, options.precision);
     ctx.bind(in, natural == t ? v : ctx.cast(v, natural));
@@ -278,6 +279,7 @@ Result<Converted> convert(const graph::Graph& graph, std::span<const size_t> nod
     block.add_outputs(feature);
     add_feature(description->mutable_output(), feature, t, d.shape);
     user["orchard.onnx_name." + feature] = o;
+    result.output_features.push_back(feature);
   }
   ORCHARD_ASSIGN_OR_RETURN(result.package.model, serialize_model(model));
   result.package.weights = blobs.bytes();

@@ -54,6 +54,7 @@ struct Converted {
   Package package;
   std::vector<std::string> inputs;   // ONNX value names the program reads, in feature order
   std::vector<std::string> outputs;  // ONNX value names it produces, in feature order
+  std::vector<std::string> input_features, output_features;  // the Core ML feature names, same orders
   int64_t operations = 0;            // MIL operations written (const ops included)
 };
 

@@ -1,6 +1,7 @@
-// Dense matrix multiply for CPU kernels (MatMul, Gemm, Conv via im2col, RNNs, ...): the blocked, packed,
-// threaded GEMM in gemm.cpp, portable C++ written for auto-vectorisation. Its oracle is the plain triple
-// loop in tests/backends/cpu/gemm_test.cpp (GemmKernel tests).
+// A portable blocked, packed, threaded GEMM (gemm.cpp, C++ written for auto-vectorisation) for the reference
+// kernels that have no optimized variant yet: Einsum, ConvTranspose and the 8-bit integer products (float64).
+// MatMul, Gemm and Conv are plain loops in reference/ and run on opt/gemm_f32.hpp in their variants. Its
+// oracle is the plain triple loop in tests/backends/cpu/gemm_test.cpp (GemmKernel tests).
 #pragma once
 
 #include <cstdint>

@@ -34,10 +34,10 @@ std::span<const KernelDef> all_kernels() {
              reference::training_kernels,
              reference::random_kernels,
              reference::fused_kernels,
-             opt::matmul_variants,
-             opt::conv_variants,
              reference::gelu_kernels,
              // Optimized variants (priority > 0), tried before the reference kernels of their ops.
+             opt::matmul_variants,
+             opt::conv_variants,
              opt::elementwise_vec_kernels,
              opt::softmax_vec_kernels,
              opt::norm_vec_kernels,

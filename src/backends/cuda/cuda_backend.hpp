@@ -33,6 +33,7 @@ Status cublas_error(cublasStatus_t err, const char* call);
 struct CudaOptions {
   int device = 0;              // CUDA device ordinal
   uint64_t memory_limit = 0;   // bytes of device memory the pool may hand out at once; 0: no cap
+  bool float16 = false;        // partitions run float32 work in float16 (SessionOptions::precision)
 };
 
 class CudaBackend;
@@ -120,11 +121,14 @@ class CudaBackend final : public runtime::KernelBackend {
   const runtime::DataTransfer& transfer() const override { return transfer_; }
   Result<std::unique_ptr<runtime::Stream>> new_stream() const override;
   // Wraps KernelBackend::compile so that kernels of the partition see the run's stream (current_stream()).
+  // In float16 mode the partition is compiled from a copy of its graph whose float32 constants are float16,
+  // and its float32 inputs and outputs are cast at the edge.
   Result<std::unique_ptr<runtime::Executable>> compile(const runtime::CompileContext& ctx) const override;
   // The kernel table's answer, less the nodes whose attributes or arity the CUDA kernels do not take.
   runtime::Capability get_capability(const runtime::GraphView& view) const override;
 
   int ordinal() const { return options_.device; }
+  bool float16() const { return options_.float16; }
   const CudaAllocator& cuda_allocator() const { return *allocator_; }
   PinnedPool& pinned() const { return pinned_; }
   // Returns a cuBLAS handle from the pool (made when the pool is empty).
@@ -147,5 +151,7 @@ std::span<const runtime::KernelDef> cuda_kernels();
 // Returns why the CUDA kernels cannot run `node` although the table has its op and dtype, or "" when they can
 // (cuda_kernel_table.cpp).
 std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node);
+// Returns `cap` (the kernel table's answer) less the nodes cuda_declines() names, with their reasons.
+runtime::Capability drop_declined(runtime::Capability cap, const runtime::GraphView& view);
 
 }  // namespace orchard::cuda

@@ -1,5 +1,6 @@
-// CUDA Conv (2-D, NCHW, groups, pads, strides, dilations, bias) through cuDNN 9's convolution API. The
-// algorithm and workspace size are chosen once per input shape in reshape() and cached by the executor.
+// CUDA Conv (2-D NCHW, and 1-D NCW as height 1; groups, pads, strides, dilations, bias) through cuDNN 9's
+// convolution API. The algorithm and workspace size are chosen once per input shape in reshape() and cached by
+// the executor.
 // float32 runs with FMA math only (no TF32); float16 may use tensor cores (float32 accumulation).
 #include <cudnn.h>
 
@@ -72,9 +73,11 @@ class HandleLease {
 };
 
 struct ConvAttrs {
-  std::vector<int64_t> pads, strides, dilations;
+  std::vector<int64_t> pads, strides, dilations;  // in 2-D form (a 1-D convolution's lifted to height 1)
   int64_t group = 1;
   std::string auto_pad;
+  bool one_d = false;    // the attributes were those of a 1-D convolution
+  bool two_d = false;    // the attributes were those of a 2-D convolution
 };
 
 // Descriptors and the chosen algorithm for one input shape.
@@ -101,11 +104,14 @@ class ConvKernel final : public runtime::OpKernel {
   bool has_reshape() const override { return true; }
 
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
-    if (shapes.size() < 2 || shapes[0].rank() != 4 || shapes[1].rank() != 4) {
-      return unsupported("[Conv] the CUDA kernel takes 2-D convolutions (NCHW input, OIHW weights)");
+    // A 1-D convolution (NCW input, OIW weights) runs as a 2-D one of height 1.
+    const bool one_d = shapes.size() >= 2 && shapes[0].rank() == 3 && shapes[1].rank() == 3;
+    if (shapes.size() < 2 || !(one_d || (shapes[0].rank() == 4 && shapes[1].rank() == 4)) || (a_.one_d && !one_d) ||
+        (a_.two_d && one_d)) {
+      return unsupported("[Conv] the CUDA kernel takes 1-D and 2-D convolutions (NCW/NCHW input, OIW/OIHW weights)");
     }
-    const Shape& x = shapes[0];
-    const Shape& w = shapes[1];
+    const Shape x = one_d ? Shape{shapes[0][0], shapes[0][1], 1, shapes[0][2]} : shapes[0];
+    const Shape w = one_d ? Shape{shapes[1][0], shapes[1][1], 1, shapes[1][2]} : shapes[1];
     if (a_.group < 1 || x[1] != w[1] * a_.group || w[0] % a_.group != 0) {
       return invalid_argument("[Conv] input ", x.to_string(), " and weights ", w.to_string(), " do not match group ", a_.group);
     }
@@ -146,7 +152,7 @@ class ConvKernel final : public runtime::OpKernel {
     int n = 0, c = 0, h = 0, wd = 0;
     ORCHARD_CUDNN_CALL(cudnnGetConvolution2dForwardOutputDim(st->conv_, st->x_, st->w_, &n, &c, &h, &wd));
     if (h <= 0 || wd <= 0) return invalid_argument("[Conv] input ", x.to_string(), " is smaller than the kernel ", w.to_string());
-    st->out = Shape{n, c, h, wd};
+    st->out = one_d ? Shape{n, c, wd} : Shape{n, c, h, wd};
     ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->y_, CUDNN_TENSOR_NCHW, dt, n, c, h, wd));
     ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->b_, CUDNN_TENSOR_NCHW, dt, 1, c, 1, 1));
     ORCHARD_ASSIGN_OR_RETURN(cudnnHandle_t hd, handles().acquire(current_cuda_stream()));
@@ -219,10 +225,19 @@ KernelResult create_conv(const runtime::KernelCreateContext& ctx) {
     return invalid_argument("[Conv] auto_pad '", a.auto_pad, "'");
   }
   if (a.auto_pad == "VALID") a.pads.clear();
-  // 2-D only: other attribute lengths (1-D, 3-D or malformed convolutions) go to the CPU, which checks them.
+  a.two_d = a.pads.size() == 4 || a.strides.size() == 2 || a.dilations.size() == 2;
+  // 1-D attributes are lifted to 2-D with a unit height.
+  if ((a.pads.empty() || a.pads.size() == 2) && (a.strides.empty() || a.strides.size() == 1) &&
+      (a.dilations.empty() || a.dilations.size() == 1) && !(a.pads.empty() && a.strides.empty() && a.dilations.empty())) {
+    a.one_d = true;
+    if (!a.pads.empty()) a.pads = {0, a.pads[0], 0, a.pads[1]};
+    if (!a.strides.empty()) a.strides = {1, a.strides[0]};
+    if (!a.dilations.empty()) a.dilations = {1, a.dilations[0]};
+  }
+  // 1-D and 2-D only: other attribute lengths (3-D or malformed convolutions) go to the CPU, which checks them.
   if ((!a.pads.empty() && a.pads.size() != 4) || (!a.strides.empty() && a.strides.size() != 2) ||
       (!a.dilations.empty() && a.dilations.size() != 2)) {
-    return unsupported("[cuda] Conv attributes are not those of a 2-D convolution");
+    return unsupported("[cuda] Conv attributes are not those of a 1-D or 2-D convolution");
   }
   for (const auto* v : {&a.pads, &a.strides, &a.dilations}) {
     for (int64_t e : *v) {

@@ -1,5 +1,6 @@
 // The CUDA backend's kernel table: one line per op and opset range (ending at kVerifiedOpset), with the
 // dtypes the kernel takes and the inputs it reads on the host. Ops absent here run on the CPU.
+#include "backends/cpu/kernel_registry.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 
 namespace orchard::cuda {
@@ -13,6 +14,8 @@ const runtime::DTypeSet kCastable = {DType::float32, DType::float16, DType::int3
 // Data movement takes float tensors (and masks): integer shape arithmetic (Shape -> Gather -> Concat -> Reshape)
 // stays on the CPU, where its consumers read it, instead of bouncing to the GPU and back.
 const runtime::DTypeSet kMoved = {DType::float32, DType::float16, DType::boolean};
+const runtime::DTypeSet kBool = {DType::boolean};
+const runtime::DTypeSet kShapeInput = {DType::int64};
 
 const KernelDef kTable[] = {
     // elementwise (cuda_ops_math.cpp)
@@ -77,11 +80,48 @@ const KernelDef kTable[] = {
     {"", "Expand", 8, kLast, create_expand, kMoved, 0, 0, 0, 0b10},
     {"", "Gather", 1, kLast, create_gather, kMoved, 0, 0, 0, 0b10},
     {"", "Cast", 6, kLast, create_cast, kCastable},
+    {"", "Split", 2, 12, create_split, kMoved},
+    {"", "Split", 13, kLast, create_split, kMoved, 0, 0, 0, 0b10},
+    // masks, selection, pooling, fills (cuda_ops_select.cpp)
+    {"", "Equal", 11, kLast, create_predicate, kFloat},
+    {"", "Less", 7, kLast, create_predicate, kFloat},
+    {"", "Greater", 7, kLast, create_predicate, kFloat},
+    {"", "LessOrEqual", 12, kLast, create_predicate, kFloat},
+    {"", "GreaterOrEqual", 12, kLast, create_predicate, kFloat},
+    {"", "And", 7, kLast, create_predicate, kBool},
+    {"", "Or", 7, kLast, create_predicate, kBool},
+    {"", "Xor", 7, kLast, create_predicate, kBool},
+    {"", "Not", 1, kLast, create_predicate_unary, kBool},
+    {"", "IsNaN", 9, kLast, create_predicate_unary, kFloat},
+    {"", "Where", 9, kLast, create_where, kMoved, 1},
+    {"", "MaxPool", 1, kLast, create_pool, kFloat},
+    {"", "AveragePool", 1, kLast, create_pool, kFloat},
+    {"", "BatchNormalization", 9, kLast, create_batch_norm, kFloat},
+    {"", "ConstantOfShape", 9, kLast, create_constant_of_shape, kShapeInput, 0, 0, 0, 0b1},
+    {"", "Range", 11, kLast, create_range, kFloat, 0, 0, 0, 0b111},
 };
+
+// The table above, and the CPU's Shape and Size kernels marked metadata-only: they read only the input's
+// shape, which the host knows for a device tensor, so they run here with no copy and leave their small
+// integer outputs in host memory, where the shape arithmetic reading them runs.
+std::vector<runtime::KernelDef> make_table() {
+  std::vector<runtime::KernelDef> table(std::begin(kTable), std::end(kTable));
+  for (const runtime::KernelDef& k : cpu::all_kernels()) {
+    if (!k.domain.empty() || (k.op != "Shape" && k.op != "Size")) continue;
+    runtime::KernelDef d = k;
+    d.dtypes = runtime::DTypeSet::all();
+    d.metadata_only = true;
+    table.push_back(d);
+  }
+  return table;
+}
 
 }  // namespace
 
-std::span<const runtime::KernelDef> cuda_kernels() { return kTable; }
+std::span<const runtime::KernelDef> cuda_kernels() {
+  static const std::vector<runtime::KernelDef> table = make_table();
+  return table;
+}
 
 std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node) {
   const std::string& op = node.op_type;
@@ -102,10 +142,37 @@ std::string cuda_declines(const runtime::GraphView& view, const graph::Node& nod
   if (op == "Conv") {
     const runtime::ValueType& x = view.type_of(node.inputs[0]);
     if (x.dtype == DType::undefined) return "Conv input without a declared dtype";
-    if (x.has_shape && x.shape.size() != 4) return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 2-D only)";
+    if (x.has_shape && x.shape.size() != 4 && x.shape.size() != 3) {
+      return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 1-D and 2-D only)";
+    }
     const auto pads = node.attr_ints("pads");
     if (pads.size() == 4 && (pads[0] != pads[2] || pads[1] != pads[3])) return "Conv with asymmetric pads";
+    if (pads.size() == 2 && pads[0] != pads[1]) return "Conv with asymmetric pads";
   }
+  if (op == "MaxPool" || op == "AveragePool") {
+    if (node.outputs.size() > 1 && !node.outputs[1].empty()) return "MaxPool's Indices output has no CUDA kernel";
+    if (node.attr_int("storage_order", 0) != 0) return "MaxPool storage_order 1 has no CUDA kernel";
+    const runtime::ValueType& x = view.type_of(node.inputs[0]);
+    if (x.has_shape && x.shape.size() != 4) return op + " of rank " + std::to_string(x.shape.size()) + " (CUDA: 2-D only)";
+  }
+  if (op == "BatchNormalization") {
+    if (node.attr_int("training_mode", 0) != 0) return "BatchNormalization in training mode has no CUDA kernel";
+    for (size_t i = 1; i < node.outputs.size(); ++i) {
+      if (!node.outputs[i].empty()) return "BatchNormalization's running mean/var outputs have no CUDA kernel";
+    }
+    const DType x = view.type_of(node.inputs[0]).dtype;
+    for (size_t i = 1; i < node.inputs.size(); ++i) {
+      const DType p = view.type_of(node.inputs[i]).dtype;
+      if (p != DType::undefined && p != x) return "BatchNormalization with parameters of another dtype than X";
+    }
+  }
+  if (op == "ConstantOfShape") {
+    const graph::Attribute* a = node.attr("value");
+    if (a && a->t.dtype() != DType::float32 && a->t.dtype() != DType::float16) {
+      return "ConstantOfShape of " + std::string(dtype_name(a->t.dtype())) + " stays with the shape arithmetic on the CPU";
+    }
+  }
+  if (op == "Split" && node.attr("num_outputs")) return "Split's num_outputs has no CUDA kernel";
   if (op == "Cast") {
     const int64_t to = node.attr_int("to", 0);
     if (to != 1 && to != 6 && to != 7 && to != 9 && to != 10) return "Cast to ONNX type " + std::to_string(to);
@@ -115,6 +182,23 @@ std::string cuda_declines(const runtime::GraphView& view, const graph::Node& nod
     }
   }
   return "";
+}
+
+runtime::Capability drop_declined(runtime::Capability cap, const runtime::GraphView& view) {
+  std::vector<std::vector<int>> kept;
+  for (auto& part : cap.partitions) {
+    std::string why;
+    for (int n : part) {
+      why = cuda_declines(view, view.node(n));
+      if (!why.empty()) {
+        cap.rejected.push_back({n, why});
+        break;
+      }
+    }
+    if (why.empty()) kept.push_back(std::move(part));
+  }
+  cap.partitions = std::move(kept);
+  return cap;
 }
 
 }  // namespace orchard::cuda

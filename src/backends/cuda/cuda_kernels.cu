@@ -1,7 +1,7 @@
 // The CUDA backend's own device kernels: strided copies (Transpose, Slice, Concat, Expand), broadcasting
-// binary and unary elementwise math, Softmax, LayerNormalization, Cast, Gather and reductions. Math in
-// float32 for float16 data. One file, because nvcc is slow; each kernel is a plain grid-stride loop or one
-// block per row.
+// binary and unary elementwise math, comparisons, Where, pooling, BatchNormalization, Softmax, LayerNormalization,
+// Cast, Gather, fills and reductions. Math in float32 for float16 data. One file, because nvcc is slow; each
+// kernel is a plain grid-stride loop or one block per row.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -250,6 +250,109 @@ __global__ void reduce_kernel(ReduceOp op, const T* __restrict__ x, T* __restric
   }
 }
 
+__device__ __forceinline__ bool apply_predicate(PredicateOp op, float a, float b) {
+  switch (op) {
+    case PredicateOp::equal: return a == b;
+    case PredicateOp::less: return a < b;
+    case PredicateOp::greater: return a > b;
+    case PredicateOp::less_equal: return a <= b;
+    case PredicateOp::greater_equal: return a >= b;
+    case PredicateOp::logical_and: return a != 0.f && b != 0.f;
+    case PredicateOp::logical_or: return a != 0.f || b != 0.f;
+    case PredicateOp::logical_xor: return (a != 0.f) != (b != 0.f);
+  }
+  return false;
+}
+
+template <class T>
+__global__ void predicate_kernel(PredicateOp op, const T* __restrict__ a, const T* __restrict__ b,
+                                 bool* __restrict__ out, Layout l, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t ia, ib;
+    offsets(l, i, ia, ib);
+    out[i] = apply_predicate(op, load(a, ia), load(b, ib));
+  }
+}
+
+template <class T>
+__global__ void predicate_unary_kernel(bool is_nan, const T* __restrict__ x, bool* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = load(x, i);
+    y[i] = is_nan ? v != v : v == 0.f;
+  }
+}
+
+template <class T>
+__global__ void where_kernel(const bool* __restrict__ cond, const T* __restrict__ x, const T* __restrict__ y,
+                             T* __restrict__ out, Layout l, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t ic = 0, ix = 0, iy = 0, rest = i;
+    for (int d = l.rank - 1; d >= 0; --d) {
+      const int64_t c = rest % l.dims[d];
+      rest /= l.dims[d];
+      ic += c * l.stride[0][d];
+      ix += c * l.stride[1][d];
+      iy += c * l.stride[2][d];
+    }
+    out[i] = cond[ic] ? x[ix] : y[iy];
+  }
+}
+
+// One thread per output element; window positions outside the input are skipped.
+template <class T>
+__global__ void pool2d_kernel(const T* __restrict__ x, T* __restrict__ y, Pool2d p, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t ow = i % p.out_w, oh = (i / p.out_w) % p.out_h, plane = i / (p.out_w * p.out_h);
+    const T* in = x + plane * p.in_h * p.in_w;
+    const int64_t h0 = oh * p.s_h - p.pad_top, w0 = ow * p.s_w - p.pad_left;
+    float acc = p.max ? -INFINITY : 0.f;
+    int64_t count = 0, padded = 0;
+    for (int64_t kh = 0; kh < p.k_h; ++kh) {
+      const int64_t ih = h0 + kh * p.d_h;
+      const bool row_in = ih >= 0 && ih < p.in_h;
+      const bool row_padded = ih >= -p.pad_top && ih < p.in_h + p.pad_bottom;
+      for (int64_t kw = 0; kw < p.k_w; ++kw) {
+        const int64_t iw = w0 + kw * p.d_w;
+        padded += row_padded && iw >= -p.pad_left && iw < p.in_w + p.pad_right;
+        if (!row_in || iw < 0 || iw >= p.in_w) continue;
+        const float v = load(in, ih * p.in_w + iw);
+        if (p.max) acc = (count == 0 || v > acc) ? v : acc;  // the first element, then larger ones (as the CPU)
+        else acc += v;
+        ++count;
+      }
+    }
+    if (!p.max) {
+      const int64_t div = p.include_pad ? padded : count;
+      acc = div > 0 ? acc / static_cast<float>(div) : 0.f;
+    }
+    store(y, i, acc);
+  }
+}
+
+template <class T>
+__global__ void batch_norm_kernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
+                                  const T* __restrict__ mean, const T* __restrict__ var, T* __restrict__ y, int64_t c,
+                                  int64_t inner, float eps, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t ch = (i / inner) % c;
+    const float inv = rsqrtf(load(var, ch) + eps);
+    store(y, i, (load(x, i) - load(mean, ch)) * inv * load(scale, ch) + load(bias, ch));
+  }
+}
+
+template <class T>
+__global__ void arithmetic_fill_kernel(T* __restrict__ dst, int64_t n, float start, float delta) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    store(dst, i, start + static_cast<float>(i) * delta);
+  }
+}
+
 template <class F>
 cudaError_t launched(F&& launch) {
   launch();
@@ -379,6 +482,79 @@ cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, i
   return launched([&] {
     reduce_kernel<<<grid_for(outputs), kThreads, 0, stream>>>(op, static_cast<const float*>(x), static_cast<float*>(y), n, inner, outputs);
   });
+}
+
+cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool* out, const Layout& l,
+                      cudaStream_t stream) {
+  const int64_t n = numel(l);
+  if (n == 0) return cudaSuccess;
+  return launched([&] {
+    switch (t) {
+      case Elem::f16: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), out, l, n); break;
+      case Elem::boolean: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const bool*>(a), static_cast<const bool*>(b), out, l, n); break;
+      default: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(a), static_cast<const float*>(b), out, l, n); break;
+    }
+  });
+}
+
+cudaError_t predicate_unary(bool is_nan, Elem t, const void* x, bool* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  return launched([&] {
+    switch (t) {
+      case Elem::f16: predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const __half*>(x), y, n); break;
+      case Elem::boolean: predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const bool*>(x), y, n); break;
+      default: predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const float*>(x), y, n); break;
+    }
+  });
+}
+
+cudaError_t where(const bool* cond, const void* x, const void* y, void* out, size_t elem_size, const Layout& l,
+                  cudaStream_t stream) {
+  const int64_t n = numel(l);
+  if (n == 0) return cudaSuccess;
+  return launched([&] {
+    switch (elem_size) {
+      case 1: where_kernel<<<grid_for(n), kThreads, 0, stream>>>(cond, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), static_cast<uint8_t*>(out), l, n); break;
+      case 2: where_kernel<<<grid_for(n), kThreads, 0, stream>>>(cond, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), static_cast<uint16_t*>(out), l, n); break;
+      case 4: where_kernel<<<grid_for(n), kThreads, 0, stream>>>(cond, static_cast<const uint32_t*>(x), static_cast<const uint32_t*>(y), static_cast<uint32_t*>(out), l, n); break;
+      default: where_kernel<<<grid_for(n), kThreads, 0, stream>>>(cond, static_cast<const uint64_t*>(x), static_cast<const uint64_t*>(y), static_cast<uint64_t*>(out), l, n); break;
+    }
+  });
+}
+
+cudaError_t pool2d(Elem t, const void* x, void* y, const Pool2d& p, cudaStream_t stream) {
+  const int64_t n = p.planes * p.out_h * p.out_w;
+  if (n == 0) return cudaSuccess;
+  if (t == Elem::f16) {
+    return launched([&] {
+      pool2d_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<__half*>(y), p, n);
+    });
+  }
+  return launched([&] {
+    pool2d_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<float*>(y), p, n);
+  });
+}
+
+cudaError_t batch_norm(Elem t, const void* x, const void* scale, const void* bias, const void* mean, const void* var,
+                       void* y, int64_t n, int64_t c, int64_t inner, float eps, cudaStream_t stream) {
+  const int64_t total = n * c * inner;
+  if (total == 0) return cudaSuccess;
+  if (t == Elem::f16) {
+    return launched([&] {
+      batch_norm_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(scale), static_cast<const __half*>(bias), static_cast<const __half*>(mean), static_cast<const __half*>(var), static_cast<__half*>(y), c, inner, eps, total);
+    });
+  }
+  return launched([&] {
+    batch_norm_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(scale), static_cast<const float*>(bias), static_cast<const float*>(mean), static_cast<const float*>(var), static_cast<float*>(y), c, inner, eps, total);
+  });
+}
+
+cudaError_t arithmetic_fill(Elem t, void* dst, int64_t n, float start, float delta, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (t == Elem::f16) {
+    return launched([&] { arithmetic_fill_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<__half*>(dst), n, start, delta); });
+  }
+  return launched([&] { arithmetic_fill_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<float*>(dst), n, start, delta); });
 }
 
 }  // namespace orchard::cuda

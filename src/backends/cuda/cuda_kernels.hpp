@@ -49,6 +49,30 @@ cudaError_t cast(Elem from, Elem to, const void* src, void* dst, int64_t n, cuda
 // out[o, j, i] = data[o, idx[j], i] for data viewed as [outer, axis_dim, inner]; indices already in range.
 cudaError_t gather(const void* data, const int64_t* idx, void* out, size_t elem_size, int64_t outer,
                    int64_t axis_dim, int64_t num_idx, int64_t inner, cudaStream_t stream);
+// Comparisons (float32/float16 operands) and logical ops (boolean operands), with a boolean result.
+enum class PredicateOp : int { equal, less, greater, less_equal, greater_equal, logical_and, logical_or, logical_xor };
+// out (boolean, contiguous over l.dims) = a op b, with a and b read through layout operands 0 and 1.
+cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool* out, const Layout& l,
+                      cudaStream_t stream);
+// y = isnan(x) for float32/float16 x (`is_nan`), or y = !x for boolean x, over n elements.
+cudaError_t predicate_unary(bool is_nan, Elem t, const void* x, bool* y, int64_t n, cudaStream_t stream);
+// out (contiguous over l.dims) = cond ? x : y, with cond, x and y read through layout operands 0, 1 and 2.
+cudaError_t where(const bool* cond, const void* x, const void* y, void* out, size_t elem_size, const Layout& l,
+                  cudaStream_t stream);
+// 2-D pooling over NCHW planes; windows clipped to the input (pads never hold values).
+struct Pool2d {
+  int64_t planes = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0, k_h = 1, k_w = 1, s_h = 1, s_w = 1, d_h = 1, d_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool max = true;          // MaxPool, else AveragePool
+  bool include_pad = false;  // AveragePool: count_include_pad
+};
+cudaError_t pool2d(Elem t, const void* x, void* y, const Pool2d& p, cudaStream_t stream);
+// BatchNormalization (inference) of x viewed as [n, c, inner] with per-channel scale, bias, mean, var.
+cudaError_t batch_norm(Elem t, const void* x, const void* scale, const void* bias, const void* mean, const void* var,
+                       void* y, int64_t n, int64_t c, int64_t inner, float eps, cudaStream_t stream);
+// dst[i] = start + i * delta for n float32/float16 elements (Range; ConstantOfShape with delta 0).
+cudaError_t arithmetic_fill(Elem t, void* dst, int64_t n, float start, float delta, cudaStream_t stream);
+
 // y[o, i] = reduce over j of x[o, j, i] for x viewed as [outer, n, inner].
 cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,
                    cudaStream_t stream);

@@ -51,5 +51,14 @@ KernelResult create_slice(const runtime::KernelCreateContext& ctx);
 KernelResult create_gather(const runtime::KernelCreateContext& ctx);
 KernelResult create_cast(const runtime::KernelCreateContext& ctx);
 KernelResult create_expand(const runtime::KernelCreateContext& ctx);
+KernelResult create_split(const runtime::KernelCreateContext& ctx);
+// Factories of mask, selection, pooling and fill ops (cuda_ops_select.cpp).
+KernelResult create_predicate(const runtime::KernelCreateContext& ctx);  // Equal, Less, ..., And, Or, Xor
+KernelResult create_predicate_unary(const runtime::KernelCreateContext& ctx);  // IsNaN, Not
+KernelResult create_where(const runtime::KernelCreateContext& ctx);
+KernelResult create_pool(const runtime::KernelCreateContext& ctx);  // MaxPool, AveragePool
+KernelResult create_batch_norm(const runtime::KernelCreateContext& ctx);
+KernelResult create_constant_of_shape(const runtime::KernelCreateContext& ctx);
+KernelResult create_range(const runtime::KernelCreateContext& ctx);
 
 }  // namespace orchard::cuda

@@ -1,5 +1,5 @@
 // CUDA op kernels that move data without math: the Reshape family (aliases, no copy), Transpose, Concat,
-// Slice, Expand (strided copies), Gather and Cast.
+// Slice, Split, Expand (strided copies), Gather and Cast.
 #include <algorithm>
 #include <numeric>
 
@@ -302,6 +302,58 @@ class GatherKernel final : public runtime::OpKernel {
   int64_t axis_;
 };
 
+// Split: the sizes come from the attribute (before opset 13) or the host input, else equal parts.
+class SplitKernel final : public runtime::OpKernel {
+ public:
+  SplitKernel(int64_t axis, std::vector<int64_t> split) : axis_(axis), split_(std::move(split)) {}
+  Status run(runtime::OpContext& ctx) const override {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+    const int64_t rank = static_cast<int64_t>(x->rank());
+    ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(axis_, rank, "Split"));
+    const int64_t n = x->dim(static_cast<size_t>(axis));
+    const int64_t parts = static_cast<int64_t>(ctx.num_outputs());
+    std::vector<int64_t> sizes = split_;
+    if (ctx.has_input(1)) {
+      ORCHARD_ASSIGN_OR_RETURN(sizes, host_ints(ctx.input(1), "split"));
+    }
+    if (sizes.empty()) {
+      if (parts == 0 || n % parts != 0) return invalid_argument("[Split] axis of size ", n, " does not split into ", parts, " equal parts");
+      sizes.assign(static_cast<size_t>(parts), n / parts);
+    }
+    int64_t total = 0;
+    for (int64_t v : sizes) {
+      if (v < 0) return invalid_argument("[Split] negative size ", v);
+      total += v;
+    }
+    if (static_cast<int64_t>(sizes.size()) != parts || total != n) {
+      return invalid_argument("[Split] sizes ", Shape(sizes).to_string(), " for ", parts, " outputs and axis size ", n);
+    }
+    const auto in_strides = contiguous_strides(x->shape());
+    int64_t offset = 0;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      std::vector<int64_t> dims = x->shape().dims();
+      dims[static_cast<size_t>(axis)] = sizes[k];
+      const Shape shape(dims);
+      ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(k, x->dtype(), shape));
+      ORCHARD_ASSIGN_OR_RETURN(Layout l, layout_over(shape, "Split"));
+      const auto out_strides = contiguous_strides(shape);
+      for (int64_t d = 0; d < rank; ++d) {
+        l.stride[0][d] = in_strides[static_cast<size_t>(d)];
+        l.stride[1][d] = out_strides[static_cast<size_t>(d)];
+      }
+      l.offset[0] = offset * in_strides[static_cast<size_t>(axis)];
+      ORCHARD_RETURN_IF_ERROR(launch_status(
+          strided_copy(x->raw_data(), y.raw_data(), dtype_size(x->dtype()), l, current_cuda_stream()), "Split"));
+      offset += sizes[k];
+    }
+    return Status::OK();
+  }
+
+ private:
+  int64_t axis_;
+  std::vector<int64_t> split_;
+};
+
 class CastKernel final : public runtime::OpKernel {
  public:
   explicit CastKernel(DType to) : to_(to) {}
@@ -357,6 +409,11 @@ KernelResult create_slice(const runtime::KernelCreateContext&) {
 
 KernelResult create_gather(const runtime::KernelCreateContext& ctx) {
   return std::unique_ptr<runtime::OpKernel>(new GatherKernel(ctx.node.attr_int("axis", 0)));
+}
+
+KernelResult create_split(const runtime::KernelCreateContext& ctx) {
+  if (ctx.node.attr("num_outputs")) return unsupported("[cuda] Split's num_outputs (opset 18)");
+  return std::unique_ptr<runtime::OpKernel>(new SplitKernel(ctx.node.attr_int("axis", 0), ctx.node.attr_ints("split")));
 }
 
 KernelResult create_cast(const runtime::KernelCreateContext& ctx) {

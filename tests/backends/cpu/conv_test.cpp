@@ -84,6 +84,8 @@ TEST(Conv, VariantsOnConstantWeights) {
       {1, 3, 9, 9, 3, 3, 5, {2, 2}, {2, 2, 2, 2}, {1, 1}},     // depthwise 5x5/2
       {1, 4, 14, 15, 4, 4, 7, {1, 1}, {3, 3, 3, 3}, {1, 1}},   // depthwise 7x7 (convnext)
       {1, 4, 8, 8, 4, 4, 3, {1, 1}, {2, 2, 2, 2}, {2, 2}},     // depthwise dilated
+      {1, 5, 10, 7, 5, 5, 3, {2, 1}, {0, 1, 2, 0}, {1, 1}},    // depthwise, mixed strides, asymmetric pads
+      {1, 3, 13, 37, 3, 3, 3, {3, 3}, {1, 1, 1, 1}, {1, 2}},   // depthwise stride 3, wide rows
       {1, 4, 6, 6, 8, 4, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // channel multiplier 2: im2col per group
   };
   unsigned seed = 500;

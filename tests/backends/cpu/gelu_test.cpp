@@ -35,8 +35,8 @@ TEST(Gelu, TanhFormKnownValues) {
   auto y = run_op(gelu_case(kX, "tanh"));
   ASSERT_TRUE(y.ok()) << y.status().to_string();
   expect_tensor_near((*y)[0].tensor(),
-                     Tensor::from_vector<float>({7}, {-0.00363739208f, -0.158808009f, -0.15428599f, 0, 0.34571401f,
-                                                      0.84119199f, 1.95459769f}),
+                     Tensor::from_vector<float>(
+                         {7}, {-0.00363739208f, -0.158808009f, -0.15428599f, 0, 0.34571401f, 0.84119199f, 1.95459769f}),
                      1e-6, 1e-7);
 }
 
@@ -70,7 +70,8 @@ TEST(Gelu, OddLengthsSpecialValuesAndHalf) {
   }
   auto h = run_op(gelu_case(Tensor::from_vector<float16>({2}, {float16(1.0f), float16(-1.0f)})));
   ASSERT_TRUE(h.ok()) << h.status().to_string();
-  expect_tensor_near((*h)[0].tensor(), Tensor::from_vector<float16>({2}, {float16(0.8413f), float16(-0.1587f)}), 1e-3, 1e-3);
+  expect_tensor_near((*h)[0].tensor(), Tensor::from_vector<float16>({2}, {float16(0.8413f), float16(-0.1587f)}), 1e-3,
+                     1e-3);
 }
 
 }  // namespace

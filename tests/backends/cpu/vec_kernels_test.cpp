@@ -6,7 +6,10 @@
 #include <limits>
 #include <random>
 
+#include "backends/cpu/cpu_backend.hpp"
 #include "backends/op_harness.hpp"
+#include "orchard/thread_pool.hpp"
+#include "runtime/executor.hpp"
 
 namespace orchard::testing {
 namespace {
@@ -40,22 +43,23 @@ Tensor run1(const OpCase& c) {
 TEST(VecKernels, BinaryBroadcastPatterns) {
   const std::pair<Shape, Shape> shapes[] = {
       {Shape{1}, Shape{1}},
-      {Shape{17}, Shape{17}},                    // same shape, odd length
+      {Shape{17}, Shape{17}},  // same shape, odd length
       {Shape{3, 5, 7}, Shape{3, 5, 7}},
-      {Shape{3, 5, 7}, Shape{}},                 // scalar
+      {Shape{3, 5, 7}, Shape{}},  // scalar
       {Shape{}, Shape{3, 5, 7}},
-      {Shape{2, 37, 33}, Shape{33}},             // trailing vector [*, N] + [N]
+      {Shape{2, 37, 33}, Shape{33}},  // trailing vector [*, N] + [N]
       {Shape{33}, Shape{2, 37, 33}},
       {Shape{2, 13, 9, 7}, Shape{1, 13, 1, 1}},  // channel broadcast NCHW + [1, C, 1, 1]
       {Shape{1, 13, 1, 1}, Shape{2, 13, 9, 7}},
-      {Shape{2, 1, 5}, Shape{1, 3, 1}},          // both broadcast (outer product)
-      {Shape{4, 3, 1, 6}, Shape{3, 5, 1}},       // general
+      {Shape{2, 1, 5}, Shape{1, 3, 1}},     // both broadcast (outer product)
+      {Shape{4, 3, 1, 6}, Shape{3, 5, 1}},  // general
       {Shape{2, 3, 4, 5}, Shape{2, 1, 4, 1}},
       {Shape{2, 1, 4, 1}, Shape{2, 3, 4, 5}},
-      {Shape{2, 0, 3}, Shape{3}},                // empty
-      {Shape{8, 64, 129}, Shape{129}},           // large enough to split over threads
+      {Shape{2, 0, 3}, Shape{3}},       // empty
+      {Shape{8, 64, 129}, Shape{129}},  // large enough to split over threads
       {Shape{3, 40000}, Shape{3, 1}},
-      {Shape{70001}, Shape{70001}},
+      {Shape{70001}, Shape{70001}},  // one run split over threads
+      {Shape{}, Shape{1, 70001}},
   };
   uint32_t seed = 1;
   for (const auto& [sa, sb] : shapes) {
@@ -79,13 +83,15 @@ TEST(VecKernels, BinaryOtherTypesAndErrorsGoToTheReference) {
   const Tensor i = Tensor::from_vector<int32_t>({2}, {7, -7});
   expect_tensor_near(run1(OpCase("Div", 14).input("a", i).input("b", Tensor::from_vector<int32_t>({1}, {2}))),
                      Tensor::from_vector<int32_t>({2}, {3, -3}));
-  auto bad = run_op(OpCase("Mul", 14).input("a", Tensor::from_vector<float>({2}, {1, 2}))
+  auto bad = run_op(OpCase("Mul", 14)
+                        .input("a", Tensor::from_vector<float>({2}, {1, 2}))
                         .input("b", Tensor::from_vector<float>({3}, {1, 2, 3})));
   ASSERT_FALSE(bad.ok());
   auto mixed = run_op(OpCase("Add", 14).input("a", Tensor::from_vector<float>({1}, {1})).input("b", d));
   ASSERT_FALSE(mixed.ok());
   // Opset 6 broadcast by attribute stays with the reference kernel.
-  expect_tensor_near(run1(OpCase("Add", 6).input("a", Tensor::from_vector<float>({2, 3}, {0, 0, 0, 1, 1, 1}))
+  expect_tensor_near(run1(OpCase("Add", 6)
+                              .input("a", Tensor::from_vector<float>({2, 3}, {0, 0, 0, 1, 1, 1}))
                               .input("b", Tensor::from_vector<float>({2}, {10, 20}))
                               .attr("broadcast", int64_t{1})
                               .attr("axis", int64_t{0})),
@@ -107,10 +113,10 @@ TEST(VecKernels, UnaryOpsOddLengths) {
     int opset;
     float lo, hi;
   };
-  const U ops[] = {{"Relu", 14, -5, 5},      {"Neg", 13, -5, 5},         {"Abs", 13, -5, 5},
-                   {"Sqrt", 13, 0, 100},     {"Reciprocal", 13, -5, 5},  {"Exp", 13, -100, 100},
-                   {"Log", 13, 0, 1000},     {"Sigmoid", 13, -30, 30},   {"Tanh", 13, -12, 12},
-                   {"Erf", 13, -5, 5},       {"HardSwish", 14, -8, 8},   {"HardSigmoid", 6, -8, 8},
+  const U ops[] = {{"Relu", 14, -5, 5},     {"Neg", 13, -5, 5},        {"Abs", 13, -5, 5},
+                   {"Sqrt", 13, 0, 100},    {"Reciprocal", 13, -5, 5}, {"Exp", 13, -100, 100},
+                   {"Log", 13, 0, 1000},    {"Sigmoid", 13, -30, 30},  {"Tanh", 13, -12, 12},
+                   {"Erf", 13, -5, 5},      {"HardSwish", 14, -8, 8},  {"HardSigmoid", 6, -8, 8},
                    {"LeakyRelu", 16, -5, 5}};
   uint32_t seed = 100;
   for (const U& u : ops) {
@@ -153,8 +159,8 @@ TEST(VecKernels, ClipBoundsFromAttributesAndInputs) {
 
 TEST(VecKernels, SoftmaxAndLogSoftmaxRows) {
   uint32_t seed = 300;
-  for (const Shape& s : {Shape{1, 1}, Shape{3, 7}, Shape{2, 5, 17}, Shape{4, 33}, Shape{12, 128, 128}, Shape{2, 0, 5},
-                         Shape{5}}) {
+  for (const Shape& s :
+       {Shape{1, 1}, Shape{3, 7}, Shape{2, 5, 17}, Shape{4, 33}, Shape{12, 128, 128}, Shape{2, 0, 5}, Shape{5}}) {
     for (const char* op : {"Softmax", "LogSoftmax"}) {
       const Tensor y = run1(OpCase(op, 13).input("x", random_tensor(s, -20, 20, seed++)));
       if (std::string(op) == "Softmax" && y.numel() > 0) {
@@ -191,14 +197,21 @@ TEST(VecKernels, LayerNormalizationRows) {
   }
   // A scale broadcast over the normalised shape, and the statistics outputs, take the reference path.
   const Tensor x = random_tensor(Shape{2, 3, 4}, -1, 1, 9);
-  run1(OpCase("LayerNormalization", 17).input("x", x).input("s", random_tensor(Shape{4}, 0, 1, 10)).attr("axis", int64_t{1}));
-  auto three = run_op(OpCase("LayerNormalization", 17).input("x", x).input("s", random_tensor(Shape{4}, 0, 1, 11)).outputs(3));
+  run1(OpCase("LayerNormalization", 17)
+           .input("x", x)
+           .input("s", random_tensor(Shape{4}, 0, 1, 10))
+           .attr("axis", int64_t{1}));
+  auto three =
+      run_op(OpCase("LayerNormalization", 17).input("x", x).input("s", random_tensor(Shape{4}, 0, 1, 11)).outputs(3));
   ASSERT_TRUE(three.ok()) << three.status().to_string();
   // Known values: rows (1, 2, 3) and (-1, 0, 1) both normalise to (-1.2247, 0, 1.2247).
   const Tensor k = Tensor::from_vector<float>({2, 3}, {1, 2, 3, -1, 0, 1});
-  expect_tensor_near(run1(OpCase("LayerNormalization", 17).input("x", k).input("s", Tensor::from_vector<float>({3}, {1, 1, 1}))
+  expect_tensor_near(run1(OpCase("LayerNormalization", 17)
+                              .input("x", k)
+                              .input("s", Tensor::from_vector<float>({3}, {1, 1, 1}))
                               .attr("epsilon", 0.0f)),
-                     Tensor::from_vector<float>({2, 3}, {-1.2247449f, 0, 1.2247449f, -1.2247449f, 0, 1.2247449f}), 1e-5, 1e-6);
+                     Tensor::from_vector<float>({2, 3}, {-1.2247449f, 0, 1.2247449f, -1.2247449f, 0, 1.2247449f}), 1e-5,
+                     1e-6);
 }
 
 TEST(VecKernels, BatchNormalizationInference) {
@@ -232,7 +245,10 @@ TEST(VecKernels, ReduceOverTrailingAxesAndGlobalAveragePool) {
       const Tensor x = random_tensor(s, -2, 2, seed++);
       run1(OpCase("ReduceMean", 17).input("x", x).attr("axes", std::vector<int64_t>{-1}).attr("keepdims", keep));
       run1(OpCase("ReduceSum", 11).input("x", x).attr("axes", std::vector<int64_t>{-1}).attr("keepdims", keep));
-      run1(OpCase("ReduceSum", 13).input("x", x).input("axes", Tensor::from_vector<int64_t>({1}, {-1})).attr("keepdims", keep));
+      run1(OpCase("ReduceSum", 13)
+               .input("x", x)
+               .input("axes", Tensor::from_vector<int64_t>({1}, {-1}))
+               .attr("keepdims", keep));
     }
   }
   const Tensor x4 = random_tensor(Shape{2, 3, 5, 7}, -2, 2, 1);
@@ -242,7 +258,8 @@ TEST(VecKernels, ReduceOverTrailingAxesAndGlobalAveragePool) {
   EXPECT_NEAR(m.data<float>()[0], want / 35, 1e-5);
   run1(OpCase("ReduceMean", 17).input("x", x4).attr("axes", std::vector<int64_t>{1}));  // not trailing
   run1(OpCase("ReduceSum", 13).input("x", x4));                                         // all axes
-  for (const Shape& s : {Shape{1, 13, 7, 7}, Shape{2, 3, 1, 1}, Shape{1, 1280, 7, 7}, Shape{2, 5, 9}, Shape{1, 64, 112, 112}}) {
+  for (const Shape& s :
+       {Shape{1, 13, 7, 7}, Shape{2, 3, 1, 1}, Shape{1, 1280, 7, 7}, Shape{2, 5, 9}, Shape{1, 64, 112, 112}}) {
     const Tensor x = random_tensor(s, -2, 2, seed++);
     const Tensor y = run1(OpCase("GlobalAveragePool", 1).input("x", x));
     double sum = 0;
@@ -250,6 +267,120 @@ TEST(VecKernels, ReduceOverTrailingAxesAndGlobalAveragePool) {
     for (int64_t i = 0; i < plane; ++i) sum += x.data<float>()[i];
     EXPECT_NEAR(y.data<float>()[0], sum / static_cast<double>(plane), 1e-5) << s.to_string();
   }
+}
+
+TEST(VecKernels, MaxPool2D) {
+  struct P {
+    Shape x;
+    std::vector<int64_t> kernel, strides, pads;
+    int64_t ceil_mode;
+    const char* auto_pad;
+  };
+  const P cases[] = {
+      {Shape{1, 64, 112, 112}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, "NOTSET"},  // resnet50's stem
+      {Shape{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0, 0, 0}, 0, "NOTSET"},
+      {Shape{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0, 0, 0}, 1, "NOTSET"},  // ceil_mode: partial windows
+      {Shape{1, 5, 8, 8}, {3, 3}, {1, 1}, {1, 1, 1, 1}, 0, "NOTSET"},
+      {Shape{1, 2, 6, 5}, {3, 2}, {2, 1}, {0, 2, 1, 0}, 0, "NOTSET"},  // asymmetric pads
+      {Shape{1, 2, 7, 7}, {3, 3}, {2, 2}, {0, 0, 0, 0}, 0, "SAME_UPPER"},
+      {Shape{1, 2, 7, 7}, {4, 4}, {3, 3}, {0, 0, 0, 0}, 0, "SAME_LOWER"},
+      {Shape{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0, "NOTSET"},
+  };
+  uint32_t seed = 800;
+  for (const P& c : cases) {
+    Tensor x = random_tensor(c.x, -5, 5, seed++);
+    if (x.numel() > 20) x.data<float>()[17] = kNaN;  // NaNs: kept where first in a window, else skipped
+    OpCase oc("MaxPool", 12);
+    oc.input("x", x).attr("kernel_shape", c.kernel).attr("strides", c.strides).attr("ceil_mode", c.ceil_mode);
+    if (std::string(c.auto_pad) == "NOTSET")
+      oc.attr("pads", c.pads);
+    else
+      oc.attr("auto_pad", std::string(c.auto_pad));
+    const Tensor y = run1(oc);
+    ASSERT_EQ(y.rank(), 4u);
+  }
+  const Tensor k = Tensor::from_vector<float>({1, 1, 2, 3}, {1, 5, 2, 4, 3, 6});
+  expect_tensor_near(run1(OpCase("MaxPool", 12).input("x", k).attr("kernel_shape", std::vector<int64_t>{2, 2})),
+                     Tensor::from_vector<float>({1, 1, 1, 2}, {5, 6}));
+  // Dilations, the Indices output and other ranks run the reference kernel.
+  run1(OpCase("MaxPool", 12)
+           .input("x", random_tensor(Shape{1, 2, 9, 9}, -1, 1, 1))
+           .attr("kernel_shape", std::vector<int64_t>{2, 2})
+           .attr("dilations", std::vector<int64_t>{2, 2}));
+  auto two = run_op(OpCase("MaxPool", 12)
+                        .input("x", random_tensor(Shape{1, 2, 6, 6}, -1, 1, 2))
+                        .attr("kernel_shape", std::vector<int64_t>{2, 2})
+                        .outputs(2));
+  ASSERT_TRUE(two.ok()) << two.status().to_string();
+  run1(OpCase("MaxPool", 12)
+           .input("x", random_tensor(Shape{1, 2, 9}, -1, 1, 3))
+           .attr("kernel_shape", std::vector<int64_t>{3}));
+  EXPECT_FALSE(run_op(OpCase("MaxPool", 12).input("x", k).attr("kernel_shape", std::vector<int64_t>{5, 5})).ok());
+}
+
+// Runs Pow(x, e) with the exponent an initializer (run_op feeds every input, so it cannot make one) on
+// the CPU's best variants or on the reference kernels alone.
+Result<Tensor> pow_with_constant(const Tensor& x, const Tensor& e, bool reference) {
+  auto g = std::make_shared<graph::Graph>();
+  ValueInfo in;
+  in.name = "x";
+  in.kind = Value::Kind::tensor;
+  in.dtype = x.dtype();
+  g->inputs.push_back(in);
+  g->initializers["e"] = e;
+  graph::Node node;
+  node.name = "pow";
+  node.op_type = "Pow";
+  node.opset = 15;
+  node.inputs = {"x", "e"};
+  node.outputs = {"y"};
+  g->nodes.push_back(node);
+  ValueInfo out;
+  out.name = "y";
+  g->outputs.push_back(out);
+  std::shared_ptr<runtime::Backend> cpu;
+  if (reference)
+    cpu = cpu::CpuBackend::reference_only(SessionOptions{});
+  else
+    cpu = std::make_shared<cpu::CpuBackend>(SessionOptions{});
+  ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, {cpu}, nullptr));
+  ThreadPool pool(2);
+  runtime::RunEnv env;
+  env.pool = &pool;
+  env.allocator = &default_allocator();
+  const std::vector<Value> feeds{Value(x)};
+  ORCHARD_ASSIGN_OR_RETURN(std::vector<Value> y, compiled->run(feeds, env, nullptr));
+  return y[0].tensor();
+}
+
+TEST(VecKernels, PowByConstantTwoHalfThree) {
+  Tensor x = unary_input(1037, -4, 4, 900);
+  x.data<float>()[7] = -4;  // negative base: NaN for 0.5
+  for (const Tensor& e : {Tensor::from_vector<float>({}, {2}), Tensor::from_vector<float>({1}, {0.5f}),
+                          Tensor::from_vector<int64_t>({}, {3}), Tensor::from_vector<float>({}, {1.5f}),
+                          Tensor::from_vector<float>({2}, {2, 2})}) {
+    auto got = pow_with_constant(x, e, false);
+    auto want = pow_with_constant(x, e, true);
+    ASSERT_EQ(got.ok(), want.ok()) << e.description();
+    if (!want.ok()) continue;
+    ASSERT_EQ(got->shape(), want->shape()) << e.description();
+    for (int64_t i = 0; i < want->numel(); ++i) {
+      const float g = got->data<float>()[i], w = want->data<float>()[i];
+      if (std::isnan(w)) {
+        EXPECT_TRUE(std::isnan(g)) << e.description() << " at " << x.data<float>()[i];
+      } else if (std::isinf(w)) {
+        EXPECT_EQ(g, w) << e.description() << " at " << x.data<float>()[i];
+      } else {
+        EXPECT_NEAR(g, w, 1e-6f * std::max(1.0f, std::fabs(w))) << e.description() << " at " << x.data<float>()[i];
+        EXPECT_EQ(std::signbit(g), std::signbit(w)) << e.description() << " at " << x.data<float>()[i];
+      }
+    }
+  }
+  // A [1] exponent on a scalar base makes a [1] output: the variant hands that to the reference.
+  auto s = pow_with_constant(Tensor::from_vector<float>({}, {3}), Tensor::from_vector<float>({1}, {2}), false);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->shape(), Shape({1}));
+  EXPECT_EQ(s->data<float>()[0], 9.0f);
 }
 
 // Transpose keeps its reference kernel (copy_util.hpp strided_copy already coalesces dims and tiles 2-D
@@ -266,7 +397,7 @@ TEST(VecKernels, TransposeShapesFromTransformers) {
       {Shape{2, 3, 17, 19}, {0, 2, 3, 1}},    // odd sizes, partial tiles
       {Shape{2, 3, 17, 19}, {3, 1, 0, 2}},
       {Shape{33, 7}, {1, 0}},
-      {Shape{5, 1, 9}, {2, 1, 0}},            // unit dims
+      {Shape{5, 1, 9}, {2, 1, 0}},  // unit dims
       {Shape{1, 5, 1, 9}, {0, 3, 2, 1}},
       {Shape{4, 6, 8}, {1, 0, 2}},
       {Shape{2, 3, 4, 5, 6}, {4, 2, 0, 3, 1}},
@@ -286,9 +417,11 @@ TEST(VecKernels, TransposeShapesFromTransformers) {
   }
   // The default perm reverses the dims; a bad perm is the reference's error.
   const Tensor m = Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6});
-  expect_tensor_near(run1(OpCase("Transpose", 13).input("x", m)), Tensor::from_vector<float>({3, 2}, {1, 4, 2, 5, 3, 6}));
+  expect_tensor_near(run1(OpCase("Transpose", 13).input("x", m)),
+                     Tensor::from_vector<float>({3, 2}, {1, 4, 2, 5, 3, 6}));
   EXPECT_FALSE(run_op(OpCase("Transpose", 13).input("x", m).attr("perm", std::vector<int64_t>{0, 0})).ok());
-  expect_tensor_near(run1(OpCase("Transpose", 13).input("x", Tensor::from_vector<int32_t>({2, 1}, {1, 2}))
+  expect_tensor_near(run1(OpCase("Transpose", 13)
+                              .input("x", Tensor::from_vector<int32_t>({2, 1}, {1, 2}))
                               .attr("perm", std::vector<int64_t>{1, 0})),
                      Tensor::from_vector<int32_t>({1, 2}, {1, 2}));
 }

@@ -30,7 +30,8 @@ std::vector<const VecKernels*> isas() {
 
 std::vector<float> sweep(float lo, float hi, int64_t n) {
   std::vector<float> x(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = lo + (hi - lo) * static_cast<float>(i) / static_cast<float>(n - 1);
+  for (int64_t i = 0; i < n; ++i)
+    x[static_cast<size_t>(i)] = lo + (hi - lo) * static_cast<float>(i) / static_cast<float>(n - 1);
   return x;
 }
 
@@ -109,20 +110,21 @@ TEST(VecMath, SpecialValues) {
     float x, want;
   };
   const Case cases[] = {
-      {UnaryOp::exp, -kInf, 0},        {UnaryOp::exp, kInf, kInf},        {UnaryOp::exp, 89.0f, kInf},
-      {UnaryOp::exp, 1000.0f, kInf},   {UnaryOp::exp, -1000.0f, 0},       {UnaryOp::exp, 0, 1},
-      {UnaryOp::erf, kInf, 1},         {UnaryOp::erf, -kInf, -1},         {UnaryOp::erf, 30.0f, 1},
-      {UnaryOp::erf, 0, 0},            {UnaryOp::tanh, kInf, 1},          {UnaryOp::tanh, -kInf, -1},
-      {UnaryOp::tanh, -50.0f, -1},     {UnaryOp::sigmoid, kInf, 1},       {UnaryOp::sigmoid, -kInf, 0},
-      {UnaryOp::sigmoid, -200.0f, 0},  {UnaryOp::log, 0, -kInf},          {UnaryOp::log, kInf, kInf},
-      {UnaryOp::log, 1, 0},            {UnaryOp::pow_half, -kInf, kInf},  {UnaryOp::pow_half, -0.0f, 0},
+      {UnaryOp::exp, -kInf, 0},       {UnaryOp::exp, kInf, kInf},       {UnaryOp::exp, 89.0f, kInf},
+      {UnaryOp::exp, 1000.0f, kInf},  {UnaryOp::exp, -1000.0f, 0},      {UnaryOp::exp, 0, 1},
+      {UnaryOp::erf, kInf, 1},        {UnaryOp::erf, -kInf, -1},        {UnaryOp::erf, 30.0f, 1},
+      {UnaryOp::erf, 0, 0},           {UnaryOp::tanh, kInf, 1},         {UnaryOp::tanh, -kInf, -1},
+      {UnaryOp::tanh, -50.0f, -1},    {UnaryOp::sigmoid, kInf, 1},      {UnaryOp::sigmoid, -kInf, 0},
+      {UnaryOp::sigmoid, -200.0f, 0}, {UnaryOp::log, 0, -kInf},         {UnaryOp::log, kInf, kInf},
+      {UnaryOp::log, 1, 0},           {UnaryOp::pow_half, -kInf, kInf}, {UnaryOp::pow_half, -0.0f, 0},
   };
   for (const VecKernels* k : isas()) {
     for (const Case& c : cases) {
       float y = kNaN;
       k->unary(c.op, 0, 0, &c.x, &y, 1);
       EXPECT_EQ(y, c.want) << k->isa << " op " << static_cast<int>(c.op) << " at " << c.x;
-      EXPECT_FALSE(std::signbit(y) != std::signbit(c.want)) << k->isa << " op " << static_cast<int>(c.op) << " at " << c.x;
+      EXPECT_FALSE(std::signbit(y) != std::signbit(c.want))
+          << k->isa << " op " << static_cast<int>(c.op) << " at " << c.x;
     }
     // exp of subnormal results: within one subnormal step of the true value.
     for (float x : {-87.5f, -95.0f, -100.0f, -103.0f}) {
@@ -151,9 +153,9 @@ TEST(VecMath, ActivationsMatchScalarReference) {
   x[1] = -kInf;
   x[2] = kNaN;
   x[3] = 0;
-  const ActivationSpec specs[] = {{Activation::relu},      {Activation::clip, -1.5f, 6},  {Activation::sigmoid},
-                                  {Activation::silu},      {Activation::hardswish},       {Activation::leaky_relu, 0.1f},
-                                  {Activation::gelu},      {Activation::tanh},            {Activation::none}};
+  const ActivationSpec specs[] = {{Activation::relu}, {Activation::clip, -1.5f, 6}, {Activation::sigmoid},
+                                  {Activation::silu}, {Activation::hardswish},      {Activation::leaky_relu, 0.1f},
+                                  {Activation::gelu}, {Activation::tanh},           {Activation::none}};
   for (const ActivationSpec& s : specs) {
     // Every length from 0 to 40 (all tails of every width), then the long array.
     for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{15}, size_t{17}, size_t{33}, x.size()}) {

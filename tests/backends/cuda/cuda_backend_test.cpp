@@ -3,6 +3,7 @@
 // through the cross-backend harness. Every test skips, with the reason, where no GPU is present.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <thread>
 
@@ -255,6 +256,140 @@ TEST(CudaOps, ConvThroughCudnnMatchesReference) {
   EXPECT_TRUE(run_op(OpCase{"Conv", 11}.input("x", Value(to_half(x))).input("w", Value(to_half(random_floats(Shape{4, 6, 1, 1}, 24))))).ok());
   // A kernel larger than the input is an error on both backends, not a crash.
   EXPECT_FALSE(run_op(OpCase{"Conv", 11}.input("x", Value(x)).input("w", Value(random_floats(Shape{2, 6, 15, 3}, 25)))).ok());
+}
+
+// The ops this session added, in one float graph on the GPU: MaxPool, BatchNorm, a mask (Greater, Not),
+// Where, IsNaN, Split; Shape runs on the GPU without reading the data.
+std::string pool_mask_model() {
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {"batch", 4, 9, 7}).output("y", onnx::TensorProto::FLOAT, {"batch", 2, 4, 3});
+  m.output("s", onnx::TensorProto::INT64, {4});
+  m.initializer("scale", {4}, 1.5f).initializer("bias", {4}, 0.25f).initializer("mean", {4}, 0.1f);
+  m.initializer("var", {4}, 2.f).initializer("zero", {1}, 0.f);
+  auto& pool = m.node("MaxPool", {"x"}, {"p"});
+  for (const char* name : {"kernel_shape", "strides"}) {
+    auto* a = pool.add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    a->add_ints(2);
+    a->add_ints(2);
+  }
+  m.node("BatchNormalization", {"p", "scale", "bias", "mean", "var"}, {"b"});
+  m.node("Greater", {"b", "zero"}, {"pos"});
+  m.node("Not", {"pos"}, {"neg"});
+  m.node("Where", {"neg", "zero", "b"}, {"r"});
+  m.node("IsNaN", {"r"}, {"nan"});
+  m.node("Where", {"nan", "zero", "r"}, {"rz"});
+  m.node("Split", {"rz"}, {"y", "y2"}).add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("axis");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(1);
+    return a;
+  }());
+  m.node("Shape", {"b"}, {"s"});
+  return m.bytes();
+}
+
+TEST(CudaModes, NewKernelsRunInOnePartitionAndMatchTheCpu) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = pool_mask_model();
+  SessionOptions on_gpu;
+  on_gpu.backend_preference = {"cuda", "cpu"};
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto gs = Session::load_from_bytes(as_bytes(model), on_gpu);
+  ASSERT_TRUE(gs.ok()) << gs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  const PlacementInfo placement = (*gs)->placement();
+  ASSERT_EQ(placement.partitions.size(), 1u);
+  EXPECT_EQ(placement.partitions[0].backend, "cuda");
+  const Tensor x = random_floats(Shape{3, 4, 9, 7}, 21);
+  auto gy = (*gs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(gy.ok()) << gy.status().to_string();
+  auto cy = (*cs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+  expect_tensor_near((*gy)[0].second.tensor(), (*cy)[0].second.tensor(), 1e-4, 1e-5);
+  expect_tensor_near((*gy)[1].second.tensor(), (*cy)[1].second.tensor());
+  EXPECT_EQ((*gs)->failover_count(), 0);
+}
+
+TEST(CudaModes, DeviceOutputsStayOnTheGpu) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = small_model();
+  SessionOptions on_gpu;
+  on_gpu.backend_preference = {"cuda", "cpu"};
+  auto gs = Session::load_from_bytes(as_bytes(model), on_gpu);
+  ASSERT_TRUE(gs.ok()) << gs.status().to_string();
+  const Tensor x = random_floats(Shape{5, 64}, 8);
+  auto host = (*gs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(host.ok()) << host.status().to_string();
+  EXPECT_TRUE((*host)[0].second.tensor().place().host_visible());
+  RunOptions ro;
+  ro.device_outputs = true;
+  auto dev = (*gs)->run({{"x", Value(x)}}, ro);
+  ASSERT_TRUE(dev.ok()) << dev.status().to_string();
+  const Tensor& y = (*dev)[0].second.tensor();
+  EXPECT_EQ(y.place(), (MemoryPlace{MemoryKind::device, 0}));
+  Tensor back = Tensor::zeros(DType::float32, y.shape());
+  ASSERT_TRUE(b->transfer().copy(y, back, nullptr).ok());
+  expect_tensor_near(back, (*host)[0].second.tensor(), 0, 0);
+}
+
+TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {"batch", 64}).output("y", onnx::TensorProto::FLOAT, {"batch", 32});
+  m.output("h", onnx::TensorProto::FLOAT, {"batch", 32});
+  m.initializer("w", {64, 32}, 0.02f).initializer("bias", {32}, 0.1f).initializer("g", {32}, 1.5f);
+  m.initializer("beta", {32}, -0.25f);
+  m.node("MatMul", {"x", "w"}, {"xw"});
+  m.node("Add", {"xw", "bias"}, {"h"});
+  m.node("LayerNormalization", {"h", "g", "beta"}, {"n"});
+  m.node("Erf", {"n"}, {"e"});
+  auto& cast = m.node("Cast", {"e"}, {"c"});
+  auto* to = cast.add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT);
+  m.node("Softmax", {"c"}, {"y"});
+  const std::string model = m.bytes();
+  SessionOptions half;
+  half.backend_preference = {"cuda", "cpu"};
+  half.precision = Precision::float16;
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto hs = Session::load_from_bytes(as_bytes(model), half);
+  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  ASSERT_EQ((*hs)->placement().partitions.size(), 1u);
+  const Tensor x = random_floats(Shape{7, 64}, 9);
+  auto hy = (*hs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(hy.ok()) << hy.status().to_string();
+  auto cy = (*cs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+  for (size_t k = 0; k < 2; ++k) {
+    const Tensor& g = (*hy)[k].second.tensor();
+    const Tensor& c = (*cy)[k].second.tensor();
+    EXPECT_EQ(g.dtype(), DType::float32) << "float32 at the graph's edge";
+    double scale = 1, worst = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(c.data<float>()[i])));
+    for (int64_t i = 0; i < c.numel(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(g.data<float>()[i] - c.data<float>()[i])));
+    }
+    EXPECT_LE(worst, 1e-2 * scale) << "output " << k;
+    EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
+  }
+  // The float32 session of the same model on the GPU agrees far more closely.
+  SessionOptions full;
+  full.backend_preference = {"cuda", "cpu"};
+  auto fs = Session::load_from_bytes(as_bytes(model), full);
+  ASSERT_TRUE(fs.ok()) << fs.status().to_string();
+  auto fy = (*fs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(fy.ok()) << fy.status().to_string();
+  expect_tensor_near((*fy)[0].second.tensor(), (*cy)[0].second.tensor(), 1e-4, 1e-5);
 }
 
 }  // namespace

@@ -4,15 +4,18 @@
 //  - depthwise 2-D (group == C == M): a direct kernel per channel plane;
 //  - everything else: im2col per (image, group) + GEMM.
 // The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
-// depthwise kernel, on each finished plane. Declined (the reference takes the node): inputs not known to be
-// float32.
+// depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
+// the node): inputs not known to be float32.
 #include <algorithm>
 #include <vector>
 
 #include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/opt/depthwise_f32.hpp"
 #include "backends/cpu/opt/families.hpp"
 #include "backends/cpu/opt/gemm_f32.hpp"
+#include "backends/cpu/opt/vec_math.hpp"
 #include "backends/cpu/reference/dense.hpp"
+#include "core/cpu_features.hpp"
 #include "runtime/backend.hpp"
 
 namespace orchard::cpu::opt {
@@ -23,45 +26,24 @@ using reference::ConvGeom;
 using reference::ConvState;
 
 // y [N, C, out] = depthwise conv of x [N, C, in] with w [C, 1, kh, kw] + bias, then the residual and the
-// activation on each finished plane (2-D only).
+// activation on each finished plane (2-D only), one plane per task.
 void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float* bias, const float* z,
                   const ActivationSpec& act, float* y, ThreadPool& pool) {
-  const int64_t ih = g.in[0], iw = g.in[1], oh = g.out[0], ow = g.out[1];
-  const int64_t kh = g.kernel[0], kw = g.kernel[1], sh = g.stride[0], sw = g.stride[1];
-  const int64_t dh = g.dilation[0], dw = g.dilation[1], ph = g.pad_begin[0], pw = g.pad_begin[1];
-  pool.parallel_for(g.N * g.M, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, g.out_size)), [&](int64_t p0, int64_t p1) {
+  const DepthwisePlane plane{g.in[0],     g.in[1],     g.out[0],      g.out[1],      g.kernel[0],   g.kernel[1],
+                             g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.pad_begin[0], g.pad_begin[1]};
+  const DepthwiseKernel& k = depthwise_kernel();
+  const int64_t taps = g.kernel[0] * g.kernel[1];
+  pool.parallel_for(g.N * g.M, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, g.out_size * taps)), [&](int64_t p0, int64_t p1) {
+    std::vector<float> scratch(static_cast<size_t>(k.scratch_floats(plane)));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p % g.M;
-      const float* xc = x + p * g.in_size;
-      const float* wc = w + c * kh * kw;
       float* yp = y + p * g.out_size;
-      std::fill(yp, yp + g.out_size, bias ? bias[c] : 0.0f);
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        float* yrow = yp + oy * ow;
-        for (int64_t ky = 0; ky < kh; ++ky) {
-          const int64_t iy = oy * sh - ph + ky * dh;
-          if (iy < 0 || iy >= ih) continue;
-          const float* xrow = xc + iy * iw;
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            const float wv = wc[ky * kw + kx];
-            const int64_t off = kx * dw - pw;
-            // Outputs ox with 0 <= ox * sw + off < iw.
-            const int64_t lo = std::min(ow, off >= 0 ? int64_t{0} : (-off + sw - 1) / sw);
-            const int64_t hi = std::min(ow, std::max(lo, iw - off <= 0 ? int64_t{0} : (iw - off + sw - 1) / sw));
-            const float* src = xrow + off;
-            if (sw == 1) {
-              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * src[ox];
-            } else {
-              for (int64_t ox = lo; ox < hi; ++ox) yrow[ox] += wv * src[ox * sw];
-            }
-          }
-        }
-      }
+      k.plane(plane, x + p * g.in_size, w + c * taps, bias ? bias[c] : 0.0f, yp, scratch.data());
       if (z != nullptr) {
         const float* zp = z + p * g.out_size;
         for (int64_t i = 0; i < g.out_size; ++i) yp[i] += zp[i];
       }
-      apply_activation_ref(act, yp, g.out_size);
+      apply_activation_vec(act, yp, g.out_size);
     }
   });
 }
@@ -170,8 +152,11 @@ class ConvF32 final : public OpKernel {
   }
 
  private:
-  // True for the weights of a 2-D depthwise convolution (one input and one output channel per group).
-  bool is_depthwise(const Tensor& w) const { return w.rank() == 4 && w.dim(1) == 1 && group_ == w.dim(0) && group_ > 1; }
+  // True for the weights of a 2-D depthwise convolution (one input and one output channel per group) that the
+  // direct kernel takes.
+  bool is_depthwise(const Tensor& w) const {
+    return w.rank() == 4 && w.dim(1) == 1 && group_ == w.dim(0) && group_ > 1 && w.dim(2) * w.dim(3) <= kDepthwiseMaxTaps;
+  }
 
   // Returns W_g [M/g x C/g * k] of each group g, packed as GEMM left operands.
   std::vector<std::shared_ptr<const PackedMatrix>> pack_weight(const Tensor& w) const {
@@ -195,6 +180,18 @@ constexpr KernelDef kVariants[] = {
 };
 
 }  // namespace
+
+const DepthwiseKernel& depthwise_kernel() {
+  static const DepthwiseKernel& chosen = []() -> const DepthwiseKernel& {
+#if defined(__x86_64__)
+    const uint32_t f = cpu_features();
+    if (f & kCpuAvx512) return depthwise_kernel_avx512();
+    if (f & kCpuAvx2) return depthwise_kernel_avx2();
+#endif
+    return depthwise_kernel_portable();
+  }();
+  return chosen;
+}
 
 std::span<const KernelDef> conv_variants() { return kVariants; }
 

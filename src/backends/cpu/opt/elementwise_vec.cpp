@@ -54,6 +54,17 @@ void binary_broadcast(ThreadPool& pool, BinaryOp op, const Tensor& a, const Tens
   const float* pb = b.data<float>();
   const VecKernels& vk = vec_kernels();
   const bool a_vec = !a_bc[k - 1], b_vec = !b_bc[k - 1];
+  if (rows == 1) {  // one run (same shapes, or a scalar operand): split the run itself over threads
+    parallel_range(pool, n, [&](int64_t b, int64_t e) {
+      if (a_vec && b_vec)
+        vk.binary_vv(op, pa + b, pb + b, y + b, e - b);
+      else if (a_vec)
+        vk.binary_vs(op, pa + b, pb[0], y + b, e - b);
+      else
+        vk.binary_sv(op, pa[0], pb + b, y + b, e - b);
+    });
+    return;
+  }
   parallel_items(pool, rows, n, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       int64_t oa = 0, ob = 0, rem = r;
@@ -64,9 +75,12 @@ void binary_broadcast(ThreadPool& pool, BinaryOp op, const Tensor& a, const Tens
         ob += i * sb[d];
       }
       float* dst = y + r * n;
-      if (a_vec && b_vec) vk.binary_vv(op, pa + oa, pb + ob, dst, n);
-      else if (a_vec) vk.binary_vs(op, pa + oa, pb[ob], dst, n);
-      else vk.binary_sv(op, pa[oa], pb + ob, dst, n);
+      if (a_vec && b_vec)
+        vk.binary_vv(op, pa + oa, pb + ob, dst, n);
+      else if (a_vec)
+        vk.binary_vs(op, pa + oa, pb[ob], dst, n);
+      else
+        vk.binary_sv(op, pa[oa], pb + ob, dst, n);
     }
   });
 }
@@ -135,7 +149,9 @@ struct LeakyParams {
   static std::array<float, 2> read(const graph::Node& n) { return {n.attr_float("alpha", 0.01f), 0}; }
 };
 struct HardSigmoidParams {
-  static std::array<float, 2> read(const graph::Node& n) { return {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)}; }
+  static std::array<float, 2> read(const graph::Node& n) {
+    return {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
+  }
 };
 
 // Clip: bounds from attributes before opset 11, else from the optional one-element inputs 1 and 2.

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "backends/cpu/opt/vec_math.hpp"
 #include "core/cpu_features.hpp"
 #include "core/logging.hpp"
 
@@ -14,11 +15,11 @@ namespace orchard::cpu::opt {
 
 namespace {
 
-constexpr int64_t KC = 256;   // K block: an nr-column panel of B (kc x nr) stays in L1
-constexpr int64_t MC = 144;   // M block (a multiple of every mr: 6, 8, 12): A block in L2
+// Block sizes, measured (bench/gemm_vs_openblas.cpp, bench/RESULTS.md) against alternatives such as KC 128..512.
+constexpr int64_t KC = 384;   // K block: an mr-row panel of A (kc x mr) stays in L1, B panels stream from L2
+constexpr int64_t MC = 96;    // M block (a multiple of every mr: 6, 8, 12): A block in L2
 constexpr int64_t NC = 1536;  // N block (a multiple of every nr)
 constexpr double kSerialFlops = 4e6;  // products below this stay on the calling thread
-constexpr double kTaskFlops = 2e6;    // at least this much work per task
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -113,7 +114,7 @@ void epilogue_tile(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t i0, in
         for (int64_t j = 0; j < n; ++j) row[j] += s * z[j];
       }
     }
-    apply_activation_ref(ep.act, row, n);
+    apply_activation_vec(ep.act, row, n);
   }
 }
 
@@ -225,11 +226,22 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmO
     run_block(p, 0, M, 0, N);
     return;
   }
-  // Split the output into tm x tn blocks: N first (its blocks share A's packing), then M.
-  const int64_t want = std::min<int64_t>(4 * threads, std::max<int64_t>(threads, static_cast<int64_t>(flops / kTaskFlops)));
+  // Split the output into tm x tn blocks. Blocks along N each read all of op(A), blocks along M all of op(B):
+  // split along the side whose other operand is cheaper to read again (an operand not packed at load is also
+  // packed again, about twice the cost of reading it).
+  // One block per thread: measured faster than 2 or 4 per thread (bench/RESULTS.md), as every extra block
+  // re-reads the other operand.
+  const int64_t want = threads;
   const int64_t n_panels = (N + mk.nr - 1) / mk.nr, m_panels = (M + mk.mr - 1) / mk.mr;
-  const int64_t tn = std::min(want, n_panels);
-  const int64_t tm = std::min((want + tn - 1) / tn, m_panels);
+  const bool split_m = M * (a.packed ? 1 : 2) > N * (b.packed ? 1 : 2);
+  int64_t tm = 1, tn = 1;
+  if (split_m) {
+    tm = std::min(want, m_panels);
+    tn = std::min((want + tm - 1) / tm, n_panels);
+  } else {
+    tn = std::min(want, n_panels);
+    tm = std::min((want + tn - 1) / tn, m_panels);
+  }
   const int64_t n_step = (n_panels + tn - 1) / tn * mk.nr, m_step = (m_panels + tm - 1) / tm * mk.mr;
   const int64_t bn = (N + n_step - 1) / n_step, bm = (M + m_step - 1) / m_step;
   pool->parallel_for(bm * bn, 1, [&](int64_t t0, int64_t t1) {

@@ -15,7 +15,7 @@
 namespace orchard::cpu::opt {
 
 // What is done to each finished output tile while it is in cache:
-// C = act(alpha * op(A) op(B) + bias + residual_scale * residual).
+// C = act(alpha * op(A) op(B) + bias + residual_scale * residual), act by apply_activation_vec (vec_math.hpp).
 struct GemmEpilogue {
   float alpha = 1;
   const float* bias = nullptr;  // M values (bias_per_row) or N values; null: none

@@ -1,4 +1,12 @@
-// Vectorised float32 GlobalAveragePool: the mean of each (n, c) plane as one contiguous row.
+// Vectorised float32 GlobalAveragePool (the mean of each (n, c) plane as one contiguous row) and 2-D
+// MaxPool without dilation or Indices output (per output row: an elementwise max of the window's input rows,
+// then the max of each window along it). Other pools go to the reference kernel.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
 #include "backends/cpu/opt/vec_math_kernels.hpp"
 
 namespace orchard::cpu::opt {
@@ -24,15 +32,85 @@ class GlobalAveragePoolKernel final : public VecKernel {
     float* py = y.data<float>();
     const VecKernels& vk = vec_kernels();
     const float mul = 1.0f / static_cast<float>(inner);
-    parallel_items(ctx.pool(), y.numel(), inner, [&](int64_t b, int64_t e) {
-      vk.row_sums(px + b * inner, py + b, e - b, inner, mul);
-    });
+    parallel_items(ctx.pool(), y.numel(), inner,
+                   [&](int64_t b, int64_t e) { vk.row_sums(px + b * inner, py + b, e - b, inner, mul); });
     return Status::OK();
   }
 };
 
+class MaxPoolKernel final : public VecKernel {
+ public:
+  MaxPoolKernel(const KernelCreateContext& c, std::unique_ptr<OpKernel> reference)
+      : VecKernel(std::move(reference)),
+        kernel_(c.node.attr_ints("kernel_shape")),
+        stride_(c.node.attr_ints("strides", {1, 1})),
+        dilation_(c.node.attr_ints("dilations", {1, 1})),
+        pads_(c.node.attr_ints("pads", {0, 0, 0, 0})),
+        auto_pad_(c.node.attr_string("auto_pad", "NOTSET")),
+        ceil_mode_(c.node.attr_int("ceil_mode", 0) != 0),
+        storage_order_(c.node.attr_int("storage_order", 0)) {}
+  static bool accepts(const KernelCreateContext& c) { return maybe_f32(c, 0); }
+
+  Status run(OpContext& ctx) const override {
+    if (!ctx.has_input(0) || !ctx.value(0).is_tensor() || ctx.has_output(1)) return run_reference(ctx);
+    const Tensor& x = ctx.input(0);
+    const bool plain = x.dtype() == DType::float32 && x.rank() == 4 && kernel_.size() == 2 && stride_.size() == 2 &&
+                       dilation_ == std::vector<int64_t>{1, 1} && pads_.size() == 4 &&
+                       (storage_order_ == 0 || storage_order_ == 1);
+    if (!plain || kernel_[0] < 1 || kernel_[1] < 1 || stride_[0] < 1 || stride_[1] < 1 ||
+        std::any_of(pads_.begin(), pads_.end(), [](int64_t p) { return p < 0; })) {
+      return run_reference(ctx);  // other pools, or the reference's error
+    }
+    const int64_t H = x.dim(2), W = x.dim(3);
+    const int64_t in[2] = {H, W};
+    int64_t pad_begin[2] = {pads_[0], pads_[1]}, pad_end[2] = {pads_[2], pads_[3]};
+    auto out = spatial_output_shape(in, kernel_, stride_, dilation_, pad_begin, pad_end, auto_pad_, ceil_mode_);
+    if (!out.ok()) return run_reference(ctx);
+    const int64_t OH = (*out)[0], OW = (*out)[1], kh = kernel_[0], kw = kernel_[1], sh = stride_[0], sw = stride_[1];
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, Shape{x.dim(0), x.dim(1), OH, OW}));
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    constexpr float kLowest = -std::numeric_limits<float>::infinity();
+    parallel_items(ctx.pool(), x.dim(0) * x.dim(1), std::max<int64_t>(1, OH * OW * kh * kw), [&](int64_t b, int64_t e) {
+      std::vector<float> col_buf(static_cast<size_t>(W));
+      float* col = col_buf.data();
+      for (int64_t p = b; p < e; ++p) {
+        const float* plane = px + p * H * W;
+        float* dst = py + p * OH * OW;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const int64_t hs = oh * sh - pad_begin[0];
+          const int64_t h0 = std::max<int64_t>(0, hs), h1 = std::min(H, hs + kh);
+          // col[w] = max of rows h0..h1 at w (NaNs skipped, as the reference skips all but a first one).
+          std::fill(col, col + W, kLowest);
+          for (int64_t h = h0; h < h1; ++h) {
+            const float* row = plane + h * W;
+            for (int64_t w = 0; w < W; ++w) col[w] = row[w] > col[w] ? row[w] : col[w];
+          }
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t ws = ow * sw - pad_begin[1];
+            const int64_t w0 = std::max<int64_t>(0, ws), w1 = std::min(W, ws + kw);
+            float m = kLowest;
+            for (int64_t w = w0; w < w1; ++w) m = col[w] > m ? col[w] : m;
+            // The reference keeps a NaN that comes first in its window.
+            if (h0 < h1 && w0 < w1 && std::isnan(plane[h0 * W + w0])) m = plane[h0 * W + w0];
+            dst[oh * OW + ow] = m;
+          }
+        }
+      }
+    });
+    return Status::OK();
+  }
+
+ private:
+  std::vector<int64_t> kernel_, stride_, dilation_, pads_;
+  std::string auto_pad_;
+  bool ceil_mode_;
+  int64_t storage_order_;
+};
+
 constexpr KernelDef kKernels[] = {
     vec_def("", "GlobalAveragePool", 1, kVerifiedOpset, make_vec<GlobalAveragePoolKernel>),
+    vec_def("", "MaxPool", 1, kVerifiedOpset, make_vec<MaxPoolKernel>),
 };
 
 }  // namespace

@@ -44,8 +44,10 @@ class ReduceKernel final : public VecKernel {
     if (n == 0) return run_reference(ctx);
     Shape out;
     for (int64_t d = 0; d < rank; ++d) {
-      if (d < first) out.push_back(x.dim(static_cast<size_t>(d)));
-      else if (keepdims_) out.push_back(1);
+      if (d < first)
+        out.push_back(x.dim(static_cast<size_t>(d)));
+      else if (keepdims_)
+        out.push_back(1);
     }
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out));
     const int64_t rows = y.numel();

@@ -31,7 +31,8 @@ class SoftmaxKernel final : public VecKernel {
     const float* px = x.data<float>();
     float* py = y.data<float>();
     const VecKernels& vk = vec_kernels();
-    parallel_items(ctx.pool(), rows, n, [&](int64_t b, int64_t e) { vk.softmax_rows(px + b * n, py + b * n, e - b, n, Log); });
+    parallel_items(ctx.pool(), rows, n,
+                   [&](int64_t b, int64_t e) { vk.softmax_rows(px + b * n, py + b * n, e - b, n, Log); });
     return Status::OK();
   }
 

@@ -49,15 +49,24 @@ void vec_gelu_f32(const float* x, float* y, int64_t n, bool tanh_approximation) 
 void apply_activation_vec(const ActivationSpec& act, float* x, int64_t n) {
   const VecKernels& k = vec_kernels();
   switch (act.kind) {
-    case Activation::none: return;
-    case Activation::relu: return k.unary(UnaryOp::relu, 0, 0, x, x, n);
-    case Activation::clip: return k.unary(UnaryOp::clip, act.p0, act.p1, x, x, n);
-    case Activation::sigmoid: return k.unary(UnaryOp::sigmoid, 0, 0, x, x, n);
-    case Activation::silu: return k.unary(UnaryOp::silu, 0, 0, x, x, n);
-    case Activation::hardswish: return k.unary(UnaryOp::hardswish, 0, 0, x, x, n);
-    case Activation::leaky_relu: return k.unary(UnaryOp::leaky_relu, act.p0, 0, x, x, n);
-    case Activation::gelu: return k.unary(UnaryOp::gelu_erf, 0, 0, x, x, n);
-    case Activation::tanh: return k.unary(UnaryOp::tanh, 0, 0, x, x, n);
+    case Activation::none:
+      return;
+    case Activation::relu:
+      return k.unary(UnaryOp::relu, 0, 0, x, x, n);
+    case Activation::clip:
+      return k.unary(UnaryOp::clip, act.p0, act.p1, x, x, n);
+    case Activation::sigmoid:
+      return k.unary(UnaryOp::sigmoid, 0, 0, x, x, n);
+    case Activation::silu:
+      return k.unary(UnaryOp::silu, 0, 0, x, x, n);
+    case Activation::hardswish:
+      return k.unary(UnaryOp::hardswish, 0, 0, x, x, n);
+    case Activation::leaky_relu:
+      return k.unary(UnaryOp::leaky_relu, act.p0, 0, x, x, n);
+    case Activation::gelu:
+      return k.unary(UnaryOp::gelu_erf, 0, 0, x, x, n);
+    case Activation::tanh:
+      return k.unary(UnaryOp::tanh, 0, 0, x, x, n);
   }
 }
 

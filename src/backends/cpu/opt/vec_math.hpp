@@ -29,13 +29,13 @@ enum class UnaryOp : uint8_t {
   sigmoid,
   tanh,
   erf,
-  silu,        // x * sigmoid(x)
-  gelu_erf,    // 0.5 x (1 + erf(x / sqrt 2))
-  gelu_tanh,   // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
-  hardswish,   // x * clamp(x / 6 + 0.5, 0, 1)
-  hardsigmoid, // clamp(p0 * x + p1, 0, 1)
-  leaky_relu,  // x >= 0 ? x : p0 * x
-  clip,        // min(max(x, p0), p1); NaN stays NaN
+  silu,         // x * sigmoid(x)
+  gelu_erf,     // 0.5 x (1 + erf(x / sqrt 2))
+  gelu_tanh,    // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+  hardswish,    // x * clamp(x / 6 + 0.5, 0, 1)
+  hardsigmoid,  // clamp(p0 * x + p1, 0, 1)
+  leaky_relu,   // x >= 0 ? x : p0 * x
+  clip,         // min(max(x, p0), p1); NaN stays NaN
 };
 
 enum class BinaryOp : uint8_t { add, sub, mul, div };

@@ -171,26 +171,46 @@ inline vf sqrt_v(vf x) {
 
 template <UnaryOp Op>
 inline vf unary_v(vf x, float p0, float p1) {
-  if constexpr (Op == UnaryOp::relu) return select(x > 0.0f, x, splat(0.0f));
-  else if constexpr (Op == UnaryOp::neg) return -x;
-  else if constexpr (Op == UnaryOp::abs) return vabs(x);
-  else if constexpr (Op == UnaryOp::sqrt) return sqrt_v(x);
-  else if constexpr (Op == UnaryOp::pow_half) return select(x == -__builtin_inff(), -x, sqrt_v(x)) + 0.0f;
-  else if constexpr (Op == UnaryOp::reciprocal) return 1.0f / x;
-  else if constexpr (Op == UnaryOp::square) return x * x;
-  else if constexpr (Op == UnaryOp::cube) return x * x * x;
-  else if constexpr (Op == UnaryOp::exp) return exp_v(x);
-  else if constexpr (Op == UnaryOp::log) return log_v(x);
-  else if constexpr (Op == UnaryOp::sigmoid) return sigmoid_v(x);
-  else if constexpr (Op == UnaryOp::tanh) return tanh_v(x);
-  else if constexpr (Op == UnaryOp::erf) return erf_v(x);
-  else if constexpr (Op == UnaryOp::silu) return x * sigmoid_v(x);
-  else if constexpr (Op == UnaryOp::gelu_erf) return gelu_erf_v(x);
-  else if constexpr (Op == UnaryOp::gelu_tanh) return gelu_tanh_v(x);
-  else if constexpr (Op == UnaryOp::hardswish) return x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
-  else if constexpr (Op == UnaryOp::hardsigmoid) return clamp(x * p0 + p1, 0.0f, 1.0f);
-  else if constexpr (Op == UnaryOp::leaky_relu) return select(x >= 0.0f, x, x * p0);
-  else if constexpr (Op == UnaryOp::clip) return clamp(x, p0, p1);
+  if constexpr (Op == UnaryOp::relu)
+    return select(x > 0.0f, x, splat(0.0f));
+  else if constexpr (Op == UnaryOp::neg)
+    return -x;
+  else if constexpr (Op == UnaryOp::abs)
+    return vabs(x);
+  else if constexpr (Op == UnaryOp::sqrt)
+    return sqrt_v(x);
+  else if constexpr (Op == UnaryOp::pow_half)
+    return select(x == -__builtin_inff(), -x, sqrt_v(x)) + 0.0f;
+  else if constexpr (Op == UnaryOp::reciprocal)
+    return 1.0f / x;
+  else if constexpr (Op == UnaryOp::square)
+    return x * x;
+  else if constexpr (Op == UnaryOp::cube)
+    return x * x * x;
+  else if constexpr (Op == UnaryOp::exp)
+    return exp_v(x);
+  else if constexpr (Op == UnaryOp::log)
+    return log_v(x);
+  else if constexpr (Op == UnaryOp::sigmoid)
+    return sigmoid_v(x);
+  else if constexpr (Op == UnaryOp::tanh)
+    return tanh_v(x);
+  else if constexpr (Op == UnaryOp::erf)
+    return erf_v(x);
+  else if constexpr (Op == UnaryOp::silu)
+    return x * sigmoid_v(x);
+  else if constexpr (Op == UnaryOp::gelu_erf)
+    return gelu_erf_v(x);
+  else if constexpr (Op == UnaryOp::gelu_tanh)
+    return gelu_tanh_v(x);
+  else if constexpr (Op == UnaryOp::hardswish)
+    return x * clamp(x * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
+  else if constexpr (Op == UnaryOp::hardsigmoid)
+    return clamp(x * p0 + p1, 0.0f, 1.0f);
+  else if constexpr (Op == UnaryOp::leaky_relu)
+    return select(x >= 0.0f, x, x * p0);
+  else if constexpr (Op == UnaryOp::clip)
+    return clamp(x, p0, p1);
   (void)p0;
   (void)p1;
 }
@@ -205,7 +225,8 @@ void unary_loop(float p0, float p1, const float* x, float* y, int64_t n) {
 void unary(UnaryOp op, float p0, float p1, const float* x, float* y, int64_t n) {
   switch (op) {
 #define ORCHARD_CASE(name) \
-  case UnaryOp::name: return unary_loop<UnaryOp::name>(p0, p1, x, y, n);
+  case UnaryOp::name:      \
+    return unary_loop<UnaryOp::name>(p0, p1, x, y, n);
     ORCHARD_CASE(relu)
     ORCHARD_CASE(neg)
     ORCHARD_CASE(abs)
@@ -232,19 +253,21 @@ void unary(UnaryOp op, float p0, float p1, const float* x, float* y, int64_t n) 
 
 template <BinaryOp Op>
 inline vf binary_v(vf a, vf b) {
-  if constexpr (Op == BinaryOp::add) return a + b;
-  else if constexpr (Op == BinaryOp::sub) return a - b;
-  else if constexpr (Op == BinaryOp::mul) return a * b;
-  else return a / b;
+  if constexpr (Op == BinaryOp::add)
+    return a + b;
+  else if constexpr (Op == BinaryOp::sub)
+    return a - b;
+  else if constexpr (Op == BinaryOp::mul)
+    return a * b;
+  else
+    return a / b;
 }
 
 // Mode 0: both arrays; 1: b is the scalar s; 2: a is the scalar s.
 template <BinaryOp Op, int Mode>
 void binary_loop(const float* a, const float* b, float s, float* y, int64_t n) {
   const vf sv = splat(s);
-  auto at = [&](int64_t i) {
-    return binary_v<Op>(Mode == 2 ? sv : load(a + i), Mode == 1 ? sv : load(b + i));
-  };
+  auto at = [&](int64_t i) { return binary_v<Op>(Mode == 2 ? sv : load(a + i), Mode == 1 ? sv : load(b + i)); };
   int64_t i = 0;
   for (; i + W <= n; i += W) store(y + i, at(i));
   if (i < n) {
@@ -257,10 +280,14 @@ void binary_loop(const float* a, const float* b, float s, float* y, int64_t n) {
 template <int Mode>
 void binary_any(BinaryOp op, const float* a, const float* b, float s, float* y, int64_t n) {
   switch (op) {
-    case BinaryOp::add: return binary_loop<BinaryOp::add, Mode>(a, b, s, y, n);
-    case BinaryOp::sub: return binary_loop<BinaryOp::sub, Mode>(a, b, s, y, n);
-    case BinaryOp::mul: return binary_loop<BinaryOp::mul, Mode>(a, b, s, y, n);
-    case BinaryOp::div: return binary_loop<BinaryOp::div, Mode>(a, b, s, y, n);
+    case BinaryOp::add:
+      return binary_loop<BinaryOp::add, Mode>(a, b, s, y, n);
+    case BinaryOp::sub:
+      return binary_loop<BinaryOp::sub, Mode>(a, b, s, y, n);
+    case BinaryOp::mul:
+      return binary_loop<BinaryOp::mul, Mode>(a, b, s, y, n);
+    case BinaryOp::div:
+      return binary_loop<BinaryOp::div, Mode>(a, b, s, y, n);
   }
 }
 
@@ -345,8 +372,9 @@ void layer_norm_rows(const float* x, float* y, int64_t rows, int64_t n, const fl
     }
     if (i < n) {
       const int64_t k = n - i;
-      store_part(dst + i, at(load_part(src + i, k, 0), load_part(scale + i, k, 0), bias ? load_part(bias + i, k, 0) : splat(0.0f)),
-                 k);
+      store_part(
+          dst + i,
+          at(load_part(src + i, k, 0), load_part(scale + i, k, 0), bias ? load_part(bias + i, k, 0) : splat(0.0f)), k);
     }
     if (mean_out) mean_out[r] = mean;
     if (inv_out) inv_out[r] = inv;

@@ -18,7 +18,7 @@ std::span<const KernelDef> elementwise_vec_kernels();  // elementwise_vec.cpp: A
 std::span<const KernelDef> softmax_vec_kernels();      // softmax_vec.cpp: Softmax, LogSoftmax
 std::span<const KernelDef> norm_vec_kernels();         // norm_vec.cpp: LayerNormalization, BatchNormalization
 std::span<const KernelDef> reduce_vec_kernels();       // reduce_vec.cpp: ReduceSum, ReduceMean over trailing axes
-std::span<const KernelDef> pool_vec_kernels();         // pool_vec.cpp: GlobalAveragePool
+std::span<const KernelDef> pool_vec_kernels();         // pool_vec.cpp: GlobalAveragePool, MaxPool (2-D)
 
 // Returns a KernelDef line for a float32 variant of priority 1.
 constexpr KernelDef vec_def(std::string_view domain, std::string_view op, int since, int until, KernelFactory create) {
@@ -50,7 +50,8 @@ class VecKernel : public OpKernel {
 // reference kernel), then K(ctx, reference kernel) is built.
 template <class K>
 Result<std::unique_ptr<OpKernel>> make_vec(const KernelCreateContext& ctx) {
-  if (!K::accepts(ctx)) return unsupported("[cpu] ", ctx.node.op_type, ": the vectorised variant does not take this node");
+  if (!K::accepts(ctx))
+    return unsupported("[cpu] ", ctx.node.op_type, ": the vectorised variant does not take this node");
   ORCHARD_ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> reference, create_reference(ctx));
   return std::unique_ptr<OpKernel>(new K(ctx, std::move(reference)));
 }

@@ -5,7 +5,8 @@
 namespace orchard::cpu {
 
 const VecKernels& vec_kernels_portable() {
-  static const VecKernels k{"portable", unary, binary_vv, binary_vs, binary_sv, softmax_rows, layer_norm_rows, scale_shift, row_sums};
+  static const VecKernels k{"portable",   unary,           binary_vv,   binary_vs, binary_sv,
+                            softmax_rows, layer_norm_rows, scale_shift, row_sums};
   return k;
 }
 

@@ -15,7 +15,8 @@ class GeluKernel final : public OpKernel {
   explicit GeluKernel(const KernelCreateContext& c) : tanh_(c.node.attr_string("approximate", "none") == "tanh") {}
   static Status validate(const KernelCreateContext& c) {
     const std::string a = c.node.attr_string("approximate", "none");
-    if (a != "none" && a != "tanh") return invalid_argument("approximate must be \"none\" or \"tanh\", got \"", a, "\"");
+    if (a != "none" && a != "tanh")
+      return invalid_argument("approximate must be \"none\" or \"tanh\", got \"", a, "\"");
     return Status::OK();
   }
 
