@@ -5,7 +5,7 @@
 # (max |diff| / max |reference|). Usage: bench/passes_check.sh [ORCHARD] [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-orchard="${1:-build/release/tools/orchard/orchard}"
+orchard="${1:-build/release/orchard}"
 shift || true
 models=("$@")
 if [[ ${#models[@]} -eq 0 ]]; then

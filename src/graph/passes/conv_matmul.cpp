@@ -33,13 +33,6 @@ bool same_dims(const std::optional<std::vector<Dim>>& a, const std::optional<std
   return true;
 }
 
-std::string other_input(const Node& n, const std::string& value) {
-  if (n.num_inputs() != 2 || n.inputs.size() != 2) return "";
-  if (n.inputs[0] == value && n.inputs[1] != value) return n.inputs[1];
-  if (n.inputs[1] == value && n.inputs[0] != value) return n.inputs[0];
-  return "";
-}
-
 // N, the last dim of MatMul `n`'s B and output, when statically known and B has rank >= 2; else -1.
 int64_t matmul_n(const Graph& g, const Node& n) {
   auto b = declared_shape(g, n.inputs[1]);
@@ -133,8 +126,8 @@ void match_adds(const Graph& g, const GraphUses& uses, int64_t n, Fusion& f) {
     const std::string other = other_input(add, f.out);
     if (other.empty() || add.outputs.size() != 1) return;
     const Tensor* t = constant(g, other);
-    if (n > 0 && f.bias.empty() && t && t->dtype() == DType::float32 && t->rank() == 1 && t->dim(0) == n &&
-        shape && !shape->empty()) {
+    // A [N] bias on a [..., N] MatMul output leaves its shape as it is, known or not.
+    if (n > 0 && f.bias.empty() && t && t->dtype() == DType::float32 && t->rank() == 1 && t->dim(0) == n) {
       f.bias = other;
     } else if (f.residual.empty() && value_dtype(g, other) == DType::float32 && same_dims(declared_shape(g, other), shape) &&
                same_dims(declared_shape(g, add.outputs[0]), shape)) {

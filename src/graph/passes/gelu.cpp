@@ -19,14 +19,6 @@ bool near(std::optional<float> v, double want, double rel) {
   return v && std::fabs(static_cast<double>(*v) - want) <= rel * std::fabs(want);
 }
 
-// For a binary node reading `value`, returns its other input ("" when it reads `value` twice or not at all).
-std::string other_input(const Node& n, const std::string& value) {
-  if (n.num_inputs() != 2 || n.inputs.size() != 2) return "";
-  if (n.inputs[0] == value && n.inputs[1] != value) return n.inputs[1];
-  if (n.inputs[1] == value && n.inputs[0] != value) return n.inputs[0];
-  return "";
-}
-
 // Returns the producer of `value` when it is `op` and `value` is read only by `reader`.
 int sole_producer(const Graph& g, const GraphUses& uses, const std::string& value, std::string_view op, size_t reader) {
   const int p = uses.producer(value);

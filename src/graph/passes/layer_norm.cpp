@@ -13,13 +13,6 @@ namespace {
 
 constexpr int kLayerNormOpset = 17;
 
-std::string other_input(const Node& n, const std::string& value) {
-  if (n.num_inputs() != 2 || n.inputs.size() != 2) return "";
-  if (n.inputs[0] == value && n.inputs[1] != value) return n.inputs[1];
-  if (n.inputs[1] == value && n.inputs[0] != value) return n.inputs[0];
-  return "";
-}
-
 // True when ReduceMean `n` reduces only the last axis of a rank-`rank` input, keeping dims.
 bool reduces_last_axis(const Graph& g, const Node& n, int64_t rank) {
   if (n.attr_int("keepdims", 1) != 1 || n.outputs.size() != 1) return false;

@@ -176,6 +176,13 @@ bool bypass(Graph& g, const GraphUses& uses, const std::vector<size_t>& nodes, c
   return true;
 }
 
+std::string other_input(const Node& n, const std::string& value) {
+  if (n.num_inputs() != 2 || n.inputs.size() != 2) return "";
+  if (n.inputs[0] == value && n.inputs[1] != value) return n.inputs[1];
+  if (n.inputs[1] == value && n.inputs[0] != value) return n.inputs[0];
+  return "";
+}
+
 void mark_removed(Graph& g, size_t i) { g.nodes[i].op_type.clear(); }
 
 void compact(Graph& g) {

@@ -71,6 +71,10 @@ int rewrite_each(Graph& g, const std::function<bool(Graph&, const GraphUses&, si
 bool bypass(Graph& g, const GraphUses& uses, const std::vector<size_t>& nodes, const std::string& in,
             const std::string& out);
 
+// For a node with two inputs reading `value`, returns the other input ("" when it reads `value` twice or not
+// at all, or has another input count).
+std::string other_input(const Node& n, const std::string& value);
+
 // Returns true when node `n` is of `op` in the default ONNX domain.
 inline bool is_op(const Node& n, std::string_view op) { return n.domain.empty() && n.op_type == op; }
 
