@@ -28,6 +28,12 @@ class AliasKernel final : public runtime::OpKernel {
     }
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
     ORCHARD_ASSIGN_OR_RETURN(Shape shape, out_shape(ctx, *x));
+    int64_t elements = 1;
+    for (size_t i = 0; i < shape.rank(); ++i) {
+      if (__builtin_mul_overflow(elements, shape[i], &elements)) {  // (dims come from data)
+        return invalid_argument("[", op_, "] shape ", shape.to_string(), " has more elements than any tensor can hold");
+      }
+    }
     if (shape.numel() != x->numel()) {
       return invalid_argument("[", op_, "] cannot reshape ", x->description(), " to ", shape.to_string());
     }
