@@ -8,7 +8,13 @@ DEST=${1:-/work/main/.cuda_run}
 rm -rf "$DEST" && mkdir -p "$DEST/lib" "$DEST/tools" "$DEST/models_std"
 strip -o "$DEST/orchard" "$SRC/build/release/orchard"
 strip -o "$DEST/orchard_tests" "$SRC/build/release/tests/orchard_tests"
-for l in libonnx.so.1 libonnx_proto.so.1 libprotobuf.so.32 libz.so.1; do cp -L /usr/lib/x86_64-linux-gnu/$l "$DEST/lib/"; done
+# Every Debian library the binaries link (ONNX, protobuf, gRPC, absl, ssl, ...), but not the C/C++ runtime, which
+# the GPU machine has newer, nor CUDA's, which it has itself.
+for b in "$DEST"/orchard "$DEST"/orchard_tests; do
+  ldd "$b" | awk '/=> \/lib\/x86_64-linux-gnu\// {print $1, $3}' |
+    grep -vE '^(libc|libm|libgcc_s|libstdc\+\+|libdl|librt|libpthread)\.so' |
+    while read -r name path; do [ -f "$DEST/lib/$name" ] || cp -L "$path" "$DEST/lib/"; done
+done
 [ -f /tmp/testdata.tar.xz ] || (cd /usr/share/libonnx-testdata && tar cf - data | xz -T2 -6 > /tmp/testdata.tar.xz)
 cp /tmp/testdata.tar.xz "$DEST/"
 cp -r "$SRC/tests/conformance" "$DEST/conformance"

@@ -344,7 +344,7 @@ Result<Tensor> pow_with_constant(const Tensor& x, const Tensor& e, bool referenc
   else
     cpu = std::make_shared<cpu::CpuBackend>(SessionOptions{});
   ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, {cpu}, nullptr));
-  ThreadPool pool(2);
+  ThreadPool pool(0);  // default_threads(): all cores natively, 1 under qemu (a second thread slows it ~100x)
   runtime::RunEnv env;
   env.pool = &pool;
   env.allocator = &default_allocator();
