@@ -28,7 +28,7 @@ host_pkgs=(cmake ninja-build g++ clang make pkg-config
   prometheus  # promtool checks the metrics exposition format in a test
   # orchard serve (src/server/): Beast/Asio, JSON, the protocol tests' clients and bench/serve.sh's peers.
   # The server is not built in the arm64 cross build (ORCHARD_BUILD_SERVER is OFF there), so no :arm64 libs.
-  libboost-dev nlohmann-json3-dev libgrpc++-dev protobuf-compiler-grpc python3-grpcio python3-yaml curl
+  libboost-dev nlohmann-json3-dev libsimdjson-dev libgrpc++-dev protobuf-compiler-grpc python3-grpcio python3-yaml curl
   libclang-rt-14-dev wrk nginx-light)
 arm64_host_pkgs=(g++-aarch64-linux-gnu qemu-user)
 arm64_pkgs=(libonnx-dev:arm64 libprotobuf-dev:arm64 libgtest-dev:arm64)

@@ -103,6 +103,85 @@ TEST(ServerCodec, ErrorsNameTheInputAndTheProblem) {
   }
 }
 
+TEST(ServerCodec, AcceptsKeysInAnyOrderAndEscapedStrings) {
+  // `data` before `shape` and `datatype` takes the decoder's second path; unknown keys are ignored.
+  auto r = decode_infer_request(
+      R"({"outputs":[{"parameters":{"binary_data":true,"x":[1,{"y":null}]},"name":"o"}],"extra":{"a":[true,"s"]},)"
+      R"("inputs":[{"data":[[1.5,-2e-1],[3,4]],"shape":[2,2],"name":"x","datatype":"FP64"},)"
+      R"({"name":"s","datatype":"BYTES","shape":[2],"data":["a\"b\u00e9","\n"]},)"
+      R"({"name":"u","datatype":"UINT64","shape":[1],"data":[18446744073709551615]}],"id":"\u0041"})",
+      std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->id, "A");
+  ASSERT_EQ(r->inputs.size(), 3u);
+  const Tensor& x = r->inputs[0].second.tensor();
+  EXPECT_EQ(x.shape(), Shape({2, 2}));
+  EXPECT_EQ(std::vector<double>(x.data<double>(), x.data<double>() + 4), (std::vector<double>{1.5, -0.2, 3, 4}));
+  EXPECT_EQ(r->inputs[1].second.tensor().data<std::string>()[0], "a\"b\xc3\xa9");
+  EXPECT_EQ(r->inputs[1].second.tensor().data<std::string>()[1], "\n");
+  EXPECT_EQ(r->inputs[2].second.tensor().data<uint64_t>()[0], UINT64_MAX);
+  ASSERT_EQ(r->outputs.size(), 1u);
+  EXPECT_EQ(r->outputs[0].name, "o");
+  EXPECT_EQ(r->outputs[0].binary, std::optional<bool>(true));
+}
+
+TEST(ServerCodec, DecodesALargeBodyWithItsOwnParser) {
+  // Over 1 MiB of JSON: decoded by a parser of its own (not the thread's reused one); values round-trip.
+  std::string body = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[200000],"data":[)";
+  for (int i = 0; i < 200000; ++i) body += (i ? ",0." : "0.") + std::to_string(i % 1000);
+  body += "]}]}";
+  ASSERT_GT(body.size(), size_t{1} << 20);
+  auto r = decode_infer_request(body, std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const Tensor& t = r->inputs[0].second.tensor();
+  EXPECT_EQ(t.data<float>()[1234], 0.234f);
+  EXPECT_EQ(t.data<float>()[199999], 0.999f);
+  auto small = decode_infer_request(R"({"inputs":[{"name":"y","datatype":"INT32","shape":[1],"data":[7]}]})",
+                                    std::nullopt);  // the reused parser still works after it
+  ASSERT_TRUE(small.ok()) << small.status().to_string();
+  EXPECT_EQ(small->inputs[0].second.tensor().data<int32_t>()[0], 7);
+}
+
+TEST(ServerCodec, RefusesMalformedJsonAnywhere) {
+  // On Demand reads lazily; the decoder still validates parts it does not use, and what follows the object.
+  const char* invalid[] = {
+      R"({"inputs":[],"extra":[1 2]})",
+      R"({"inputs":[],"extra":{"a":tru}})",
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1],"junk":[01]}]})",
+      R"({"inputs":[]} x)",
+      R"({"inputs":[],"parameters":{"other":nul}})",
+      R"([1,2)",
+      R"({"inputs":[{"data":[1,],"name":"x","datatype":"FP32","shape":[1]}]})",
+  };
+  for (const char* body : invalid) {
+    auto r = decode_infer_request(body, std::nullopt);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.status().code(), StatusCode::invalid_argument) << body;
+    EXPECT_NE(r.status().message().find("not valid JSON"), std::string::npos) << body << ": " << r.status().message();
+  }
+  struct Case {
+    const char* body;
+    const char* fragment;
+  };
+  const Case refused[] = {
+      {R"([1,2])", "must be a JSON object"},
+      {R"({"inputs":[],"inputs":[]})", "'inputs' twice"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1.5],"data":[1]}]})", "shape dimension 1.5"},
+      {R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[1.0]}]})", "element 1.0 is not an integer"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":["1"]}]})", "is not a number"},
+      {R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[1,2,3]}]})", "'data' has 3 elements"},
+      {R"({"inputs":[{"name":"x","datatype":"INT64","shape":[1],"data":[18446744073709551615]}]})", "out of range"},
+      {R"({"parameters":{"timeout":-5},"inputs":[]})", "'timeout' must be a non-negative integer, got -5"},
+      {R"({"outputs":[{"name":"o","parameters":{"binary_data":1}}],"inputs":[]})", "'binary_data' must be a boolean"},
+      {R"({"inputs":[{"datatype":"FP32","shape":[1],"data":[1]}]})", "no string 'name'"},
+  };
+  for (const Case& c : refused) {
+    auto r = decode_infer_request(c.body, std::nullopt);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_NE(r.status().message().find(c.fragment), std::string::npos) << c.body << ": " << r.status().message();
+  }
+}
+
 TEST(ServerCodec, EncodesJsonAndBinaryOutputs) {
   NamedValues outs = {{"a", Value(Tensor::from_vector<float>({2}, {0.5f, -1.f}))},
                       {"b", Value(Tensor::from_vector<int64_t>({1, 2}, {7, -8}))}};
