@@ -189,9 +189,23 @@ class DataFiller {
         return invalid_argument("[server] input '", input_, "': 'data' is nested deeper than its shape");
       od::array a;
       ORCHARD_JSON_GET(v.get_array(), a);
+      const DType dtype = t_.dtype();
+      const bool floats = dtype == DType::float32 || dtype == DType::float64;
       for (auto element : a) {
         od::value e;
         ORCHARD_JSON_GET(element, e);
+        if (floats && count_ < numel_) {  // fast path: a number leaf; anything else is not consumed by the try
+          double d;
+          const error_code err = e.get_double().get(d);
+          if (err == simdjson::SUCCESS) {
+            if (dtype == DType::float32)
+              t_.data<float>()[count_++] = static_cast<float>(d);
+            else
+              t_.data<double>()[count_++] = d;
+            continue;
+          }
+          if (err != simdjson::INCORRECT_TYPE) return bad_json(err);
+        }
         ORCHARD_RETURN_IF_ERROR(fill(e, depth + 1));
       }
       return Status::OK();
