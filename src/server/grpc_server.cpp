@@ -202,7 +202,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                                            pb::ServerMetadataResponse* resp) override {
     resp->set_name("orchard");
     resp->set_version("0.1.0");
-    for (const char* e : {"binary_tensor_data", "model_repository", "schedule_policy"}) resp->add_extensions(e);
+    for (const char* e : {"binary_tensor_data", "model_repository", "schedule_policy", "statistics", "model_configuration"}) resp->add_extensions(e);
     return done(ctx, Status::OK());
   }
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx, const pb::ModelMetadataRequest* req,
@@ -271,6 +271,58 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                                                   const pb::RepositoryModelUnloadRequest* req,
                                                   pb::RepositoryModelUnloadResponse*) override {
     return admin(ctx, req->model_name(), false);
+  }
+
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx, const pb::ModelStatisticsRequest* req,
+                                            pb::ModelStatisticsResponse* resp) override {
+    auto stats = repository_.statistics(req->name(), req->version());
+    if (!stats.ok()) return done(ctx, stats.status());
+    for (const ModelStatsSnapshot& s : *stats) {
+      auto* m = resp->add_model_stats();
+      m->set_name(s.name);
+      m->set_version(s.version);
+      m->set_last_inference(s.last_inference_ms);
+      m->set_inference_count(s.inference_count);
+      m->set_execution_count(s.execution_count);
+      auto* st = m->mutable_inference_stats();
+      st->mutable_success()->set_count(s.success_count);
+      st->mutable_success()->set_ns(s.success_ns);
+      st->mutable_fail()->set_count(s.fail_count);
+      st->mutable_fail()->set_ns(s.fail_ns);
+    }
+    return done(ctx, Status::OK());
+  }
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* ctx, const pb::ModelConfigRequest* req,
+                                        pb::ModelConfigResponse* resp) override {
+    auto found = repository_.find(req->name(), req->version());
+    if (!found.ok()) return done(ctx, found.status());
+    const ServedModel& m = **found;
+    const int64_t batch = m.config.dynamic_batching ? m.config.max_batch_size : 0;
+    auto* c = resp->mutable_config();
+    c->set_name(m.name);
+    c->set_platform("onnx");
+    c->set_max_batch_size(static_cast<int32_t>(batch));
+    for (const ConfigTensor& t : config_tensors(m.session->inputs(), batch)) {
+      auto* in = c->add_input();
+      in->set_name(t.name);
+      in->set_data_type(static_cast<pb::DataType>(t.data_type));
+      for (int64_t d : t.dims) in->add_dims(d);
+    }
+    for (const ConfigTensor& t : config_tensors(m.session->outputs(), batch)) {
+      auto* out = c->add_output();
+      out->set_name(t.name);
+      out->set_data_type(static_cast<pb::DataType>(t.data_type));
+      for (int64_t d : t.dims) out->add_dims(d);
+    }
+    if (m.config.dynamic_batching) {
+      auto* b = c->mutable_dynamic_batching();
+      b->set_max_queue_delay_microseconds(static_cast<uint64_t>(m.config.max_queue_delay_us));
+      for (int64_t p : m.config.preferred_batch_sizes) b->add_preferred_batch_size(static_cast<int32_t>(p));
+    }
+    std::string backends;
+    for (const std::string& b : m.config.backends) backends += (backends.empty() ? "" : ",") + b;
+    c->set_backend(backends);
+    return done(ctx, Status::OK());
   }
 
  private:

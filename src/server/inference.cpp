@@ -1,5 +1,7 @@
 #include "server/inference.hpp"
 
+#include <chrono>
+
 #include "server/infer_codec.hpp"
 
 namespace orchard::server {
@@ -43,6 +45,18 @@ Result<std::vector<std::string>> check_infer(const ServedModel& model, const Nam
 
 void submit_infer(Manager& manager, const ServedModel& model, NamedValues inputs, int64_t priority, int64_t timeout_us,
                   Completion done) {
+  // Time from submission to answer, counted in the model's statistics before the protocol hears back.
+  done = [stats = model.stats, start = std::chrono::steady_clock::now(), done = std::move(done)](Result<NamedValues> r) {
+    const auto ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+    (r.ok() ? stats->success_count : stats->fail_count).fetch_add(1, std::memory_order_relaxed);
+    (r.ok() ? stats->success_ns : stats->fail_ns).fetch_add(ns, std::memory_order_relaxed);
+    stats->last_inference_ms.store(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                             std::chrono::system_clock::now().time_since_epoch())
+                                                             .count()),
+                                   std::memory_order_relaxed);
+    done(std::move(r));
+  };
   InferenceOptions options;
   options.priority = manager_priority(priority);
   if (timeout_us > 0) options.timeout_ms = (timeout_us + 999) / 1000;
@@ -50,6 +64,32 @@ void submit_infer(Manager& manager, const ServedModel& model, NamedValues inputs
     model.batcher->submit(std::move(inputs), options, std::move(done));
   else
     manager.execute(model.id, std::move(inputs), options, std::move(done));
+}
+
+std::vector<ConfigTensor> config_tensors(const std::vector<ValueInfo>& infos, int64_t max_batch_size) {
+  struct TypeEnum {
+    DType dtype;
+    int value;
+    const char* name;
+  };
+  static constexpr TypeEnum kTypes[] = {
+      {DType::boolean, 1, "TYPE_BOOL"},    {DType::uint8, 2, "TYPE_UINT8"},   {DType::uint16, 3, "TYPE_UINT16"},
+      {DType::uint32, 4, "TYPE_UINT32"},   {DType::uint64, 5, "TYPE_UINT64"}, {DType::int8, 6, "TYPE_INT8"},
+      {DType::int16, 7, "TYPE_INT16"},     {DType::int32, 8, "TYPE_INT32"},   {DType::int64, 9, "TYPE_INT64"},
+      {DType::float16, 10, "TYPE_FP16"},   {DType::float32, 11, "TYPE_FP32"}, {DType::float64, 12, "TYPE_FP64"},
+      {DType::string, 13, "TYPE_STRING"},  {DType::bfloat16, 14, "TYPE_BF16"},
+  };
+  std::vector<ConfigTensor> out;
+  for (const ValueInfo& v : infos) {
+    ConfigTensor t{v.name, 0, "TYPE_INVALID", {}};
+    if (v.kind == Value::Kind::tensor)
+      for (const TypeEnum& e : kTypes)
+        if (e.dtype == v.dtype) t.data_type = e.value, t.data_type_name = e.name;
+    for (size_t i = max_batch_size > 0 ? 1 : 0; i < v.shape.size(); ++i)
+      t.dims.push_back(v.shape[i].fixed() ? v.shape[i].value : int64_t{-1});
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 NamedValues select_outputs(const NamedValues& all, const std::vector<std::string>& names) {

@@ -290,6 +290,42 @@ std::vector<IndexEntry> ModelRepository::index(bool ready_only) const {
   return out;
 }
 
+Result<std::vector<ModelStatsSnapshot>> ModelRepository::statistics(std::string_view name,
+                                                                    std::string_view version) const {
+  std::vector<ModelStatsSnapshot> out;
+  // Under mu_: a model still in the map has not been retired, so its batcher is alive while it is read.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [model, e] : models_) {
+    if (!name.empty() && model != name) continue;
+    const auto& m = e.serving;
+    if (!m) {
+      if (name.empty()) continue;
+      return unavailable("[server] model '", name, "' is not ready: ", e.reason);
+    }
+    if (!version.empty() && version != std::to_string(m->version))
+      return not_found("[server] model '", name, "' version '", version, "' is not served (serving version ",
+                       m->version, ")");
+    ModelStatsSnapshot s;
+    s.name = model;
+    s.version = std::to_string(m->version);
+    s.last_inference_ms = m->stats->last_inference_ms.load();
+    s.success_count = m->stats->success_count.load();
+    s.success_ns = m->stats->success_ns.load();
+    s.fail_count = m->stats->fail_count.load();
+    s.fail_ns = m->stats->fail_ns.load();
+    if (m->batcher) {
+      const BatcherStats b = m->batcher->stats();
+      s.inference_count = b.inferences;
+      s.execution_count = b.executions;
+    } else {
+      s.inference_count = s.execution_count = s.success_count;
+    }
+    out.push_back(std::move(s));
+  }
+  if (!name.empty() && out.empty()) return not_found("[server] unknown model '", name, "'");
+  return out;
+}
+
 bool ModelRepository::all_ready() const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, e] : models_)

@@ -4,6 +4,7 @@
 // Uses only include/orchard/.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -32,6 +33,22 @@ struct ModelConfig {
 // Parses config.json text; errors name the bad key or value.
 Result<ModelConfig> parse_model_config(std::string_view json);
 
+// Cumulative counts of one served model version, updated by submit_infer (Triton's ModelStatistics).
+struct ModelStats {
+  std::atomic<uint64_t> success_count{0}, success_ns{0};  // requests answered with outputs, and their time
+  std::atomic<uint64_t> fail_count{0}, fail_ns{0};        // requests answered with an error, and their time
+  std::atomic<uint64_t> last_inference_ms{0};             // ms since the epoch of the last answer; 0: none yet
+};
+
+// A point-in-time copy of one served model's statistics.
+struct ModelStatsSnapshot {
+  std::string name, version;
+  uint64_t last_inference_ms = 0;
+  uint64_t inference_count = 0;  // batched: rows executed (batch n counts n); else requests that succeeded
+  uint64_t execution_count = 0;  // batched: batches executed; else requests that succeeded
+  uint64_t success_count = 0, success_ns = 0, fail_count = 0, fail_ns = 0;
+};
+
 // One loaded model version that answers requests.
 struct ServedModel {
   std::string name;
@@ -40,6 +57,7 @@ struct ServedModel {
   std::shared_ptr<const Session> session;
   std::shared_ptr<Batcher> batcher;  // null when the model does not batch
   ModelConfig config;
+  std::shared_ptr<ModelStats> stats = std::make_shared<ModelStats>();
 };
 
 // One row of the repository index.
@@ -74,6 +92,8 @@ class ModelRepository {
   // Returns the serving version of `name` (`version` empty: the serving one; else that exact one).
   Result<std::shared_ptr<const ServedModel>> find(std::string_view name, std::string_view version) const;
   std::vector<IndexEntry> index(bool ready_only) const;
+  // Statistics of the serving version of `name` (empty: of every serving model); `version` as for find.
+  Result<std::vector<ModelStatsSnapshot>> statistics(std::string_view name, std::string_view version) const;
   // True when every model of the repository has a serving version.
   bool all_ready() const;
   // Metrics of every model's Batcher.

@@ -74,6 +74,28 @@ HttpReply RestHandler::model_metadata(const ServedModel& m) {
   return HttpReply{200, j.dump(), "application/json", std::nullopt};
 }
 
+// GET .../config: the model's configuration in Triton's ModelConfig JSON form.
+HttpReply RestHandler::model_config(const ServedModel& m) {
+  const ModelConfig& c = m.config;
+  const int64_t batch = c.dynamic_batching ? c.max_batch_size : 0;
+  auto tensors = [batch](const std::vector<ValueInfo>& infos) {
+    Json out = Json::array();
+    for (const ConfigTensor& t : config_tensors(infos, batch))
+      out.push_back({{"name", t.name}, {"data_type", t.data_type_name}, {"dims", t.dims}});
+    return out;
+  };
+  Json j = {{"name", m.name},
+            {"platform", "onnx"},
+            {"max_batch_size", batch},
+            {"input", tensors(m.session->inputs())},
+            {"output", tensors(m.session->outputs())},
+            {"backend", c.backends}};
+  if (c.dynamic_batching)
+    j["dynamic_batching"] = {{"max_queue_delay_microseconds", c.max_queue_delay_us},
+                             {"preferred_batch_size", c.preferred_batch_sizes}};
+  return HttpReply{200, j.dump(), "application/json", std::nullopt};
+}
+
 void RestHandler::handle(const Route& route, std::string_view body, std::optional<size_t> json_length, ReplyFn reply) {
   switch (route.endpoint) {
     case Endpoint::live:
@@ -85,7 +107,7 @@ void RestHandler::handle(const Route& route, std::string_view body, std::optiona
     case Endpoint::server_metadata:
       return reply(json_reply(200,
                               "{\"name\":\"orchard\",\"version\":\"0.1.0\",\"extensions\":[\"binary_tensor_data\","
-                              "\"model_repository\",\"schedule_policy\"]}"));
+                              "\"model_repository\",\"schedule_policy\",\"statistics\",\"model_configuration\"]}"));
     case Endpoint::metrics:
       return reply(HttpReply{200, metrics_text_(), "text/plain; version=0.0.4; charset=utf-8", std::nullopt});
     case Endpoint::model_metadata:
@@ -102,6 +124,29 @@ void RestHandler::handle(const Route& route, std::string_view body, std::optiona
     }
     case Endpoint::infer:
       return infer(route, body, json_length, std::move(reply));
+    case Endpoint::model_stats: {
+      auto stats = repository_.statistics(route.model, route.version);
+      if (!stats.ok()) return reply(error_reply(stats.status()));
+      Json list = Json::array();
+      for (const ModelStatsSnapshot& s : *stats) {
+        auto duration = [](uint64_t count, uint64_t ns) { return Json{{"count", count}, {"ns", ns}}; };
+        list.push_back({{"name", s.name},
+                        {"version", s.version},
+                        {"last_inference", s.last_inference_ms},
+                        {"inference_count", s.inference_count},
+                        {"execution_count", s.execution_count},
+                        {"inference_stats",
+                         {{"success", duration(s.success_count, s.success_ns)},
+                          {"fail", duration(s.fail_count, s.fail_ns)}}},
+                        {"batch_stats", Json::array()}});
+      }
+      return reply(json_reply(200, Json{{"model_stats", list}}.dump()));
+    }
+    case Endpoint::model_config: {
+      auto m = repository_.find(route.model, route.version);
+      if (!m.ok()) return reply(error_reply(m.status()));
+      return reply(model_config(**m));
+    }
     case Endpoint::repository_index: {
       bool ready_only = false;
       if (!body.empty()) {

@@ -44,6 +44,7 @@ class RestHandler {
  private:
   void infer(const Route& route, std::string_view body, std::optional<size_t> json_length, ReplyFn reply);
   HttpReply model_metadata(const ServedModel& m);
+  HttpReply model_config(const ServedModel& m);
 
   Manager& manager_;
   ModelRepository& repository_;

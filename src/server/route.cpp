@@ -46,6 +46,10 @@ std::string_view endpoint_name(Endpoint e) {
       return "repository_unload";
     case Endpoint::metrics:
       return "metrics";
+    case Endpoint::model_stats:
+      return "model_stats";
+    case Endpoint::model_config:
+      return "model_config";
     case Endpoint::count_:
       break;
   }
@@ -80,6 +84,8 @@ std::variant<Route, HttpError> parse_route(std::string_view method, std::string_
                          std::string(parts[3]), ""});
     }
   }
+  if (parts.size() == 3 && parts[1] == "models" && parts[2] == "stats")
+    return need(get, {Endpoint::model_stats, "", ""});
   if (parts[1] == "models" && parts.size() >= 3) {
     Route r;
     if (!valid_model_name(parts[2]))
@@ -98,6 +104,10 @@ std::variant<Route, HttpError> parse_route(std::string_view method, std::string_
     }
     if (parts.size() == i + 1 && parts[i] == "ready") {
       r.endpoint = Endpoint::model_ready;
+      return need(get, r);
+    }
+    if (parts.size() == i + 1 && (parts[i] == "stats" || parts[i] == "config")) {
+      r.endpoint = parts[i] == "stats" ? Endpoint::model_stats : Endpoint::model_config;
       return need(get, r);
     }
     if (parts.size() == i + 1 && parts[i] == "infer") {

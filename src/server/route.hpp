@@ -22,6 +22,8 @@ enum class Endpoint : unsigned char {
   repository_load,
   repository_unload,
   metrics,
+  model_stats,   // GET /v2/models[/{m}[/versions/{v}]]/stats (model empty: every model)
+  model_config,  // GET /v2/models/{m}[/versions/{v}]/config
   count_  // count_: the number of endpoints
 };
 // Returns the endpoint's label in metrics, e.g. "infer".

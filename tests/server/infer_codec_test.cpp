@@ -220,6 +220,14 @@ TEST(ServerRoutes, MapsPathsMethodsAndBadNames) {
   EXPECT_EQ(std::get<Route>(route("GET", "/v2/health/ready")).endpoint, Endpoint::ready);
   EXPECT_EQ(std::get<Route>(route("GET", "/v2")).endpoint, Endpoint::server_metadata);
   EXPECT_EQ(std::get<Route>(route("GET", "/metrics")).endpoint, Endpoint::metrics);
+  EXPECT_EQ(std::get<Route>(route("GET", "/v2/models/stats")).endpoint, Endpoint::model_stats);
+  EXPECT_EQ(std::get<Route>(route("GET", "/v2/models/stats")).model, "");
+  const auto stats = route("GET", "/v2/models/m/versions/2/stats");
+  ASSERT_TRUE(ok(stats));
+  EXPECT_EQ(std::get<Route>(stats).endpoint, Endpoint::model_stats);
+  EXPECT_EQ(std::get<Route>(stats).version, "2");
+  EXPECT_EQ(std::get<Route>(route("GET", "/v2/models/m/config")).endpoint, Endpoint::model_config);
+  EXPECT_EQ(std::get<HttpError>(route("POST", "/v2/models/m/config")).status, 405u);
   EXPECT_EQ(std::get<Route>(route("POST", "/v2/repository/models/a.b-c_d/unload")).endpoint,
             Endpoint::repository_unload);
   EXPECT_EQ(std::get<HttpError>(route("GET", "/v2/models/m/infer")).status, 405u);

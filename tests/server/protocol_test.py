@@ -198,6 +198,58 @@ class RestProtocol(unittest.TestCase):
         self.assertEqual(self.srv.get_json("/v2/models/digits/ready"), (200, {"name": "digits", "ready": True}))
         self.assertEqual(self.srv.get_json("/v2/models/digits/versions/1/ready")[0], 200)
 
+    def test_statistics_count_requests_and_batches(self):
+        def stats(model):
+            code, body = self.srv.get_json("/v2/models/%s/stats" % model)
+            self.assertEqual(code, 200, body)
+            self.assertEqual(len(body["model_stats"]), 1)
+            return body["model_stats"][0]
+        before, slow_before = stats("digits"), stats("digits_slowbatch")
+        for seed in range(3):
+            self.assertEqual(self.srv.post_json("/v2/models/digits/infer", {"inputs": [digits_input(2, seed=seed)[1]]})[0], 200)
+        self.assertEqual(self.srv.post_json("/v2/models/digits/infer", {"inputs": [{"name": "x"}]})[0], 400)  # not run
+        after = stats("digits")
+        self.assertEqual((after["name"], after["version"]), ("digits", "1"))
+        ok, fail = after["inference_stats"]["success"], after["inference_stats"]["fail"]
+        self.assertEqual(ok["count"] - before["inference_stats"]["success"]["count"], 3)
+        self.assertGreater(ok["ns"], before["inference_stats"]["success"]["ns"])
+        self.assertEqual(fail["count"], before["inference_stats"]["fail"]["count"])
+        self.assertEqual(after["execution_count"] - before["execution_count"], 3)
+        self.assertEqual(after["inference_count"] - before["inference_count"], 3)
+        self.assertGreater(after["last_inference"], 1.7e12)  # ms since the epoch
+        # The batching model: a request that times out in the queue fails; one of 2 rows runs as one batch.
+        code, _ = self.srv.post_json("/v2/models/digits_slowbatch/infer",
+                                     {"inputs": [digits_input(1)[1]], "parameters": {"timeout": 1000}})
+        self.assertEqual(code, 504)
+        self.assertEqual(self.srv.post_json("/v2/models/digits_slowbatch/infer", {"inputs": [digits_input(2)[1]]})[0], 200)
+        slow = stats("digits_slowbatch")
+        self.assertEqual(slow["inference_stats"]["fail"]["count"] - slow_before["inference_stats"]["fail"]["count"], 1)
+        self.assertEqual(slow["inference_stats"]["success"]["count"] - slow_before["inference_stats"]["success"]["count"], 1)
+        self.assertEqual(slow["execution_count"] - slow_before["execution_count"], 1)
+        self.assertEqual(slow["inference_count"] - slow_before["inference_count"], 2)
+        code, every = self.srv.get_json("/v2/models/stats")
+        self.assertEqual(code, 200)
+        self.assertEqual(sorted(m["name"] for m in every["model_stats"]), ["digits", "digits_slowbatch", "types"])
+        self.assertEqual(self.srv.get_json("/v2/models/digits/versions/1/stats")[0], 200)
+        self.assertEqual(self.srv.get_json("/v2/models/digits/versions/7/stats")[0], 404)
+        self.assertEqual(self.srv.get_json("/v2/models/nosuch/stats")[0], 404)
+        self.assertEqual(self.srv.curl("POST", "/v2/models/digits/stats", body=b"")[0], 405)
+
+    def test_model_config(self):
+        code, c = self.srv.get_json("/v2/models/digits/config")
+        self.assertEqual(code, 200, c)
+        self.assertEqual((c["name"], c["platform"], c["max_batch_size"]), ("digits", "onnx", 0))
+        self.assertEqual(c["input"], [{"name": "image", "data_type": "TYPE_FP32", "dims": [-1, 1, 8, 8]}])
+        self.assertEqual(c["output"], [{"name": "probabilities", "data_type": "TYPE_FP32", "dims": [-1, 10]}])
+        self.assertNotIn("dynamic_batching", c)
+        code, c = self.srv.get_json("/v2/models/digits_slowbatch/versions/1/config")
+        self.assertEqual(code, 200, c)
+        self.assertEqual(c["max_batch_size"], 8)
+        self.assertEqual(c["input"][0]["dims"], [1, 8, 8])  # the batch dim is left out, as in Triton
+        self.assertEqual(c["dynamic_batching"], {"max_queue_delay_microseconds": 1000000, "preferred_batch_size": []})
+        self.assertEqual(self.srv.get_json("/v2/models/nosuch/config")[0], 404)
+        self.assertIn("statistics", self.srv.get_json("/v2")[1]["extensions"])
+
     def test_route_errors(self):
         code, body = self.srv.get_json("/v2/models/nosuch")
         self.assertEqual(code, 404)
@@ -606,6 +658,31 @@ class GrpcProtocol(unittest.TestCase):
         self.assertIn("nope", msg)
         self.assertEqual(infer(model="digits_slowbatch", params={"timeout": 1000})[0], C.DEADLINE_EXCEEDED)
         self.assertEqual(infer(params={"priority": -3})[0], C.INVALID_ARGUMENT)
+
+    def test_statistics_and_config_rpcs(self):
+        x, _ = digits_input(1)
+        before = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits"), timeout=30).model_stats[0]
+        req = pb.ModelInferRequest(model_name="digits")
+        req.inputs.add(name="image", datatype="FP32", shape=[1, 1, 8, 8])
+        req.raw_input_contents.append(x.tobytes())
+        self.stub.ModelInfer(req, timeout=30)
+        s = self.stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits", version="1"), timeout=30).model_stats[0]
+        self.assertEqual((s.name, s.version), ("digits", "1"))
+        self.assertEqual(s.inference_stats.success.count - before.inference_stats.success.count, 1)
+        self.assertGreater(s.inference_stats.success.ns, before.inference_stats.success.ns)
+        self.assertEqual(s.execution_count - before.execution_count, 1)
+        every = self.stub.ModelStatistics(pb.ModelStatisticsRequest(), timeout=30)
+        self.assertIn("digits_slowbatch", [m.name for m in every.model_stats])
+        code, _ = self.code_of(self.stub.ModelStatistics, pb.ModelStatisticsRequest(name="nosuch"))
+        self.assertEqual(code, self.grpc.StatusCode.NOT_FOUND)
+        c = self.stub.ModelConfig(pb.ModelConfigRequest(name="digits_slowbatch"), timeout=30).config
+        self.assertEqual((c.name, c.platform, c.max_batch_size), ("digits_slowbatch", "onnx", 8))
+        self.assertEqual((c.input[0].name, c.input[0].data_type, list(c.input[0].dims)), ("image", pb.TYPE_FP32, [1, 8, 8]))
+        self.assertEqual(c.dynamic_batching.max_queue_delay_microseconds, 1000000)
+        c = self.stub.ModelConfig(pb.ModelConfigRequest(name="digits"), timeout=30).config
+        self.assertEqual((c.max_batch_size, list(c.output[0].dims)), (0, [-1, 10]))
+        code, _ = self.code_of(self.stub.ModelConfig, pb.ModelConfigRequest(name="nosuch"))
+        self.assertEqual(code, self.grpc.StatusCode.NOT_FOUND)
 
     def test_repository_rpcs(self):
         idx = self.stub.RepositoryIndex(pb.RepositoryIndexRequest())
