@@ -46,6 +46,9 @@ struct InferenceOptions {
   int priority = 0;         // higher runs first; equal priorities run in arrival order
   std::vector<std::string> backend_preference;  // empty: the model's chain; else a session compiled for it
   std::string trace_path;   // non-empty: write this request's Chrome trace (queue wait + one event per node)
+  // True: when a slot and the memory are free and no request is queued, run on the calling thread before
+  // execute returns (no worker hand-off; for small models whose callers may block for one run); else queue.
+  bool run_inline = false;
 };
 
 // Counts and rates for one model, or all of them.

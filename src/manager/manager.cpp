@@ -300,6 +300,7 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
   if (timeout > 0) r->deadline = r->submitted + std::chrono::milliseconds(timeout);
   Status refused;
   bool wake_reaper = false;
+  bool run_here = false;
   {
     std::lock_guard<std::mutex> lock(m.mu);
     r->id = m.next_request++;
@@ -317,6 +318,17 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
       refused = out_of_memory("[manager] request ", r->id, " for model '", it->second->name, "' needs ", mib_text(r->need),
                               " of activation memory; the budget leaves ", mib_text(m.budget.limit() - it->second->weights_bytes),
                               " beside the model's weights");
+    } else if (options.run_inline && m.queue.empty() && m.running < m.config.max_concurrent_operations &&
+               m.budget.try_charge(r->need)) {
+      // A free slot and nobody waiting: this thread runs it, as a worker would (run_request releases r->need).
+      r->model = it->second;
+      r->model->in_flight++;
+      r->seq = m.next_seq++;
+      m.active[r->id] = r;
+      r->running = true;
+      ++m.running;
+      m.update_gauges_locked();
+      run_here = true;
     } else {
       r->model = it->second;
       r->model->in_flight++;
@@ -334,6 +346,11 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
     m.metrics.record(id, Outcome::rejected, 0, 0, 0);
     if (r->done) r->done(std::move(refused));
     return r->id;
+  }
+  if (run_here) {
+    const RequestId id = r->id;
+    m.run_request(r);  // finish() frees the slot and wakes a worker if requests queued meanwhile
+    return id;
   }
   m.work_cv.notify_one();
   if (wake_reaper) m.reaper_cv.notify_one();
@@ -400,16 +417,19 @@ void Manager::Impl::finish(const std::shared_ptr<Request>& r, Result<NamedValues
   const double compute_ms = started == Clock::time_point{} ? 0.0 : ms_between(started, now);
   if (r->model) metrics.record(r->model->id, outcome, queue_ms, compute_ms, total_ms);
   Completion done = std::move(r->done);
+  bool wake_worker = false;
   {
     std::lock_guard<std::mutex> lock(mu);
     active.erase(r->id);
     if (r->running) {  // the slot is free before the client hears back
       r->running = false;
       --running;
+      wake_worker = !queue.empty();  // a worker may be waiting for this slot
     }
     if (r->model && --r->model->in_flight == 0) unload_cv.notify_all();
     update_gauges_locked();
   }
+  if (wake_worker) work_cv.notify_one();
   if (done) done(std::move(result));
 }
 
@@ -448,7 +468,8 @@ void Manager::Impl::reaper_loop() {
 void Manager::Impl::worker_loop() {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
-    work_cv.wait(lock, [this] { return stopping || !queue.empty(); });
+    // Callers running inline hold slots too (InferenceOptions::run_inline), so a worker also waits for one.
+    work_cv.wait(lock, [this] { return stopping || (!queue.empty() && running < config.max_concurrent_operations); });
     if (stopping) return;
     // Memory goes to requests in queue order: the head reserves its activations or everyone waits, so a
     // large request is not starved and a client reading answers in submission order cannot deadlock.

@@ -59,6 +59,7 @@ void submit_infer(Manager& manager, const ServedModel& model, NamedValues inputs
   };
   InferenceOptions options;
   options.priority = manager_priority(priority);
+  options.run_inline = model.config.inline_execution;
   if (timeout_us > 0) options.timeout_ms = (timeout_us + 999) / 1000;
   if (model.batcher)
     model.batcher->submit(std::move(inputs), options, std::move(done));

@@ -86,6 +86,9 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
           return invalid_argument("[server] config 'dynamic_batching' has unknown key '", k, "'");
         }
       }
+    } else if (key == "inline_execution") {
+      if (!v.is_boolean()) return invalid_argument("[server] config 'inline_execution' must be a boolean, got ", v.dump());
+      c.inline_execution = v.get<bool>();
     } else if (key == "backend") {
       if (!v.is_array()) return invalid_argument("[server] config 'backend' must be an array of names");
       for (const Json& b : v) {

@@ -28,6 +28,9 @@ struct ModelConfig {
   int64_t max_queue_delay_us = 0;              // how long a partial batch may wait for more requests
   std::vector<int64_t> preferred_batch_sizes;  // sizes at which a waiting batch is sent at once
   std::vector<std::string> backends;           // backend preference, e.g. ["cpu"]; empty: the platform chain
+  // Orchard's own key: an unbatched request runs on the thread that received it when a Manager slot is
+  // free (InferenceOptions::run_inline), saving two thread hand-offs; for models that run in microseconds.
+  bool inline_execution = false;
 };
 
 // Parses config.json text; errors name the bad key or value.

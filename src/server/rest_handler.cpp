@@ -89,7 +89,8 @@ HttpReply RestHandler::model_config(const ServedModel& m) {
             {"max_batch_size", batch},
             {"input", tensors(m.session->inputs())},
             {"output", tensors(m.session->outputs())},
-            {"backend", c.backends}};
+            {"backend", c.backends},
+            {"inline_execution", c.inline_execution}};
   if (c.dynamic_batching)
     j["dynamic_batching"] = {{"max_queue_delay_microseconds", c.max_queue_delay_us},
                              {"preferred_batch_size", c.preferred_batch_sizes}};

@@ -247,6 +247,12 @@ TEST(ServerRepository, ParsesConfigAndValidatesNames) {
   EXPECT_EQ(c->max_queue_delay_us, 500);
   EXPECT_EQ(c->preferred_batch_sizes, (std::vector<int64_t>{4, 8}));
   EXPECT_EQ(c->backends, (std::vector<std::string>{"cpu"}));
+  EXPECT_FALSE(c->inline_execution);
+  auto inl = parse_model_config(R"({"inline_execution":true})");
+  ASSERT_TRUE(inl.ok()) << inl.status().to_string();
+  EXPECT_TRUE(inl->inline_execution);
+  EXPECT_NE(parse_model_config(R"({"inline_execution":1})").status().message().find("inline_execution"),
+            std::string::npos);
   EXPECT_NE(parse_model_config(R"({"max_batch_sise":8})").status().message().find("max_batch_sise"), std::string::npos);
   EXPECT_FALSE(parse_model_config(R"({"dynamic_batching":{}})").ok());  // needs max_batch_size
   EXPECT_FALSE(parse_model_config(R"({"max_batch_size":2,"dynamic_batching":{"preferred_batch_size":[3]}})").ok());

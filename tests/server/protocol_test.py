@@ -487,6 +487,20 @@ class Repository(unittest.TestCase):
         try:
             code, m = srv.get_json("/v2/models/digits_cnn")
             self.assertEqual((code, m["versions"]), (200, ["1"]))
+            self.assertFalse(srv.get_json("/v2/models/digits_cnn/config")[1]["inline_execution"])
+        finally:
+            self.assertEqual(srv.stop(), 0)
+        # --inline-execution: requests run on the I/O threads when a slot is free; answers are the same.
+        srv = Server([DIGITS, "--inline-execution", "--max-concurrent", "1"])
+        try:
+            self.assertTrue(srv.get_json("/v2/models/digits_cnn/config")[1]["inline_execution"])
+            x, flat = digits_input(3, seed=9)
+            code, r = srv.post_json("/v2/models/digits_cnn/infer", {"inputs": [flat]})
+            self.assertEqual(code, 200, r)
+            p = np.array(r["outputs"][0]["data"], dtype=np.float32).reshape(3, 10)
+            np.testing.assert_allclose(p.sum(axis=1), [1, 1, 1], rtol=1e-5)
+            code, s = srv.get_json("/v2/models/digits_cnn/stats")
+            self.assertEqual(s["model_stats"][0]["inference_stats"]["success"]["count"], 1)
         finally:
             self.assertEqual(srv.stop(), 0)
         repo = tempfile.mkdtemp(prefix="orchard_repo_")

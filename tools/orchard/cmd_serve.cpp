@@ -43,6 +43,8 @@ options:
   --max-queue N           requests waiting for a slot (default 64; beyond it 429)
   --max-batch-size N      single-model mode: batch up to N rows dynamically (default 0: off)
   --batch-delay-us U      single-model mode: max queue delay of a partial batch (default 0)
+  --inline-execution      single-model mode: run a request on its I/O thread when a slot is free (for
+                          models of microseconds: no worker hand-off; the thread serves nobody else meanwhile)
   --threads N             intra-op threads (default: one per core)
 )";
 
@@ -56,7 +58,7 @@ int cmd_serve(int argc, char** argv) {
             {"model-repository", "poll-secs", "host", "port", "port-file", "http-threads", "max-body-mb",
              "max-connections", "idle-timeout-s", "drain-timeout-s", "memory-mb", "max-concurrent", "max-queue",
              "max-batch-size", "batch-delay-us", "threads", "grpc-port"},
-            {"access-log", "no-grpc"});
+            {"access-log", "no-grpc", "inline-execution"});
   if (args.help()) {
     std::fputs(kHelp, stdout);
     return 0;
@@ -86,6 +88,7 @@ int cmd_serve(int argc, char** argv) {
   single.max_batch_size = args.get_int("max-batch-size", 0);
   single.max_queue_delay_us = args.get_int("batch-delay-us", 0);
   single.dynamic_batching = single.max_batch_size > 0;
+  single.inline_execution = args.has("inline-execution");
   if (!args.ok()) return usage_error("serve", args.error());
   if (port < 0 || port > 65535) return usage_error("serve", "--port " + std::to_string(port) + " out of range");
   if (grpc_port < 0 || grpc_port > 65535)
