@@ -27,6 +27,18 @@ Result<std::vector<std::string>> check_infer(const ServedModel& model, const Nam
     if (info->dtype != value.tensor().dtype())
       return invalid_argument("[server] input '", name, "' of model '", model.name, "' is ",
                               kserve_datatype(info->dtype), ", got ", kserve_datatype(value.tensor().dtype()));
+    if (auto allowed = model.config.input_shapes.find(name); allowed != model.config.input_shapes.end()) {
+      const Shape& got = value.tensor().shape();
+      bool listed = false;
+      std::string list;
+      for (const auto& dims : allowed->second) {
+        listed |= got == Shape(dims);
+        list += (list.empty() ? "" : ", ") + Shape(dims).to_string();
+      }
+      if (!listed)
+        return invalid_argument("[server] input '", name, "' of model '", model.name, "' has shape ", got.to_string(),
+                                "; the model's config allows ", list);
+    }
   }
   std::vector<std::string> out;
   const auto& outs = model.session->outputs();

@@ -86,6 +86,35 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
           return invalid_argument("[server] config 'dynamic_batching' has unknown key '", k, "'");
         }
       }
+    } else if (key == "instance_group") {
+      if (!v.is_array() || v.empty()) return invalid_argument("[server] config 'instance_group' must be a non-empty array");
+      for (const Json& g : v) {
+        if (!g.is_object()) return invalid_argument("[server] config 'instance_group' entries must be objects");
+        for (const auto& [k, w] : g.items()) {
+          if (k == "count") {
+            ORCHARD_ASSIGN_OR_RETURN(int64_t n, non_negative(w, "instance_group.count"));
+            if (n < 1 || n > 64) return invalid_argument("[server] config instance_group count ", n, " outside [1, 64]");
+            c.instance_count += n;
+          } else if (k == "kind") {
+            if (w != "KIND_CPU" && w != "KIND_AUTO")
+              return invalid_argument("[server] config instance_group kind ", w.dump(), " is not KIND_CPU or KIND_AUTO");
+          } else {
+            return invalid_argument("[server] config 'instance_group' has unknown key '", k, "'");
+          }
+        }
+      }
+    } else if (key == "input_shapes") {
+      if (!v.is_object()) return invalid_argument("[server] config 'input_shapes' must be an object");
+      for (const auto& [name, list] : v.items()) {
+        if (!list.is_array() || list.empty())
+          return invalid_argument("[server] config input_shapes '", name, "' must be a non-empty array of shapes");
+        for (const Json& shape : list) {
+          ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> dims, int_list(shape, "input_shapes"));
+          for (int64_t d : dims)
+            if (d < 0) return invalid_argument("[server] config input_shapes '", name, "' has negative dim ", d);
+          c.input_shapes[name].push_back(std::move(dims));
+        }
+      }
     } else if (key == "inline_execution") {
       if (!v.is_boolean()) return invalid_argument("[server] config 'inline_execution' must be a boolean, got ", v.dump());
       c.inline_execution = v.get<bool>();
@@ -99,6 +128,9 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
       return invalid_argument("[server] model config has unknown key '", key, "'");
     }
   }
+  if (c.instance_count > 0 && !c.dynamic_batching)
+    return invalid_argument("[server] config 'instance_group' needs dynamic_batching (the Manager's --max-concurrent "
+                            "sets how many unbatched requests run at once)");
   if (c.dynamic_batching && c.max_batch_size < 1)
     return invalid_argument("[server] config 'dynamic_batching' needs max_batch_size >= 1, got ", c.max_batch_size);
   for (int64_t p : c.preferred_batch_sizes)
@@ -132,8 +164,24 @@ Result<std::shared_ptr<ServedModel>> ModelRepository::load_version(const std::st
     return session.status();
   }
   m->session = *session;
+  for (const auto& [input, shapes] : config.input_shapes) {
+    const ValueInfo* info = nullptr;
+    for (const ValueInfo& v : m->session->inputs())
+      if (v.name == input) info = &v;
+    Status bad;
+    if (!info) bad = invalid_argument("[server] config input_shapes names '", input, "', which the model does not have");
+    for (const auto& dims : shapes)
+      if (bad.ok() && info && dims.size() != info->shape.size())
+        bad = invalid_argument("[server] config input_shapes '", input, "' has a shape of rank ", dims.size(),
+                               "; the input has rank ", info->shape.size());
+    if (!bad.ok()) {
+      (void)manager_.unload_model(id);
+      return bad;
+    }
+  }
   if (config.dynamic_batching) {
     BatchingConfig bc;
+    if (config.instance_count > 0) bc.max_inflight_batches = static_cast<int>(config.instance_count);
     bc.max_batch_size = config.max_batch_size;
     bc.max_queue_delay_us = config.max_queue_delay_us;
     bc.preferred_batch_sizes = config.preferred_batch_sizes;

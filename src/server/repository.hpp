@@ -31,6 +31,11 @@ struct ModelConfig {
   // Orchard's own key: an unbatched request runs on the thread that received it when a Manager slot is
   // free (InferenceOptions::run_inline), saving two thread hand-offs; for models that run in microseconds.
   bool inline_execution = false;
+  // instance_group: the sum of the groups' counts; batched models run that many batches at once (default 2).
+  int64_t instance_count = 0;  // 0: not given
+  // Orchard's own key input_shapes: the shapes each named input may have (enumerated shapes); other shapes
+  // are refused with 400. Inputs not named take any shape the model allows.
+  std::map<std::string, std::vector<std::vector<int64_t>>> input_shapes;
 };
 
 // Parses config.json text; errors name the bad key or value.

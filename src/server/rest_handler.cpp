@@ -91,6 +91,8 @@ HttpReply RestHandler::model_config(const ServedModel& m) {
             {"output", tensors(m.session->outputs())},
             {"backend", c.backends},
             {"inline_execution", c.inline_execution}};
+  if (c.instance_count > 0) j["instance_group"] = Json::array({{{"count", c.instance_count}, {"kind", "KIND_CPU"}}});
+  if (!c.input_shapes.empty()) j["input_shapes"] = c.input_shapes;
   if (c.dynamic_batching)
     j["dynamic_batching"] = {{"max_queue_delay_microseconds", c.max_queue_delay_us},
                              {"preferred_batch_size", c.preferred_batch_sizes}};

@@ -253,6 +253,21 @@ TEST(ServerRepository, ParsesConfigAndValidatesNames) {
   EXPECT_TRUE(inl->inline_execution);
   EXPECT_NE(parse_model_config(R"({"inline_execution":1})").status().message().find("inline_execution"),
             std::string::npos);
+  auto shapes = parse_model_config(
+      R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"count":2,"kind":"KIND_CPU"},{"count":1}],)"
+      R"("input_shapes":{"x":[[1,3],[4,3]]}})");
+  ASSERT_TRUE(shapes.ok()) << shapes.status().to_string();
+  EXPECT_EQ(shapes->instance_count, 3);
+  EXPECT_EQ(shapes->input_shapes.at("x"), (std::vector<std::vector<int64_t>>{{1, 3}, {4, 3}}));
+  for (const char* bad : {R"({"instance_group":[{"count":2}]})",  // needs dynamic_batching
+                          R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"count":0}]})",
+                          R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"kind":"KIND_GPU"}]})",
+                          R"({"input_shapes":{"x":[[1,-3]]}})", R"({"input_shapes":{"x":[]}})",
+                          R"({"input_shapes":{"x":[3]}})"}) {
+    auto r = parse_model_config(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().message().rfind("[server] config", 0), 0u) << r.status().message();
+  }
   EXPECT_NE(parse_model_config(R"({"max_batch_sise":8})").status().message().find("max_batch_sise"), std::string::npos);
   EXPECT_FALSE(parse_model_config(R"({"dynamic_batching":{}})").ok());  // needs max_batch_size
   EXPECT_FALSE(parse_model_config(R"({"max_batch_size":2,"dynamic_batching":{"preferred_batch_size":[3]}})").ok());

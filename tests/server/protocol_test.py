@@ -520,6 +520,34 @@ class Repository(unittest.TestCase):
             shutil.rmtree(repo, ignore_errors=True)
 
 
+    def test_enumerated_shapes_and_instance_group(self):
+        repo = tempfile.mkdtemp(prefix="orchard_repo_")
+        for name, config in [("shapes", {"max_batch_size": 4, "dynamic_batching": {},
+                                         "instance_group": [{"count": 3, "kind": "KIND_CPU"}],
+                                         "input_shapes": {"image": [[1, 1, 8, 8], [4, 1, 8, 8]]}}),
+                             ("badshapes", {"input_shapes": {"nosuch": [[1]]}})]:
+            os.makedirs(os.path.join(repo, name, "1"))
+            shutil.copy(DIGITS, os.path.join(repo, name, "1", "model.onnx"))
+            with open(os.path.join(repo, name, "config.json"), "w") as f:
+                json.dump(config, f)
+        srv = Server(["--model-repository", repo])
+        try:
+            for n, want in [(1, 200), (4, 200), (2, 400)]:
+                code, r = srv.post_json("/v2/models/shapes/infer", {"inputs": [digits_input(n)[1]]})
+                self.assertEqual(code, want, r)
+            self.assertIn("allows [1,1,8,8], [4,1,8,8]", r["error"])
+            code, c = srv.get_json("/v2/models/shapes/config")
+            self.assertEqual(c["instance_group"], [{"count": 3, "kind": "KIND_CPU"}])
+            self.assertEqual(c["input_shapes"], {"image": [[1, 1, 8, 8], [4, 1, 8, 8]]})
+            _, index = srv.post_json("/v2/repository/index", {})
+            row = [e for e in index if e["name"] == "badshapes"][0]
+            self.assertEqual(row["state"], "UNAVAILABLE")
+            self.assertIn("nosuch", row["reason"])
+        finally:
+            self.assertEqual(srv.stop(), 0)
+            shutil.rmtree(repo, ignore_errors=True)
+
+
 class Connections(unittest.TestCase):
     def test_connection_cap_and_idle_timeout(self):
         srv = Server([DIGITS, "--max-connections", "2", "--idle-timeout-s", "1", "--http-threads", "1"])
