@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of `orchard serve` with wrk on loopback, next to a peer in the same run (bounded in time).
 #   bench/serve.sh http      GET /v2/health/ready and POST digits infer (JSON) at 16/64/256 connections,
-#                            orchard vs nginx returning a fixed body (nginx started and stopped here)
+#                            orchard vs nginx returning a fixed body (nginx started and stopped here); infer
+#                            also against a second orchard with --inline-execution (rows "infer inline")
 #   bench/serve.sh batching  mobilenet_v2 binary infer at 16 connections, orchard without vs with dynamic
 #                            batching (needs bench/models/mobilenet_v2.onnx, see bench/RESULTS.md)
 # Environment: ORCHARD (default build/release/orchard), DUR seconds per point (default 10; batching 30),
@@ -23,7 +24,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 
 start_orchard() {  # args: orchard serve arguments; sets OPORT
   rm -f "$work/port"
-  "$ORCHARD" serve --port 0 --no-grpc --port-file "$work/port" "$@" >"$work/orchard.log" 2>&1 &
+  "$ORCHARD" serve --port 0 --no-grpc --port-file "$work/port" "$@" >>"$work/orchard.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 600); do [[ -s "$work/port" ]] && break; sleep 0.1; done
   OPORT=$(head -1 "$work/port")
@@ -90,18 +91,25 @@ f:close()
 wrk.headers["Content-Type"] = "application/json"
 EOF
   start_nginx
-  start_orchard "$here/examples/digits/digits_cnn.onnx" --http-threads 2 --max-concurrent 2 --threads 1 --max-queue 1024
-  curl -sf -X POST --data-binary @"$work/infer.json" "http://127.0.0.1:$OPORT/v2/models/digits_cnn/infer" >/dev/null
+  serve_args=("$here/examples/digits/digits_cnn.onnx" --http-threads 2 --max-concurrent 2 --threads 1 --max-queue 1024)
+  start_orchard "${serve_args[@]}" --inline-execution
+  IPORT=$OPORT
+  start_orchard "${serve_args[@]}"
+  for p in $OPORT $IPORT; do
+    curl -sf -X POST --data-binary @"$work/infer.json" "http://127.0.0.1:$p/v2/models/digits_cnn/infer" >/dev/null
+  done
   echo "| endpoint | conns | nginx req/s | orchard req/s | orchard/nginx | orchard p50 / p99 | nginx p50 / p99 | timeouts nginx / orchard | orchard non-2xx |"
   echo "|---|---:|---:|---:|---:|---|---|---|---:|"
-  for ep in health infer; do
+  for ep in health infer "infer inline"; do
     for c in $CONNS; do
       if [[ $ep == health ]]; then
         n=($(wrk_point "http://127.0.0.1:$NPORT/v2/health/ready" "$c"))
         o=($(wrk_point "http://127.0.0.1:$OPORT/v2/health/ready" "$c"))
       else
+        port=$OPORT
+        [[ $ep == infer ]] || port=$IPORT
         n=($(wrk_point "http://127.0.0.1:$NPORT/v2/models/digits_cnn/infer" "$c" "$work/post.lua"))
-        o=($(wrk_point "http://127.0.0.1:$OPORT/v2/models/digits_cnn/infer" "$c" "$work/post.lua"))
+        o=($(wrk_point "http://127.0.0.1:$port/v2/models/digits_cnn/infer" "$c" "$work/post.lua"))
       fi
       echo "| $ep | $c | ${n[0]} | ${o[0]} | $(ratio "${o[0]}" "${n[0]}") | ${o[1]} / ${o[2]} | ${n[1]} / ${n[2]} | ${n[3]} / ${o[3]} | ${o[4]} |"
     done
