@@ -16,6 +16,7 @@
 #include "backends/cpu/cpu_backend.hpp"
 #include "onnx/proto_convert.hpp"
 #include "orchard/io.hpp"
+#include "orchard/manager.hpp"
 #include "orchard/session.hpp"
 #include "testing/model_builder.hpp"
 
@@ -148,6 +149,31 @@ TEST(CoreMLBackend, PlacementKeepsUnconvertibleNodeOnCpuWithReason) {
     EXPECT_GE(p.partitions[i].device_units[0].second, 2) << "at least the Conv and its activation";
   }
   EXPECT_TRUE(p.partitions[1].device_units.empty());
+}
+
+// The Manager exports what the device reports per compute unit, per model and backend.
+TEST(CoreMLBackend, ManagerExportsOperationsPerComputeUnit) {
+  const fs::path path = fs::path(::testing::TempDir()) / "coreml_units_model.onnx";
+  const std::string model = conv_cumsum_conv();
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(model.data(), 1, model.size(), f), model.size());
+    std::fclose(f);
+  }
+  ManagerConfig config;
+  config.intra_op_threads = 1;
+  auto m = Manager::create(config);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  LoadOptions load;
+  load.name = "units";
+  load.session.backend_preference = {"coreml", "cpu"};
+  ASSERT_TRUE((*m)->load_model(path, load).ok());
+  const std::string text = (*m)->metrics_text();
+  EXPECT_NE(text.find("orchard_model_device_operations{backend=\"coreml\",model=\"units\",unit=\"cpu-simulated\"}"),
+            std::string::npos)
+      << text;
+  fs::remove(path);
 }
 
 // A compute plan's per-operation devices become counts per compute unit, ANE first (what `orchard inspect
