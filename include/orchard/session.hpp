@@ -114,6 +114,9 @@ struct PartitionInfo {
   std::vector<std::string> nodes;                      // node names in execution order
   std::vector<std::pair<std::string, int>> op_counts;  // op type and number of its nodes here
   int64_t copied_bytes = 0;  // bytes copied into it from another memory per run (-1: shapes unknown)
+  // Where the device itself says it runs these nodes' operations: (compute unit, operation count), e.g. Core ML's
+  // compute plan on macOS 14.4+ ("ane", 120), ("cpu", 3). Empty when the backend does not say.
+  std::vector<std::pair<std::string, int>> device_units;
 };
 // A node that runs on a later backend of the chain than the first, and why the earlier ones declined it.
 struct NodeFallback {

@@ -142,11 +142,21 @@ void ManagerMetrics::set_placement(ModelId id, const PlacementInfo& placement) {
     name = it->second;
   }
   std::map<std::string, int64_t> nodes;
-  for (const auto& p : placement.partitions) nodes[p.backend] += static_cast<int64_t>(p.nodes.size());
+  std::map<std::pair<std::string, std::string>, int64_t> units;  // (backend, compute unit) -> operations
+  for (const auto& p : placement.partitions) {
+    nodes[p.backend] += static_cast<int64_t>(p.nodes.size());
+    for (const auto& [unit, n] : p.device_units) units[{p.backend, unit}] += n;
+  }
   must(impl_->registry.gauge("orchard_model_partitions", "Partitions a model is cut into across backends", {{"model", name}}))
       ->set(static_cast<double>(placement.partitions.size()));
   for (const auto& [backend, n] : nodes) {
     must(impl_->registry.gauge("orchard_model_nodes", "Nodes of a model per backend", {{"model", name}, {"backend", backend}}))
+        ->set(static_cast<double>(n));
+  }
+  for (const auto& [key, n] : units) {
+    must(impl_->registry.gauge("orchard_model_device_operations",
+                               "Operations of a model per backend and compute unit, as the device reports them",
+                               {{"model", name}, {"backend", key.first}, {"unit", key.second}}))
         ->set(static_cast<double>(n));
   }
 }

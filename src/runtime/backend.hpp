@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/graph.hpp"
@@ -125,6 +126,9 @@ class Executable {
     (void)i;
     return false;
   }
+  // Returns where the device itself says it runs this partition's operations, as (compute unit, operation
+  // count) pairs, e.g. Core ML's compute plan ("ane", 120), ("cpu", 3); empty when the backend does not say.
+  virtual std::vector<std::pair<std::string, int>> device_units() const { return {}; }
 };
 
 class Backend {

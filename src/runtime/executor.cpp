@@ -339,6 +339,7 @@ std::vector<PartitionReport> CompiledGraph::report() const {
     r.nodes = p.spec.nodes;
     r.inputs = p.spec.inputs;
     r.outputs = p.spec.outputs;
+    r.device_units = p.executable->device_units();
     for (int s : p.input_slots) {
       const MemoryPlace from = place_of(producer[static_cast<size_t>(s)]);
       if (from == here || (from.host_visible() && here.host_visible()) || r.copied_bytes < 0) continue;

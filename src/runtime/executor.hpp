@@ -59,6 +59,7 @@ struct PartitionReport {
   std::vector<int> nodes;              // node indices in the graph
   std::vector<std::string> inputs, outputs;
   int64_t copied_bytes = 0;            // bytes copied into it from another memory per run (-1: shapes unknown)
+  std::vector<std::pair<std::string, int>> device_units;  // Executable::device_units()
 };
 
 class CompiledGraph {

@@ -168,6 +168,7 @@ PlacementInfo Session::placement() const {
     }
     p.op_counts.assign(ops.begin(), ops.end());
     p.copied_bytes = r.copied_bytes;
+    p.device_units = r.device_units;
     info.partitions.push_back(std::move(p));
   }
   const auto& placement = cg.placement();

@@ -251,6 +251,11 @@ void print_placement(const Session& s) {
     std::printf("\n     ");
     for (const auto& [op, n] : part.op_counts) std::printf(" %s:%d", op.c_str(), n);
     std::printf("\n");
+    if (!part.device_units.empty()) {
+      std::printf("      operations by compute unit, as the device reports:");
+      for (const auto& [unit, n] : part.device_units) std::printf(" %s:%d", unit.c_str(), n);
+      std::printf("\n");
+    }
   }
   if (!p.fallbacks.empty()) std::printf("nodes off the first backend:\n");
   for (const auto& f : p.fallbacks) {

@@ -76,6 +76,8 @@ class CoreMlExecutable final : public runtime::Executable {
     return Status::OK();
   }
 
+  std::vector<std::pair<std::string, int>> device_units() const override { return runner_->units(); }
+
  private:
   std::unique_ptr<ProgramRunner> runner_;
   std::vector<int> input_of_feature_;   // per program input: index in PartitionSpec::inputs
@@ -89,6 +91,10 @@ class CoreMlExecutable final : public runtime::Executable {
 class SimulatedRunner final : public ProgramRunner {
  public:
   explicit SimulatedRunner(std::shared_ptr<runtime::CompiledGraph> g) : g_(std::move(g)) {}
+  // The program's operations as the MIL reader expressed them, all run by the CPU reference kernels.
+  std::vector<std::pair<std::string, int>> units() const override {
+    return {{"cpu-simulated", static_cast<int>(g_->graph().nodes.size())}};
+  }
   Result<std::vector<Tensor>> run(std::vector<Tensor> inputs, runtime::RunEnv& outer) const override {
     std::vector<Value> values(inputs.begin(), inputs.end());
     runtime::RunEnv env;
@@ -129,6 +135,18 @@ std::string describe(const BackendOptions& o) {
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, int>> count_units(const std::vector<std::string>& device_of_operation) {
+  std::vector<std::pair<std::string, int>> out = {{"ane", 0}, {"gpu", 0}, {"cpu", 0}};
+  for (const auto& d : device_of_operation) {
+    if (d.empty()) continue;
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& u) { return u.first == d; });
+    if (it == out.end()) it = out.insert(out.end(), {d, 0});
+    ++it->second;
+  }
+  std::erase_if(out, [](const auto& u) { return u.second == 0; });
+  return out;
+}
 
 Result<Tensor> cast_feature(const Tensor& t, DType dtype, Allocator& allocator) {
   if (t.dtype() == dtype || dtype == DType::undefined) return t;

@@ -30,7 +30,13 @@ class ProgramRunner {
   virtual ~ProgramRunner() = default;
   // Runs the program once; const and safe to call from concurrent runs.
   virtual Result<std::vector<Tensor>> run(std::vector<Tensor> inputs, runtime::RunEnv& env) const = 0;
+  // Returns where the program's operations run, as (compute unit, count): Core ML's compute plan natively.
+  virtual std::vector<std::pair<std::string, int>> units() const = 0;
 };
+
+// Returns the per-unit operation counts of a compute plan's per-operation devices ("ane", "gpu", "cpu" first, in
+// that order, then any other name), skipping empty device names.
+std::vector<std::pair<std::string, int>> count_units(const std::vector<std::string>& device_of_operation);
 
 // How the backend turns a package into a ProgramRunner.
 enum class Executor : unsigned char {

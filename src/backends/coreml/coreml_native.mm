@@ -1,4 +1,5 @@
-// NOT EXECUTED, NOT COMPILED HERE: no Mac exists in this project (like runner.mm, which it uses).
+// NOT EXECUTED, NOT BUILT BY APPLE'S COMPILER: no Mac exists in this project (like runner.mm, which it uses);
+// clang checks it here against declarations written from Apple's docs (tests/backends/coreml/objc_check).
 // The native executor: each partition's package compiled through the compiled-model cache and loaded
 // by Core ML with the configured compute units; inputs and outputs are the program's features.
 #include <cstdlib>
@@ -24,7 +25,15 @@ ModelCache& process_cache() {
 class NativeRunner final : public ProgramRunner {
  public:
   NativeRunner(std::unique_ptr<Runner> runner, std::vector<std::string> in, std::vector<std::string> out)
-      : runner_(std::move(runner)), in_(std::move(in)), out_(std::move(out)) {}
+      : runner_(std::move(runner)), in_(std::move(in)), out_(std::move(out)) {
+    // The compute plan, once at load (macOS 14.4+; empty before, or if Core ML cannot give one).
+    if (auto plan = runner_->placement(); plan.ok()) {
+      std::vector<std::string> devices;
+      for (const auto& op : *plan) devices.push_back(op.device);
+      units_ = count_units(devices);
+    }
+  }
+  std::vector<std::pair<std::string, int>> units() const override { return units_; }
   Result<std::vector<Tensor>> run(std::vector<Tensor> inputs, runtime::RunEnv&) const override {
     NamedValues named;
     for (size_t i = 0; i < inputs.size() && i < in_.size(); ++i) named.emplace_back(in_[i], Value(std::move(inputs[i])));
@@ -44,6 +53,7 @@ class NativeRunner final : public ProgramRunner {
  private:
   std::unique_ptr<Runner> runner_;
   std::vector<std::string> in_, out_;
+  std::vector<std::pair<std::string, int>> units_;
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "backends/cpu/cpu_backend.hpp"
 #include "onnx/proto_convert.hpp"
 #include "orchard/io.hpp"
+#include "orchard/manager.hpp"
 #include "orchard/session.hpp"
 #include "testing/model_builder.hpp"
 
@@ -140,6 +141,49 @@ TEST(CoreMLBackend, PlacementKeepsUnconvertibleNodeOnCpuWithReason) {
   EXPECT_EQ(b->compiled(), 2);
   EXPECT_GT(b->mil_operations(), 4);
   EXPECT_EQ(s->failover_count(), 0);
+  // Where the device runs each partition's operations: the verification executor says the CPU, simulated; the
+  // CPU backend's partition says nothing.
+  for (size_t i : {0u, 2u}) {
+    ASSERT_EQ(p.partitions[i].device_units.size(), 1u) << i;
+    EXPECT_EQ(p.partitions[i].device_units[0].first, "cpu-simulated");
+    EXPECT_GE(p.partitions[i].device_units[0].second, 2) << "at least the Conv and its activation";
+  }
+  EXPECT_TRUE(p.partitions[1].device_units.empty());
+}
+
+// The Manager exports what the device reports per compute unit, per model and backend.
+TEST(CoreMLBackend, ManagerExportsOperationsPerComputeUnit) {
+  const fs::path path = fs::path(::testing::TempDir()) / "coreml_units_model.onnx";
+  const std::string model = conv_cumsum_conv();
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(model.data(), 1, model.size(), f), model.size());
+    std::fclose(f);
+  }
+  ManagerConfig config;
+  config.intra_op_threads = 1;
+  auto m = Manager::create(config);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  LoadOptions load;
+  load.name = "units";
+  load.session.backend_preference = {"coreml", "cpu"};
+  ASSERT_TRUE((*m)->load_model(path, load).ok());
+  const std::string text = (*m)->metrics_text();
+  EXPECT_NE(text.find("orchard_model_device_operations{backend=\"coreml\",model=\"units\",unit=\"cpu-simulated\"}"),
+            std::string::npos)
+      << text;
+  fs::remove(path);
+}
+
+// A compute plan's per-operation devices become counts per compute unit, ANE first (what `orchard inspect
+// --placement` prints and the Manager's orchard_model_device_operations gauge exports on macOS 14.4+).
+TEST(CoreMLBackend, ComputePlanDevicesAreCountedPerUnit) {
+  using Units = std::vector<std::pair<std::string, int>>;
+  EXPECT_EQ(coreml::count_units({"cpu", "ane", "ane", "", "gpu", "ane", "cpu"}), (Units{{"ane", 3}, {"gpu", 1}, {"cpu", 2}}));
+  EXPECT_EQ(coreml::count_units({"cpu", "cpu"}), (Units{{"cpu", 2}}));
+  EXPECT_EQ(coreml::count_units({"npu2", "ane"}), (Units{{"ane", 1}, {"npu2", 1}}));
+  EXPECT_TRUE(coreml::count_units({}).empty());
 }
 
 TEST(CoreMLBackend, OutputsMatchCpuWithinFp16AndFp32Tolerance) {
