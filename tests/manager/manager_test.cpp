@@ -76,6 +76,31 @@ class ManagerTest : public ::testing::Test {
   std::shared_ptr<testing::GateBackend> gate;
 };
 
+// InferenceOptions::run_inline with every slot busy: the request queues (execute returns at once) and a
+// worker runs it when the slot frees; it never runs on the caller, and never beside the busy slot.
+TEST_F(ManagerTest, InlineRequestQueuesWhenNoSlotIsFree) {
+  auto m = make(/*slots=*/1, /*queue=*/4);
+  auto id = m->load_model(gate_model(), gated());
+  ASSERT_TRUE(id.ok()) << id.status().to_string();
+  auto first = m->execute(*id, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  InferenceOptions inline_options;
+  inline_options.run_inline = true;
+  std::promise<std::thread::id> ran_on;
+  auto ran = ran_on.get_future();
+  m->execute(*id, feed(), inline_options, [&](Result<NamedValues> r) {
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    ran_on.set_value(std::this_thread::get_id());
+  });
+  EXPECT_EQ(ran.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "queued, not run";
+  EXPECT_EQ(m->performance_summary(*id).queue_depth, 1);
+  EXPECT_EQ(gate->entered(), 1) << "the only slot is busy";
+  gate->open();
+  EXPECT_TRUE(first.result.get().ok());
+  EXPECT_NE(ran.get(), std::this_thread::get_id());
+  EXPECT_EQ(m->performance_summary(*id).ok, 2u);
+}
+
 TEST_F(ManagerTest, RejectsWhenSlotsAndQueueAreFull) {
   auto m = make(/*slots=*/1, /*queue=*/2);
   auto id = m->load_model(gate_model(), gated());
