@@ -202,7 +202,9 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                                            pb::ServerMetadataResponse* resp) override {
     resp->set_name("orchard");
     resp->set_version("0.1.0");
-    for (const char* e : {"binary_tensor_data", "model_repository", "schedule_policy", "statistics", "model_configuration"}) resp->add_extensions(e);
+    for (const char* e :
+         {"binary_tensor_data", "model_repository", "schedule_policy", "statistics", "model_configuration"})
+      resp->add_extensions(e);
     return done(ctx, Status::OK());
   }
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx, const pb::ModelMetadataRequest* req,

@@ -58,7 +58,8 @@ Result<std::vector<std::string>> check_infer(const ServedModel& model, const Nam
 void submit_infer(Manager& manager, const ServedModel& model, NamedValues inputs, int64_t priority, int64_t timeout_us,
                   Completion done) {
   // Time from submission to answer, counted in the model's statistics before the protocol hears back.
-  done = [stats = model.stats, start = std::chrono::steady_clock::now(), done = std::move(done)](Result<NamedValues> r) {
+  done = [stats = model.stats, start = std::chrono::steady_clock::now(),
+          done = std::move(done)](Result<NamedValues> r) {
     const auto ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
     (r.ok() ? stats->success_count : stats->fail_count).fetch_add(1, std::memory_order_relaxed);
@@ -86,11 +87,11 @@ std::vector<ConfigTensor> config_tensors(const std::vector<ValueInfo>& infos, in
     const char* name;
   };
   static constexpr TypeEnum kTypes[] = {
-      {DType::boolean, 1, "TYPE_BOOL"},    {DType::uint8, 2, "TYPE_UINT8"},   {DType::uint16, 3, "TYPE_UINT16"},
-      {DType::uint32, 4, "TYPE_UINT32"},   {DType::uint64, 5, "TYPE_UINT64"}, {DType::int8, 6, "TYPE_INT8"},
-      {DType::int16, 7, "TYPE_INT16"},     {DType::int32, 8, "TYPE_INT32"},   {DType::int64, 9, "TYPE_INT64"},
-      {DType::float16, 10, "TYPE_FP16"},   {DType::float32, 11, "TYPE_FP32"}, {DType::float64, 12, "TYPE_FP64"},
-      {DType::string, 13, "TYPE_STRING"},  {DType::bfloat16, 14, "TYPE_BF16"},
+      {DType::boolean, 1, "TYPE_BOOL"},   {DType::uint8, 2, "TYPE_UINT8"},    {DType::uint16, 3, "TYPE_UINT16"},
+      {DType::uint32, 4, "TYPE_UINT32"},  {DType::uint64, 5, "TYPE_UINT64"},  {DType::int8, 6, "TYPE_INT8"},
+      {DType::int16, 7, "TYPE_INT16"},    {DType::int32, 8, "TYPE_INT32"},    {DType::int64, 9, "TYPE_INT64"},
+      {DType::float16, 10, "TYPE_FP16"},  {DType::float32, 11, "TYPE_FP32"},  {DType::float64, 12, "TYPE_FP64"},
+      {DType::string, 13, "TYPE_STRING"}, {DType::bfloat16, 14, "TYPE_BF16"},
   };
   std::vector<ConfigTensor> out;
   for (const ValueInfo& v : infos) {

@@ -24,9 +24,9 @@ void submit_infer(Manager& manager, const ServedModel& model, NamedValues inputs
 // One input or output of a model's configuration in Triton's ModelConfig terms.
 struct ConfigTensor {
   std::string name;
-  int data_type = 0;              // Triton's DataType enum: TYPE_BOOL 1 ... TYPE_FP32 11, TYPE_STRING 13, TYPE_BF16 14
-  std::string data_type_name;     // "TYPE_FP32", ...; "TYPE_INVALID" (0) for non-tensor values
-  std::vector<int64_t> dims;      // -1 for a variable dim; without the batch dim when max_batch_size > 0
+  int data_type = 0;           // Triton's DataType enum: TYPE_BOOL 1 ... TYPE_FP32 11, TYPE_STRING 13, TYPE_BF16 14
+  std::string data_type_name;  // "TYPE_FP32", ...; "TYPE_INVALID" (0) for non-tensor values
+  std::vector<int64_t> dims;   // -1 for a variable dim; without the batch dim when max_batch_size > 0
 };
 // Returns the configuration tensors of `infos` for a model with `max_batch_size`.
 std::vector<ConfigTensor> config_tensors(const std::vector<ValueInfo>& infos, int64_t max_batch_size);

@@ -26,11 +26,11 @@ Status bad_json(error_code e) {
   return invalid_argument("[server] infer request body is not valid JSON: ", simdjson::error_message(e));
 }
 
-#define ORCHARD_JSON_GET(expr, out)                  \
-  do {                                               \
+#define ORCHARD_JSON_GET(expr, out)                           \
+  do {                                                        \
     if (const error_code e_ = std::move(expr).get(out); e_) { \
-      return bad_json(e_);                           \
-    }                                                \
+      return bad_json(e_);                                    \
+    }                                                         \
   } while (0)
 
 // The value's JSON text for messages (a scalar's token, trailing blanks trimmed).
@@ -457,12 +457,12 @@ class Decoder {
       } else if (key == "shape") {
         ORCHARD_ASSIGN_OR_RETURN(dims, parse_shape(value, label()));
       } else if (key == "parameters") {
-        ORCHARD_RETURN_IF_ERROR(fields(value, "input '" + label() + "': 'parameters'",
-                                       [&](std::string_view k, od::value p) -> Status {
-                                         if (k != "binary_data_size") return walk(p);
-                                         ORCHARD_ASSIGN_OR_RETURN(binary_size, non_negative(p, "parameter 'binary_data_size'"));
-                                         return Status::OK();
-                                       }));
+        ORCHARD_RETURN_IF_ERROR(
+            fields(value, "input '" + label() + "': 'parameters'", [&](std::string_view k, od::value p) -> Status {
+              if (k != "binary_data_size") return walk(p);
+              ORCHARD_ASSIGN_OR_RETURN(binary_size, non_negative(p, "parameter 'binary_data_size'"));
+              return Status::OK();
+            }));
       } else if (key == "data") {
         if (name && dtype && *dtype != DType::undefined && dims && !binary_size && json_dtype_ok(*dtype)) {
           ORCHARD_ASSIGN_OR_RETURN(decoded, decode_data(value, *name, *dtype, *dims));
@@ -477,7 +477,8 @@ class Decoder {
     const std::string& input = *name;
     for (const auto& [n, unused] : req_.inputs)
       if (n == input) return invalid_argument("[server] input '", input, "' given twice");
-    if (!pending_error.empty() || !dtype) return invalid_argument("[server] input '", input, "' has no string 'datatype'");
+    if (!pending_error.empty() || !dtype)
+      return invalid_argument("[server] input '", input, "' has no string 'datatype'");
     if (*dtype == DType::undefined)
       return invalid_argument("[server] input '", input, "': unknown datatype '", datatype_text, "'");
     if (!dims) return invalid_argument("[server] input '", input, "' has no 'shape'");

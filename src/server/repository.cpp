@@ -87,17 +87,20 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
         }
       }
     } else if (key == "instance_group") {
-      if (!v.is_array() || v.empty()) return invalid_argument("[server] config 'instance_group' must be a non-empty array");
+      if (!v.is_array() || v.empty())
+        return invalid_argument("[server] config 'instance_group' must be a non-empty array");
       for (const Json& g : v) {
         if (!g.is_object()) return invalid_argument("[server] config 'instance_group' entries must be objects");
         for (const auto& [k, w] : g.items()) {
           if (k == "count") {
             ORCHARD_ASSIGN_OR_RETURN(int64_t n, non_negative(w, "instance_group.count"));
-            if (n < 1 || n > 64) return invalid_argument("[server] config instance_group count ", n, " outside [1, 64]");
+            if (n < 1 || n > 64)
+              return invalid_argument("[server] config instance_group count ", n, " outside [1, 64]");
             c.instance_count += n;
           } else if (k == "kind") {
             if (w != "KIND_CPU" && w != "KIND_AUTO")
-              return invalid_argument("[server] config instance_group kind ", w.dump(), " is not KIND_CPU or KIND_AUTO");
+              return invalid_argument("[server] config instance_group kind ", w.dump(),
+                                      " is not KIND_CPU or KIND_AUTO");
           } else {
             return invalid_argument("[server] config 'instance_group' has unknown key '", k, "'");
           }
@@ -116,7 +119,8 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
         }
       }
     } else if (key == "inline_execution") {
-      if (!v.is_boolean()) return invalid_argument("[server] config 'inline_execution' must be a boolean, got ", v.dump());
+      if (!v.is_boolean())
+        return invalid_argument("[server] config 'inline_execution' must be a boolean, got ", v.dump());
       c.inline_execution = v.get<bool>();
     } else if (key == "backend") {
       if (!v.is_array()) return invalid_argument("[server] config 'backend' must be an array of names");
@@ -129,8 +133,9 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
     }
   }
   if (c.instance_count > 0 && !c.dynamic_batching)
-    return invalid_argument("[server] config 'instance_group' needs dynamic_batching (the Manager's --max-concurrent "
-                            "sets how many unbatched requests run at once)");
+    return invalid_argument(
+        "[server] config 'instance_group' needs dynamic_batching (the Manager's --max-concurrent "
+        "sets how many unbatched requests run at once)");
   if (c.dynamic_batching && c.max_batch_size < 1)
     return invalid_argument("[server] config 'dynamic_batching' needs max_batch_size >= 1, got ", c.max_batch_size);
   for (int64_t p : c.preferred_batch_sizes)
@@ -169,7 +174,8 @@ Result<std::shared_ptr<ServedModel>> ModelRepository::load_version(const std::st
     for (const ValueInfo& v : m->session->inputs())
       if (v.name == input) info = &v;
     Status bad;
-    if (!info) bad = invalid_argument("[server] config input_shapes names '", input, "', which the model does not have");
+    if (!info)
+      bad = invalid_argument("[server] config input_shapes names '", input, "', which the model does not have");
     for (const auto& dims : shapes)
       if (bad.ok() && info && dims.size() != info->shape.size())
         bad = invalid_argument("[server] config input_shapes '", input, "' has a shape of rank ", dims.size(),

@@ -133,15 +133,15 @@ void RestHandler::handle(const Route& route, std::string_view body, std::optiona
       Json list = Json::array();
       for (const ModelStatsSnapshot& s : *stats) {
         auto duration = [](uint64_t count, uint64_t ns) { return Json{{"count", count}, {"ns", ns}}; };
-        list.push_back({{"name", s.name},
-                        {"version", s.version},
-                        {"last_inference", s.last_inference_ms},
-                        {"inference_count", s.inference_count},
-                        {"execution_count", s.execution_count},
-                        {"inference_stats",
-                         {{"success", duration(s.success_count, s.success_ns)},
-                          {"fail", duration(s.fail_count, s.fail_ns)}}},
-                        {"batch_stats", Json::array()}});
+        list.push_back(
+            {{"name", s.name},
+             {"version", s.version},
+             {"last_inference", s.last_inference_ms},
+             {"inference_count", s.inference_count},
+             {"execution_count", s.execution_count},
+             {"inference_stats",
+              {{"success", duration(s.success_count, s.success_ns)}, {"fail", duration(s.fail_count, s.fail_ns)}}},
+             {"batch_stats", Json::array()}});
       }
       return reply(json_reply(200, Json{{"model_stats", list}}.dump()));
     }

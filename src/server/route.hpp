@@ -24,7 +24,7 @@ enum class Endpoint : unsigned char {
   metrics,
   model_stats,   // GET /v2/models[/{m}[/versions/{v}]]/stats (model empty: every model)
   model_config,  // GET /v2/models/{m}[/versions/{v}]/config
-  count_  // count_: the number of endpoints
+  count_         // count_: the number of endpoints
 };
 // Returns the endpoint's label in metrics, e.g. "infer".
 std::string_view endpoint_name(Endpoint e);

@@ -259,11 +259,11 @@ TEST(ServerRepository, ParsesConfigAndValidatesNames) {
   ASSERT_TRUE(shapes.ok()) << shapes.status().to_string();
   EXPECT_EQ(shapes->instance_count, 3);
   EXPECT_EQ(shapes->input_shapes.at("x"), (std::vector<std::vector<int64_t>>{{1, 3}, {4, 3}}));
-  for (const char* bad : {R"({"instance_group":[{"count":2}]})",  // needs dynamic_batching
-                          R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"count":0}]})",
-                          R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"kind":"KIND_GPU"}]})",
-                          R"({"input_shapes":{"x":[[1,-3]]}})", R"({"input_shapes":{"x":[]}})",
-                          R"({"input_shapes":{"x":[3]}})"}) {
+  for (const char* bad :
+       {R"({"instance_group":[{"count":2}]})",  // needs dynamic_batching
+        R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"count":0}]})",
+        R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"kind":"KIND_GPU"}]})",
+        R"({"input_shapes":{"x":[[1,-3]]}})", R"({"input_shapes":{"x":[]}})", R"({"input_shapes":{"x":[3]}})"}) {
     auto r = parse_model_config(bad);
     EXPECT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().message().rfind("[server] config", 0), 0u) << r.status().message();
