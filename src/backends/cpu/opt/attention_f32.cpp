@@ -40,14 +40,7 @@ class FusedAttentionF32 final : public OpKernel {
 
   Status run(OpContext& ctx) const override {
     const Tensor* in[4] = {};
-    const char* names[4] = {"Q", "Kt", "V", "mask"};
-    for (size_t i = 0; i < 4; ++i) {
-      if (i == 3 && !ctx.has_input(3)) break;
-      ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
-      if (in[i]->dtype() != DType::float32) return invalid_argument(names[i], " must be float32, got ", in[i]->description());
-    }
-    ORCHARD_ASSIGN_OR_RETURN(AttentionPlan p, reference::plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(),
-                                                                        in[3] ? &in[3]->shape() : nullptr));
+    ORCHARD_ASSIGN_OR_RETURN(AttentionPlan p, reference::attention_inputs(ctx, in));
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, p.out));
     if (y.numel() == 0) return Status::OK();
     const int64_t Sq = p.Sq, Sk = p.Sk, D = p.D, Dv = p.Dv;

@@ -66,6 +66,17 @@ Result<AttentionPlan> plan_attention(const Shape& q, const Shape& kt, const Shap
   return p;
 }
 
+Result<AttentionPlan> attention_inputs(const OpContext& ctx, const Tensor* (&in)[4]) {
+  const char* names[4] = {"Q", "Kt", "V", "mask"};
+  for (size_t i = 0; i < 4; ++i) {
+    in[i] = nullptr;
+    if (i == 3 && !ctx.has_input(3)) break;
+    ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
+    if (in[i]->dtype() != DType::float32) return invalid_argument(names[i], " must be float32, got ", in[i]->description());
+  }
+  return plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), in[3] ? &in[3]->shape() : nullptr);
+}
+
 void attention_plain(const AttentionPlan& p, const float* q, const float* kt, const float* v, const float* mask,
                      const AttentionAttrs& attrs, float* out) {
   std::vector<float> row(static_cast<size_t>(p.Sk));
@@ -113,14 +124,7 @@ class FusedAttentionRef final : public OpKernel {
 
   Status run(OpContext& ctx) const override {
     const Tensor* in[4] = {};
-    const char* names[4] = {"Q", "Kt", "V", "mask"};
-    for (size_t i = 0; i < 4; ++i) {
-      if (i == 3 && !ctx.has_input(3)) break;
-      ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
-      if (in[i]->dtype() != DType::float32) return invalid_argument(names[i], " must be float32, got ", in[i]->description());
-    }
-    ORCHARD_ASSIGN_OR_RETURN(AttentionPlan p, plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(),
-                                                             in[3] ? &in[3]->shape() : nullptr));
+    ORCHARD_ASSIGN_OR_RETURN(AttentionPlan p, attention_inputs(ctx, in));
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, p.out));
     attention_plain(p, in[0]->data<float>(), in[1]->data<float>(), in[2]->data<float>(),
                     in[3] ? in[3]->data<float>() : nullptr, attrs_, y.data<float>());

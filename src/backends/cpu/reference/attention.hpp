@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "orchard/status.hpp"
+#include "runtime/op_kernel.hpp"
 #include "orchard/tensor.hpp"
 
 namespace orchard::cpu::reference {
@@ -24,6 +25,10 @@ struct AttentionPlan {
 // Returns the plan of Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv] (each of rank >= 2) and `mask` (null when
 // absent), or invalid_argument naming the shapes that do not fit as the unfused MatMul / Add / MatMul.
 Result<AttentionPlan> plan_attention(const Shape& q, const Shape& kt, const Shape& v, const Shape* mask);
+
+// Reads the op's inputs into `in` (Q, Kt, V, mask; null when absent), each a float32 tensor, and plans it;
+// invalid_argument naming a bad input or shape.
+Result<AttentionPlan> attention_inputs(const runtime::OpContext& ctx, const Tensor* (&in)[4]);
 
 // The op's attributes: scale, and whether NaN probabilities become 0 (Where(IsNaN(P), 0, P)).
 struct AttentionAttrs {
