@@ -17,8 +17,39 @@ Result<const Tensor*> OpContext::input_tensor(size_t i) const {
   return &inputs_[i]->tensor();
 }
 
+namespace {
+
+// Hands out one planned place of a run's arena (once); keeps the arena alive while the tensor lives.
+class ArenaSlice final : public Allocator {
+ public:
+  ArenaSlice(void* data, size_t capacity, std::shared_ptr<void> arena)
+      : data_(data), capacity_(capacity), arena_(std::move(arena)) {}
+  void* allocate(size_t bytes, size_t) override { return bytes <= capacity_ ? data_ : nullptr; }
+  void deallocate(void*, size_t) override {}
+
+ private:
+  void* data_;
+  size_t capacity_;
+  std::shared_ptr<void> arena_;
+};
+
+}  // namespace
+
 Result<Tensor> OpContext::make_output(size_t i, DType dtype, const Shape& shape) {
   if (i >= outputs_.size()) return internal_error("output index ", i, " out of range (", outputs_.size(), " outputs)");
+  if (env_.planned_node == &node_ && i < 64) env_.made_outputs |= uint64_t{1} << i;
+  const auto& planned = env_.planned_outputs;
+  if (env_.planned_node == &node_ && i < planned.size() && planned[i].data != nullptr && dtype != DType::string) {
+    int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+    bool fits = true;
+    for (int64_t d : shape) fits = fits && d >= 0 && !__builtin_mul_overflow(bytes, d, &bytes) && bytes <= planned[i].capacity;
+    if (fits) {
+      auto slice = std::make_shared<ArenaSlice>(planned[i].data, static_cast<size_t>(bytes), *planned[i].arena);
+      ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(dtype, shape, std::move(slice)));
+      outputs_[i] = Value(t);
+      return t;
+    }
+  }
   const bool arena = env_.shared_allocator && &allocator_ == env_.shared_allocator.get();
   ORCHARD_ASSIGN_OR_RETURN(Tensor t, arena ? Tensor::create(dtype, shape, env_.shared_allocator)
                                            : Tensor::create(dtype, shape, allocator_));

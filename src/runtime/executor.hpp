@@ -19,6 +19,15 @@
 
 namespace orchard::runtime {
 
+class RunArena;
+
+// A place in a run's arena planned for one output: `capacity` bytes at `data`, kept alive by `arena`.
+struct PlannedOutput {
+  void* data = nullptr;
+  int64_t capacity = 0;
+  const std::shared_ptr<void>* arena = nullptr;
+};
+
 // Per-run state shared by a graph and its subgraphs.
 struct RunEnv {
   ThreadPool* pool = nullptr;
@@ -30,6 +39,12 @@ struct RunEnv {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   bool device_outputs = false;  // leave top-level outputs where they were computed
   int64_t bytes_copied = 0;     // bytes moved between memories during this run
+  RunArena* arena = nullptr;    // the top-level graph's memory plan for this run (memory_planner.hpp), or null
+  // Set by the kernel executable around each node the plan covers: OpContext::make_output of that node puts
+  // output i at planned_outputs[i] (when it has a place and fits) and sets bit i of made_outputs.
+  const graph::Node* planned_node = nullptr;
+  std::span<const PlannedOutput> planned_outputs;
+  uint64_t made_outputs = 0;
 
   // Returns the host allocator of this run (the request's arena when there is one).
   Allocator& host_allocator() const { return shared_allocator ? *shared_allocator : *allocator; }

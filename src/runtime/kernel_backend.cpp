@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "runtime/executor.hpp"
+#include "runtime/memory_planner.hpp"
 
 namespace orchard::runtime {
 
@@ -17,6 +18,7 @@ struct Step {
   // Per input: >= 0 a frame slot; kPartitionInput - k: partition input k; kBound - k: bound constant k; -1 omitted.
   std::vector<int> inputs;
   std::vector<Value> bound;  // constants, in this backend's memory (uploaded once at compile)
+  std::vector<int> input_slots;  // frame slot per input (-1 omitted), for the memory planner
   std::vector<int> outputs;  // frame slot per output, -1 when unused
   uint32_t host_inputs = 0;  // inputs the kernel reads on the host (KernelDef::host_inputs)
   bool metadata_only = false;  // KernelDef::metadata_only on a device backend: host outputs, inputs left in place
@@ -60,6 +62,9 @@ class KernelExecutable final : public Executable {
     std::vector<Value> outs;
     std::vector<Shape> shapes;
     std::vector<Value> host_copies;
+    std::vector<PlannedOutput> planned;
+    // The memory plan covers the host kernels of the run's top-level graph (not subgraphs, not devices).
+    RunArena* arena = host_ && ctx.env.arena && ctx.env.arena->graph() == ctx.frame.graph ? ctx.env.arena : nullptr;
     for (const auto& step_ptr : steps_) {
       const Step& step = *step_ptr;
       ORCHARD_RETURN_IF_ERROR(ctx.env.check_abort());
@@ -101,9 +106,20 @@ class KernelExecutable final : public Executable {
       outs.assign(step.outputs.size(), Value());
       OpContext op(*step.node, in_ptrs, outs, ctx.env, ctx.frame, step.metadata_only ? ctx.env.host_allocator() : ctx.allocator,
                    state.get());
+      if (arena) {
+        planned.clear();
+        if (arena->planned()) {
+          for (int s : step.outputs) planned.push_back(arena->place(s));
+        }
+        ctx.env.planned_node = step.node;
+        ctx.env.planned_outputs = planned;
+        ctx.env.made_outputs = 0;
+      }
       const auto t0 = ctx.env.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       Status st = step.kernel->run(op);
+      if (arena) ctx.env.planned_node = nullptr;
       if (!st.ok()) return st.with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
+      if (arena) arena->after_step(step.outputs, outs, step.input_slots, in_ptrs, ctx.env.made_outputs);
       if (ctx.env.profile) {
         const auto t1 = std::chrono::steady_clock::now();
         NodeProfile p;
@@ -251,6 +267,7 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
     auto step = std::make_unique<Step>();
     step->node = &node;
     step->backend_name = info_.name;
+    for (const auto& in : node.inputs) step->input_slots.push_back(in.empty() ? -1 : ctx.slot_of(in));
     for (const auto& in : node.inputs) {
       if (in.empty()) {
         step->inputs.push_back(-1);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 
@@ -38,6 +39,7 @@ struct Session::Impl {
   Allocator* allocator = nullptr;
   ModelInfo info;
   mutable std::atomic<int64_t> bytes_copied{0};
+  std::unique_ptr<runtime::ArenaPlanner> arena;  // null when ORCHARD_MEMORY_PLAN=0
 
   Status check_input(const ValueInfo& info, const Value& v, std::map<std::string, std::pair<int64_t, std::string>>& symbols) const;
 };
@@ -121,6 +123,8 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
                                                                                     options.disable_fallback));
   impl->pool = options.thread_pool ? options.thread_pool : std::make_shared<ThreadPool>(options.intra_op_threads);
   impl->allocator = options.allocator ? options.allocator : &default_allocator();
+  const char* plan = std::getenv("ORCHARD_MEMORY_PLAN");
+  if (plan == nullptr || std::string(plan) != "0") impl->arena = std::make_unique<runtime::ArenaPlanner>(*impl->compiled);
   return impl;
 }
 
@@ -252,16 +256,27 @@ Result<NamedValues> Session::run(const NamedValues& inputs, const RunOptions& op
   for (size_t k = 0; k < infos.size(); ++k) {
     if (!given[k]) return invalid_argument("[session] missing input '", infos[k].name, "' (", infos[k].description(), ")");
   }
-  runtime::RunEnv env;
-  env.pool = impl_->pool.get();
-  env.allocator = impl_->allocator;
-  env.shared_allocator = options.allocator;
-  env.abort = options.abort;
-  env.deadline = options.deadline;
-  env.profile = impl_->options.profiling ? options.profile : nullptr;
-  env.device_outputs = options.device_outputs;
-  auto result = impl_->compiled->run(ordered, env, nullptr);
-  if (env.bytes_copied) impl_->bytes_copied.fetch_add(env.bytes_copied, std::memory_order_relaxed);
+  // Intermediates go to the arena planned for these input shapes (the first run of a shape records the plan);
+  // a planned run that meets an alias the plan did not foresee is done again without it.
+  auto run_once = [&](bool planned) -> std::pair<Result<std::vector<Value>>, bool> {
+    runtime::RunEnv env;
+    env.pool = impl_->pool.get();
+    env.allocator = impl_->allocator;
+    env.shared_allocator = options.allocator;
+    env.abort = options.abort;
+    env.deadline = options.deadline;
+    env.profile = impl_->options.profiling ? options.profile : nullptr;
+    env.device_outputs = options.device_outputs;
+    std::unique_ptr<runtime::RunArena> arena = planned && impl_->arena ? impl_->arena->begin(ordered, options.allocator) : nullptr;
+    env.arena = arena.get();
+    auto result = impl_->compiled->run(ordered, env, nullptr);
+    if (env.bytes_copied) impl_->bytes_copied.fetch_add(env.bytes_copied, std::memory_order_relaxed);
+    const bool broken = arena && arena->broken();
+    if (arena) impl_->arena->end(std::move(arena), result.ok());
+    return {std::move(result), broken};
+  };
+  auto [result, broken] = run_once(true);
+  if (broken) result = run_once(false).first;
   ORCHARD_ASSIGN_OR_RETURN(auto outs, std::move(result));
   NamedValues named;
   named.reserve(outs.size());

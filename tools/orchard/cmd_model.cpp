@@ -10,6 +10,7 @@
 
 #include "backends/coreml/onnx_bridge.hpp"
 #include "cli.hpp"
+#include "core/logging.hpp"
 #include "orchard/io.hpp"
 #include "orchard/manager.hpp"
 #include "orchard/trace.hpp"
@@ -42,7 +43,7 @@ options:
                       coreml take only nodes with static shapes
 )";
 
-constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--backend B[,B2]] [--fix-dims [--dim SYMBOL=N]]
+constexpr const char* kInspectHelp = R"(usage: orchard inspect MODEL [--placement] [--memory-plan] [--backend B[,B2]] [--fix-dims] [--dim SYMBOL=N]
 
 Prints the model's inputs and outputs (with symbolic dims), IR version, opsets, a histogram of its
 operators (subgraphs included), the number and size of its parameters, and the main graph's node count
@@ -55,8 +56,12 @@ options:
   --backend B[,B2]    the backend chain to place the model on (default: the platform's)
   --threads N         intra-op threads (default: one per core)
   --optimization L    none | basic | extended: the graph optimization level (default: the library's)
+  --memory-plan       run the model once on seeded random inputs (sizes from --dim); the runtime logs the
+                      memory plan it makes (stderr, info level): the arena holding the intermediates, their
+                      peak when allocated one by one, how many values the arena holds and how many of
+                      them sit in place of a dying input
   --fix-dims          load the model with static shapes, as `orchard run --fix-dims` does
-  --dim SYMBOL=N      with --fix-dims: the size of symbolic dim SYMBOL (default 1); repeatable
+  --dim SYMBOL=N      the size of symbolic dim SYMBOL (default 1); repeatable
 )";
 
 constexpr const char* kBenchHelp = R"(usage: orchard bench MODEL [options]
@@ -268,7 +273,7 @@ void print_placement(const Session& s) {
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
-  Args args(argc, argv, 2, {"backend", "threads", "optimization", "dim"}, {"placement", "fix-dims"});
+  Args args(argc, argv, 2, {"backend", "threads", "optimization", "dim"}, {"placement", "fix-dims", "memory-plan"});
   if (args.help()) {
     std::fputs(kInspectHelp, stdout);
     return 0;
@@ -306,6 +311,18 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("optimized: %lld nodes in the main graph\n", static_cast<long long>(info.optimized_node_count));
   for (const auto& [step, n] : info.optimization_steps) std::printf("  %-28s %d\n", step.c_str(), n);
   if (args.has("placement")) print_placement(s);
+  if (args.has("memory-plan")) {
+    // The first run of these input shapes makes the plan, which the runtime logs at info level.
+    const LogLevel level = log_level();
+    if (level > LogLevel::info) set_log_level(LogLevel::info);
+    auto inputs = random_inputs(s, dims, 42);
+    auto out = inputs.ok() ? s.run(*inputs) : Result<NamedValues>(inputs.status());
+    set_log_level(level);
+    if (!out.ok()) {
+      std::fprintf(stderr, "orchard inspect: %s\n", out.status().to_string().c_str());
+      return kExitFailure;
+    }
+  }
   return 0;
 }
 

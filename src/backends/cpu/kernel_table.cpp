@@ -35,9 +35,11 @@ std::span<const KernelDef> all_kernels() {
              reference::random_kernels,
              reference::fused_kernels,
              reference::gelu_kernels,
+             reference::attention_kernels,
              // Optimized variants (priority > 0), tried before the reference kernels of their ops.
              opt::matmul_variants,
              opt::conv_variants,
+             opt::attention_variants,
              opt::elementwise_vec_kernels,
              opt::softmax_vec_kernels,
              opt::norm_vec_kernels,

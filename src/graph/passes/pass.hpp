@@ -46,6 +46,8 @@ Result<int> fold_conv_affine(Graph& g, const PassContext& ctx);
 Result<int> fuse_layer_norm(Graph& g, const PassContext& ctx);
 // The erf and tanh GELU formulas → com.orchard Gelu.
 Result<int> fuse_gelu(Graph& g, const PassContext& ctx);
+// MatMul(Softmax(scale · MatMul(Q, Kt) (+ mask)), V) → com.orchard FusedAttention.
+Result<int> fuse_attention(Graph& g, const PassContext& ctx);
 // Conv / MatMul (+ constant bias) (+ residual Add) (+ activation) → com.orchard FusedConv / FusedMatMul.
 Result<int> fuse_conv_matmul(Graph& g, const PassContext& ctx);
 

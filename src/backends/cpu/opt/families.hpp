@@ -11,5 +11,6 @@ namespace orchard::cpu::opt {
 
 std::span<const KernelDef> matmul_variants();  // matmul_f32.cpp: MatMul, Gemm, FusedMatMul on the GEMM core
 std::span<const KernelDef> conv_variants();    // conv_f32.cpp: Conv, FusedConv (1x1, im2col + GEMM, depthwise)
+std::span<const KernelDef> attention_variants();  // attention_f32.cpp: FusedAttention by query-row blocks
 
 }  // namespace orchard::cpu::opt

@@ -30,5 +30,6 @@ std::span<const KernelDef> training_kernels();       // training.cpp: Adam, Adag
 std::span<const KernelDef> random_kernels();         // random.cpp: RandomUniform/Normal(Like), Bernoulli, Multinomial, Dropout
 std::span<const KernelDef> fused_kernels();          // fused.cpp: FusedConv, FusedMatMul (com.orchard, docs/fused_ops.md)
 std::span<const KernelDef> gelu_kernels();           // gelu.cpp: com.orchard Gelu (docs/fused_ops.md)
+std::span<const KernelDef> attention_kernels();      // attention.cpp: com.orchard FusedAttention (docs/fused_ops.md)
 
 }  // namespace orchard::cpu::reference

@@ -1,0 +1,212 @@
+// Attention fusion → com.orchard FusedAttention (docs/fused_ops.md):
+//   MatMul(Softmax(s · MatMul(Q·a, Kt·b) + mask, last axis), V)  →  FusedAttention(Q, Kt, V, mask; scale = s·a·b)
+//   with Where(IsNaN(P), 0, P) on the probabilities P  →  the same with nan_to_zero = 1
+// as BERT, GPT-2 and Whisper export it: the scale is a Mul by scalar constants on Q and/or Kt (either operand
+// order) and/or a Mul or Div by a scalar constant on the product; the mask Add (either operand order) is
+// optional and may broadcast as the Add does. Every intermediate must have this pattern as its only reader, and
+// Q, Kt and V must be float32 of known rank ≥ 2 (inferred, or read off a Transpose / Reshape producing them).
+#include <algorithm>
+#include <optional>
+
+#include "graph/passes/pass.hpp"
+#include "graph/passes/pass_util.hpp"
+
+namespace orchard::graph::passes {
+
+namespace {
+
+struct Match {
+  std::vector<size_t> nodes;  // every node of the pattern
+  std::string q, kt, v, mask;
+  double scale = 1;
+  bool nan_to_zero = false;  // the probabilities pass through Where(IsNaN(P), 0, P)
+};
+
+// Returns the producer of `value` when it is `op` and `value` is read only by node `reader`, else -1.
+int single_use_producer(const Graph& g, const GraphUses& uses, const std::string& value, std::string_view op,
+                        size_t reader) {
+  const int p = uses.producer(value);
+  if (p < 0 || !is_op(g.nodes[static_cast<size_t>(p)], op) || uses.sole_consumer(value) != static_cast<int>(reader)) {
+    return -1;
+  }
+  return p;
+}
+
+// When `value` is Mul(x, c) or Mul(c, x) with c a scalar float constant, read only by `reader`: folds c into
+// m.scale, adds the Mul to m.nodes and returns x; else returns `value`.
+std::string strip_scalar_mul(const Graph& g, const GraphUses& uses, const std::string& value, size_t reader, Match& m) {
+  const int p = single_use_producer(g, uses, value, "Mul", reader);
+  if (p < 0) return value;
+  const Node& n = g.nodes[static_cast<size_t>(p)];
+  if (n.num_inputs() != 2 || n.outputs.size() != 1) return value;
+  for (int side = 0; side < 2; ++side) {
+    const auto c = scalar_constant(g, n.inputs[static_cast<size_t>(side)]);
+    if (!c) continue;
+    m.scale *= static_cast<double>(*c);
+    m.nodes.push_back(static_cast<size_t>(p));
+    return n.inputs[static_cast<size_t>(1 - side)];
+  }
+  return value;
+}
+
+// Returns the rank of `value` when known: inferred, or from its producer (Transpose's perm, Reshape to a
+// constant shape, Concat, a unary op or scalar Mul/Div/Add of a value of known rank).
+std::optional<size_t> rank_of(const Graph& g, const GraphUses& uses, const std::string& value, int depth = 0) {
+  if (auto s = declared_shape(g, value)) return s->size();
+  const int p = uses.producer(value);
+  if (p < 0 || depth > 8) return std::nullopt;
+  const Node& n = g.nodes[static_cast<size_t>(p)];
+  if (is_op(n, "Transpose") && n.attr("perm") != nullptr) return n.attr_ints("perm").size();
+  if (is_op(n, "Reshape") && n.num_inputs() == 2) {
+    if (auto shape = int_constant(g, n.inputs[1])) return shape->size();
+    return std::nullopt;
+  }
+  if ((is_op(n, "Softmax") || is_op(n, "Relu") || is_op(n, "Cast")) && n.num_inputs() == 1) {
+    return rank_of(g, uses, n.inputs[0], depth + 1);
+  }
+  if (is_op(n, "Concat")) {  // every input has the output's rank
+    for (const auto& in : n.inputs) {
+      if (auto r = in.empty() ? std::nullopt : rank_of(g, uses, in, depth + 1)) return r;
+    }
+    return std::nullopt;
+  }
+  if ((is_op(n, "Mul") || is_op(n, "Div") || is_op(n, "Add")) && n.num_inputs() == 2) {
+    // An operand of one element broadcasts without raising the rank when it is a 0-D or 1-D constant.
+    for (int side = 0; side < 2; ++side) {
+      const Tensor* c = constant(g, n.inputs[static_cast<size_t>(side)]);
+      if (c != nullptr && c->numel() == 1 && c->rank() <= 1) {
+        auto r = rank_of(g, uses, n.inputs[static_cast<size_t>(1 - side)], depth + 1);
+        if (r && *r >= 1) return r;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// Matches the pattern whose Softmax is node i.
+bool match(const Graph& g, const GraphUses& uses, size_t i, Match& m) {
+  const Node& sm = g.nodes[i];
+  if (!is_op(sm, "Softmax") || sm.num_inputs() != 1 || sm.outputs.size() != 1) return false;
+  // The softmax must run over the last axis (before opset 13 it coerces to 2-D at `axis`: the same then).
+  const int64_t axis = sm.attr_int("axis", sm.opset < 13 ? 1 : -1);
+  if (axis != -1 || sm.opset < 13) {
+    const auto rank = rank_of(g, uses, sm.inputs[0]);
+    if (!rank || (axis < 0 ? axis + static_cast<int64_t>(*rank) : axis) != static_cast<int64_t>(*rank) - 1) return false;
+  }
+  m.nodes = {i};
+  std::string probs = sm.outputs[0];
+  // Optional Where(IsNaN(P), 0, P) (PyTorch's exports: a fully masked row gives zeros, not NaN). P has exactly
+  // these two readers.
+  if (uses.count(probs) == 2 && !uses.read_outside(probs)) {
+    const auto readers = uses.consumers(probs);
+    int isnan = -1, where = -1;
+    for (int r : readers) {
+      const Node& rn = g.nodes[static_cast<size_t>(r)];
+      if (is_op(rn, "IsNaN") && rn.num_inputs() == 1) isnan = r;
+      if (is_op(rn, "Where") && rn.num_inputs() == 3 && rn.inputs[2] == probs && rn.inputs[1] != probs) where = r;
+    }
+    if (isnan < 0 || where < 0) return false;
+    const Node& wn = g.nodes[static_cast<size_t>(where)];
+    const auto zero = scalar_constant(g, wn.inputs[1]);
+    if (wn.inputs[0] != g.nodes[static_cast<size_t>(isnan)].outputs[0] || !zero || *zero != 0 ||
+        uses.sole_consumer(wn.inputs[0]) != where || !rank_of(g, uses, wn.inputs[1]) ||
+        *rank_of(g, uses, wn.inputs[1]) > 1) {
+      return false;
+    }
+    m.nodes.push_back(static_cast<size_t>(isnan));
+    m.nodes.push_back(static_cast<size_t>(where));
+    m.nan_to_zero = true;
+    probs = wn.outputs[0];
+  }
+  const int out = uses.sole_consumer(probs);
+  if (out < 0) return false;
+  const Node& pv = g.nodes[static_cast<size_t>(out)];
+  if (!is_op(pv, "MatMul") || pv.num_inputs() != 2 || pv.inputs[0] != probs || pv.outputs.size() != 1) return false;
+  m.v = pv.inputs[1];
+  m.nodes.push_back(static_cast<size_t>(out));
+  // Optional mask Add: the scores are the operand produced by this pattern's chain.
+  std::string x = sm.inputs[0];
+  size_t reader = i;
+  if (const int add = single_use_producer(g, uses, x, "Add", i); add >= 0) {
+    const Node& an = g.nodes[static_cast<size_t>(add)];
+    if (an.num_inputs() != 2) return false;
+    for (int side = 0; side < 2 && m.mask.empty(); ++side) {
+      const std::string& s = an.inputs[static_cast<size_t>(side)];
+      const int p = uses.producer(s);
+      if (p < 0 || uses.sole_consumer(s) != add) continue;
+      const Node& pn = g.nodes[static_cast<size_t>(p)];
+      if (!is_op(pn, "MatMul") && !is_op(pn, "Mul") && !is_op(pn, "Div")) continue;
+      m.mask = an.inputs[static_cast<size_t>(1 - side)];
+      x = s;
+    }
+    if (m.mask.empty()) return false;
+    m.nodes.push_back(static_cast<size_t>(add));
+    reader = static_cast<size_t>(add);
+  }
+  // Optional scale on the product: Mul by a scalar constant (either order) or Div by one.
+  if (const int dv = single_use_producer(g, uses, x, "Div", reader); dv >= 0) {
+    const Node& dn = g.nodes[static_cast<size_t>(dv)];
+    const auto c = dn.num_inputs() == 2 ? scalar_constant(g, dn.inputs[1]) : std::nullopt;
+    if (!c || *c == 0) return false;
+    m.scale /= static_cast<double>(*c);
+    m.nodes.push_back(static_cast<size_t>(dv));
+    reader = static_cast<size_t>(dv);
+    x = dn.inputs[0];
+  } else {
+    const std::string inner = strip_scalar_mul(g, uses, x, reader, m);
+    if (inner != x) reader = m.nodes.back();
+    x = inner;
+  }
+  const int qk = single_use_producer(g, uses, x, "MatMul", reader);
+  if (qk < 0) return false;
+  const Node& qn = g.nodes[static_cast<size_t>(qk)];
+  if (qn.num_inputs() != 2 || qn.outputs.size() != 1) return false;
+  m.nodes.push_back(static_cast<size_t>(qk));
+  m.q = strip_scalar_mul(g, uses, qn.inputs[0], static_cast<size_t>(qk), m);
+  m.kt = strip_scalar_mul(g, uses, qn.inputs[1], static_cast<size_t>(qk), m);
+  // Ranks of at least 2 (MatMul promotes 1-D operands) and float32 throughout.
+  for (const std::string* v : {&m.q, &m.kt, &m.v}) {
+    const auto r = rank_of(g, uses, *v);
+    if (!r || *r < 2 || value_dtype(g, *v) != DType::float32) return false;
+  }
+  return m.mask.empty() || value_dtype(g, m.mask) == DType::float32;
+}
+
+bool try_fuse(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx) {
+  Match m;
+  if (!match(g, uses, i, m)) return false;
+  std::vector<const Node*> originals;
+  for (size_t k : m.nodes) originals.push_back(&g.nodes[k]);
+  if (!ctx.allows(originals, kOrchardDomain, "FusedAttention", 1)) return false;
+  // The final MatMul is the pattern's last node: every input of the fused node is defined before it.
+  const size_t last = *std::max_element(m.nodes.begin(), m.nodes.end());
+  Node fused;
+  fused.name = unique_name(g, g.nodes[last].name + "_attention");
+  fused.op_type = "FusedAttention";
+  fused.domain = std::string(kOrchardDomain);
+  fused.opset = 1;
+  fused.inputs = {m.q, m.kt, m.v};
+  if (!m.mask.empty()) fused.inputs.push_back(m.mask);
+  fused.outputs = {g.nodes[last].outputs[0]};
+  Attribute scale;
+  scale.type = Attribute::Type::f;
+  scale.f = static_cast<float>(m.scale);
+  fused.attributes["scale"] = std::move(scale);
+  if (m.nan_to_zero) {
+    Attribute nan;
+    nan.type = Attribute::Type::i;
+    nan.i = 1;
+    fused.attributes["nan_to_zero"] = std::move(nan);
+  }
+  for (size_t k : m.nodes) mark_removed(g, k);
+  g.nodes[last] = std::move(fused);
+  return true;
+}
+
+}  // namespace
+
+Result<int> fuse_attention(Graph& g, const PassContext& ctx) {
+  return rewrite_each(g, [&ctx](Graph& g, const GraphUses& uses, size_t i) { return try_fuse(g, uses, i, ctx); });
+}
+
+}  // namespace orchard::graph::passes

@@ -1,0 +1,115 @@
+// com.orchard FusedAttention (docs/fused_ops.md) against the unfused ops it replaces: MatMul, Mul by the scale,
+// Add of the mask, Softmax over the last axis and MatMul by V, each run through the harness. run_op also holds
+// the blocked float32 variant to the reference kernel on every case.
+#include <cmath>
+#include <limits>
+
+#include "backends/op_harness.hpp"
+
+namespace orchard::testing {
+namespace {
+
+Tensor run1(const OpCase& c) {
+  auto y = run_op(c);
+  EXPECT_TRUE(y.ok()) << y.status().to_string();
+  return y.ok() ? (*y)[0].tensor() : Tensor();
+}
+
+// The unfused graph, op by op.
+Tensor unfused(const Tensor& q, const Tensor& kt, const Tensor& v, const Tensor* mask, float scale) {
+  Tensor s = run1(OpCase("MatMul", 13).input("q", q).input("kt", kt));
+  s = run1(OpCase("Mul", 14).input("s", s).input("c", Tensor::scalar(scale)));
+  if (mask) s = run1(OpCase("Add", 14).input("s", s).input("m", *mask));
+  const Tensor p = run1(OpCase("Softmax", 13).input("x", s).attr("axis", int64_t{-1}));
+  return run1(OpCase("MatMul", 13).input("p", p).input("v", v));
+}
+
+Tensor fused(const Tensor& q, const Tensor& kt, const Tensor& v, const Tensor* mask, float scale) {
+  OpCase c("FusedAttention", 1, "com.orchard");
+  c.input("q", q).input("kt", kt).input("v", v).attr("scale", scale);
+  if (mask) c.input("mask", *mask);
+  return run1(c);
+}
+
+struct Case {
+  Shape q, kt, v, mask;  // mask empty: none
+};
+
+TEST(FusedAttention, MatchesTheUnfusedOpsOnOddShapesAndBroadcastMasks) {
+  const Case cases[] = {
+      {{1, 2, 5, 3}, {1, 2, 3, 7}, {1, 2, 7, 4}, {}},
+      {{1, 3, 13, 8}, {1, 3, 8, 13}, {1, 3, 13, 8}, {1, 1, 13, 13}},      // causal-style mask per position
+      {{2, 3, 9, 5}, {2, 3, 5, 11}, {2, 3, 11, 6}, {2, 1, 1, 11}},        // padding mask broadcast over heads, rows
+      {{1, 2, 37, 16}, {1, 2, 16, 37}, {1, 2, 37, 16}, {37}},              // 1-D mask over the columns
+      {{2, 1, 4, 3}, {1, 5, 3, 6}, {2, 5, 6, 2}, {}},                      // batch dims broadcast between operands
+      {{3, 7, 5}, {3, 5, 9}, {9, 4}, {3, 7, 9}},                           // rank 3, V unbatched
+      {{1, 1, 1, 6}, {1, 1, 6, 10}, {1, 1, 10, 3}, {1, 4, 5, 10}},         // the mask broadcasts the scores up
+      {{1, 2, 6, 4}, {1, 2, 4, 1}, {1, 2, 7, 5}, {1, 2, 6, 7}},            // one score column broadcast to 7
+      {{1, 6, 300, 64}, {1, 6, 64, 300}, {1, 6, 300, 64}, {1, 1, 300, 300}},  // several row blocks per head
+      {{1, 2, 0, 4}, {1, 2, 4, 5}, {1, 2, 5, 3}, {}},                      // no rows
+  };
+  unsigned seed = 1;
+  for (const Case& c : cases) {
+    const Tensor q = random_float_tensor(c.q, seed++), kt = random_float_tensor(c.kt, seed++);
+    const Tensor v = random_float_tensor(c.v, seed++);
+    Tensor mask = random_float_tensor(c.mask.rank() ? c.mask : Shape{1}, seed++);
+    const Tensor* m = c.mask.rank() ? &mask : nullptr;
+    for (float scale : {1.0f, 0.125f}) {
+      SCOPED_TRACE(c.q.to_string() + " x " + c.kt.to_string() + " x " + c.v.to_string() + " mask " +
+                   c.mask.to_string() + " scale " + std::to_string(scale));
+      expect_tensor_near(fused(q, kt, v, m, scale), unfused(q, kt, v, m, scale), 1e-4, 1e-5);
+    }
+  }
+}
+
+TEST(FusedAttention, MaskedPositionsGetNoWeightAndNanToZeroClearsFullyMaskedRows) {
+  // Row 0 masked at columns 2.., row 1 fully masked: softmax of row 1 is NaN, which nan_to_zero makes 0.
+  const int64_t S = 5, D = 3;
+  const Tensor q = random_float_tensor({1, 1, 2, D}, 3), kt = random_float_tensor({1, 1, D, S}, 4);
+  const Tensor v = random_float_tensor({1, 1, S, 2}, 5);
+  Tensor mask = Tensor::zeros(DType::float32, {1, 1, 2, S});
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 2; j < S; ++j) mask.data<float>()[j] = ninf;
+  for (int64_t j = 0; j < S; ++j) mask.data<float>()[S + j] = ninf;
+  OpCase c("FusedAttention", 1, "com.orchard");
+  c.input("q", q).input("kt", kt).input("v", v).input("mask", mask).attr("nan_to_zero", int64_t{1});
+  const Tensor y = run1(c);
+  // Row 0 equals attention over the first two columns only.
+  const Tensor y0 = fused(run1(OpCase("Slice", 13)
+                                   .input("x", q)
+                                   .constant("s", Tensor::from_vector<int64_t>({1}, {0}))
+                                   .constant("e", Tensor::from_vector<int64_t>({1}, {1}))
+                                   .constant("a", Tensor::from_vector<int64_t>({1}, {2}))),
+                          run1(OpCase("Slice", 13)
+                                   .input("x", kt)
+                                   .constant("s", Tensor::from_vector<int64_t>({1}, {0}))
+                                   .constant("e", Tensor::from_vector<int64_t>({1}, {2}))
+                                   .constant("a", Tensor::from_vector<int64_t>({1}, {3}))),
+                          run1(OpCase("Slice", 13)
+                                   .input("x", v)
+                                   .constant("s", Tensor::from_vector<int64_t>({1}, {0}))
+                                   .constant("e", Tensor::from_vector<int64_t>({1}, {2}))
+                                   .constant("a", Tensor::from_vector<int64_t>({1}, {2}))),
+                          nullptr, 1.0f);
+  ASSERT_EQ(y.shape(), (Shape{1, 1, 2, 2}));
+  for (int64_t k = 0; k < 2; ++k) EXPECT_NEAR(y.data<float>()[k], y0.data<float>()[k], 1e-5);
+  for (int64_t k = 2; k < 4; ++k) EXPECT_EQ(y.data<float>()[k], 0.0f) << k;
+}
+
+TEST(FusedAttention, BadShapesAreRefusedNamingThem) {
+  OpCase c("FusedAttention", 1, "com.orchard");
+  c.input("q", random_float_tensor({1, 4, 3}, 1)).input("kt", random_float_tensor({1, 5, 4}, 2));
+  c.input("v", random_float_tensor({1, 4, 2}, 3));
+  auto r = run_op(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("[1,4,3]"), std::string::npos) << r.status().to_string();
+  OpCase m("FusedAttention", 1, "com.orchard");
+  m.input("q", random_float_tensor({1, 4, 3}, 1)).input("kt", random_float_tensor({1, 3, 6}, 2));
+  m.input("v", random_float_tensor({1, 6, 2}, 3)).input("mask", random_float_tensor({5}, 4));
+  r = run_op(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("mask"), std::string::npos) << r.status().to_string();
+}
+
+}  // namespace
+}  // namespace orchard::testing

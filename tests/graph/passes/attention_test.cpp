@@ -1,0 +1,132 @@
+// fuse_attention: the attention patterns BERT, GPT-2 and Whisper export become com.orchard FusedAttention, with
+// the same outputs as the unoptimized graph on random inputs of random sizes; near-misses stay unfused.
+#include "graph/passes/pass_testing.hpp"
+
+namespace orchard::graph::passes::testing {
+namespace {
+
+int count_op(const Graph& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.nodes) n += node.op_type == op;
+  return n;
+}
+
+const Node* find_op(const Graph& g, const std::string& op) {
+  for (const auto& n : g.nodes) {
+    if (n.op_type == op) return &n;
+  }
+  return nullptr;
+}
+
+struct Form {
+  bool mask = true;       // Add of a mask input [n, 1, 1, s]
+  bool nan_where = true;  // Where(IsNaN(P), 0, P) after the softmax
+  bool div_scale = false; // Div of the product by 8 instead of Mul of Q and Kt by 0.5
+  bool mask_first = false;  // Add(mask, scores)
+  float where_value = 0.f;
+  int64_t softmax_axis = -1;
+  bool scores_output = false;  // the scores are also a graph output
+};
+
+// x [n, s, 8] → Q, K, V of 2 heads of 4 (Reshape + Transpose as exporters write them) → attention → y [n, 2, s, 4].
+void attention(ModelBuilder& b, const Form& f) {
+  b.input("x", kFloat, {"n", "s", 8}).output("y", kFloat, {"n", 2, "s", 4});
+  if (f.mask) b.input("mask", kFloat, {"n", 1, 1, "s"});
+  int_init(b, "heads", {4}, {0, 0, 2, 4});
+  random_init(b, "wq", {8, 8}, 1);
+  random_init(b, "wk", {8, 8}, 2);
+  random_init(b, "wv", {8, 8}, 3);
+  values_init(b, "half", {}, {0.5f});
+  values_init(b, "eight", {}, {8.f});
+  values_init(b, "fill", {1}, {f.where_value});
+  for (const char* p : {"q", "k", "v"}) {
+    const std::string s(p);
+    b.node("MatMul", {"x", "w" + s}, {s + "0"});
+    b.node("Reshape", {s + "0", "heads"}, {s + "1"});
+  }
+  attr_ints(b.node("Transpose", {"q1"}, {"q2"}), "perm", {0, 2, 1, 3});
+  attr_ints(b.node("Transpose", {"k1"}, {"k2"}), "perm", {0, 2, 3, 1});
+  attr_ints(b.node("Transpose", {"v1"}, {"v2"}), "perm", {0, 2, 1, 3});
+  std::string s = "s0";
+  if (f.div_scale) {
+    b.node("MatMul", {"q2", "k2"}, {"s00"});
+    b.node("Div", {"s00", "eight"}, {s});
+  } else {
+    b.node("Mul", {"q2", "half"}, {"q3"});
+    b.node("Mul", {"half", "k2"}, {"k3"});
+    b.node("MatMul", {"q3", "k3"}, {s});
+  }
+  if (f.scores_output) b.output(s, kFloat, {"n", 2, "s", "s"});
+  if (f.mask) {
+    b.node("Add", f.mask_first ? std::vector<std::string>{"mask", s} : std::vector<std::string>{s, "mask"}, {"s1"});
+    s = "s1";
+  }
+  attr_int(b.node("Softmax", {s}, {"p"}), "axis", f.softmax_axis);
+  std::string p = "p";
+  if (f.nan_where) {
+    b.node("IsNaN", {"p"}, {"nan"});
+    b.node("Where", {"nan", "fill", "p"}, {"p1"});
+    p = "p1";
+  }
+  b.node("MatMul", {p, "v2"}, {"y"});
+}
+
+TEST(FuseAttention, ExportedFormsBecomeOneNode) {
+  const Form forms[] = {
+      {},                                                        // BERT / GPT-2: scale on Q and Kt, mask, NaN guard
+      {.mask = false, .nan_where = false},                       // Whisper's encoder
+      {.div_scale = true},                                       // the product divided by sqrt(d)
+      {.mask_first = true},                                      // Add(mask, scores)
+  };
+  for (const Form& f : forms) {
+    ModelBuilder b;
+    attention(b, f);
+    auto g = import(b);
+    EXPECT_EQ(*fuse_attention(*g, {}), 1);
+    const Node* a = find_op(*g, "FusedAttention");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->domain, "com.orchard");
+    EXPECT_EQ(a->inputs.size(), f.mask ? 4u : 3u);
+    EXPECT_EQ(a->outputs[0], "y");
+    EXPECT_NEAR(a->attr_float("scale", 0), f.div_scale ? 0.125f : 0.25f, 1e-7);
+    EXPECT_EQ(a->attr_int("nan_to_zero", 0), f.nan_where ? 1 : 0);
+    EXPECT_EQ(count_op(*g, "Softmax") + count_op(*g, "IsNaN") + count_op(*g, "Where"), 0);
+    EXPECT_EQ(count_op(*g, "MatMul"), 3);  // the projections only
+    expect_same_outputs(b);
+  }
+}
+
+TEST(FuseAttention, NearMissesStay) {
+  const Form misses[] = {
+      {.softmax_axis = 2},       // softmax over another axis
+      {.where_value = 1.f},      // NaN replaced by something other than 0
+      {.scores_output = true},   // the scores are read outside the pattern
+  };
+  for (const Form& f : misses) {
+    ModelBuilder b;
+    attention(b, f);
+    auto g = import(b);
+    EXPECT_EQ(*fuse_attention(*g, {}), 0);
+    EXPECT_EQ(count_op(*g, "Softmax"), 1);
+    expect_same_outputs(b);
+  }
+  {
+    ModelBuilder b;  // a backend without the fused op keeps the pattern
+    attention(b, {});
+    auto g = import(b);
+    PassContext ctx;
+    ctx.may_replace = [](const Node&, std::string_view, std::string_view op, int) { return op != "FusedAttention"; };
+    EXPECT_EQ(*fuse_attention(*g, ctx), 0);
+  }
+}
+
+TEST(FuseAttention, RunsInTheExtendedLevel) {
+  ModelBuilder b;
+  attention(b, {});
+  auto g = optimized(b);
+  EXPECT_EQ(count_op(*g, "FusedAttention"), 1);
+  EXPECT_EQ(count_op(*g, "Softmax"), 0);
+}
+
+}  // namespace
+}  // namespace orchard::graph::passes::testing
