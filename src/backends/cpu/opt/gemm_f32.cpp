@@ -89,6 +89,34 @@ bool trivial(const GemmEpilogue& ep) {
   return ep.alpha == 1 && ep.bias == nullptr && ep.residual == nullptr && ep.act.kind == Activation::none;
 }
 
+// True when the micro-kernel applies ep.act itself (TileEpilogue's clamps); others run after each block.
+bool act_in_tile(const ActivationSpec& act) {
+  return act.kind == Activation::none || act.kind == Activation::relu || act.kind == Activation::clip;
+}
+
+// The part of ep every tile shares (per-tile pointers are set by tile_epilogue).
+TileEpilogue tile_epilogue_base(const GemmEpilogue& ep) {
+  TileEpilogue t;
+  t.alpha = ep.alpha;
+  t.ld_residual = ep.ld_residual;
+  t.residual_scale = ep.residual_scale;
+  if (ep.act.kind == Activation::relu) t.clamp = TileEpilogue::Clamp::relu;
+  if (ep.act.kind == Activation::clip) {
+    t.clamp = TileEpilogue::Clamp::clip;
+    t.lo = ep.act.p0;
+    t.hi = ep.act.p1;
+  }
+  return t;
+}
+
+// The TileEpilogue of the tile at output row i0, column j0.
+TileEpilogue tile_epilogue(const TileEpilogue& base, const GemmEpilogue& ep, int64_t i0, int64_t j0) {
+  TileEpilogue t = base;
+  if (ep.bias != nullptr) (ep.bias_per_row ? t.row_bias : t.col_bias) = ep.bias + (ep.bias_per_row ? i0 : j0);
+  if (ep.residual != nullptr) t.residual = ep.residual + i0 * ep.ld_residual + j0;
+  return t;
+}
+
 // Applies the epilogue to the m x n tile at c (output rows i0.., columns j0..).
 void epilogue_tile(const GemmEpilogue& ep, float* c, int64_t ldc, int64_t i0, int64_t j0, int64_t m, int64_t n) {
   for (int64_t r = 0; r < m; ++r) {
@@ -133,7 +161,8 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
   const int mr = p.mk->mr, nr = p.mk->nr;
   const GemmOperand& a = *p.a;
   const GemmOperand& b = *p.b;
-  const bool epi = !trivial(*p.ep);
+  const bool epi = !trivial(*p.ep), post_act = !act_in_tile(p.ep->act);
+  const TileEpilogue base = tile_epilogue_base(*p.ep);
   float* a_buf = a.packed ? nullptr : scratch(0, static_cast<size_t>(MC * KC));
   float* b_buf = b.packed ? nullptr : scratch(1, static_cast<size_t>(KC * NC));
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
@@ -163,9 +192,16 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
             float* c = p.C + (ic + ir) * p.ldc + jc + jr;
-            p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0);
-            if (last_k && epi) epilogue_tile(*p.ep, c, p.ldc, ic + ir, jc + jr, m, n);
+            if (last_k && epi) {
+              const TileEpilogue te = tile_epilogue(base, *p.ep, ic + ir, jc + jr);
+              p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, &te);
+            } else {
+              p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, nullptr);
+            }
           }
+        }
+        if (last_k && post_act) {  // whole rows of the block, while they are in cache
+          for (int64_t r = ic; r < ic + mc; ++r) apply_activation_vec(p.ep->act, p.C + r * p.ldc + jc, nc);
         }
       }
     }

@@ -26,12 +26,27 @@ struct GemmEpilogue {
   ActivationSpec act;
 };
 
+// The part of the epilogue a micro-kernel applies to its finished tile in registers, before its one store:
+// v = alpha * acc + bias + residual_scale * residual, then Relu (max(v, 0), NaN to 0) or Clip (NaN kept).
+struct TileEpilogue {
+  float alpha = 1;
+  const float* row_bias = nullptr;  // one value per tile row (m); null: none
+  const float* col_bias = nullptr;  // one value per tile column (n); null: none
+  const float* residual = nullptr;  // m x n, row stride ld_residual; null: none
+  int64_t ld_residual = 0;
+  float residual_scale = 1;
+  enum class Clamp : unsigned char { none, relu, clip } clamp = Clamp::none;
+  float lo = 0, hi = 0;  // Clip's bounds
+};
+
 // The micro-kernel of one ISA: tile sizes and the kernel itself (internal to the GEMM files).
 struct GemmMicroKernel {
   std::string_view name;  // "avx512", "avx2", "portable"
   int mr, nr;             // rows of A and columns of B per register tile
-  // c[m x n] (row stride ldc) = (accumulate ? c : 0) + a_panel (kc x mr, k-major) * b_panel (kc x nr, k-major).
-  void (*kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate);
+  // c[m x n] (row stride ldc) = finish((accumulate ? c : 0) + a_panel (kc x mr, k-major) * b_panel (kc x nr,
+  // k-major)), finish being the TileEpilogue `ep`, or nothing when ep is null.
+  void (*kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
+                 const TileEpilogue* ep);
 };
 
 // Returns the micro-kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).
