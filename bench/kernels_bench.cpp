@@ -160,6 +160,13 @@ void conv_shapes(benchmark::internal::Benchmark* b) {
     b->Args({96, 112, 96, 3, 2, 96, threads});   // mobilenet_v2 depthwise 3x3/2
     b->Args({240, 28, 240, 5, 1, 240, threads}); // efficientnet depthwise 5x5
     b->Args({96, 56, 96, 7, 1, 96, threads});    // convnext depthwise 7x7
+    b->Args({32, 112, 32, 3, 1, 32, threads});   // mobilenet_v2 depthwise 3x3 on 112x112
+    b->Args({960, 7, 960, 3, 1, 960, threads});  // mobilenet_v2 depthwise 3x3 on 7x7
+    b->Args({576, 14, 576, 3, 1, 576, threads}); // mobilenet_v2 depthwise 3x3 on 14x14
+    b->Args({576, 14, 576, 3, 2, 576, threads}); // mobilenet_v2 depthwise 3x3/2 to 7x7
+    b->Args({1152, 7, 1152, 5, 1, 1152, threads}); // efficientnet depthwise 5x5 on 7x7
+    b->Args({672, 14, 672, 5, 1, 672, threads}); // efficientnet depthwise 5x5 on 14x14
+    b->Args({768, 7, 768, 7, 1, 768, threads});  // convnext depthwise 7x7 on 7x7
   }
 }
 BENCHMARK(BM_Conv)->Apply(conv_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
