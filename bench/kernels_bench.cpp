@@ -152,6 +152,7 @@ void conv_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"C", "H", "M", "k", "s", "g", "thr"});
   for (int threads : {1, 2}) {
     b->Args({64, 56, 256, 1, 1, 1, threads});    // resnet50 1x1 expand
+    b->Args({16, 112, 96, 1, 1, 1, threads});    // mobilenet_v2 1x1 expand, K = 16
     b->Args({256, 56, 64, 1, 1, 1, threads});    // resnet50 1x1 reduce
     b->Args({64, 56, 64, 3, 1, 1, threads});     // resnet50 3x3
     b->Args({3, 224, 64, 7, 2, 1, threads});     // resnet50 stem 7x7/2

@@ -3,7 +3,8 @@
 //  - 1x1, stride 1, no padding: a GEMM straight on the NCHW image (W_g [M/g x C/g] times X_g [C/g x HW]);
 //  - depthwise 2-D (group == C == M): a direct kernel, on blocks of channels in vector lanes, or for wide rows
 //    at horizontal stride 1 one channel plane at a time;
-//  - everything else: im2col per (image, group) + GEMM.
+//  - everything else: im2col per (image, group) + GEMM; for 1-D and 2-D the GEMM packs its blocks of the
+//    im2col matrix straight from the image (Im2colSource), N-D builds the matrix first.
 // The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
 // depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
 // the node): inputs not known to be float32.
@@ -72,6 +73,72 @@ void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float
     }
   });
 }
+
+// The im2col matrix of one (image, group) of a 1-D or 2-D convolution, [cg * kh * kw] x [oh * ow], produced
+// block by block for the GEMM (never stored whole): row (c, ky, kx), column (oy, ox) holds
+// x[c][oy * sh - ph + ky * dh][ox * sw - pw + kx * dw], zero outside the image.
+class Im2colSource final : public GemmPanelSource {
+ public:
+  Im2colSource(const ConvGeom& g, const float* x) : x_(x) {
+    const bool two_d = g.rank() == 2;
+    ih_ = two_d ? g.in[0] : 1;
+    oh_ = two_d ? g.out[0] : 1;
+    kh_ = two_d ? g.kernel[0] : 1;
+    sh_ = two_d ? g.stride[0] : 1;
+    dh_ = two_d ? g.dilation[0] : 1;
+    ph_ = two_d ? g.pad_begin[0] : 0;
+    const size_t d = g.rank() - 1;
+    iw_ = g.in[d], ow_ = g.out[d], kw_ = g.kernel[d], sw_ = g.stride[d], dw_ = g.dilation[d], pw_ = g.pad_begin[d];
+  }
+
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const override {
+    const int64_t taps = kh_ * kw_, n_end = std::min(j0 + nc, oh_ * ow_), panels = (nc + nr - 1) / nr;
+    const int64_t oy0 = j0 / ow_, ox0 = j0 % ow_;
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t p = p0 + k, c = p / taps, ky = p % taps / kw_, kx = p % taps % kw_;
+      const float* xc = x_ + c * ih_ * iw_;
+      const int64_t kx_off = kx * dw_ - pw_;
+      // Outputs ox in [lo, hi) read inside the row: 0 <= ox * sw + kx_off < iw.
+      const int64_t lo = std::min(ow_, kx_off >= 0 ? 0 : (-kx_off + sw_ - 1) / sw_);
+      const int64_t hi = std::max(lo, std::min(ow_, iw_ - kx_off <= 0 ? 0 : (iw_ - kx_off + sw_ - 1) / sw_));
+      int64_t j = j0, oy = oy0, ox = ox0;
+      for (int64_t q = 0; q < panels; ++q) {
+        float* dst = out + q * kc * nr + k * nr;
+        int64_t lane = 0;
+        while (lane < nr && j < n_end) {  // runs of one output row
+          const int64_t len = std::min({n_end - j, ow_ - ox, nr - lane});
+          float* d = dst + lane;  // d[o - ox]: output column o of this run
+          const int64_t iy = oy * sh_ - ph_ + ky * dh_;
+          if (iy < 0 || iy >= ih_) {
+            for (int64_t o = ox; o < ox + len; ++o) d[o - ox] = 0;
+          } else {
+            const float* src = xc + iy * iw_ + kx_off;
+            const int64_t a = std::clamp(lo, ox, ox + len), b = std::clamp(hi, a, ox + len);
+            for (int64_t o = ox; o < a; ++o) d[o - ox] = 0;
+            if (sw_ == 1) {
+              for (int64_t o = a; o < b; ++o) d[o - ox] = src[o];
+            } else {
+              for (int64_t o = a; o < b; ++o) d[o - ox] = src[o * sw_];
+            }
+            for (int64_t o = b; o < ox + len; ++o) d[o - ox] = 0;
+          }
+          lane += len;
+          j += len;
+          ox += len;
+          if (ox == ow_) {
+            ox = 0;
+            ++oy;
+          }
+        }
+        for (; lane < nr; ++lane) dst[lane] = 0;  // columns past the matrix
+      }
+    }
+  }
+
+ private:
+  const float* x_;
+  int64_t ih_, oh_, kh_, sh_, dh_, ph_, iw_, ow_, kw_, sw_, dw_, pw_;
+};
 
 // Conv (Fused = false) and FusedConv (inputs X, W, B, Z; attributes activation / activation_params).
 template <bool Fused>
@@ -148,8 +215,9 @@ class ConvF32 final : public OpKernel {
     for (size_t d = 0; d < g.rank(); ++d) {
       direct = direct && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
     }
+    const bool implicit = !direct && g.rank() <= 2;  // 1-D and 2-D: im2col inside the GEMM's packing
     Tensor cols;
-    if (!direct) {
+    if (!direct && !implicit) {
       ORCHARD_ASSIGN_OR_RETURN(cols, Tensor::create(DType::float32, Shape{K, g.out_size}, ctx.allocator()));
     }
     for (int64_t n = 0; n < g.N; ++n) {
@@ -157,7 +225,10 @@ class ConvF32 final : public OpKernel {
         const float* xg = px + (n * g.C + gi * cg) * g.in_size;
         const int64_t y_off = (n * g.M + gi * mg) * g.out_size;
         GemmOperand b{xg, g.in_size, false, nullptr};
-        if (!direct) {
+        const Im2colSource source(g, xg);
+        if (implicit) {
+          b.source = &source;
+        } else if (!direct) {
           reference::im2col(g, xg, cg, cols.data<float>(), ctx.pool());
           b = {cols.data<float>(), g.out_size, false, nullptr};
         }

@@ -174,7 +174,11 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
       if (b.packed) {
         b_base = b.packed->data() + pc * b.packed->padded() + (jc / nr) * kc * nr;
       } else {
-        pack_b(b.trans, b.data, b.ld, p.N, pc, kc, jc, nc, nr, b_buf);
+        if (b.source != nullptr) {
+          b.source->pack(pc, kc, jc, nc, nr, b_buf);
+        } else {
+          pack_b(b.trans, b.data, b.ld, p.N, pc, kc, jc, nc, nr, b_buf);
+        }
         b_base = b_buf;
       }
       for (int64_t ic = i_begin; ic < i_end; ic += MC) {

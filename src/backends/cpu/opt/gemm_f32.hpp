@@ -78,12 +78,23 @@ std::shared_ptr<const PackedMatrix> gemm_pack_a(bool trans, int64_t M, int64_t K
 // Packs op(B) (K x N; B is N x K when trans) as the right operand.
 std::shared_ptr<const PackedMatrix> gemm_pack_b(bool trans, int64_t K, int64_t N, const float* B, int64_t ldb);
 
-// One operand of gemm_f32: a packed matrix, or a row-major matrix (transposed when trans) with row stride ld.
+// A right operand built block by block while the product runs (an implicit im2col), never stored whole.
+class GemmPanelSource {
+ public:
+  virtual ~GemmPanelSource() = default;
+  // Writes rows [p0, p0 + kc) x columns [j0, j0 + nc) of op(B) as nr-column panels, each kc x nr k-major,
+  // columns past N zero: the layout gemm_f32 packs B blocks into.
+  virtual void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const = 0;
+};
+
+// One operand of gemm_f32: a packed matrix, a panel source (right operand only), or a row-major matrix
+// (transposed when trans) with row stride ld.
 struct GemmOperand {
   const float* data = nullptr;
   int64_t ld = 0;
   bool trans = false;
-  const PackedMatrix* packed = nullptr;  // when set, data/ld/trans are unused
+  const PackedMatrix* packed = nullptr;     // when set, data/ld/trans are unused
+  const GemmPanelSource* source = nullptr;  // when set (B only), data/ld/trans are unused
 };
 
 // C (M x N, row stride ldc) = epilogue(op(A) op(B)), op(A) M x K, op(B) K x N. Packed operands must have
