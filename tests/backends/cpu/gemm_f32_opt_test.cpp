@@ -89,6 +89,8 @@ TEST(GemmF32Opt, EpilogueParts) {
     check({29, 70, 263, false, false, false, true}, ep, nullptr);
     check({29, 70, 263, true, true, true, false}, ep, nullptr);
     check({29, 70, 700, false, false, true, false}, ep, nullptr);  // the epilogue after two K blocks
+    check({1, 70, 263, false, true, false, true}, ep, nullptr);    // a row vector (M = 1)
+    check({29, 1, 700, false, false, true, false}, ep, nullptr);   // a column vector (N = 1)
     check({7, 3, 0, false, false, false, false}, ep, nullptr);  // K = 0: the epilogue of zeros
   }
 }

@@ -1,7 +1,8 @@
 // The AVX-512 GEMM micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators; per k, two loads of B and 12
-// broadcasts of A feed 24 FMAs. Compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma (CMakeLists.txt);
-// called only when cpu_features() has kCpuAvx512. No standard-library templates here: an inline function
-// instantiated with these flags could be picked by the linker for the whole program.
+// broadcasts of A feed 24 FMAs (one-row and one-column tiles have their own loops). Compiled with -mavx512f
+// -mavx512bw -mavx512dq -mavx512vl -mfma (CMakeLists.txt); called only when cpu_features() has kCpuAvx512. No
+// standard-library templates here: an inline function instantiated with these flags could be picked by the
+// linker for the whole program.
 #include <immintrin.h>
 
 // GCC 12 warns that _mm512_max_ps / _mm512_min_ps read the "undefined" vector they pass as merge source.
@@ -51,16 +52,40 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+  if (m == 1) {  // a row vector times B (batch-1 Gemm / MatMul): only row 0, two chains per half
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, t0 = s0, t1 = s0;
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+      s0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR]), _mm512_loadu_ps(b + k * NR), s0);
+      s1 = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR]), _mm512_loadu_ps(b + k * NR + 16), s1);
+      t0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR + MR]), _mm512_loadu_ps(b + k * NR + NR), t0);
+      t1 = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR + MR]), _mm512_loadu_ps(b + k * NR + NR + 16), t1);
     }
-    a += MR;
-    b += NR;
+    if (k < kc) {
+      s0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR]), _mm512_loadu_ps(b + k * NR), s0);
+      s1 = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR]), _mm512_loadu_ps(b + k * NR + 16), s1);
+    }
+    acc[0][0] = _mm512_add_ps(s0, t0);
+    acc[0][1] = _mm512_add_ps(s1, t1);
+  } else if (n == 1) {  // A times a column vector (a 1x1 convolution on a 1x1 image): rows in lanes
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0xfff, a + k * MR), _mm512_set1_ps(b[k * NR]), s);
+    float rows[16];
+    _mm512_storeu_ps(rows, s);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) acc[i][0] = _mm512_set1_ps(rows[i]);
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i]);
+        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      }
+      a += MR;
+      b += NR;
+    }
   }
   // Column masks for a partial tile (n < 32); rows past m are not stored. A full tile uses plain stores (a
   // masked store cannot forward to a later load of the same data).
