@@ -6,7 +6,9 @@
 #include <immintrin.h>
 
 // GCC 12 warns that _mm512_max_ps / _mm512_min_ps read the "undefined" vector they pass as merge source.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "backends/cpu/opt/gemm_f32.hpp"
 
