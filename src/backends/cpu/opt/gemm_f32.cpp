@@ -40,20 +40,56 @@ float* scratch(int slot, size_t n) {
   return b.p;
 }
 
+typedef float v4 __attribute__((vector_size(16)));
+inline v4 load4(const float* p) {
+  v4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Writes columns k0 .. k0 + 3 of rows src[0..3] (row-major) to out + k * mr (four floats each), transposed in
+// registers.
+inline void pack_4x4(const float* const src[4], int64_t k0, int mr, float* out) {
+  const v4 a0 = load4(src[0] + k0), a1 = load4(src[1] + k0), a2 = load4(src[2] + k0), a3 = load4(src[3] + k0);
+  const v4 t0 = __builtin_shufflevector(a0, a1, 0, 4, 1, 5), t1 = __builtin_shufflevector(a0, a1, 2, 6, 3, 7);
+  const v4 t2 = __builtin_shufflevector(a2, a3, 0, 4, 1, 5), t3 = __builtin_shufflevector(a2, a3, 2, 6, 3, 7);
+  store4(out + k0 * mr, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+  store4(out + (k0 + 1) * mr, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+  store4(out + (k0 + 2) * mr, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+  store4(out + (k0 + 3) * mr, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+}
+
 // Packs rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into mr-row panels (k-major, rows past M zero).
 void pack_a(bool trans, const float* A, int64_t lda, int64_t M, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr,
             float* out) {
   for (int64_t ip = 0; ip < mc; ip += mr, out += kc * mr) {
-    for (int r = 0; r < mr; ++r) {
-      const int64_t i = i0 + ip + r;
-      if (i >= M || ip + r >= mc) {
+    const int rows = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>({mr, mc - ip, M - (i0 + ip)})));
+    if (trans) {  // row k of the panel is `rows` consecutive floats of A
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (p0 + k) * lda + i0 + ip;
+        float* dst = out + k * mr;
+        for (int r = 0; r < rows; ++r) dst[r] = src[r];
+        for (int r = rows; r < mr; ++r) dst[r] = 0;
+      }
+      continue;
+    }
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {  // groups of four rows, four columns at a time
+      const float* src[4];
+      for (int q = 0; q < 4; ++q) src[q] = A + (i0 + ip + r + q) * lda + p0;
+      int64_t k = 0;
+      for (; k + 4 <= kc; k += 4) pack_4x4(src, k, mr, out + r);
+      for (; k < kc; ++k) {
+        for (int q = 0; q < 4; ++q) out[k * mr + r + q] = src[q][k];
+      }
+    }
+    for (; r < mr; ++r) {
+      if (r >= rows) {
         for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = 0;
-      } else if (!trans) {
-        const float* src = A + i * lda + p0;
-        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
       } else {
-        const float* src = A + p0 * lda + i;
-        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k * lda];
+        const float* src = A + (i0 + ip + r) * lda + p0;
+        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
       }
     }
   }
