@@ -157,6 +157,8 @@ void conv_shapes(benchmark::internal::Benchmark* b) {
     b->Args({64, 56, 64, 3, 1, 1, threads});     // resnet50 3x3
     b->Args({3, 224, 64, 7, 2, 1, threads});     // resnet50 stem 7x7/2
     b->Args({512, 7, 512, 3, 1, 1, threads});    // resnet50 last stage 3x3
+    b->Args({256, 14, 256, 3, 1, 1, threads});   // resnet50 14x14 3x3
+    b->Args({1024, 14, 256, 1, 1, 1, threads});  // resnet50 14x14 1x1 reduce
     b->Args({144, 56, 144, 3, 1, 144, threads}); // mobilenet_v2 depthwise 3x3
     b->Args({96, 112, 96, 3, 2, 96, threads});   // mobilenet_v2 depthwise 3x3/2
     b->Args({240, 28, 240, 5, 1, 240, threads}); // efficientnet depthwise 5x5

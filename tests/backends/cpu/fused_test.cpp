@@ -137,8 +137,8 @@ TEST(FusedConv, EveryActivationWithAndWithoutBiasAndResidual) {
 }
 
 TEST(FusedConv, OneByOneDepthwiseAndConv1d) {
-  const Act silu{"SiLU", {}};
-  // 1x1 (a GEMM on NCHW), depthwise 3x3 stride 2, 1-D with padding: each with bias and residual.
+  // 1x1 (a GEMM on NCHW), depthwise (channel blocks, one plane at a time), 1-D with padding: each with bias,
+  // residual and every activation (Relu / Clip applied by the kernels as they store, the others after).
   struct Case {
     Shape x, w, z;
     int64_t group;
@@ -153,15 +153,20 @@ TEST(FusedConv, OneByOneDepthwiseAndConv1d) {
   };
   unsigned seed = 300;
   for (const Case& k : cases) {
-    Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++), z = random_float_tensor(k.z, seed++);
-    Tensor bias = random_float_tensor({k.w[0]}, seed++);
-    auto attrs = [&](OpCase c) { return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads); };
-    const Tensor base = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w));
-    int64_t inner = 1;
-    for (size_t d = 2; d < k.z.rank(); ++d) inner *= k.z[d];
-    expect_tensor_near(
-        run1(attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), silu)).input("x", x).constant("w", w).input("b", bias).input("z", z)),
-        expected(base, &bias, inner, &z, silu), 1e-4, 1e-5);
+    for (const Act& act : kActs) {
+      for (const bool has_z : {true, false}) {
+        Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++);
+        Tensor z = random_float_tensor(k.z, seed++), bias = random_float_tensor({k.w[0]}, seed++);
+        auto attrs = [&](OpCase c) { return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads); };
+        const Tensor base = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w));
+        int64_t inner = 1;
+        for (size_t d = 2; d < k.z.rank(); ++d) inner *= k.z[d];
+        OpCase c = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act));
+        c.input("x", x).constant("w", w).input("b", bias);
+        if (has_z) c.input("z", z);
+        expect_tensor_near(run1(c), expected(base, &bias, inner, has_z ? &z : nullptr, act), 1e-4, 1e-5);
+      }
+    }
   }
 }
 

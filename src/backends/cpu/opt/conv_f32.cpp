@@ -50,15 +50,23 @@ void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float
   if (!depthwise_by_planes(g)) {
     const int64_t bw = k.block_width, blocks = (g.M + bw - 1) / bw;
     const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, bw * g.out_size * taps));
+    bool act_taken = false;  // the kernel adds the residual and applies Relu / Clip as it stores
+    const TileEpilogue base = tile_epilogue_for(act, act_taken);
     pool.parallel_for(g.N * blocks, grain, [&](int64_t t0, int64_t t1) {
       std::vector<float> scratch(static_cast<size_t>(k.block_scratch_floats(plane)));
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = t / blocks, c0 = (t % blocks) * bw, lanes = std::min(bw, g.M - c0);
         const int64_t p0 = n * g.M + c0;
+        TileEpilogue ep = base;
+        if (z != nullptr) {
+          ep.residual = z + p0 * g.out_size;
+          ep.ld_residual = g.out_size;
+        }
+        const bool any = z != nullptr || ep.clamp != TileEpilogue::Clamp::none;
         k.block(plane, lanes, x + p0 * g.in_size, g.in_size, w + c0 * taps, bias ? bias + c0 : nullptr,
-                y + p0 * g.out_size, g.out_size, scratch.data());
-        for (int64_t p = p0; p < p0 + lanes; ++p) {
-          finish_plane(z ? z + p * g.out_size : nullptr, act, y + p * g.out_size, g.out_size);
+                any ? &ep : nullptr, y + p0 * g.out_size, g.out_size, scratch.data());
+        if (!act_taken) {
+          for (int64_t p = p0; p < p0 + lanes; ++p) apply_activation_vec(act, y + p * g.out_size, g.out_size);
         }
       }
     });

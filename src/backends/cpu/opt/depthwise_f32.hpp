@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "backends/cpu/opt/gemm_f32.hpp"
+
 namespace orchard::cpu::opt {
 
 // The geometry of one 2-D channel plane: input ih x iw, output oh x ow, kernel kh x kw, strides, dilations,
@@ -29,9 +31,11 @@ struct DepthwiseKernel {
   // Returns the floats of scratch `block` needs for geometry g.
   int64_t (*block_scratch_floats)(const DepthwisePlane& g);
   // The same convolution for `lanes` <= block_width channels at once: channel l reads x + l * x_plane and the
-  // kh * kw weights at w + l * kh * kw, adds bias[l] (bias may be null), writes y + l * y_plane.
+  // kh * kw weights at w + l * kh * kw, adds bias[l] (bias may be null), then applies `ep` (may be null) with
+  // channel l as its row l and the pixels as its columns (residual, Relu / Clip; bias and alpha unused), and
+  // writes y + l * y_plane.
   void (*block)(const DepthwisePlane& g, int64_t lanes, const float* x, int64_t x_plane, const float* w,
-                const float* bias, float* y, int64_t y_plane, float* scratch);
+                const float* bias, const TileEpilogue* ep, float* y, int64_t y_plane, float* scratch);
 };
 
 // Returns the kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "backends/cpu/opt/depthwise_f32.hpp"
+#include "backends/cpu/opt/gemm_f32_tile.hpp"
 
 namespace orchard::cpu::opt {
 namespace {
@@ -165,7 +166,7 @@ void block_outputs(const DepthwisePlane& g, int64_t wp, const float* in, const f
 // y + l * y_plane.
 template <int W>
 void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x, int64_t x_plane, const float* w,
-                          const float* bias, float* y, int64_t y_plane, float* scratch) {
+                          const float* bias, const TileEpilogue* ep, float* y, int64_t y_plane, float* scratch) {
   using vf = typename Vec<W>::type;
   const int64_t hp = block_rows(g), wp = block_cols(g), taps = g.kh * g.kw, out_size = g.oh * g.ow;
   float* in = scratch;
@@ -227,10 +228,16 @@ void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x
     vf v[W];
     for (int k = 0; k < W; ++k) v[k] = load<W>(out + (q + k) * W);
     transpose_stage<W, W / 2>(v);
+    if (ep != nullptr) {
+      for (int64_t l = 0; l < lanes; ++l) v[l] = tile_finish(*ep, static_cast<int>(l), static_cast<int>(q), v[l]);
+    }
     for (int64_t l = 0; l < lanes; ++l) store<W>(y + l * y_plane + q, v[l], W);
   }
   for (int64_t l = 0; l < lanes; ++l) {
-    for (int64_t i = q; i < out_size; ++i) y[l * y_plane + i] = out[i * W + l];
+    for (int64_t i = q; i < out_size; ++i) {
+      const float v = out[i * W + l];
+      y[l * y_plane + i] = ep != nullptr ? tile_finish_one(*ep, static_cast<int>(l), static_cast<int>(i), v) : v;
+    }
   }
 }
 

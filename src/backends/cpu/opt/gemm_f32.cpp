@@ -125,23 +125,13 @@ bool trivial(const GemmEpilogue& ep) {
   return ep.alpha == 1 && ep.bias == nullptr && ep.residual == nullptr && ep.act.kind == Activation::none;
 }
 
-// True when the micro-kernel applies ep.act itself (TileEpilogue's clamps); others run after each block.
-bool act_in_tile(const ActivationSpec& act) {
-  return act.kind == Activation::none || act.kind == Activation::relu || act.kind == Activation::clip;
-}
-
-// The part of ep every tile shares (per-tile pointers are set by tile_epilogue).
-TileEpilogue tile_epilogue_base(const GemmEpilogue& ep) {
-  TileEpilogue t;
+// The part of ep every tile shares (per-tile pointers are set by tile_epilogue); `act_taken` tells whether
+// the micro-kernel applies ep.act (otherwise it runs after each block).
+TileEpilogue tile_epilogue_base(const GemmEpilogue& ep, bool& act_taken) {
+  TileEpilogue t = tile_epilogue_for(ep.act, act_taken);
   t.alpha = ep.alpha;
   t.ld_residual = ep.ld_residual;
   t.residual_scale = ep.residual_scale;
-  if (ep.act.kind == Activation::relu) t.clamp = TileEpilogue::Clamp::relu;
-  if (ep.act.kind == Activation::clip) {
-    t.clamp = TileEpilogue::Clamp::clip;
-    t.lo = ep.act.p0;
-    t.hi = ep.act.p1;
-  }
   return t;
 }
 
@@ -197,8 +187,9 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
   const int mr = p.mk->mr, nr = p.mk->nr;
   const GemmOperand& a = *p.a;
   const GemmOperand& b = *p.b;
-  const bool epi = !trivial(*p.ep), post_act = !act_in_tile(p.ep->act);
-  const TileEpilogue base = tile_epilogue_base(*p.ep);
+  bool act_taken = false;
+  const TileEpilogue base = tile_epilogue_base(*p.ep, act_taken);
+  const bool epi = !trivial(*p.ep), post_act = !act_taken;
   float* a_buf = a.packed ? nullptr : scratch(0, static_cast<size_t>(MC * KC));
   float* b_buf = b.packed ? nullptr : scratch(1, static_cast<size_t>(KC * NC));
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
@@ -249,6 +240,18 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
 }
 
 }  // namespace
+
+TileEpilogue tile_epilogue_for(const ActivationSpec& act, bool& taken) {
+  TileEpilogue t;
+  taken = act.kind == Activation::none || act.kind == Activation::relu || act.kind == Activation::clip;
+  if (act.kind == Activation::relu) t.clamp = TileEpilogue::Clamp::relu;
+  if (act.kind == Activation::clip) {
+    t.clamp = TileEpilogue::Clamp::clip;
+    t.lo = act.p0;
+    t.hi = act.p1;
+  }
+  return t;
+}
 
 const GemmMicroKernel& gemm_micro_kernel() {
   static const GemmMicroKernel& chosen = [] () -> const GemmMicroKernel& {

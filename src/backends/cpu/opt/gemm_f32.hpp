@@ -39,6 +39,10 @@ struct TileEpilogue {
   float lo = 0, hi = 0;  // Clip's bounds
 };
 
+// Returns a TileEpilogue holding act when act is none, Relu or Clip (then `taken` is true); otherwise one without
+// a clamp, and `taken` false: the caller applies act afterwards.
+TileEpilogue tile_epilogue_for(const ActivationSpec& act, bool& taken);
+
 // The micro-kernel of one ISA: tile sizes and the kernel itself (internal to the GEMM files).
 struct GemmMicroKernel {
   std::string_view name;  // "avx512", "avx2", "portable"
