@@ -1,4 +1,5 @@
-// NOT EXECUTED, NOT COMPILED HERE: no Mac exists in this project (like runner.mm, which it uses).
+// NOT EXECUTED, NOT BUILT BY APPLE'S COMPILER: no Mac exists in this project (like runner.mm, which it uses);
+// clang checks it here against declarations written from Apple's docs (tests/backends/coreml/objc_check).
 // The native executor: each partition's package compiled through the compiled-model cache and loaded
 // by Core ML with the configured compute units; inputs and outputs are the program's features.
 #include <cstdlib>

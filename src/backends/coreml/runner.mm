@@ -1,5 +1,6 @@
-// NOT EXECUTED, NOT COMPILED HERE: no Mac exists in this project. Written against the API facts in
-// ../shared/research/coreml-format.md §6 (MLModel compile/load, MLMultiArray zero-copy, MLComputePlan).
+// NOT EXECUTED, NOT BUILT BY APPLE'S COMPILER: no Mac exists in this project. Written against the API facts in
+// ../shared/research/coreml-format.md §6 (MLModel compile/load, MLMultiArray zero-copy, MLComputePlan); clang
+// checks it (ARC) against declarations written from Apple's docs (tests/backends/coreml/objc_check).
 #import <CoreML/CoreML.h>
 #import <Foundation/Foundation.h>
 
