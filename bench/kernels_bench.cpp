@@ -152,14 +152,24 @@ void conv_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"C", "H", "M", "k", "s", "g", "thr"});
   for (int threads : {1, 2}) {
     b->Args({64, 56, 256, 1, 1, 1, threads});    // resnet50 1x1 expand
+    b->Args({16, 112, 96, 1, 1, 1, threads});    // mobilenet_v2 1x1 expand, K = 16
     b->Args({256, 56, 64, 1, 1, 1, threads});    // resnet50 1x1 reduce
     b->Args({64, 56, 64, 3, 1, 1, threads});     // resnet50 3x3
     b->Args({3, 224, 64, 7, 2, 1, threads});     // resnet50 stem 7x7/2
     b->Args({512, 7, 512, 3, 1, 1, threads});    // resnet50 last stage 3x3
+    b->Args({256, 14, 256, 3, 1, 1, threads});   // resnet50 14x14 3x3
+    b->Args({1024, 14, 256, 1, 1, 1, threads});  // resnet50 14x14 1x1 reduce
     b->Args({144, 56, 144, 3, 1, 144, threads}); // mobilenet_v2 depthwise 3x3
     b->Args({96, 112, 96, 3, 2, 96, threads});   // mobilenet_v2 depthwise 3x3/2
     b->Args({240, 28, 240, 5, 1, 240, threads}); // efficientnet depthwise 5x5
     b->Args({96, 56, 96, 7, 1, 96, threads});    // convnext depthwise 7x7
+    b->Args({32, 112, 32, 3, 1, 32, threads});   // mobilenet_v2 depthwise 3x3 on 112x112
+    b->Args({960, 7, 960, 3, 1, 960, threads});  // mobilenet_v2 depthwise 3x3 on 7x7
+    b->Args({576, 14, 576, 3, 1, 576, threads}); // mobilenet_v2 depthwise 3x3 on 14x14
+    b->Args({576, 14, 576, 3, 2, 576, threads}); // mobilenet_v2 depthwise 3x3/2 to 7x7
+    b->Args({1152, 7, 1152, 5, 1, 1152, threads}); // efficientnet depthwise 5x5 on 7x7
+    b->Args({672, 14, 672, 5, 1, 672, threads}); // efficientnet depthwise 5x5 on 14x14
+    b->Args({768, 7, 768, 7, 1, 768, threads});  // convnext depthwise 7x7 on 7x7
   }
 }
 BENCHMARK(BM_Conv)->Apply(conv_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);

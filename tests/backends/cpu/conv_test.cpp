@@ -87,6 +87,16 @@ TEST(Conv, VariantsOnConstantWeights) {
       {1, 5, 10, 7, 5, 5, 3, {2, 1}, {0, 1, 2, 0}, {1, 1}},    // depthwise, mixed strides, asymmetric pads
       {1, 3, 13, 37, 3, 3, 3, {3, 3}, {1, 1, 1, 1}, {1, 2}},   // depthwise stride 3, wide rows
       {1, 4, 6, 6, 8, 4, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // channel multiplier 2: im2col per group
+      {1, 45, 81, 79, 13, 1, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}}, // K 405, 1640 outputs: several GEMM blocks each way
+      // Depthwise over more channels than a vector has lanes (channel blocks of 16 / 8 / 4 and a partial one):
+      {2, 37, 7, 7, 37, 37, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},  // 3x3 on 7x7 planes, batch 2
+      {1, 21, 9, 11, 21, 21, 5, {2, 2}, {2, 1, 2, 3}, {1, 1}}, // 5x5/2, asymmetric pads
+      {1, 19, 14, 13, 19, 19, 7, {1, 1}, {3, 3, 3, 3}, {1, 1}}, // 7x7 on 14x13
+      {1, 18, 12, 12, 18, 18, 3, {3, 2}, {0, 1, 1, 0}, {2, 1}}, // strides 3/2, dilation, uneven pads
+      {1, 17, 5, 33, 17, 17, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},  // 33-pixel planes: transposes with a tail
+      // Depthwise with rows of 64+ outputs at horizontal stride 1: one plane at a time.
+      {1, 5, 6, 70, 5, 5, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // 3x3 on 6x70
+      {1, 3, 9, 67, 3, 3, 5, {2, 1}, {0, 2, 1, 3}, {1, 2}},     // 5x5, vertical stride 2, dilation, uneven pads
   };
   unsigned seed = 500;
   for (const Case& c : cases) {
@@ -108,18 +118,22 @@ TEST(Conv, VariantsOnConstantWeights) {
   }
 }
 
-// Conv1d as whisper's encoder uses it (k 3, pad 1, stride 1 and 2), weights constant and fed.
+// Conv1d as whisper's encoder uses it (k 3, pad 1, stride 1 and 2), weights constant and fed; the larger
+// size spans several GEMM blocks along K (420) and the outputs (1700).
 TEST(Conv, Conv1dVariants) {
-  for (int64_t stride : {1, 2}) {
-    for (bool constant : {true, false}) {
-      Tensor x = random_float_tensor({1, 10, 23}, 7);
-      Tensor w = random_float_tensor({14, 10, 3}, 8);
-      OpCase c = OpCase("Conv", 11).input("x", x);
-      if (constant) c.constant("w", w);
-      else c.input("w", w);
-      c.attr("strides", std::vector<int64_t>{stride}).attr("pads", std::vector<int64_t>{1, 1});
-      const Tensor y = run1(c);
-      EXPECT_EQ(y.shape(), (Shape{1, 14, stride == 1 ? 23 : 12}));
+  for (const int64_t C : {10, 140}) {
+    const int64_t L = C == 10 ? 23 : 1700;
+    for (int64_t stride : {1, 2}) {
+      for (bool constant : {true, false}) {
+        Tensor x = random_float_tensor({1, C, L}, 7);
+        Tensor w = random_float_tensor({14, C, 3}, 8);
+        OpCase c = OpCase("Conv", 11).input("x", x);
+        if (constant) c.constant("w", w);
+        else c.input("w", w);
+        c.attr("strides", std::vector<int64_t>{stride}).attr("pads", std::vector<int64_t>{1, 1});
+        const Tensor y = run1(c);
+        EXPECT_EQ(y.shape(), (Shape{1, 14, stride == 1 ? L : (L + 1) / 2}));
+      }
     }
   }
 }

@@ -137,8 +137,8 @@ TEST(FusedConv, EveryActivationWithAndWithoutBiasAndResidual) {
 }
 
 TEST(FusedConv, OneByOneDepthwiseAndConv1d) {
-  const Act silu{"SiLU", {}};
-  // 1x1 (a GEMM on NCHW), depthwise 3x3 stride 2, 1-D with padding: each with bias and residual.
+  // 1x1 (a GEMM on NCHW), depthwise (channel blocks, one plane at a time), 1-D with padding: each with bias,
+  // residual and every activation (Relu / Clip applied by the kernels as they store, the others after).
   struct Case {
     Shape x, w, z;
     int64_t group;
@@ -147,19 +147,26 @@ TEST(FusedConv, OneByOneDepthwiseAndConv1d) {
   const Case cases[] = {
       {{1, 5, 6, 7}, {9, 5, 1, 1}, {1, 9, 6, 7}, 1, {1, 1}, {0, 0, 0, 0}},
       {{1, 8, 9, 9}, {8, 1, 3, 3}, {1, 8, 5, 5}, 8, {2, 2}, {1, 1, 1, 1}},
+      {{2, 35, 7, 7}, {35, 1, 5, 5}, {2, 35, 7, 7}, 35, {1, 1}, {2, 2, 2, 2}},   // channel blocks
+      {{1, 6, 5, 66}, {6, 1, 3, 3}, {1, 6, 5, 66}, 6, {1, 1}, {1, 1, 1, 1}},     // one plane at a time
       {{2, 4, 11}, {6, 4, 3}, {2, 6, 11}, 1, {1}, {1, 1}},
   };
   unsigned seed = 300;
   for (const Case& k : cases) {
-    Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++), z = random_float_tensor(k.z, seed++);
-    Tensor bias = random_float_tensor({k.w[0]}, seed++);
-    auto attrs = [&](OpCase c) { return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads); };
-    const Tensor base = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w));
-    int64_t inner = 1;
-    for (size_t d = 2; d < k.z.rank(); ++d) inner *= k.z[d];
-    expect_tensor_near(
-        run1(attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), silu)).input("x", x).constant("w", w).input("b", bias).input("z", z)),
-        expected(base, &bias, inner, &z, silu), 1e-4, 1e-5);
+    for (const Act& act : kActs) {
+      for (const bool has_z : {true, false}) {
+        Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++);
+        Tensor z = random_float_tensor(k.z, seed++), bias = random_float_tensor({k.w[0]}, seed++);
+        auto attrs = [&](OpCase c) { return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads); };
+        const Tensor base = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w));
+        int64_t inner = 1;
+        for (size_t d = 2; d < k.z.rank(); ++d) inner *= k.z[d];
+        OpCase c = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act));
+        c.input("x", x).constant("w", w).input("b", bias);
+        if (has_z) c.input("z", z);
+        expect_tensor_near(run1(c), expected(base, &bias, inner, has_z ? &z : nullptr, act), 1e-4, 1e-5);
+      }
+    }
   }
 }
 

@@ -81,9 +81,16 @@ TEST(GemmF32Opt, EpilogueParts) {
   GemmEpilogue clip = col_bias;
   clip.residual = reinterpret_cast<const float*>(1);
   clip.act = {Activation::clip, -0.25f, 0.5f};
-  for (const GemmEpilogue& ep : {col_bias, row_bias, everything, clip}) {
+  GemmEpilogue relu = row_bias;  // applied by the micro-kernel in registers, like clip
+  relu.alpha = -1.5f;
+  relu.residual = reinterpret_cast<const float*>(1);
+  relu.act.kind = Activation::relu;
+  for (const GemmEpilogue& ep : {col_bias, row_bias, everything, clip, relu}) {
     check({29, 70, 263, false, false, false, true}, ep, nullptr);
     check({29, 70, 263, true, true, true, false}, ep, nullptr);
+    check({29, 70, 700, false, false, true, false}, ep, nullptr);  // the epilogue after two K blocks
+    check({1, 70, 263, false, true, false, true}, ep, nullptr);    // a row vector (M = 1)
+    check({29, 1, 700, false, false, true, false}, ep, nullptr);   // a column vector (N = 1)
     check({7, 3, 0, false, false, false, false}, ep, nullptr);  // K = 0: the epilogue of zeros
   }
 }

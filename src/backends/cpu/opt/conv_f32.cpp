@@ -1,8 +1,10 @@
 // Conv and FusedConv on float32 (1-D, 2-D, N-D; groups, strides, dilations, pads); constant weights are
 // packed once at create (others per run):
 //  - 1x1, stride 1, no padding: a GEMM straight on the NCHW image (W_g [M/g x C/g] times X_g [C/g x HW]);
-//  - depthwise 2-D (group == C == M): a direct kernel per channel plane;
-//  - everything else: im2col per (image, group) + GEMM.
+//  - depthwise 2-D (group == C == M): a direct kernel, on blocks of channels in vector lanes, or for wide rows
+//    at horizontal stride 1 one channel plane at a time;
+//  - everything else: im2col per (image, group) + GEMM; for 1-D and 2-D the GEMM packs its blocks of the
+//    im2col matrix straight from the image (Im2colSource), N-D builds the matrix first.
 // The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
 // depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
 // the node): inputs not known to be float32.
@@ -25,28 +27,126 @@ namespace {
 using reference::ConvGeom;
 using reference::ConvState;
 
+// Adds the residual plane z (if any) to the output plane y and applies the activation.
+void finish_plane(const float* z, const ActivationSpec& act, float* y, int64_t n) {
+  if (z != nullptr) {
+    for (int64_t i = 0; i < n; ++i) y[i] += z[i];
+  }
+  apply_activation_vec(act, y, n);
+}
+
+// True when the plane kernel is used rather than the channel-block one: horizontal stride 1 and rows wide
+// enough to fill vectors (measured: 112x112 planes faster by plane, 56x56 and below by channel block).
+bool depthwise_by_planes(const ConvGeom& g) { return g.stride[1] == 1 && g.out[1] >= 64; }
+
 // y [N, C, out] = depthwise conv of x [N, C, in] with w [C, 1, kh, kw] + bias, then the residual and the
-// activation on each finished plane (2-D only), one plane per task.
+// activation on each finished plane (2-D only): a block of channels or one plane per task.
 void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float* bias, const float* z,
                   const ActivationSpec& act, float* y, ThreadPool& pool) {
   const DepthwisePlane plane{g.in[0],     g.in[1],     g.out[0],      g.out[1],      g.kernel[0],   g.kernel[1],
                              g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.pad_begin[0], g.pad_begin[1]};
   const DepthwiseKernel& k = depthwise_kernel();
   const int64_t taps = g.kernel[0] * g.kernel[1];
+  if (!depthwise_by_planes(g)) {
+    const int64_t bw = k.block_width, blocks = (g.M + bw - 1) / bw;
+    const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(1, bw * g.out_size * taps));
+    bool act_taken = false;  // the kernel adds the residual and applies Relu / Clip as it stores
+    const TileEpilogue base = tile_epilogue_for(act, act_taken);
+    pool.parallel_for(g.N * blocks, grain, [&](int64_t t0, int64_t t1) {
+      std::vector<float> scratch(static_cast<size_t>(k.block_scratch_floats(plane)));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = t / blocks, c0 = (t % blocks) * bw, lanes = std::min(bw, g.M - c0);
+        const int64_t p0 = n * g.M + c0;
+        TileEpilogue ep = base;
+        if (z != nullptr) {
+          ep.residual = z + p0 * g.out_size;
+          ep.ld_residual = g.out_size;
+        }
+        const bool any = z != nullptr || ep.clamp != TileEpilogue::Clamp::none;
+        k.block(plane, lanes, x + p0 * g.in_size, g.in_size, w + c0 * taps, bias ? bias + c0 : nullptr,
+                any ? &ep : nullptr, y + p0 * g.out_size, g.out_size, scratch.data());
+        if (!act_taken) {
+          for (int64_t p = p0; p < p0 + lanes; ++p) apply_activation_vec(act, y + p * g.out_size, g.out_size);
+        }
+      }
+    });
+    return;
+  }
   pool.parallel_for(g.N * g.M, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, g.out_size * taps)), [&](int64_t p0, int64_t p1) {
     std::vector<float> scratch(static_cast<size_t>(k.scratch_floats(plane)));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p % g.M;
-      float* yp = y + p * g.out_size;
-      k.plane(plane, x + p * g.in_size, w + c * taps, bias ? bias[c] : 0.0f, yp, scratch.data());
-      if (z != nullptr) {
-        const float* zp = z + p * g.out_size;
-        for (int64_t i = 0; i < g.out_size; ++i) yp[i] += zp[i];
-      }
-      apply_activation_vec(act, yp, g.out_size);
+      k.plane(plane, x + p * g.in_size, w + c * taps, bias ? bias[c] : 0.0f, y + p * g.out_size, scratch.data());
+      finish_plane(z ? z + p * g.out_size : nullptr, act, y + p * g.out_size, g.out_size);
     }
   });
 }
+
+// The im2col matrix of one (image, group) of a 1-D or 2-D convolution, [cg * kh * kw] x [oh * ow], produced
+// block by block for the GEMM (never stored whole): row (c, ky, kx), column (oy, ox) holds
+// x[c][oy * sh - ph + ky * dh][ox * sw - pw + kx * dw], zero outside the image.
+class Im2colSource final : public GemmPanelSource {
+ public:
+  Im2colSource(const ConvGeom& g, const float* x) : x_(x) {
+    const bool two_d = g.rank() == 2;
+    ih_ = two_d ? g.in[0] : 1;
+    oh_ = two_d ? g.out[0] : 1;
+    kh_ = two_d ? g.kernel[0] : 1;
+    sh_ = two_d ? g.stride[0] : 1;
+    dh_ = two_d ? g.dilation[0] : 1;
+    ph_ = two_d ? g.pad_begin[0] : 0;
+    const size_t d = g.rank() - 1;
+    iw_ = g.in[d], ow_ = g.out[d], kw_ = g.kernel[d], sw_ = g.stride[d], dw_ = g.dilation[d], pw_ = g.pad_begin[d];
+  }
+
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const override {
+    const int64_t taps = kh_ * kw_, n_end = std::min(j0 + nc, oh_ * ow_), panels = (nc + nr - 1) / nr;
+    const int64_t oy0 = j0 / ow_, ox0 = j0 % ow_;
+    for (int64_t k = 0; k < kc; ++k) {
+      const int64_t p = p0 + k, c = p / taps, ky = p % taps / kw_, kx = p % taps % kw_;
+      const float* xc = x_ + c * ih_ * iw_;
+      const int64_t kx_off = kx * dw_ - pw_;
+      // Outputs ox in [lo, hi) read inside the row: 0 <= ox * sw + kx_off < iw.
+      const int64_t lo = std::min(ow_, kx_off >= 0 ? 0 : (-kx_off + sw_ - 1) / sw_);
+      const int64_t hi = std::max(lo, std::min(ow_, iw_ - kx_off <= 0 ? 0 : (iw_ - kx_off + sw_ - 1) / sw_));
+      int64_t j = j0, oy = oy0, ox = ox0;
+      for (int64_t q = 0; q < panels; ++q) {
+        float* dst = out + q * kc * nr + k * nr;
+        int64_t lane = 0;
+        while (lane < nr && j < n_end) {  // runs of one output row
+          const int64_t len = std::min({n_end - j, ow_ - ox, nr - lane});
+          float* d = dst + lane;  // d[o - ox]: output column o of this run
+          const int64_t iy = oy * sh_ - ph_ + ky * dh_;
+          if (iy < 0 || iy >= ih_) {
+            for (int64_t o = ox; o < ox + len; ++o) d[o - ox] = 0;
+          } else {
+            const float* src = xc + iy * iw_ + kx_off;
+            const int64_t a = std::clamp(lo, ox, ox + len), b = std::clamp(hi, a, ox + len);
+            for (int64_t o = ox; o < a; ++o) d[o - ox] = 0;
+            if (sw_ == 1) {
+              for (int64_t o = a; o < b; ++o) d[o - ox] = src[o];
+            } else {
+              for (int64_t o = a; o < b; ++o) d[o - ox] = src[o * sw_];
+            }
+            for (int64_t o = b; o < ox + len; ++o) d[o - ox] = 0;
+          }
+          lane += len;
+          j += len;
+          ox += len;
+          if (ox == ow_) {
+            ox = 0;
+            ++oy;
+          }
+        }
+        for (; lane < nr; ++lane) dst[lane] = 0;  // columns past the matrix
+      }
+    }
+  }
+
+ private:
+  const float* x_;
+  int64_t ih_, oh_, kh_, sh_, dh_, ph_, iw_, ow_, kw_, sw_, dw_, pw_;
+};
 
 // Conv (Fused = false) and FusedConv (inputs X, W, B, Z; attributes activation / activation_params).
 template <bool Fused>
@@ -123,8 +223,9 @@ class ConvF32 final : public OpKernel {
     for (size_t d = 0; d < g.rank(); ++d) {
       direct = direct && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
     }
+    const bool implicit = !direct && g.rank() <= 2;  // 1-D and 2-D: im2col inside the GEMM's packing
     Tensor cols;
-    if (!direct) {
+    if (!direct && !implicit) {
       ORCHARD_ASSIGN_OR_RETURN(cols, Tensor::create(DType::float32, Shape{K, g.out_size}, ctx.allocator()));
     }
     for (int64_t n = 0; n < g.N; ++n) {
@@ -132,7 +233,10 @@ class ConvF32 final : public OpKernel {
         const float* xg = px + (n * g.C + gi * cg) * g.in_size;
         const int64_t y_off = (n * g.M + gi * mg) * g.out_size;
         GemmOperand b{xg, g.in_size, false, nullptr};
-        if (!direct) {
+        const Im2colSource source(g, xg);
+        if (implicit) {
+          b.source = &source;
+        } else if (!direct) {
           reference::im2col(g, xg, cg, cols.data<float>(), ctx.pool());
           b = {cols.data<float>(), g.out_size, false, nullptr};
         }

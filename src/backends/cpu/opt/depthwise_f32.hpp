@@ -1,9 +1,12 @@
-// The direct depthwise convolution kernel of the optimized Conv variants: one channel plane at a time, in
-// vectors of the best ISA this CPU has (depthwise_f32_{avx512,avx2,portable}.cpp, chosen once by cpu_features()).
+// The direct depthwise convolution kernels of the optimized Conv variants, one channel plane or a block of
+// channels at a time, in vectors of the best ISA this CPU has (depthwise_f32_{avx512,avx2,portable}.cpp, chosen
+// once by cpu_features()).
 #pragma once
 
 #include <cstdint>
 #include <string_view>
+
+#include "backends/cpu/opt/gemm_f32.hpp"
 
 namespace orchard::cpu::opt {
 
@@ -20,8 +23,19 @@ struct DepthwiseKernel {
   std::string_view name;
   // Returns the floats of scratch `plane` needs for geometry g.
   int64_t (*scratch_floats)(const DepthwisePlane& g);
-  // y [oh x ow] = bias + sum over taps of w[ky][kx] * x[oy*sh - ph + ky*dh][ox*sw - pw + kx*dw] (zero outside).
+  // y [oh x ow] = bias + sum over taps of w[ky][kx] * x[oy*sh - ph + ky*dh][ox*sw - pw + kx*dw] (zero outside);
+  // g.sw must be 1.
   void (*plane)(const DepthwisePlane& g, const float* x, const float* w, float bias, float* y, float* scratch);
+  // Channels per call of `block` (the vector width).
+  int block_width;
+  // Returns the floats of scratch `block` needs for geometry g.
+  int64_t (*block_scratch_floats)(const DepthwisePlane& g);
+  // The same convolution for `lanes` <= block_width channels at once: channel l reads x + l * x_plane and the
+  // kh * kw weights at w + l * kh * kw, adds bias[l] (bias may be null), then applies `ep` (may be null) with
+  // channel l as its row l and the pixels as its columns (residual, Relu / Clip; bias and alpha unused), and
+  // writes y + l * y_plane.
+  void (*block)(const DepthwisePlane& g, int64_t lanes, const float* x, int64_t x_plane, const float* w,
+                const float* bias, const TileEpilogue* ep, float* y, int64_t y_plane, float* scratch);
 };
 
 // Returns the kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).

@@ -5,7 +5,8 @@
 namespace orchard::cpu::opt {
 
 const DepthwiseKernel& depthwise_kernel_avx2() {
-  static const DepthwiseKernel k{"avx2", scratch_floats<8>, depthwise_plane_impl<8>};
+  static const DepthwiseKernel k{"avx2", scratch_floats<8>, depthwise_plane_impl<8>, 8,
+                                 block_scratch_floats<8>, depthwise_block_impl<8>};
   return k;
 }
 

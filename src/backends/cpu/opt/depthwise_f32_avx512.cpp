@@ -5,7 +5,8 @@
 namespace orchard::cpu::opt {
 
 const DepthwiseKernel& depthwise_kernel_avx512() {
-  static const DepthwiseKernel k{"avx512", scratch_floats<16>, depthwise_plane_impl<16>};
+  static const DepthwiseKernel k{"avx512", scratch_floats<16>, depthwise_plane_impl<16>, 16,
+                                 block_scratch_floats<16>, depthwise_block_impl<16>};
   return k;
 }
 

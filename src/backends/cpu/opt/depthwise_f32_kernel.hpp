@@ -1,15 +1,18 @@
-// The depthwise convolution of one channel plane, written once over GCC/Clang vector extensions of W floats
-// and compiled by each ISA file (depthwise_f32_{avx512,avx2,portable}.cpp) with its own flags. Include it in
-// those files only: everything here has internal linkage, so each ISA keeps its own copy.
+// The direct depthwise convolution kernels of the optimized Conv variants, written once over GCC/Clang vector
+// extensions of W floats and compiled by each ISA file (depthwise_f32_{avx512,avx2,portable}.cpp) with its own
+// flags. Include it in those files only: everything here has internal linkage, so each ISA keeps its own copy.
 //
-// The plane is first copied into zero-padded rows split by column phase (column c of the padded image goes
-// to phase c % stride_w at c / stride_w), so every kernel tap reads W consecutive floats for W consecutive
-// outputs, at any stride or dilation. Four output rows are computed at once (independent accumulators).
+// Plane kernel (horizontal stride 1): the plane is copied into zero-padded rows, so every tap reads W
+// consecutive floats for W consecutive outputs; four output rows at once (independent accumulators).
+// Channel-block kernel (any stride): W channel planes transposed in registers into pixels of W channels, so
+// every tap is one full-width FMA whatever the plane's size; the result is transposed back.
 #pragma once
 
 #include <cstring>
+#include <utility>
 
 #include "backends/cpu/opt/depthwise_f32.hpp"
+#include "backends/cpu/opt/gemm_f32_tile.hpp"
 
 namespace orchard::cpu::opt {
 namespace {
@@ -18,16 +21,16 @@ namespace {
 inline int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t lmax(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// Padded rows the outputs read, and the width of one phase row (with room for a vector past the last output).
+// Padded rows the outputs read, and the width of one padded row (with room for a vector past the last output).
 int64_t padded_rows(const DepthwisePlane& g) { return (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1; }
 template <int W>
-int64_t phase_width(const DepthwisePlane& g) {
-  return ((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + g.sw) / g.sw + W;
+int64_t padded_width(const DepthwisePlane& g) {
+  return g.ow + (g.kw - 1) * g.dw + W;
 }
 
 template <int W>
 int64_t scratch_floats(const DepthwisePlane& g) {
-  return g.sw * padded_rows(g) * phase_width<W>(g);
+  return padded_rows(g) * padded_width<W>(g);
 }
 
 // W floats in one vector, loaded and stored unaligned (store: the first n lanes).
@@ -54,44 +57,24 @@ template <int W>
 void depthwise_plane_impl(const DepthwisePlane& g, const float* x, const float* w, float bias, float* y,
                           float* scratch) {
   using vf = typename Vec<W>::type;
-  const int64_t hp = padded_rows(g), wq = phase_width<W>(g);
-  // Padded, phase-split copy of the input plane: phase q, padded row r at scratch + (q * hp + r) * wq.
-  for (int64_t q = 0; q < g.sw; ++q) {
-    for (int64_t r = 0; r < hp; ++r) {
-      float* dst = scratch + (q * hp + r) * wq;
-      const int64_t iy = r - g.ph;
-      if (iy < 0 || iy >= g.ih) {
-        std::memset(dst, 0, static_cast<size_t>(wq) * sizeof(float));
-        continue;
-      }
-      const float* src = x + iy * g.iw;
-      if (g.sw == 1) {
-        const int64_t lead = lmin(g.pw, wq), n = lmax(0, lmin(g.iw, wq - lead));
-        std::memset(dst, 0, static_cast<size_t>(lead) * sizeof(float));
-        std::memcpy(dst + lead, src, static_cast<size_t>(n) * sizeof(float));
-        std::memset(dst + lead + n, 0, static_cast<size_t>(wq - lead - n) * sizeof(float));
-      } else {
-        // Phase entries i read column i * sw + q - pw: inside the row for i in [lo, hi).
-        const int64_t lo = lmin(wq, lmax(0, (g.pw - q + g.sw - 1) / g.sw));
-        const int64_t hi = lmax(lo, lmin(wq, (g.iw + g.pw - q + g.sw - 1) / g.sw));
-        std::memset(dst, 0, static_cast<size_t>(lo) * sizeof(float));
-        const int64_t shift = q - g.pw;
-        if (g.sw == 2) {
-          for (int64_t i = lo; i < hi; ++i) dst[i] = src[2 * i + shift];  // a constant stride vectorises
-        } else {
-          for (int64_t i = lo; i < hi; ++i) dst[i] = src[i * g.sw + shift];
-        }
-        std::memset(dst + hi, 0, static_cast<size_t>(wq - hi) * sizeof(float));
-      }
+  const int64_t hp = padded_rows(g), wq = padded_width<W>(g);
+  // Padded copy of the input plane: padded row r at scratch + r * wq.
+  for (int64_t r = 0; r < hp; ++r) {
+    float* dst = scratch + r * wq;
+    const int64_t iy = r - g.ph;
+    if (iy < 0 || iy >= g.ih) {
+      std::memset(dst, 0, static_cast<size_t>(wq) * sizeof(float));
+      continue;
     }
+    const int64_t lead = lmin(g.pw, wq), n = lmax(0, lmin(g.iw, wq - lead));
+    std::memset(dst, 0, static_cast<size_t>(lead) * sizeof(float));
+    std::memcpy(dst + lead, x + iy * g.iw, static_cast<size_t>(n) * sizeof(float));
+    std::memset(dst + lead + n, 0, static_cast<size_t>(wq - lead - n) * sizeof(float));
   }
-  // Where each tap reads, relative to output (0, 0): phase row block, row and column offsets folded.
+  // Where each tap reads, relative to output (0, 0).
   const int64_t taps = g.kh * g.kw;
   int64_t tap_off[kDepthwiseMaxTaps];
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t ky = t / g.kw, off = (t % g.kw) * g.dw;
-    tap_off[t] = ((off % g.sw) * hp + ky * g.dh) * wq + off / g.sw;
-  }
+  for (int64_t t = 0; t < taps; ++t) tap_off[t] = (t / g.kw) * g.dh * wq + (t % g.kw) * g.dw;
   constexpr int R = 4;
   const int64_t row_step = g.sh * wq;
   int64_t oy = 0;
@@ -115,6 +98,145 @@ void depthwise_plane_impl(const DepthwisePlane& g, const float* x, const float* 
       const float* origin = scratch + oy * g.sh * wq + ox;
       for (int64_t t = 0; t < taps; ++t) acc += (vf{} + w[t]) * load<W>(origin + tap_off[t]);
       store<W>(y + oy * g.ow + ox, acc, lmin(W, g.ow - ox));
+    }
+  }
+}
+
+// Padded rows and columns the outputs read (the channel-block kernel's input block, one pixel per W lanes).
+int64_t block_rows(const DepthwisePlane& g) { return padded_rows(g); }
+int64_t block_cols(const DepthwisePlane& g) { return (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1; }
+
+template <int W>
+int64_t block_scratch_floats(const DepthwisePlane& g) {
+  return (block_rows(g) * block_cols(g) + g.kh * g.kw + 1 + g.oh * g.ow) * W;
+}
+
+// Transposes the W x W matrix in r (r[i] its row i): stage h swaps bit h of the row and column indices.
+template <int W, int H, __SIZE_TYPE__... J>
+inline void swap_blocks(typename Vec<W>::type& a, typename Vec<W>::type& b, std::index_sequence<J...>) {
+  const typename Vec<W>::type lo = __builtin_shufflevector(a, b, ((J & H) ? W + J - H : J)...);
+  const typename Vec<W>::type hi = __builtin_shufflevector(a, b, ((J & H) ? W + J : J + H)...);
+  a = lo;
+  b = hi;
+}
+template <int W, int H>
+inline void transpose_stage(typename Vec<W>::type (&r)[W]) {
+  for (int i = 0; i < W; ++i) {
+    if (!(i & H)) swap_blocks<W, H>(r[i], r[i | H], std::make_index_sequence<W>{});
+  }
+  if constexpr (H > 1) transpose_stage<W, H / 2>(r);
+}
+
+// The outputs of the channel-block kernel, [oh x ow] pixels of W channels, from the input block `in` (wp pixels
+// a row), weights wt [taps x W] followed by the bias, and each tap's offset in `in`. KT: the tap count when
+// fixed at compile time (0: g's).
+template <int W, int KT>
+void block_outputs(const DepthwisePlane& g, int64_t wp, const float* in, const float* wt, const int64_t* tap_off,
+                   float* out) {
+  using vf = typename Vec<W>::type;
+  const int64_t taps = KT > 0 ? KT : g.kh * g.kw;
+  const vf bv = load<W>(wt + taps * W);
+  const int64_t col_step = g.sw * W;
+  constexpr int R = 4;
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    const float* row = in + oy * g.sh * wp * W;
+    float* o = out + oy * g.ow * W;
+    int64_t ox = 0;
+    for (; ox + R <= g.ow; ox += R) {
+      vf acc[R];
+      for (int i = 0; i < R; ++i) acc[i] = bv;
+      const float* origin = row + ox * col_step;
+      for (int64_t t = 0; t < taps; ++t) {
+        const vf wv = load<W>(wt + t * W);
+        const float* base = origin + tap_off[t];
+        for (int i = 0; i < R; ++i) acc[i] += wv * load<W>(base + i * col_step);
+      }
+      for (int i = 0; i < R; ++i) store<W>(o + (ox + i) * W, acc[i], W);
+    }
+    for (; ox < g.ow; ++ox) {
+      vf acc = bv;
+      const float* origin = row + ox * col_step;
+      for (int64_t t = 0; t < taps; ++t) acc += load<W>(wt + t * W) * load<W>(origin + tap_off[t]);
+      store<W>(o + ox * W, acc, W);
+    }
+  }
+}
+
+// `lanes` <= W channels at once, one per vector lane: channel l reads x + l * x_plane and w + l * taps, writes
+// y + l * y_plane.
+template <int W>
+void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x, int64_t x_plane, const float* w,
+                          const float* bias, const TileEpilogue* ep, float* y, int64_t y_plane, float* scratch) {
+  using vf = typename Vec<W>::type;
+  const int64_t hp = block_rows(g), wp = block_cols(g), taps = g.kh * g.kw, out_size = g.oh * g.ow;
+  float* in = scratch;
+  float* wt = in + hp * wp * W;
+  float* out = wt + (taps + 1) * W;
+  // Input block: pixel (r, c) of the padded planes at in + (r * wp + c) * W.
+  std::memset(in, 0, static_cast<size_t>(hp * wp * W) * sizeof(float));
+  // Input pixel (iy, ix) at padded (iy + ph, ix + pw), when inside the block (the convolution may not read
+  // every input row or column).
+  const int64_t in_size = g.ih * g.iw, r_hi = lmin(g.ih, hp - g.ph), c_hi = lmin(g.iw, wp - g.pw);
+  int64_t iy = 0, ix = 0;  // of pixel p
+  auto in_pixel = [&]() -> float* {
+    float* d = iy < r_hi && ix < c_hi ? in + ((iy + g.ph) * wp + ix + g.pw) * W : nullptr;
+    if (++ix == g.iw) {
+      ix = 0;
+      ++iy;
+    }
+    return d;
+  };
+  int64_t p = 0;
+  for (; p + W <= in_size; p += W) {  // W pixels of W channels, transposed in registers
+    vf v[W];
+    if (lanes == W) {
+      for (int l = 0; l < W; ++l) v[l] = load<W>(x + l * x_plane + p);
+    } else {
+      for (int l = 0; l < W; ++l) v[l] = l < lanes ? load<W>(x + l * x_plane + p) : vf{};
+    }
+    transpose_stage<W, W / 2>(v);
+    for (int k = 0; k < W; ++k) {
+      if (float* d = in_pixel()) store<W>(d, v[k], W);
+    }
+  }
+  for (; p < in_size; ++p) {
+    if (float* d = in_pixel()) {
+      for (int64_t l = 0; l < lanes; ++l) d[l] = x[l * x_plane + p];
+    }
+  }
+  // Weights [taps x W] and the bias (lanes past `lanes` zero).
+  for (int64_t t = 0; t <= taps; ++t) {
+    for (int64_t l = 0; l < W; ++l) {
+      float v = 0;
+      if (l < lanes) v = t < taps ? w[l * taps + t] : (bias != nullptr ? bias[l] : 0.0f);
+      wt[t * W + l] = v;
+    }
+  }
+  int64_t tap_off[kDepthwiseMaxTaps];
+  for (int64_t t = 0; t < taps; ++t) tap_off[t] = ((t / g.kw) * g.dh * wp + (t % g.kw) * g.dw) * W;
+  if (taps == 9) {
+    block_outputs<W, 9>(g, wp, in, wt, tap_off, out);
+  } else if (taps == 25) {
+    block_outputs<W, 25>(g, wp, in, wt, tap_off, out);
+  } else if (taps == 49) {
+    block_outputs<W, 49>(g, wp, in, wt, tap_off, out);
+  } else {
+    block_outputs<W, 0>(g, wp, in, wt, tap_off, out);
+  }
+  int64_t q = 0;
+  for (; q + W <= out_size; q += W) {
+    vf v[W];
+    for (int k = 0; k < W; ++k) v[k] = load<W>(out + (q + k) * W);
+    transpose_stage<W, W / 2>(v);
+    if (ep != nullptr) {
+      for (int64_t l = 0; l < lanes; ++l) v[l] = tile_finish(*ep, static_cast<int>(l), static_cast<int>(q), v[l]);
+    }
+    for (int64_t l = 0; l < lanes; ++l) store<W>(y + l * y_plane + q, v[l], W);
+  }
+  for (int64_t l = 0; l < lanes; ++l) {
+    for (int64_t i = q; i < out_size; ++i) {
+      const float v = out[i * W + l];
+      y[l * y_plane + i] = ep != nullptr ? tile_finish_one(*ep, static_cast<int>(l), static_cast<int>(i), v) : v;
     }
   }
 }

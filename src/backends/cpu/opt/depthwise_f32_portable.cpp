@@ -5,7 +5,8 @@
 namespace orchard::cpu::opt {
 
 const DepthwiseKernel& depthwise_kernel_portable() {
-  static const DepthwiseKernel k{"portable", scratch_floats<4>, depthwise_plane_impl<4>};
+  static const DepthwiseKernel k{"portable", scratch_floats<4>, depthwise_plane_impl<4>, 4,
+                                 block_scratch_floats<4>, depthwise_block_impl<4>};
   return k;
 }
 

@@ -40,20 +40,56 @@ float* scratch(int slot, size_t n) {
   return b.p;
 }
 
+typedef float v4 __attribute__((vector_size(16)));
+inline v4 load4(const float* p) {
+  v4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void store4(float* p, v4 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Writes columns k0 .. k0 + 3 of rows src[0..3] (row-major) to out + k * mr (four floats each), transposed in
+// registers.
+inline void pack_4x4(const float* const src[4], int64_t k0, int mr, float* out) {
+  const v4 a0 = load4(src[0] + k0), a1 = load4(src[1] + k0), a2 = load4(src[2] + k0), a3 = load4(src[3] + k0);
+  const v4 t0 = __builtin_shufflevector(a0, a1, 0, 4, 1, 5), t1 = __builtin_shufflevector(a0, a1, 2, 6, 3, 7);
+  const v4 t2 = __builtin_shufflevector(a2, a3, 0, 4, 1, 5), t3 = __builtin_shufflevector(a2, a3, 2, 6, 3, 7);
+  store4(out + k0 * mr, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+  store4(out + (k0 + 1) * mr, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+  store4(out + (k0 + 2) * mr, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+  store4(out + (k0 + 3) * mr, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+}
+
 // Packs rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into mr-row panels (k-major, rows past M zero).
 void pack_a(bool trans, const float* A, int64_t lda, int64_t M, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr,
             float* out) {
   for (int64_t ip = 0; ip < mc; ip += mr, out += kc * mr) {
-    for (int r = 0; r < mr; ++r) {
-      const int64_t i = i0 + ip + r;
-      if (i >= M || ip + r >= mc) {
+    const int rows = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>({mr, mc - ip, M - (i0 + ip)})));
+    if (trans) {  // row k of the panel is `rows` consecutive floats of A
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (p0 + k) * lda + i0 + ip;
+        float* dst = out + k * mr;
+        for (int r = 0; r < rows; ++r) dst[r] = src[r];
+        for (int r = rows; r < mr; ++r) dst[r] = 0;
+      }
+      continue;
+    }
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {  // groups of four rows, four columns at a time
+      const float* src[4];
+      for (int q = 0; q < 4; ++q) src[q] = A + (i0 + ip + r + q) * lda + p0;
+      int64_t k = 0;
+      for (; k + 4 <= kc; k += 4) pack_4x4(src, k, mr, out + r);
+      for (; k < kc; ++k) {
+        for (int q = 0; q < 4; ++q) out[k * mr + r + q] = src[q][k];
+      }
+    }
+    for (; r < mr; ++r) {
+      if (r >= rows) {
         for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = 0;
-      } else if (!trans) {
-        const float* src = A + i * lda + p0;
-        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
       } else {
-        const float* src = A + p0 * lda + i;
-        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k * lda];
+        const float* src = A + (i0 + ip + r) * lda + p0;
+        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
       }
     }
   }
@@ -87,6 +123,24 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t N, int64_t p0, int6
 
 bool trivial(const GemmEpilogue& ep) {
   return ep.alpha == 1 && ep.bias == nullptr && ep.residual == nullptr && ep.act.kind == Activation::none;
+}
+
+// The part of ep every tile shares (per-tile pointers are set by tile_epilogue); `act_taken` tells whether
+// the micro-kernel applies ep.act (otherwise it runs after each block).
+TileEpilogue tile_epilogue_base(const GemmEpilogue& ep, bool& act_taken) {
+  TileEpilogue t = tile_epilogue_for(ep.act, act_taken);
+  t.alpha = ep.alpha;
+  t.ld_residual = ep.ld_residual;
+  t.residual_scale = ep.residual_scale;
+  return t;
+}
+
+// The TileEpilogue of the tile at output row i0, column j0.
+TileEpilogue tile_epilogue(const TileEpilogue& base, const GemmEpilogue& ep, int64_t i0, int64_t j0) {
+  TileEpilogue t = base;
+  if (ep.bias != nullptr) (ep.bias_per_row ? t.row_bias : t.col_bias) = ep.bias + (ep.bias_per_row ? i0 : j0);
+  if (ep.residual != nullptr) t.residual = ep.residual + i0 * ep.ld_residual + j0;
+  return t;
 }
 
 // Applies the epilogue to the m x n tile at c (output rows i0.., columns j0..).
@@ -133,7 +187,9 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
   const int mr = p.mk->mr, nr = p.mk->nr;
   const GemmOperand& a = *p.a;
   const GemmOperand& b = *p.b;
-  const bool epi = !trivial(*p.ep);
+  bool act_taken = false;
+  const TileEpilogue base = tile_epilogue_base(*p.ep, act_taken);
+  const bool epi = !trivial(*p.ep), post_act = !act_taken;
   float* a_buf = a.packed ? nullptr : scratch(0, static_cast<size_t>(MC * KC));
   float* b_buf = b.packed ? nullptr : scratch(1, static_cast<size_t>(KC * NC));
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
@@ -145,7 +201,11 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
       if (b.packed) {
         b_base = b.packed->data() + pc * b.packed->padded() + (jc / nr) * kc * nr;
       } else {
-        pack_b(b.trans, b.data, b.ld, p.N, pc, kc, jc, nc, nr, b_buf);
+        if (b.source != nullptr) {
+          b.source->pack(pc, kc, jc, nc, nr, b_buf);
+        } else {
+          pack_b(b.trans, b.data, b.ld, p.N, pc, kc, jc, nc, nr, b_buf);
+        }
         b_base = b_buf;
       }
       for (int64_t ic = i_begin; ic < i_end; ic += MC) {
@@ -163,9 +223,16 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
             float* c = p.C + (ic + ir) * p.ldc + jc + jr;
-            p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0);
-            if (last_k && epi) epilogue_tile(*p.ep, c, p.ldc, ic + ir, jc + jr, m, n);
+            if (last_k && epi) {
+              const TileEpilogue te = tile_epilogue(base, *p.ep, ic + ir, jc + jr);
+              p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, &te);
+            } else {
+              p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, nullptr);
+            }
           }
+        }
+        if (last_k && post_act) {  // whole rows of the block, while they are in cache
+          for (int64_t r = ic; r < ic + mc; ++r) apply_activation_vec(p.ep->act, p.C + r * p.ldc + jc, nc);
         }
       }
     }
@@ -173,6 +240,18 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
 }
 
 }  // namespace
+
+TileEpilogue tile_epilogue_for(const ActivationSpec& act, bool& taken) {
+  TileEpilogue t;
+  taken = act.kind == Activation::none || act.kind == Activation::relu || act.kind == Activation::clip;
+  if (act.kind == Activation::relu) t.clamp = TileEpilogue::Clamp::relu;
+  if (act.kind == Activation::clip) {
+    t.clamp = TileEpilogue::Clamp::clip;
+    t.lo = act.p0;
+    t.hi = act.p1;
+  }
+  return t;
+}
 
 const GemmMicroKernel& gemm_micro_kernel() {
   static const GemmMicroKernel& chosen = [] () -> const GemmMicroKernel& {

@@ -26,12 +26,31 @@ struct GemmEpilogue {
   ActivationSpec act;
 };
 
+// The part of the epilogue a micro-kernel applies to its finished tile in registers, before its one store:
+// v = alpha * acc + bias + residual_scale * residual, then Relu (max(v, 0), NaN to 0) or Clip (NaN kept).
+struct TileEpilogue {
+  float alpha = 1;
+  const float* row_bias = nullptr;  // one value per tile row (m); null: none
+  const float* col_bias = nullptr;  // one value per tile column (n); null: none
+  const float* residual = nullptr;  // m x n, row stride ld_residual; null: none
+  int64_t ld_residual = 0;
+  float residual_scale = 1;
+  enum class Clamp : unsigned char { none, relu, clip } clamp = Clamp::none;
+  float lo = 0, hi = 0;  // Clip's bounds
+};
+
+// Returns a TileEpilogue holding act when act is none, Relu or Clip (then `taken` is true); otherwise one without
+// a clamp, and `taken` false: the caller applies act afterwards.
+TileEpilogue tile_epilogue_for(const ActivationSpec& act, bool& taken);
+
 // The micro-kernel of one ISA: tile sizes and the kernel itself (internal to the GEMM files).
 struct GemmMicroKernel {
   std::string_view name;  // "avx512", "avx2", "portable"
   int mr, nr;             // rows of A and columns of B per register tile
-  // c[m x n] (row stride ldc) = (accumulate ? c : 0) + a_panel (kc x mr, k-major) * b_panel (kc x nr, k-major).
-  void (*kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate);
+  // c[m x n] (row stride ldc) = finish((accumulate ? c : 0) + a_panel (kc x mr, k-major) * b_panel (kc x nr,
+  // k-major)), finish being the TileEpilogue `ep`, or nothing when ep is null.
+  void (*kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
+                 const TileEpilogue* ep);
 };
 
 // Returns the micro-kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).
@@ -63,12 +82,23 @@ std::shared_ptr<const PackedMatrix> gemm_pack_a(bool trans, int64_t M, int64_t K
 // Packs op(B) (K x N; B is N x K when trans) as the right operand.
 std::shared_ptr<const PackedMatrix> gemm_pack_b(bool trans, int64_t K, int64_t N, const float* B, int64_t ldb);
 
-// One operand of gemm_f32: a packed matrix, or a row-major matrix (transposed when trans) with row stride ld.
+// A right operand built block by block while the product runs (an implicit im2col), never stored whole.
+class GemmPanelSource {
+ public:
+  virtual ~GemmPanelSource() = default;
+  // Writes rows [p0, p0 + kc) x columns [j0, j0 + nc) of op(B) as nr-column panels, each kc x nr k-major,
+  // columns past N zero: the layout gemm_f32 packs B blocks into.
+  virtual void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const = 0;
+};
+
+// One operand of gemm_f32: a packed matrix, a panel source (right operand only), or a row-major matrix
+// (transposed when trans) with row stride ld.
 struct GemmOperand {
   const float* data = nullptr;
   int64_t ld = 0;
   bool trans = false;
-  const PackedMatrix* packed = nullptr;  // when set, data/ld/trans are unused
+  const PackedMatrix* packed = nullptr;     // when set, data/ld/trans are unused
+  const GemmPanelSource* source = nullptr;  // when set (B only), data/ld/trans are unused
 };
 
 // C (M x N, row stride ldc) = epilogue(op(A) op(B)), op(A) M x K, op(B) K x N. Packed operands must have

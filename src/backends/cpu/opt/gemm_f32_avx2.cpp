@@ -3,7 +3,7 @@
 // here (see gemm_f32_avx512.cpp).
 #include <immintrin.h>
 
-#include "backends/cpu/opt/gemm_f32.hpp"
+#include "backends/cpu/opt/gemm_f32_tile.hpp"
 
 namespace orchard::cpu::opt {
 
@@ -11,7 +11,8 @@ namespace {
 
 constexpr int MR = 6, NR = 16;
 
-void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate) {
+void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
+                 const TileEpilogue* ep) {
   __m256 acc[MR][2];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -35,6 +36,10 @@ void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t l
         v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
         v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci + 8));
       }
+      if (ep != nullptr) {
+        v0 = tile_finish(*ep, i, 0, v0);
+        v1 = tile_finish(*ep, i, 8, v1);
+      }
       _mm256_storeu_ps(ci, v0);
       _mm256_storeu_ps(ci + 8, v1);
     }
@@ -47,7 +52,10 @@ void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t l
   }
   for (int i = 0; i < m; ++i) {
     float* ci = c + i * ldc;
-    for (int j = 0; j < n; ++j) ci[j] = accumulate ? ci[j] + tile[i][j] : tile[i][j];
+    for (int j = 0; j < n; ++j) {
+      const float v = accumulate ? ci[j] + tile[i][j] : tile[i][j];
+      ci[j] = ep != nullptr ? tile_finish_one(*ep, i, j, v) : v;
+    }
   }
 }
 

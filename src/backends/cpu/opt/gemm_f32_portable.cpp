@@ -1,7 +1,7 @@
 // The portable GEMM micro-kernel over four-float vectors (GCC/Clang vector extensions): an 8 x 8 tile of C
 // on aarch64 (NEON, 32 registers; FMA through -ffp-contract=fast on this file), 6 x 8 elsewhere (SSE2 on
 // baseline x86-64 has 16 registers). The fallback for CPUs without AVX2.
-#include "backends/cpu/opt/gemm_f32.hpp"
+#include "backends/cpu/opt/gemm_f32_tile.hpp"
 
 namespace orchard::cpu::opt {
 
@@ -22,7 +22,8 @@ inline v4 load4(const float* p) {
 }
 inline void store4(float* p, v4 v) { __builtin_memcpy(p, &v, sizeof(v)); }
 
-void kernel_mr_x8(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate) {
+void kernel_mr_x8(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
+                 const TileEpilogue* ep) {
   v4 acc[MR][2] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const v4 b0 = load4(b), b1 = load4(b + 4);
@@ -43,6 +44,10 @@ void kernel_mr_x8(int64_t kc, const float* a, const float* b, float* c, int64_t 
         v0 += load4(ci);
         v1 += load4(ci + 4);
       }
+      if (ep != nullptr) {
+        v0 = tile_finish(*ep, i, 0, v0);
+        v1 = tile_finish(*ep, i, 4, v1);
+      }
       store4(ci, v0);
       store4(ci + 4, v1);
     }
@@ -55,7 +60,10 @@ void kernel_mr_x8(int64_t kc, const float* a, const float* b, float* c, int64_t 
   }
   for (int i = 0; i < m; ++i) {
     float* ci = c + i * ldc;
-    for (int j = 0; j < n; ++j) ci[j] = accumulate ? ci[j] + tile[i][j] : tile[i][j];
+    for (int j = 0; j < n; ++j) {
+      const float v = accumulate ? ci[j] + tile[i][j] : tile[i][j];
+      ci[j] = ep != nullptr ? tile_finish_one(*ep, i, j, v) : v;
+    }
   }
 }
 
