@@ -3,10 +3,10 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "backends/cuda/cuda_factory.hpp"
+#include "backends/float16_partition.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 #include "runtime/executor.hpp"
 
@@ -224,89 +224,31 @@ namespace {
 // Sets the run's stream as this thread's current stream while the wrapped kernel executable runs. Outputs
 // stay in device memory: the executor moves them to the host where the host reads them (CPU partitions,
 // subgraph outputs, top-level outputs unless RunOptions::device_outputs).
-// In float16 mode, float32 inputs in device memory are cast to float16 before the kernels run, and float16
-// outputs the model does not declare float16 are cast back to float32.
 class CudaExecutable final : public runtime::Executable {
  public:
-  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend,
-                 std::shared_ptr<const graph::Graph> half_graph, std::vector<bool> declared_half)
-      : inner_(std::move(inner)), backend_(backend), half_graph_(std::move(half_graph)),
-        declared_half_(std::move(declared_half)) {}
+  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend)
+      : inner_(std::move(inner)), backend_(backend) {}
   Status run(runtime::ExecContext& ctx) const override {
     if (!ctx.stream) return internal_error("[cuda] partition run without a stream");
     ORCHARD_CUDA_CALL(cudaSetDevice(backend_.ordinal()));
     StreamScope scope(static_cast<CudaStream*>(ctx.stream));
-    if (!half_graph_) return inner_->run(ctx);
-    std::vector<Value> cast_inputs(ctx.inputs.size());
-    std::vector<const Value*> ptrs(ctx.inputs.begin(), ctx.inputs.end());
-    for (size_t i = 0; i < ptrs.size(); ++i) {
-      if (!ptrs[i] || !ptrs[i]->is_tensor()) continue;
-      ORCHARD_ASSIGN_OR_RETURN(auto t, convert(ptrs[i]->tensor(), DType::float32, DType::float16, ctx));
-      if (!t) continue;
-      cast_inputs[i] = Value(*t);
-      ptrs[i] = &cast_inputs[i];
-    }
-    runtime::ExecContext half{ptrs, ctx.outputs, ctx.frame, ctx.env, ctx.allocator, ctx.stream};
-    ORCHARD_RETURN_IF_ERROR(inner_->run(half));
-    for (size_t k = 0; k < ctx.outputs.size(); ++k) {
-      if (!ctx.outputs[k].is_tensor() || (k < declared_half_.size() && declared_half_[k])) continue;
-      ORCHARD_ASSIGN_OR_RETURN(auto t, convert(ctx.outputs[k].tensor(), DType::float16, DType::float32, ctx));
-      if (t) ctx.outputs[k] = Value(*t);
-    }
-    return Status::OK();
+    return inner_->run(ctx);
   }
   bool reads_on_host(size_t i) const override { return inner_->reads_on_host(i); }
 
  private:
   std::unique_ptr<runtime::Executable> inner_;
   const CudaBackend& backend_;
-  std::shared_ptr<const graph::Graph> half_graph_;  // float16 mode: the graph the kernels were made from
-  std::vector<bool> declared_half_;                 // per output: the model declares it float16
-
-  // Returns `t` cast to `to` on the run's stream when it is a `from` tensor in device memory, else nothing.
-  Result<std::optional<Tensor>> convert(const Tensor& t, DType from, DType to, runtime::ExecContext& ctx) const {
-    if (t.dtype() != from || t.place().host_visible()) return std::optional<Tensor>();
-    ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(to, t.shape(), ctx.allocator));
-    ORCHARD_ASSIGN_OR_RETURN(Elem ef, elem_of(from));
-    ORCHARD_ASSIGN_OR_RETURN(Elem et, elem_of(to));
-    ORCHARD_RETURN_IF_ERROR(launch_status(cast(ef, et, t.raw_data(), out.raw_data(), t.numel(), current_cuda_stream()),
-                                          "float16 edge cast"));
-    return std::optional<Tensor>(out);
-  }
 };
 
-// float16 mode: a copy of the partition's graph whose float32 constants read by the partition are float16,
-// whose Cast-to-float32 nodes cast to float16 and whose float32 ConstantOfShape values are float16.
-std::shared_ptr<graph::Graph> half_graph(const runtime::PartitionSpec& spec) {
-  auto g = std::make_shared<graph::Graph>(*spec.graph);
-  std::map<std::string, Tensor, std::less<>> constants;
-  for (int n : spec.nodes) {
-    graph::Node& node = g->nodes[static_cast<size_t>(n)];
-    for (const auto& in : node.inputs) {
-      auto it = g->initializers.find(in);
-      if (it == g->initializers.end() || constants.count(in)) continue;
-      const Tensor& c = it->second;
-      if (c.dtype() != DType::float32) {
-        constants.emplace(in, c);
-        continue;
-      }
-      Tensor h = Tensor::empty(DType::float16, c.shape());
-      for (int64_t i = 0; i < c.numel(); ++i) h.data<float16>()[i] = float16(c.data<float>()[i]);
-      constants.emplace(in, h);
-    }
-    if (node.op_type == "Cast" && node.attr_int("to", 0) == 1) node.attributes["to"].i = 10;
-    if (node.op_type == "ConstantOfShape") {
-      auto it = node.attributes.find("value");
-      if (it != node.attributes.end() && it->second.t.dtype() == DType::float32 && it->second.t.numel() == 1) {
-        Tensor h = Tensor::empty(DType::float16, it->second.t.shape());
-        h.data<float16>()[0] = float16(it->second.t.data<float>()[0]);
-        it->second.t = h;
-      }
-    }
-  }
-  // Only the partition's constants are kept (they are uploaded at compile; the copy keeps the nodes alive).
-  g->initializers = std::move(constants);
-  return g;
+// float16 mode: casts a float32/float16 tensor in device memory on the run's stream (the current stream).
+Result<Tensor> cast_on_device(const Tensor& t, DType to, runtime::ExecContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(to, t.shape(), ctx.allocator));
+  ORCHARD_ASSIGN_OR_RETURN(Elem ef, elem_of(t.dtype()));
+  ORCHARD_ASSIGN_OR_RETURN(Elem et, elem_of(to));
+  ORCHARD_RETURN_IF_ERROR(
+      launch_status(cast(ef, et, t.raw_data(), out.raw_data(), t.numel(), current_cuda_stream()), "float16 edge cast"));
+  return out;
 }
 }  // namespace
 
@@ -358,24 +300,17 @@ Result<std::unique_ptr<runtime::Stream>> CudaBackend::new_stream() const {
 
 Result<std::unique_ptr<runtime::Executable>> CudaBackend::compile(const runtime::CompileContext& ctx) const {
   ORCHARD_CUDA_CALL(cudaSetDevice(options_.device));
-  std::shared_ptr<graph::Graph> half;
-  std::vector<bool> declared_half;
   std::unique_ptr<runtime::Executable> inner;
   if (options_.float16) {
-    half = half_graph(ctx.partition);
-    runtime::PartitionSpec spec = ctx.partition;
-    spec.graph = half.get();
-    const runtime::GraphView view(*ctx.partition.graph, {});
-    for (const auto& out : spec.outputs) declared_half.push_back(view.type_of(out).dtype == DType::float16);
-    ORCHARD_ASSIGN_OR_RETURN(inner, KernelBackend::compile({spec, ctx.slot_of, ctx.compile_subgraph, ctx.failed_nodes}));
-    half->initializers.clear();  // uploaded: the host copies are not needed any more
+    auto base = [this](const runtime::CompileContext& c) { return KernelBackend::compile(c); };
+    // The CUDA kernels keep no pointer into the constants (uploaded at compile): the host copies go.
+    ORCHARD_ASSIGN_OR_RETURN(inner, backends::compile_half(ctx, base, cast_on_device, true));
   } else {
     ORCHARD_ASSIGN_OR_RETURN(inner, KernelBackend::compile(ctx));
   }
   // Constants were uploaded on the legacy stream: finish before any run's stream reads them.
   ORCHARD_CUDA_CALL(cudaStreamSynchronize(cudaStreamLegacy));
-  return std::unique_ptr<runtime::Executable>(
-      new CudaExecutable(std::move(inner), *this, std::move(half), std::move(declared_half)));
+  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), *this));
 }
 
 runtime::Capability CudaBackend::get_capability(const runtime::GraphView& view) const {

@@ -392,5 +392,55 @@ TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   expect_tensor_near((*fy)[0].second.tensor(), (*cy)[0].second.tensor(), 1e-4, 1e-5);
 }
 
+// resnet50's failure: a Conv created for float32 was handed float16 tensors. Here a Conv partition and a second
+// one split from it by a CPU node (Dropout), a weight read by both device partitions and by the CPU.
+TEST(CudaModes, Float16ConvAcrossPartitionsMatchesFloat32WithinTolerance) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {"batch", 3, 8, 8}).output("y", onnx::TensorProto::FLOAT, {"batch", 4, 1, 1});
+  m.output("c", onnx::TensorProto::FLOAT, {"batch", 4, 8, 8});
+  m.initializer("w", {4, 3, 3, 3}, 0.05f).initializer("cb", {4}, 0.1f).initializer("s", {4, 1, 1}, 0.3f);
+  auto& conv = m.node("Conv", {"x", "w", "cb"}, {"c"});
+  auto* pads = conv.add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  m.node("Dropout", {"c"}, {"d"});  // on the CPU: CUDA has no Dropout
+  m.node("Dropout", {"s"}, {"sd"});
+  m.node("Mul", {"d", "x"}, {"e"});
+  m.node("Add", {"e", "s"}, {"f"});
+  m.node("Add", {"f", "sd"}, {"g"});
+  m.node("Sigmoid", {"g"}, {"h"});
+  m.node("GlobalAveragePool", {"h"}, {"y"});
+  const std::string model = m.bytes();
+  SessionOptions half;
+  half.backend_preference = {"cuda", "cpu"};
+  half.precision = Precision::float16;
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto hs = Session::load_from_bytes(as_bytes(model), half);
+  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  Tensor x = random_floats(Shape{2, 3, 8, 8}, 31);
+  auto hy = (*hs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(hy.ok()) << hy.status().to_string();
+  auto cy = (*cs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+  EXPECT_EQ((*hs)->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
+  for (size_t k = 0; k < 2; ++k) {
+    const Tensor& g = (*hy)[k].second.tensor();
+    const Tensor& c = (*cy)[k].second.tensor();
+    ASSERT_EQ(g.dtype(), DType::float32) << "output " << k;
+    double scale = 1, worst = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(c.data<float>()[i])));
+    for (int64_t i = 0; i < c.numel(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(g.data<float>()[i] - c.data<float>()[i])));
+    }
+    EXPECT_LE(worst, 1e-2 * scale) << "output " << k;
+    EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
+  }
+}
+
 }  // namespace
 }  // namespace orchard::testing
