@@ -51,6 +51,34 @@ std::optional<std::string> signature(const runtime::ExecContext& ctx) {
   return key;
 }
 
+// Copies the captured outputs in device memory into blocks of the pool allocated outside the graph (the last
+// nodes of the graph), so that no graph allocation outlives a launch: the outputs' graph memory is freed in the
+// graph when `outs` drops it. Host outputs stay as they are. `tracked`: the capture's allocation record.
+Status keep_outputs(std::vector<Value>& outs, cudaStream_t capture, Allocator& alloc, std::vector<void*>* tracked) {
+  for (Value& v : outs) {
+    if (!v.is_tensor() || v.tensor().place().host_visible()) continue;
+    const Tensor& src = v.tensor();
+    std::optional<Result<Tensor>> buf;
+    {
+      // An ordinary pool block, allocated on the legacy stream outside the capture (relaxed mode for the call).
+      cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+      ORCHARD_CUDA_CALL(cudaThreadExchangeStreamCaptureMode(&mode));
+      StreamScope outside(nullptr);
+      CudaAllocator::track_allocations(nullptr);
+      buf.emplace(Tensor::create(src.dtype(), src.shape(), alloc));
+      CudaAllocator::track_allocations(tracked);
+      ORCHARD_CUDA_CALL(cudaThreadExchangeStreamCaptureMode(&mode));
+    }
+    if (!buf->ok()) return buf->status();
+    Tensor dst = std::move(*buf).value();
+    if (src.nbytes()) {
+      ORCHARD_CUDA_CALL(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToDevice, capture));
+    }
+    v = Value(std::move(dst));
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 GraphCounters graph_counters() { return {g_captured.load(), g_replayed.load(), g_refused.load()}; }
@@ -147,6 +175,8 @@ Status PartitionGraphs::capture(Entry& e, const runtime::Executable& inner, runt
         st = ws.ok() ? cap->set_blas_workspace(ws->raw_data(), static_cast<size_t>(kBlasWorkspace)) : ws.status();
         runtime::ExecContext cctx{ptrs, outs, scratch, ctx.env, ctx.allocator, cap.get()};
         if (st.ok()) st = inner.run(cctx);
+        if (st.ok()) st = keep_outputs(outs, cap->get(), backend_.allocator(), &allocs);
+        scratch.slots.clear();  // what the kernels left there is freed in the graph
       }  // the workspace is freed at the graph's end
       const cudaError_t end = cudaStreamEndCapture(cap->get(), &graph);
       if (st.ok() && end != cudaSuccess) st = cuda_error(end, "cudaStreamEndCapture");
@@ -155,6 +185,8 @@ Status PartitionGraphs::capture(Entry& e, const runtime::Executable& inner, runt
   }
   cudaGraphExec_t exec = nullptr;
   if (st.ok()) {
+    // Every allocation of the graph is freed in it (allocs is empty), so a replay needs no freeing first; the
+    // flag only covers what a kernel might have kept.
     if (const cudaError_t err = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
         err != cudaSuccess) {
       st = cuda_error(err, "cudaGraphInstantiateWithFlags");

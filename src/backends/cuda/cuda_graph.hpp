@@ -31,7 +31,8 @@ GraphCounters graph_counters();
 // of inputs in host memory (kernels read those on the host, shapes and indices, and the capture bakes them in).
 // A signature's first run goes without a graph (modules load, cuDNN and cuBLAS choose algorithms, handles are
 // made); the second is captured on a private non-blocking stream, every allocation in it from the stream-ordered
-// pool (graph memory nodes) and cuBLAS given a workspace allocated in the graph. From then on a run copies its
+// pool (graph memory nodes, all freed inside the graph: its last nodes copy the outputs into pool blocks of the
+// signature) and cuBLAS given a workspace allocated in the graph. From then on a run copies its
 // device inputs into the graph's input buffers, launches the graph and copies the outputs into fresh tensors,
 // all on the run's stream and ordered after the previous replay of the same graph (so concurrent runs may share
 // it). A capture fails where a kernel reads device memory on the host or synchronizes; that signature then runs

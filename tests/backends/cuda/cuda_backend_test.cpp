@@ -340,12 +340,29 @@ TEST(CudaModes, DeviceOutputsStayOnTheGpu) {
   expect_tensor_near(back, (*host)[0].second.tensor(), 0, 0);
 }
 
+// Adds a float initializer of `dims` with values uniform in [-scale, scale] (a constant weight would make every
+// column of a MatMul equal, and a LayerNorm of equal values is exact in any precision).
+void random_initializer(ModelBuilder& m, const std::string& name, const std::vector<int64_t>& dims, float scale,
+                        uint32_t seed) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  const Tensor t = random_floats(Shape{n}, seed);
+  auto* init = m.proto().mutable_graph()->add_initializer();
+  init->set_name(name);
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) init->add_dims(d);
+  std::vector<float> v(t.data<float>(), t.data<float>() + n);
+  for (float& f : v) f *= scale;
+  init->set_raw_data(v.data(), v.size() * sizeof(float));
+}
+
 TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   ORCHARD_REQUIRE_GPU(b);
   ModelBuilder m(17);
   m.input("x", onnx::TensorProto::FLOAT, {"batch", 64}).output("y", onnx::TensorProto::FLOAT, {"batch", 32});
   m.output("h", onnx::TensorProto::FLOAT, {"batch", 32});
-  m.initializer("w", {64, 32}, 0.02f).initializer("bias", {32}, 0.1f).initializer("g", {32}, 1.5f);
+  random_initializer(m, "w", {64, 32}, 0.2f, 77);
+  m.initializer("bias", {32}, 0.1f).initializer("g", {32}, 1.5f);
   m.initializer("beta", {32}, -0.25f);
   m.node("MatMul", {"x", "w"}, {"xw"});
   m.node("Add", {"xw", "bias"}, {"h"});
@@ -410,7 +427,7 @@ TEST(CudaModes, Float16ConvAcrossPartitionsMatchesFloat32WithinTolerance) {
   for (int i = 0; i < 4; ++i) pads->add_ints(1);
   m.node("Dropout", {"c"}, {"d"});  // on the CPU: CUDA has no Dropout
   m.node("Dropout", {"s"}, {"sd"});
-  m.node("Mul", {"d", "x"}, {"e"});
+  m.node("Mul", {"d", "c"}, {"e"});  // the CPU's copy of the Conv output times the device's
   m.node("Add", {"e", "s"}, {"f"});
   m.node("Add", {"f", "sd"}, {"g"});
   m.node("Sigmoid", {"g"}, {"h"});
