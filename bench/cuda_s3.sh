@@ -24,3 +24,9 @@ if [[ " $* " == *" b "* ]]; then
   TORCH_BUDGET_S=${TORCH_BUDGET_S:-150} TORCH_S=${TORCH_S:-260} OUT=$OUT ./run.sh torch > /dev/null 2>&1
   cat $S
 fi
+if [[ " $* " == *" c "* ]]; then
+  for m in resnet50 mobilenet_v2 bert_base gpt2; do for p in fp32 fp16; do
+    r=$(timeout 60 ./orchard bench /tmp/m/$m.onnx --dim N=1 --dim S=128 --backend cuda,cpu --precision $p --warmup 10 --runs 50 2>&1 | tail -1)
+    echo "$(el) bench $m N=1 $p graphs=on: $r" | tee -a $S
+  done; done
+fi
