@@ -161,7 +161,9 @@ class CudaBackend final : public runtime::KernelBackend {
 
   int ordinal() const { return options_.device; }
   bool float16() const { return options_.float16; }
+  // Returns whether partition runs go through CUDA graphs (CudaOptions::graphs).
   bool graphs() const { return options_.graphs; }
+  // Returns the pool for what only the graph code does to it (abandoning a failed capture's blocks).
   CudaAllocator& cuda_allocator_mut() const { return *allocator_; }
   const CudaAllocator& cuda_allocator() const { return *allocator_; }
   PinnedPool& pinned() const { return pinned_; }
