@@ -100,7 +100,8 @@ TEST(Float16Partition, HostCastRefusesOtherDtypes) {
   auto r = backends::cast_float_on_host(Tensor::from_vector<int64_t>({1}, {3}), DType::float16, default_allocator());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("int64"), std::string::npos) << r.status().to_string();
-  auto h = backends::cast_float_on_host(Tensor::from_vector<float>({2}, {0.1f, -3.f}), DType::float16, default_allocator());
+  const Tensor f32 = Tensor::from_vector<float>({2}, {0.1f, -3.f});
+  auto h = backends::cast_float_on_host(f32, DType::float16, default_allocator());
   ASSERT_TRUE(h.ok());
   auto f = backends::cast_float_on_host(*h, DType::float32, default_allocator());
   ASSERT_TRUE(f.ok());
@@ -152,7 +153,9 @@ TEST(Float16Partition, SimulatedDeviceSessionKeepsFloat32AtEveryEdge) {
     ASSERT_EQ(got.dtype(), DType::float32) << "output " << k;
     ASSERT_EQ(got.shape(), want.shape());
     double scale = 1, worst = 0;
-    for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, std::fabs(static_cast<double>(want.data<float>()[i])));
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      scale = std::max(scale, std::fabs(static_cast<double>(want.data<float>()[i])));
+    }
     for (int64_t i = 0; i < want.numel(); ++i) {
       worst = std::max(worst, std::fabs(static_cast<double>(got.data<float>()[i] - want.data<float>()[i])));
     }

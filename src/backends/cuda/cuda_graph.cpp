@@ -72,7 +72,8 @@ Status keep_outputs(std::vector<Value>& outs, cudaStream_t capture, Allocator& a
     if (!buf->ok()) return buf->status();
     Tensor dst = std::move(*buf).value();
     if (src.nbytes()) {
-      ORCHARD_CUDA_CALL(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToDevice, capture));
+      ORCHARD_CUDA_CALL(
+          cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToDevice, capture));
     }
     v = Value(std::move(dst));
   }
