@@ -79,8 +79,12 @@ if has bench; then
   for m in ${BENCH_MODELS:-resnet50 mobilenet_v2 bert_base gpt2}; do
     for n in 1 32; do
       for p in ${PRECISIONS:-fp32 fp16}; do
-        r=$(timeout 150 ./orchard bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision $p --warmup ${WARMUP:-10} --runs ${RUNS:-50} 2>&1 | tail -3 | tr '\n' ' ')
-        log "$(el) bench $m N=$n $p cuda,cpu: $r"
+        # GRAPHS="on off": with CUDA graphs (the default) and with --no-cuda-graphs.
+        for g in ${GRAPHS:-on}; do
+          flag=$([ "$g" = off ] && echo --no-cuda-graphs)
+          r=$(timeout 150 ./orchard bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision $p $flag --warmup ${WARMUP:-10} --runs ${RUNS:-50} 2>&1 | tail -3 | tr '\n' ' ')
+          log "$(el) bench $m N=$n $p graphs=$g cuda,cpu: $r"
+        done
       done
     done
   done

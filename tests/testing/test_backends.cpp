@@ -6,6 +6,7 @@
 #include <set>
 
 #include "backends/cpu/cpu_backend.hpp"
+#include "backends/float16_partition.hpp"
 #include "backends/cpu/kernel_registry.hpp"
 #include "core/cpu_features.hpp"
 #include "runtime/executor.hpp"
@@ -184,9 +185,19 @@ const std::vector<runtime::KernelDef>& simdev_table() {
 
 }  // namespace
 
-SimDeviceBackend::SimDeviceBackend()
-    : KernelBackend(info_named("simdev", runtime::DeviceKind::gpu), simdev_table(), cpu_features()) {
+SimDeviceBackend::SimDeviceBackend(bool float16)
+    : KernelBackend(info_named(float16 ? "simdev16" : "simdev", runtime::DeviceKind::gpu), simdev_table(), cpu_features()),
+      float16_(float16) {
   info_.caps.async_copies = true;
+}
+
+Result<std::unique_ptr<runtime::Executable>> SimDeviceBackend::compile(const runtime::CompileContext& ctx) const {
+  if (!float16_) return KernelBackend::compile(ctx);
+  auto base = [this](const runtime::CompileContext& c) { return KernelBackend::compile(c); };
+  // The simulated device memory is host memory: the edge casts run on the host, into device-placed tensors.
+  auto cast = [](const Tensor& t, DType to, runtime::ExecContext& ec) { return backends::cast_float_on_host(t, to, ec.allocator); };
+  // CPU kernels may keep pointers to constants they were created with: the converted copies stay.
+  return backends::compile_half(ctx, base, cast, false);
 }
 
 Result<std::unique_ptr<runtime::Stream>> SimDeviceBackend::new_stream() const {
@@ -289,6 +300,7 @@ Result<std::unique_ptr<runtime::Executable>> TestCompileBackend::compile(const r
 
 std::shared_ptr<runtime::Backend> make_test_backend(const std::string& name) {
   if (name == "simdev") return std::make_shared<SimDeviceBackend>();
+  if (name == "simdev16") return std::make_shared<SimDeviceBackend>(true);
   if (name == "testcompile") return std::make_shared<TestCompileBackend>();
   if (name == "gate") return std::make_shared<GateBackend>();
   if (name == "faulty") return std::make_shared<FaultyBackend>();

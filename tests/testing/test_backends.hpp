@@ -4,7 +4,8 @@
 //   FaultyBackend      claims Relu but fails every run (unavailable), and claims Sigmoid but fails to compile it;
 //   SimDeviceBackend   "simdev": a kernel backend with its own (host-simulated) device memory, an explicit
 //                      transfer object and streams, running CPU kernels of the ops it lists; exercises copy
-//                      insertion and device-resident constants without a GPU;
+//                      insertion and device-resident constants without a GPU; "simdev16" runs float32 work
+//                      in float16 the way the CUDA backend's float16 mode does (float16_partition.hpp);
 //   TestCompileBackend "testcompile": a compiling backend that claims connected subgraphs of the ops it lists
 //                      and compiles each into one executable (a nested graph run on the CPU), the shape Core
 //                      ML and MPSGraph plug in with.
@@ -71,7 +72,9 @@ class SimDeviceTransfer final : public runtime::DataTransfer {
 
 class SimDeviceBackend final : public runtime::KernelBackend {
  public:
-  SimDeviceBackend();
+  // `float16`: partitions are compiled in float16 (backends::compile_half), device name "simdev16".
+  explicit SimDeviceBackend(bool float16 = false);
+  Result<std::unique_ptr<runtime::Executable>> compile(const runtime::CompileContext& ctx) const override;
   Allocator& allocator() const override { return allocator_; }
   const runtime::DataTransfer& transfer() const override { return transfer_; }
   Result<std::unique_ptr<runtime::Stream>> new_stream() const override;
@@ -82,6 +85,7 @@ class SimDeviceBackend final : public runtime::KernelBackend {
   mutable SimDeviceAllocator allocator_;
   SimDeviceTransfer transfer_;
   mutable std::atomic<int64_t> streams_{0};
+  bool float16_;
 };
 
 class TestCompileBackend final : public runtime::Backend {
@@ -99,7 +103,7 @@ class TestCompileBackend final : public runtime::Backend {
   mutable std::atomic<int64_t> compiled_{0};
 };
 
-// Returns a fresh backend by name ("simdev", "testcompile", "gate", "faulty"), or null.
+// Returns a fresh backend by name ("simdev", "simdev16", "testcompile", "gate", "faulty"), or null.
 std::shared_ptr<runtime::Backend> make_test_backend(const std::string& name);
 
 }  // namespace orchard::testing

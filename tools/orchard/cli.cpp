@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 
 namespace orchard::cli {
@@ -136,6 +137,8 @@ SessionOptions session_options(Args& args) {
   if (level == "basic") o.optimization = OptimizationLevel::basic;
   if (level == "extended") o.optimization = OptimizationLevel::extended;
   if (args.has("precision")) o.precision = args.get("precision") == "fp16" ? Precision::float16 : Precision::model;
+  // The CUDA backend reads it when the session is made (one backend per process and mode).
+  if (args.has("no-cuda-graphs")) setenv("ORCHARD_CUDA_GRAPHS", "0", 1);
   o.custom_backends = custom_backend_list();
   return o;
 }

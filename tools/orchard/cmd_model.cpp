@@ -38,6 +38,7 @@ options:
   --timeout-ms T      deadline of the run: it stops with deadline_exceeded after T ms (default: none)
   --optimization L    none | basic | extended: the graph optimization level (default: the library's)
   --precision P       fp32 (default: as the model says) or fp16: CUDA partitions run float32 work in float16
+  --no-cuda-graphs    launch CUDA kernels one by one instead of replaying each partition as a CUDA graph
   --fix-dims          load the model with static shapes: its symbolic input dims fixed to the --dim values
                       (default 1) and its shape arithmetic folded (opset 17); compiling backends such as
                       coreml take only nodes with static shapes
@@ -78,6 +79,7 @@ options:
   --backend B[,B2]  prefer these backends in this order; the CPU takes the rest
   --optimization L  none | basic | extended: the graph optimization level (default: the library's)
   --precision P     fp32 (default) or fp16: CUDA partitions run float32 work in float16
+  --no-cuda-graphs  launch CUDA kernels one by one instead of replaying each partition as a CUDA graph
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
 Manager mode:
@@ -134,7 +136,7 @@ Result<std::unique_ptr<Session>> load_static(const std::string& path, const Sess
 int cmd_run(int argc, char** argv) {
   Args args(argc, argv, 2, {"input", "dim", "output-dir", "profile", "threads", "backend", "timeout-ms", "optimization",
                             "precision"},
-            {"no-fallback", "fix-dims"});
+            {"no-fallback", "fix-dims", "no-cuda-graphs"});
   if (args.help()) {
     std::fputs(kRunHelp, stdout);
     return 0;
@@ -426,7 +428,7 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
                             "queue-depth", "memory-mb", "timeout-ms", "precision"},
-            {"load-only", "op-summary"});
+            {"load-only", "op-summary", "no-cuda-graphs"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;

@@ -28,6 +28,7 @@ Result<CublasApi> load() {
   sym(api.destroy, "cublasDestroy_v2");
   sym(api.set_stream, "cublasSetStream_v2");
   sym(api.set_math_mode, "cublasSetMathMode");
+  sym(api.set_workspace, "cublasSetWorkspace_v2");
   sym(api.gemm_strided_batched_ex, "cublasGemmStridedBatchedEx");
   sym(api.status_string, "cublasGetStatusString");
   if (!missing.empty()) {

@@ -1,12 +1,15 @@
 #include "backends/cuda/cuda_backend.hpp"
 #include "backends/cuda/cublas_loader.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <utility>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "backends/cuda/cuda_factory.hpp"
+#include "backends/cuda/cuda_graph.hpp"
+#include "backends/float16_partition.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 #include "runtime/executor.hpp"
 
@@ -24,19 +27,11 @@ Status cublas_error(cublasStatus_t err, const char* call) {
 
 namespace {
 thread_local CudaStream* t_stream = nullptr;
-
-// Sets this thread's current stream for the lifetime of the object (restoring the previous one: nested runs).
-class StreamScope {
- public:
-  explicit StreamScope(CudaStream* s) : prev_(t_stream) { t_stream = s; }
-  ~StreamScope() { t_stream = prev_; }
-  StreamScope(const StreamScope&) = delete;
-  StreamScope& operator=(const StreamScope&) = delete;
-
- private:
-  CudaStream* prev_;
-};
+thread_local std::vector<void*>* t_tracked = nullptr;
 }  // namespace
+
+StreamScope::StreamScope(CudaStream* s) : prev_(t_stream) { t_stream = s; }
+StreamScope::~StreamScope() { t_stream = prev_; }
 
 CudaStream* current_stream() { return t_stream; }
 cudaStream_t current_cuda_stream() { return t_stream ? t_stream->get() : cudaStreamLegacy; }
@@ -110,10 +105,36 @@ void* CudaAllocator::allocate(size_t bytes, size_t alignment) {
   int64_t peak = peak_.load();
   while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
   }
+  if (t_tracked) t_tracked->push_back(p);
   return p;
 }
 
+void CudaAllocator::track_allocations(std::vector<void*>* out) { t_tracked = out; }
+
+void CudaAllocator::abandon(const std::vector<void*>& blocks) {
+  if (blocks.empty()) return;
+  std::lock_guard<std::mutex> lock(abandoned_mu_);
+  abandoned_.insert(abandoned_.end(), blocks.begin(), blocks.end());
+  any_abandoned_.store(true);
+}
+
 void CudaAllocator::deallocate(void* p, size_t bytes) {
+  if (t_tracked) {
+    // Freed inside the capture that allocated it: the graph frees it itself.
+    auto it = std::find(t_tracked->begin(), t_tracked->end(), p);
+    if (it != t_tracked->end()) t_tracked->erase(it);
+  }
+  if (any_abandoned_.load()) {
+    std::lock_guard<std::mutex> lock(abandoned_mu_);
+    auto it = std::find(abandoned_.begin(), abandoned_.end(), p);
+    if (it != abandoned_.end()) {
+      // Its address came from a graph that was never instantiated: freeing it could free another block.
+      abandoned_.erase(it);
+      any_abandoned_.store(!abandoned_.empty());
+      live_.fetch_sub(static_cast<int64_t>(bytes == 0 ? 256 : bytes));
+      return;
+    }
+  }
   // Stream-ordered: on the run's stream the block is reused only after the work queued so far; outside a
   // run, the legacy stream waits for all work of the (blocking) run streams.
   cudaFreeAsync(p, current_cuda_stream());
@@ -162,14 +183,34 @@ Status CudaStream::synchronize() {
 }
 
 Result<cublasHandle_t> CudaStream::blas() {
-  if (!blas_) {
-    ORCHARD_ASSIGN_OR_RETURN(blas_, backend_.acquire_blas());
-  }
-  if (cublasStatus_t st = (*cublas_api())->set_stream(blas_, stream_); st != CUBLAS_STATUS_SUCCESS) {
+  if (blas_) return blas_;
+  ORCHARD_ASSIGN_OR_RETURN(cublasHandle_t h, backend_.acquire_blas());
+  // cublasSetStream also puts the handle back on its default workspace: done once, when the handle is taken.
+  if (cublasStatus_t st = (*cublas_api())->set_stream(h, stream_); st != CUBLAS_STATUS_SUCCESS) {
+    backend_.release_blas(h);
     return cublas_error(st, "cublasSetStream");
   }
+  blas_ = h;
+  if (blas_ws_) ORCHARD_RETURN_IF_ERROR(set_blas_workspace(blas_ws_, blas_ws_bytes_));
   return blas_;
 }
+
+Status CudaStream::set_blas_workspace(void* p, size_t bytes) {
+  blas_ws_ = p;
+  blas_ws_bytes_ = bytes;
+  if (!blas_) return Status::OK();
+  if (cublasStatus_t st = (*cublas_api())->set_workspace(blas_, p, bytes); st != CUBLAS_STATUS_SUCCESS) {
+    return cublas_error(st, "cublasSetWorkspace");
+  }
+  return Status::OK();
+}
+
+bool CudaStream::capturing() const {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  return cudaStreamIsCapturing(stream_, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
+}
+
+std::vector<std::pair<void*, size_t>> CudaStream::take_staging() { return std::exchange(staged_, {}); }
 
 Result<void*> CudaStream::staging(size_t bytes) {
   size_t cap = 0;
@@ -201,6 +242,12 @@ Status CudaTransfer::copy(const Tensor& src, Tensor& dst, runtime::Stream* strea
   const size_t n = src.nbytes();
   if (n == 0) return Status::OK();
   auto* cs = static_cast<CudaStream*>(stream);
+  if (cs && cs->capturing() && (dst.place().host_visible() || src.place().kind == MemoryKind::pinned_host)) {
+    // A replay would not bring the bytes to the host again (or would read the caller's pinned buffer as it
+    // is then): such a partition runs without a graph.
+    return unavailable("[cuda] a copy between ", src.place().to_string(), " and ", dst.place().to_string(),
+                       " cannot be captured in a CUDA graph");
+  }
   if (!cs) {
     ORCHARD_CUDA_CALL(cudaMemcpy(dst.raw_data(), src.raw_data(), n, cudaMemcpyDefault));
     return Status::OK();
@@ -224,89 +271,35 @@ namespace {
 // Sets the run's stream as this thread's current stream while the wrapped kernel executable runs. Outputs
 // stay in device memory: the executor moves them to the host where the host reads them (CPU partitions,
 // subgraph outputs, top-level outputs unless RunOptions::device_outputs).
-// In float16 mode, float32 inputs in device memory are cast to float16 before the kernels run, and float16
-// outputs the model does not declare float16 are cast back to float32.
+// With graphs on, the run goes through the partition's CUDA graphs (cuda_graph.hpp).
 class CudaExecutable final : public runtime::Executable {
  public:
-  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend,
-                 std::shared_ptr<const graph::Graph> half_graph, std::vector<bool> declared_half)
-      : inner_(std::move(inner)), backend_(backend), half_graph_(std::move(half_graph)),
-        declared_half_(std::move(declared_half)) {}
+  CudaExecutable(std::unique_ptr<runtime::Executable> inner, const CudaBackend& backend, std::string label)
+      : inner_(std::move(inner)), backend_(backend),
+        graphs_(backend.graphs() ? std::make_unique<PartitionGraphs>(backend, std::move(label)) : nullptr) {}
   Status run(runtime::ExecContext& ctx) const override {
     if (!ctx.stream) return internal_error("[cuda] partition run without a stream");
     ORCHARD_CUDA_CALL(cudaSetDevice(backend_.ordinal()));
     StreamScope scope(static_cast<CudaStream*>(ctx.stream));
-    if (!half_graph_) return inner_->run(ctx);
-    std::vector<Value> cast_inputs(ctx.inputs.size());
-    std::vector<const Value*> ptrs(ctx.inputs.begin(), ctx.inputs.end());
-    for (size_t i = 0; i < ptrs.size(); ++i) {
-      if (!ptrs[i] || !ptrs[i]->is_tensor()) continue;
-      ORCHARD_ASSIGN_OR_RETURN(auto t, convert(ptrs[i]->tensor(), DType::float32, DType::float16, ctx));
-      if (!t) continue;
-      cast_inputs[i] = Value(*t);
-      ptrs[i] = &cast_inputs[i];
-    }
-    runtime::ExecContext half{ptrs, ctx.outputs, ctx.frame, ctx.env, ctx.allocator, ctx.stream};
-    ORCHARD_RETURN_IF_ERROR(inner_->run(half));
-    for (size_t k = 0; k < ctx.outputs.size(); ++k) {
-      if (!ctx.outputs[k].is_tensor() || (k < declared_half_.size() && declared_half_[k])) continue;
-      ORCHARD_ASSIGN_OR_RETURN(auto t, convert(ctx.outputs[k].tensor(), DType::float16, DType::float32, ctx));
-      if (t) ctx.outputs[k] = Value(*t);
-    }
-    return Status::OK();
+    if (graphs_) return graphs_->run(*inner_, ctx);
+    return inner_->run(ctx);
   }
   bool reads_on_host(size_t i) const override { return inner_->reads_on_host(i); }
 
  private:
   std::unique_ptr<runtime::Executable> inner_;
   const CudaBackend& backend_;
-  std::shared_ptr<const graph::Graph> half_graph_;  // float16 mode: the graph the kernels were made from
-  std::vector<bool> declared_half_;                 // per output: the model declares it float16
-
-  // Returns `t` cast to `to` on the run's stream when it is a `from` tensor in device memory, else nothing.
-  Result<std::optional<Tensor>> convert(const Tensor& t, DType from, DType to, runtime::ExecContext& ctx) const {
-    if (t.dtype() != from || t.place().host_visible()) return std::optional<Tensor>();
-    ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(to, t.shape(), ctx.allocator));
-    ORCHARD_ASSIGN_OR_RETURN(Elem ef, elem_of(from));
-    ORCHARD_ASSIGN_OR_RETURN(Elem et, elem_of(to));
-    ORCHARD_RETURN_IF_ERROR(launch_status(cast(ef, et, t.raw_data(), out.raw_data(), t.numel(), current_cuda_stream()),
-                                          "float16 edge cast"));
-    return std::optional<Tensor>(out);
-  }
+  std::unique_ptr<PartitionGraphs> graphs_;
 };
 
-// float16 mode: a copy of the partition's graph whose float32 constants read by the partition are float16,
-// whose Cast-to-float32 nodes cast to float16 and whose float32 ConstantOfShape values are float16.
-std::shared_ptr<graph::Graph> half_graph(const runtime::PartitionSpec& spec) {
-  auto g = std::make_shared<graph::Graph>(*spec.graph);
-  std::map<std::string, Tensor, std::less<>> constants;
-  for (int n : spec.nodes) {
-    graph::Node& node = g->nodes[static_cast<size_t>(n)];
-    for (const auto& in : node.inputs) {
-      auto it = g->initializers.find(in);
-      if (it == g->initializers.end() || constants.count(in)) continue;
-      const Tensor& c = it->second;
-      if (c.dtype() != DType::float32) {
-        constants.emplace(in, c);
-        continue;
-      }
-      Tensor h = Tensor::empty(DType::float16, c.shape());
-      for (int64_t i = 0; i < c.numel(); ++i) h.data<float16>()[i] = float16(c.data<float>()[i]);
-      constants.emplace(in, h);
-    }
-    if (node.op_type == "Cast" && node.attr_int("to", 0) == 1) node.attributes["to"].i = 10;
-    if (node.op_type == "ConstantOfShape") {
-      auto it = node.attributes.find("value");
-      if (it != node.attributes.end() && it->second.t.dtype() == DType::float32 && it->second.t.numel() == 1) {
-        Tensor h = Tensor::empty(DType::float16, it->second.t.shape());
-        h.data<float16>()[0] = float16(it->second.t.data<float>()[0]);
-        it->second.t = h;
-      }
-    }
-  }
-  // Only the partition's constants are kept (they are uploaded at compile; the copy keeps the nodes alive).
-  g->initializers = std::move(constants);
-  return g;
+// float16 mode: casts a float32/float16 tensor in device memory on the run's stream (the current stream).
+Result<Tensor> cast_on_device(const Tensor& t, DType to, runtime::ExecContext& ctx) {
+  ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(to, t.shape(), ctx.allocator));
+  ORCHARD_ASSIGN_OR_RETURN(Elem ef, elem_of(t.dtype()));
+  ORCHARD_ASSIGN_OR_RETURN(Elem et, elem_of(to));
+  ORCHARD_RETURN_IF_ERROR(
+      launch_status(cast(ef, et, t.raw_data(), out.raw_data(), t.numel(), current_cuda_stream()), "float16 edge cast"));
+  return out;
 }
 }  // namespace
 
@@ -356,26 +349,29 @@ Result<std::unique_ptr<runtime::Stream>> CudaBackend::new_stream() const {
   return std::unique_ptr<runtime::Stream>(new CudaStream(*this, s));
 }
 
+Result<std::unique_ptr<CudaStream>> CudaBackend::new_capture_stream() const {
+  cudaStream_t s = nullptr;
+  ORCHARD_CUDA_CALL(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return std::make_unique<CudaStream>(*this, s);
+}
+
 Result<std::unique_ptr<runtime::Executable>> CudaBackend::compile(const runtime::CompileContext& ctx) const {
   ORCHARD_CUDA_CALL(cudaSetDevice(options_.device));
-  std::shared_ptr<graph::Graph> half;
-  std::vector<bool> declared_half;
   std::unique_ptr<runtime::Executable> inner;
   if (options_.float16) {
-    half = half_graph(ctx.partition);
-    runtime::PartitionSpec spec = ctx.partition;
-    spec.graph = half.get();
-    const runtime::GraphView view(*ctx.partition.graph, {});
-    for (const auto& out : spec.outputs) declared_half.push_back(view.type_of(out).dtype == DType::float16);
-    ORCHARD_ASSIGN_OR_RETURN(inner, KernelBackend::compile({spec, ctx.slot_of, ctx.compile_subgraph, ctx.failed_nodes}));
-    half->initializers.clear();  // uploaded: the host copies are not needed any more
+    auto base = [this](const runtime::CompileContext& c) { return KernelBackend::compile(c); };
+    // The CUDA kernels keep no pointer into the constants (uploaded at compile): the host copies go.
+    ORCHARD_ASSIGN_OR_RETURN(inner, backends::compile_half(ctx, base, cast_on_device, true));
   } else {
     ORCHARD_ASSIGN_OR_RETURN(inner, KernelBackend::compile(ctx));
   }
   // Constants were uploaded on the legacy stream: finish before any run's stream reads them.
   ORCHARD_CUDA_CALL(cudaStreamSynchronize(cudaStreamLegacy));
-  return std::unique_ptr<runtime::Executable>(
-      new CudaExecutable(std::move(inner), *this, std::move(half), std::move(declared_half)));
+  const auto& nodes = ctx.partition.nodes;
+  std::string label = nodes.empty() ? "empty partition"
+                                    : ctx.partition.graph->nodes[static_cast<size_t>(nodes.front())].label() + " and " +
+                                          std::to_string(nodes.size() - 1) + " more nodes";
+  return std::unique_ptr<runtime::Executable>(new CudaExecutable(std::move(inner), *this, std::move(label)));
 }
 
 runtime::Capability CudaBackend::get_capability(const runtime::GraphView& view) const {
@@ -408,9 +404,10 @@ void CudaBackend::release_blas(cublasHandle_t h) const {
 }
 
 namespace {
-std::shared_ptr<CudaBackend> make_shared_backend(bool float16) {
+std::shared_ptr<CudaBackend> make_shared_backend(bool float16, bool graphs) {
   CudaOptions options;
   options.float16 = float16;
+  options.graphs = graphs;
   // The cap on device memory, like ONNX Runtime's gpu_mem_limit (bytes).
   if (const char* limit = std::getenv("ORCHARD_CUDA_MEM_LIMIT")) options.memory_limit = std::strtoull(limit, nullptr, 10);
   auto b = CudaBackend::create(options);
@@ -423,12 +420,21 @@ std::shared_ptr<CudaBackend> make_shared_backend(bool float16) {
 }  // namespace
 
 std::shared_ptr<runtime::Backend> make_cuda_backend(const SessionOptions& session) {
-  // One backend per process and precision (its memory pool, pinned blocks and cuBLAS handles are shared by
-  // the sessions using it).
-  static const std::shared_ptr<CudaBackend> backend = make_shared_backend(false);
-  if (session.precision != Precision::float16) return backend;
-  static const std::shared_ptr<CudaBackend> half = make_shared_backend(true);
-  return half;
+  // One backend per process, precision and graph mode (its memory pool, pinned blocks and cuBLAS handles are
+  // shared by the sessions using it).
+  static std::mutex mu;
+  static std::shared_ptr<CudaBackend> backends[2][2];
+  static bool made[2][2] = {};
+  const int half = session.precision == Precision::float16 ? 1 : 0;
+  // CUDA graphs unless ORCHARD_CUDA_GRAPHS=0 when the session is made (`orchard run|bench --no-cuda-graphs`).
+  const char* env = std::getenv("ORCHARD_CUDA_GRAPHS");
+  const int graphs = env && std::string(env) == "0" ? 0 : 1;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!made[half][graphs]) {
+    backends[half][graphs] = make_shared_backend(half != 0, graphs != 0);
+    made[half][graphs] = true;
+  }
+  return backends[half][graphs];
 }
 
 }  // namespace orchard::cuda

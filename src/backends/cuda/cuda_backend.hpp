@@ -34,6 +34,7 @@ struct CudaOptions {
   int device = 0;              // CUDA device ordinal
   uint64_t memory_limit = 0;   // bytes of device memory the pool may hand out at once; 0: no cap
   bool float16 = false;        // partitions run float32 work in float16 (SessionOptions::precision)
+  bool graphs = true;          // partition runs are replayed as CUDA graphs per input signature (cuda_graph.hpp)
 };
 
 class CudaBackend;
@@ -66,12 +67,19 @@ class CudaAllocator final : public Allocator {
   int64_t live_bytes() const { return live_.load(); }
   // Returns the most bytes live at once since construction.
   int64_t peak_bytes() const { return peak_.load(); }
+  // While set (non-null), this thread's allocations are also recorded in `*out` (a CUDA graph capture).
+  static void track_allocations(std::vector<void*>* out);
+  // The blocks were allocated in a capture that failed: no graph owns them, so deallocate must not free them.
+  void abandon(const std::vector<void*>& blocks);
 
  private:
   int device_;
   uint64_t limit_;
   cudaMemPool_t pool_ = nullptr;
   std::atomic<int64_t> live_{0}, peak_{0};
+  std::mutex abandoned_mu_;
+  std::vector<void*> abandoned_;
+  std::atomic<bool> any_abandoned_{false};
 };
 
 // One run's stream on the GPU: the cudaStream_t its kernels and copies are queued on, a cuBLAS handle bound
@@ -87,13 +95,34 @@ class CudaStream final : public runtime::Stream {
   Result<cublasHandle_t> blas();
   // Returns a pinned block of `bytes` that stays valid until the next synchronize().
   Result<void*> staging(size_t bytes);
+  // Returns the staging blocks in use and forgets them (a captured graph's uploads read them at every replay).
+  std::vector<std::pair<void*, size_t>> take_staging();
+  // Makes cuBLAS on this stream use `bytes` at `p` as its workspace (a graph capture's own), instead of the
+  // handle's default pool.
+  Status set_blas_workspace(void* p, size_t bytes);
+  // Returns whether work queued now is being captured into a CUDA graph.
+  bool capturing() const;
 
  private:
   const CudaBackend& backend_;
   cudaStream_t stream_;
   cublasHandle_t blas_ = nullptr;
+  void* blas_ws_ = nullptr;
+  size_t blas_ws_bytes_ = 0;
   std::vector<std::pair<void*, size_t>> staged_;
   void recycle_staging();
+};
+
+// Sets this thread's current stream for the lifetime of the object (restoring the previous one: nested runs).
+class StreamScope {
+ public:
+  explicit StreamScope(CudaStream* s);
+  ~StreamScope();
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  CudaStream* prev_;
 };
 
 // Returns the stream of the run whose CUDA partition this thread is executing, or null outside one.
@@ -120,6 +149,9 @@ class CudaBackend final : public runtime::KernelBackend {
   Allocator& allocator() const override { return *allocator_; }
   const runtime::DataTransfer& transfer() const override { return transfer_; }
   Result<std::unique_ptr<runtime::Stream>> new_stream() const override;
+  // Returns a non-blocking stream to capture CUDA graphs on (the legacy stream's work of other threads does
+  // not touch it, so it cannot invalidate a capture).
+  Result<std::unique_ptr<CudaStream>> new_capture_stream() const;
   // Wraps KernelBackend::compile so that kernels of the partition see the run's stream (current_stream()).
   // In float16 mode the partition is compiled from a copy of its graph whose float32 constants are float16,
   // and its float32 inputs and outputs are cast at the edge.
@@ -129,6 +161,10 @@ class CudaBackend final : public runtime::KernelBackend {
 
   int ordinal() const { return options_.device; }
   bool float16() const { return options_.float16; }
+  // Returns whether partition runs go through CUDA graphs (CudaOptions::graphs).
+  bool graphs() const { return options_.graphs; }
+  // Returns the pool for what only the graph code does to it (abandoning a failed capture's blocks).
+  CudaAllocator& cuda_allocator_mut() const { return *allocator_; }
   const CudaAllocator& cuda_allocator() const { return *allocator_; }
   PinnedPool& pinned() const { return pinned_; }
   // Returns a cuBLAS handle from the pool (made when the pool is empty).

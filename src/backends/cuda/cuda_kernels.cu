@@ -107,7 +107,7 @@ __device__ __forceinline__ float apply_unary(UnaryOp op, float x, float alpha, f
     case UnaryOp::leaky_relu: return x < 0.f ? alpha * x : x;
     case UnaryOp::elu: return x < 0.f ? alpha * (expf(x) - 1.f) : x;
     case UnaryOp::selu: return x <= 0.f ? beta * (alpha * expf(x) - alpha) : beta * x;
-    case UnaryOp::hard_sigmoid: return fmaxf(0.f, fminf(1.f, alpha * x + beta));
+    case UnaryOp::hard_sigmoid: return x != x ? x : fmaxf(0.f, fminf(1.f, alpha * x + beta));  // NaN stays NaN
     case UnaryOp::hard_swish: return x * fmaxf(0.f, fminf(1.f, x / 6.f + 0.5f));
     case UnaryOp::clip: return x != x ? x : fminf(fmaxf(x, alpha), beta);
     case UnaryOp::sin: return sinf(x);

@@ -1,6 +1,7 @@
 // CUDA op kernels for math: broadcasting binary ops, unary activations, MatMul/Gemm (cuBLAS), Softmax,
 // LayerNormalization and reductions.
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -177,7 +178,8 @@ constexpr UnaryName kUnary[] = {
     {"Selu", UnaryOp::selu, "alpha", 1.67326319217681884765625f, "gamma", 1.05070102214813232421875f},
     {"HardSigmoid", UnaryOp::hard_sigmoid, "alpha", 0.2f, "beta", 0.5f},
     {"HardSwish", UnaryOp::hard_swish, nullptr, 0, nullptr, 0},
-    {"Clip", UnaryOp::clip, "min", -INFINITY, "max", INFINITY},
+    // Absent bounds are the float range (ONNX: numeric_limits lowest/max): an infinite input clips to it.
+    {"Clip", UnaryOp::clip, "min", -FLT_MAX, "max", FLT_MAX},
     {"Sin", UnaryOp::sin, nullptr, 0, nullptr, 0},
     {"Cos", UnaryOp::cos, nullptr, 0, nullptr, 0},
     {"Floor", UnaryOp::floor, nullptr, 0, nullptr, 0},
@@ -317,7 +319,8 @@ class SoftmaxKernel final : public runtime::OpKernel {
     ORCHARD_ASSIGN_OR_RETURN(Elem t, elem_of(x->dtype()));
     const int64_t rank = static_cast<int64_t>(x->rank());
     const int64_t axis = axis_ < 0 ? axis_ + rank : axis_;
-    if (axis < 0 || axis >= std::max<int64_t>(rank, 1)) {
+    // Opset < 13 coerces to 2-D at `axis`, which may then be `rank` (every dim in the outer one).
+    if (axis < 0 || axis >= std::max<int64_t>(rank, 1) + (flatten_ ? 1 : 0)) {
       return invalid_argument("[", ctx.node().op_type, "] axis ", axis_, " out of range for rank ", rank);
     }
     int64_t outer = 1, n = 1, inner = 1;

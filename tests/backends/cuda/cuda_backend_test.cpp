@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <thread>
 
 #include "backends/cuda/cuda_backend.hpp"
 #include "backends/cuda/cuda_factory.hpp"
+#include "backends/cuda/cuda_graph.hpp"
 #include "backends/op_harness.hpp"
 #include "orchard/session.hpp"
 #include "runtime/executor.hpp"
@@ -337,12 +340,29 @@ TEST(CudaModes, DeviceOutputsStayOnTheGpu) {
   expect_tensor_near(back, (*host)[0].second.tensor(), 0, 0);
 }
 
+// Adds a float initializer of `dims` with values uniform in [-scale, scale] (a constant weight would make every
+// column of a MatMul equal, and a LayerNorm of equal values is exact in any precision).
+void random_initializer(ModelBuilder& m, const std::string& name, const std::vector<int64_t>& dims, float scale,
+                        uint32_t seed) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  const Tensor t = random_floats(Shape{n}, seed);
+  auto* init = m.proto().mutable_graph()->add_initializer();
+  init->set_name(name);
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) init->add_dims(d);
+  std::vector<float> v(t.data<float>(), t.data<float>() + n);
+  for (float& f : v) f *= scale;
+  init->set_raw_data(v.data(), v.size() * sizeof(float));
+}
+
 TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   ORCHARD_REQUIRE_GPU(b);
   ModelBuilder m(17);
   m.input("x", onnx::TensorProto::FLOAT, {"batch", 64}).output("y", onnx::TensorProto::FLOAT, {"batch", 32});
   m.output("h", onnx::TensorProto::FLOAT, {"batch", 32});
-  m.initializer("w", {64, 32}, 0.02f).initializer("bias", {32}, 0.1f).initializer("g", {32}, 1.5f);
+  random_initializer(m, "w", {64, 32}, 0.2f, 77);
+  m.initializer("bias", {32}, 0.1f).initializer("g", {32}, 1.5f);
   m.initializer("beta", {32}, -0.25f);
   m.node("MatMul", {"x", "w"}, {"xw"});
   m.node("Add", {"xw", "bias"}, {"h"});
@@ -390,6 +410,221 @@ TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   auto fy = (*fs)->run({{"x", Value(x)}});
   ASSERT_TRUE(fy.ok()) << fy.status().to_string();
   expect_tensor_near((*fy)[0].second.tensor(), (*cy)[0].second.tensor(), 1e-4, 1e-5);
+}
+
+// resnet50's failure: a Conv created for float32 was handed float16 tensors. Here a Conv partition and a second
+// one split from it by a CPU node (Dropout), a weight read by both device partitions and by the CPU.
+TEST(CudaModes, Float16ConvAcrossPartitionsMatchesFloat32WithinTolerance) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {"batch", 3, 8, 8}).output("y", onnx::TensorProto::FLOAT, {"batch", 4, 1, 1});
+  m.output("c", onnx::TensorProto::FLOAT, {"batch", 4, 8, 8});
+  m.initializer("w", {4, 3, 3, 3}, 0.05f).initializer("cb", {4}, 0.1f).initializer("s", {4, 1, 1}, 0.3f);
+  auto& conv = m.node("Conv", {"x", "w", "cb"}, {"c"});
+  auto* pads = conv.add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  m.node("Dropout", {"c"}, {"d"});  // on the CPU: CUDA has no Dropout
+  m.node("Dropout", {"s"}, {"sd"});
+  m.node("Mul", {"d", "c"}, {"e"});  // the CPU's copy of the Conv output times the device's
+  m.node("Add", {"e", "s"}, {"f"});
+  m.node("Add", {"f", "sd"}, {"g"});
+  m.node("Sigmoid", {"g"}, {"h"});
+  m.node("GlobalAveragePool", {"h"}, {"y"});
+  const std::string model = m.bytes();
+  SessionOptions half;
+  half.backend_preference = {"cuda", "cpu"};
+  half.precision = Precision::float16;
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto hs = Session::load_from_bytes(as_bytes(model), half);
+  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  Tensor x = random_floats(Shape{2, 3, 8, 8}, 31);
+  auto hy = (*hs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(hy.ok()) << hy.status().to_string();
+  auto cy = (*cs)->run({{"x", Value(x)}});
+  ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+  EXPECT_EQ((*hs)->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
+  for (size_t k = 0; k < 2; ++k) {
+    const Tensor& g = (*hy)[k].second.tensor();
+    const Tensor& c = (*cy)[k].second.tensor();
+    ASSERT_EQ(g.dtype(), DType::float32) << "output " << k;
+    double scale = 1, worst = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(c.data<float>()[i])));
+    for (int64_t i = 0; i < c.numel(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(g.data<float>()[i] - c.data<float>()[i])));
+    }
+    EXPECT_LE(worst, 1e-2 * scale) << "output " << k;
+    EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
+  }
+}
+
+// ---- CUDA graphs (cuda_graph.hpp) ----
+
+std::unique_ptr<Session> gpu_session(const std::string& model, bool graphs) {
+  SessionOptions o;
+  o.backend_preference = {"cuda", "cpu"};
+  // Read when the session is made (cuda_backend.cpp): restored at once for the other tests.
+  const char* old = std::getenv("ORCHARD_CUDA_GRAPHS");
+  const std::string saved = old ? old : "";
+  setenv("ORCHARD_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+  auto s = Session::load_from_bytes(as_bytes(model), o);
+  if (old) {
+    setenv("ORCHARD_CUDA_GRAPHS", saved.c_str(), 1);
+  } else {
+    unsetenv("ORCHARD_CUDA_GRAPHS");
+  }
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+Tensor run_once(Session& s, const Tensor& x) {
+  auto y = s.run({{"x", Value(x)}});
+  EXPECT_TRUE(y.ok()) << y.status().to_string();
+  return y.ok() ? (*y)[0].second.tensor().clone() : Tensor();
+}
+
+void expect_bit_equal(const Tensor& a, const Tensor& b, const std::string& what) {
+  ASSERT_EQ(a.shape(), b.shape()) << what;
+  EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()), 0) << what;
+}
+
+// The graph replays what the kernels compute: new input data each run (copied into the graph's buffers), the
+// same bits as the session without graphs, and the graph was indeed captured and replayed.
+TEST(CudaGraphs, ReplayMatchesRunsWithoutGraphs) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = small_model();
+  auto with = gpu_session(model, true);
+  auto without = gpu_session(model, false);
+  ASSERT_TRUE(with && without);
+  const cuda::GraphCounters before = cuda::graph_counters();
+  for (uint32_t i = 0; i < 5; ++i) {
+    const Tensor x = random_floats(Shape{4, 64}, 200 + i);
+    expect_bit_equal(run_once(*with, x), run_once(*without, x), "run " + std::to_string(i));
+  }
+  const cuda::GraphCounters after = cuda::graph_counters();
+  EXPECT_EQ(after.captured - before.captured, 1) << "the second run of the signature is captured";
+  EXPECT_EQ(after.replayed - before.replayed, 4) << "runs 2..5 are served by the graph";
+  EXPECT_EQ(after.refused, before.refused);
+}
+
+// A new input shape is a new signature: captured again, and the first shape's graph still replays correctly.
+TEST(CudaGraphs, ShapeChangeCapturesAgain) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = small_model();
+  auto with = gpu_session(model, true);
+  auto without = gpu_session(model, false);
+  ASSERT_TRUE(with && without);
+  const cuda::GraphCounters before = cuda::graph_counters();
+  uint32_t seed = 300;
+  for (int64_t rows : {3, 3, 3, 7, 7, 7, 3, 7}) {
+    const Tensor x = random_floats(Shape{rows, 64}, seed++);
+    expect_bit_equal(run_once(*with, x), run_once(*without, x), std::to_string(rows) + " rows");
+  }
+  const cuda::GraphCounters after = cuda::graph_counters();
+  EXPECT_EQ(after.captured - before.captured, 2);
+  EXPECT_EQ(after.replayed - before.replayed, 6);
+}
+
+// Indices the CUDA Gather reads on the host are baked into the graph: they are part of the signature, so other
+// indices of the same shape are captured anew and never served by the first graph.
+TEST(CudaGraphs, HostReadIndicesArePartOfTheSignature) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {5, 8}).input("idx", onnx::TensorProto::INT64, {3});
+  m.output("y", onnx::TensorProto::FLOAT, {3, 8});
+  m.node("Relu", {"x"}, {"r"});
+  m.node("Gather", {"r", "idx"}, {"g"});
+  m.node("Neg", {"g"}, {"y"});
+  const std::string model = m.bytes();
+  auto with = gpu_session(model, true);
+  auto without = gpu_session(model, false);
+  ASSERT_TRUE(with && without);
+  const Tensor x = random_floats(Shape{5, 8}, 401);
+  for (const auto& ids : {std::vector<int64_t>{0, 4, 2}, std::vector<int64_t>{0, 4, 2}, std::vector<int64_t>{0, 4, 2},
+                          std::vector<int64_t>{1, 1, 3}, std::vector<int64_t>{1, 1, 3}, std::vector<int64_t>{1, 1, 3},
+                          std::vector<int64_t>{0, 4, 2}}) {
+    const Tensor idx = Tensor::from_vector<int64_t>({3}, ids);
+    auto a = with->run({{"x", Value(x)}, {"idx", Value(idx)}});
+    auto c = without->run({{"x", Value(x)}, {"idx", Value(idx)}});
+    ASSERT_TRUE(a.ok() && c.ok()) << a.status().to_string() << c.status().to_string();
+    expect_bit_equal((*a)[0].second.tensor(), (*c)[0].second.tensor(), "indices " + std::to_string(ids[0]));
+  }
+}
+
+// Several threads replay one graph (same signature) with their own inputs: the graph's input buffers are
+// shared, so replays must be ordered; every result must be the one of its own input.
+TEST(CudaGraphs, ConcurrentReplaysKeepEachRunsInputs) {
+  ORCHARD_REQUIRE_GPU(b);
+  const std::string model = small_model();
+  auto with = gpu_session(model, true);
+  auto without = gpu_session(model, false);
+  ASSERT_TRUE(with && without);
+  std::vector<Tensor> xs, want;
+  for (uint32_t t = 0; t < 4; ++t) {
+    xs.push_back(random_floats(Shape{6, 64}, 500 + t));
+    want.push_back(run_once(*without, xs.back()));
+  }
+  run_once(*with, xs[0]);
+  const cuda::GraphCounters before = cuda::graph_counters();
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0}, errors{0};
+  for (size_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto y = with->run({{"x", Value(xs[t])}});
+        if (!y.ok()) {
+          errors.fetch_add(1);
+          continue;
+        }
+        const Tensor& got = (*y)[0].second.tensor();
+        if (std::memcmp(got.raw_data(), want[t].raw_data(), got.nbytes()) != 0) mismatches.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0) << "a replay read another run's inputs";
+  EXPECT_GE(cuda::graph_counters().replayed - before.replayed, 99) << "the runs went through the graph";
+}
+
+// A partition whose kernel reads device memory on the host (Reshape's shape computed on the GPU) cannot be
+// captured: it runs without a graph, correctly, and the refusal is counted.
+TEST(CudaGraphs, UncapturablePartitionFallsBackToLaunches) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {4, 6}).output("y", onnx::TensorProto::FLOAT, {"a", "b"});
+  m.input("s", onnx::TensorProto::FLOAT, {2});
+  m.node("Relu", {"s"}, {"sr"});
+  auto& cast = m.node("Cast", {"sr"}, {"shape"});
+  auto* to = cast.add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::INT64);
+  m.node("Reshape", {"x", "shape"}, {"y"});
+  const std::string model = m.bytes();
+  auto with = gpu_session(model, true);
+  auto without = gpu_session(model, false);
+  ASSERT_TRUE(with && without);
+  const PlacementInfo placement = with->placement();
+  ASSERT_EQ(placement.partitions.size(), 1u) << "Relu, Cast and Reshape all on the GPU";
+  ASSERT_EQ(placement.partitions[0].backend, "cuda");
+  const Tensor x = random_floats(Shape{4, 6}, 600);
+  const Tensor shape = Tensor::from_vector<float>({2}, {3.f, 8.f});
+  const cuda::GraphCounters before = cuda::graph_counters();
+  for (int i = 0; i < 3; ++i) {
+    auto a = with->run({{"x", Value(x)}, {"s", Value(shape)}});
+    auto c = without->run({{"x", Value(x)}, {"s", Value(shape)}});
+    ASSERT_TRUE(a.ok() && c.ok()) << a.status().to_string() << c.status().to_string();
+    expect_bit_equal((*a)[0].second.tensor(), (*c)[0].second.tensor(), "run " + std::to_string(i));
+    EXPECT_EQ((*a)[0].second.tensor().shape(), (Shape{3, 8}));
+  }
+  const cuda::GraphCounters after = cuda::graph_counters();
+  EXPECT_EQ(after.refused - before.refused, 1) << "the second run tries the capture once";
+  EXPECT_EQ(after.captured, before.captured);
 }
 
 }  // namespace
