@@ -51,10 +51,15 @@ inline void finish_row(const TileEpilogue& ep, int i, __mmask16 k0, __mmask16 k1
 }
 
 // acc[i][v] += a[i] * b[16 v ..] over kc steps, for rows i < R and V vectors of columns (the others untouched).
-template <int R, int V>
+// Prefetch: the same k step of the next B panel (b + kc * NR) into L2, for B streamed from memory.
+template <int R, int V, bool Prefetch>
 __attribute__((always_inline)) inline void accumulate_rows(int64_t kc, const float* a, const float* b,
                                                            __m512 (&acc)[MR][2]) {
   for (int64_t k = 0; k < kc; ++k) {
+    if (Prefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + kc * NR), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(b + kc * NR + 16), _MM_HINT_T1);
+    }
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = V == 2 ? _mm512_loadu_ps(b + 16) : b0;
 #pragma GCC unroll 12
@@ -68,23 +73,24 @@ __attribute__((always_inline)) inline void accumulate_rows(int64_t kc, const flo
   }
 }
 
-template <int V>
+template <int V, bool Prefetch>
 void accumulate_m(int m, int64_t kc, const float* a, const float* b, __m512 (&acc)[MR][2]) {
   switch (m) {
-    case 2: return accumulate_rows<2, V>(kc, a, b, acc);
-    case 3: return accumulate_rows<3, V>(kc, a, b, acc);
-    case 4: return accumulate_rows<4, V>(kc, a, b, acc);
-    case 5: return accumulate_rows<5, V>(kc, a, b, acc);
-    case 6: return accumulate_rows<6, V>(kc, a, b, acc);
-    case 7: return accumulate_rows<7, V>(kc, a, b, acc);
-    case 8: return accumulate_rows<8, V>(kc, a, b, acc);
-    case 9: return accumulate_rows<9, V>(kc, a, b, acc);
-    case 10: return accumulate_rows<10, V>(kc, a, b, acc);
-    case 11: return accumulate_rows<11, V>(kc, a, b, acc);
-    default: return accumulate_rows<MR, V>(kc, a, b, acc);
+    case 2: return accumulate_rows<2, V, Prefetch>(kc, a, b, acc);
+    case 3: return accumulate_rows<3, V, Prefetch>(kc, a, b, acc);
+    case 4: return accumulate_rows<4, V, Prefetch>(kc, a, b, acc);
+    case 5: return accumulate_rows<5, V, Prefetch>(kc, a, b, acc);
+    case 6: return accumulate_rows<6, V, Prefetch>(kc, a, b, acc);
+    case 7: return accumulate_rows<7, V, Prefetch>(kc, a, b, acc);
+    case 8: return accumulate_rows<8, V, Prefetch>(kc, a, b, acc);
+    case 9: return accumulate_rows<9, V, Prefetch>(kc, a, b, acc);
+    case 10: return accumulate_rows<10, V, Prefetch>(kc, a, b, acc);
+    case 11: return accumulate_rows<11, V, Prefetch>(kc, a, b, acc);
+    default: return accumulate_rows<MR, V, Prefetch>(kc, a, b, acc);
   }
 }
 
+template <bool Prefetch>
 void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
                   const TileEpilogue* ep) {
   __m512 acc[MR][2];
@@ -113,9 +119,9 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = _mm512_set1_ps(rows[i]);
   } else if (n > 16) {
-    accumulate_m<2>(m, kc, a, b, acc);
+    accumulate_m<2, Prefetch>(m, kc, a, b, acc);
   } else {  // the second vector of columns is all past n: left zero, never stored
-    accumulate_m<1>(m, kc, a, b, acc);
+    accumulate_m<1, Prefetch>(m, kc, a, b, acc);
   }
   // Column masks for a partial tile (n < 32); rows past m are not stored. A full tile uses plain stores (a
   // masked store cannot forward to a later load of the same data).
@@ -150,7 +156,7 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }  // namespace
 
 const GemmMicroKernel& gemm_micro_kernel_avx512() {
-  static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32};
+  static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32<false>, kernel_12x32<true>};
   return k;
 }
 
