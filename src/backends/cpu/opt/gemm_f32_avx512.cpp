@@ -18,6 +18,7 @@ namespace orchard::cpu::opt {
 namespace {
 
 constexpr int MR = 12, NR = 32;
+constexpr int kStreamNone = 0, kStreamB = 1, kStreamA = 2;  // what the kernel prefetches
 
 // Applies ep to row i of a tile (columns under masks k0 / k1; cb0 / cb1: the column bias).
 inline void finish_row(const TileEpilogue& ep, int i, __mmask16 k0, __mmask16 k1, __m512 cb0, __m512 cb1, __m512& v0,
@@ -51,14 +52,17 @@ inline void finish_row(const TileEpilogue& ep, int i, __mmask16 k0, __mmask16 k1
 }
 
 // acc[i][v] += a[i] * b[16 v ..] over kc steps, for rows i < R and V vectors of columns (the others untouched).
-// Prefetch: the same k step of the next B panel (b + kc * NR) into L2, for B streamed from memory.
-template <int R, int V, bool Prefetch>
+// Prefetch into L2 (operands streamed from memory): kStreamB the same k step of the next B panel (b + kc * NR),
+// kStreamA that of the next A panel (a + kc * MR).
+template <int R, int V, int Prefetch>
 __attribute__((always_inline)) inline void accumulate_rows(int64_t kc, const float* a, const float* b,
                                                            __m512 (&acc)[MR][2]) {
   for (int64_t k = 0; k < kc; ++k) {
-    if (Prefetch) {
+    if (Prefetch == kStreamB) {
       _mm_prefetch(reinterpret_cast<const char*>(b + kc * NR), _MM_HINT_T1);
       _mm_prefetch(reinterpret_cast<const char*>(b + kc * NR + 16), _MM_HINT_T1);
+    } else if (Prefetch == kStreamA) {
+      _mm_prefetch(reinterpret_cast<const char*>(a + kc * MR), _MM_HINT_T1);
     }
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = V == 2 ? _mm512_loadu_ps(b + 16) : b0;
@@ -73,7 +77,7 @@ __attribute__((always_inline)) inline void accumulate_rows(int64_t kc, const flo
   }
 }
 
-template <int V, bool Prefetch>
+template <int V, int Prefetch>
 void accumulate_m(int m, int64_t kc, const float* a, const float* b, __m512 (&acc)[MR][2]) {
   switch (m) {
     case 2: return accumulate_rows<2, V, Prefetch>(kc, a, b, acc);
@@ -90,7 +94,7 @@ void accumulate_m(int m, int64_t kc, const float* a, const float* b, __m512 (&ac
   }
 }
 
-template <bool Prefetch>
+template <int Prefetch>
 void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
                   const TileEpilogue* ep) {
   __m512 acc[MR][2];
@@ -156,7 +160,8 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }  // namespace
 
 const GemmMicroKernel& gemm_micro_kernel_avx512() {
-  static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32<false>, kernel_12x32<true>};
+  static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32<kStreamNone>, kernel_12x32<kStreamB>,
+                                 kernel_12x32<kStreamA>};
   return k;
 }
 
