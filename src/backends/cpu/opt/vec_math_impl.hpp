@@ -64,12 +64,11 @@ inline float hsum(vf v) {
   return s;
 }
 
-// e^x: x = n ln2 + r (Cody-Waite, |r| <= ln2 / 2), e^r by a degree-6 polynomial, times 2^n applied in two
-// halves so results in the subnormal range and up to overflow come out right. NaN stays NaN.
-inline vf exp_v(vf x) {
-  x = clamp(x, -104.0f, 89.0f);
+// e^r of x = n ln2 + r (Cody-Waite, |r| <= ln2 / 2) by a degree-6 polynomial; n is returned in `n` (a float
+// holding an integer). x is clamped by the caller.
+inline vf exp_reduced(vf x, vf& n) {
   const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vf n = (x * 1.44269504f + magic) - magic;
+  n = (x * 1.44269504f + magic) - magic;
   vf r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   vf p = splat(0.00138368423f);
@@ -78,7 +77,15 @@ inline vf exp_v(vf x) {
   p = p * r + 0.166664198f;
   p = p * r + 0.499999911f;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  return p * r + 1.0f;
+}
+
+// e^x: e^r times 2^n applied in two halves so results in the subnormal range and up to overflow come out
+// right. NaN stays NaN.
+inline vf exp_v(vf x) {
+  x = clamp(x, -104.0f, 89.0f);
+  vf n;
+  const vf p = exp_reduced(x, n);
   vi ni = __builtin_convertvector(select(n == n, n, splat(0.0f)), vi);
   const vi n1 = ni >> 1;
   const vi n2 = ni - n1;
@@ -136,17 +143,8 @@ inline vf sigmoid_v(vf x) {
   vf t = -x;
   t = t < 88.0f ? t : splat(88.0f);
   t = t > -88.0f ? t : splat(-88.0f);
-  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vf n = (t * 1.44269504f + magic) - magic;
-  vf r = t - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf p = splat(0.00138368423f);
-  p = p * r + 0.00837481581f;
-  p = p * r + 0.0416682251f;
-  p = p * r + 0.166664198f;
-  p = p * r + 0.499999911f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  vf n;
+  const vf p = exp_reduced(t, n);
   const vf e = p * as_f((__builtin_convertvector(n, vi) + 127) << 23);
   const vf y = recip_ge1(1.0f + e);
   return select(x != x, x, select(x < -88.0f, vf{}, y));
