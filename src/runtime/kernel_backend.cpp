@@ -165,7 +165,7 @@ class KernelExecutable final : public Executable {
       const bool want_host = i < 32 && ((step.host_inputs >> i) & 1u);
       if (src.place().host_visible() == want_host || src.dtype() == DType::string) continue;
       Allocator& to = want_host ? ctx.env.host_allocator() : backend_.allocator();
-      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), to));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, ctx.env.create_tensor(src.dtype(), src.shape(), to));
       ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
       // The host reads a download at once; an upload is ordered before the kernel on the stream.
       if (want_host && ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
