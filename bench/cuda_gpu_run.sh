@@ -82,7 +82,7 @@ if has bench; then
         # GRAPHS="on off": with CUDA graphs (the default) and with --no-cuda-graphs.
         for g in ${GRAPHS:-on}; do
           flag=$([ "$g" = off ] && echo --no-cuda-graphs)
-          r=$(timeout 150 ./orchard bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision $p $flag --warmup ${WARMUP:-10} --runs ${RUNS:-50} 2>&1 | tail -3 | tr '\n' ' ')
+          r=$(timeout 150 ./orchard bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision $p $flag --warmup ${WARMUP:-10} --runs ${RUNS:-50} 2>&1 | tail -4 | tr '\n' ' ')
           log "$(el) bench $m N=$n $p graphs=$g cuda,cpu: $r"
         done
       done

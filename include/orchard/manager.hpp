@@ -34,6 +34,11 @@ struct ManagerConfig {
   std::vector<std::string> backend_chain;   // default backend preference of loaded models; empty: platform chain
   // Where the Manager's buffer pool gets request tensor memory from. Null: the process allocator.
   std::shared_ptr<Allocator> allocator;
+  // Cap on each accelerator's device memory while this Manager lives (orchard/device_memory.hpp; like ONNX Runtime's
+  // gpu_mem_limit), a budget apart from memory_pool_mb: a request that needs more fails with resource_exhausted
+  // naming the cap, and later requests run. Device pools are per process, so the cap holds for every session on
+  // the device. 0: leave the process's cap.
+  int64_t device_memory_mb = 0;
 };
 
 struct LoadOptions {

@@ -12,6 +12,7 @@
 #include "core/logging.hpp"
 #include "manager/manager_metrics.hpp"
 #include "manager/memory_budget.hpp"
+#include "orchard/device_memory.hpp"
 #include "orchard/trace.hpp"
 
 namespace orchard {
@@ -107,6 +108,7 @@ struct Manager::Impl {
   uint64_t next_seq = 0;
   int64_t running = 0;
   bool stopping = false;
+  int64_t device_cap_before = 0;  // the process's device memory cap before config.device_memory_mb replaced it
   std::vector<std::thread> workers;
   std::thread reaper;
 
@@ -151,7 +153,9 @@ Result<std::unique_ptr<Manager>> Manager::create(const ManagerConfig& config) {
   if (config.max_concurrent_operations < 0) {
     return invalid_argument("[manager] max_concurrent_operations must be >= 0, got ", config.max_concurrent_operations);
   }
+  if (config.device_memory_mb < 0) return invalid_argument("[manager] device_memory_mb must be >= 0, got ", config.device_memory_mb);
   auto impl = std::make_unique<Impl>(config);
+  if (config.device_memory_mb > 0) impl->device_cap_before = set_device_memory_limit(config.device_memory_mb * kMiB);
   impl->pool = std::make_shared<ThreadPool>(config.intra_op_threads);
   impl->metrics.set_enabled(config.metrics_enabled);
   impl->metrics.set_memory(0, impl->budget.limit(), 0);
@@ -182,6 +186,7 @@ Manager::~Manager() {
   impl_->reaper.join();
   std::lock_guard<std::mutex> g(impl_->wake->guard);
   impl_->wake->alive = false;  // outputs still held by clients release into the budget without waking anyone
+  if (impl_->config.device_memory_mb > 0) set_device_memory_limit(impl_->device_cap_before);
 }
 
 // ---- models ----
@@ -593,6 +598,11 @@ PerformanceSummary Manager::performance_summary(std::optional<ModelId> id) const
   return s;
 }
 
-std::string Manager::metrics_text() const { return impl_->metrics.prometheus_text(); }
+std::string Manager::metrics_text() const {
+  for (const auto& d : device_memory_budgets()) {
+    impl_->metrics.set_device_memory(d->device(), d->used(), d->limit(), d->peak(), d->refused());
+  }
+  return impl_->metrics.prometheus_text();
+}
 
 }  // namespace orchard

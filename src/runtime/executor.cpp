@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/logging.hpp"
+#include "orchard/device_memory.hpp"
 
 namespace orchard::runtime {
 
@@ -426,6 +427,7 @@ Status CompiledGraph::run_partition(const CompiledPartition& p, Frame& frame, Ru
       exe = p.fallback->executable.get();
     }
     ORCHARD_ASSIGN_OR_RETURN(Stream * stream, env.stream_for(&backend));
+    (void)take_device_memory_refusal();  // only this attempt's refusals count below
     Status st;
     for (size_t i = 0; i < p.input_slots.size() && st.ok(); ++i) {
       const Value& v = frame.slots[static_cast<size_t>(p.input_slots[i])];
@@ -453,6 +455,11 @@ Status CompiledGraph::run_partition(const CompiledPartition& p, Frame& frame, Ru
              backend.device().name, "partition", t0);
     }
     if (st.ok()) break;
+    // A device memory cap refused an allocation: this request fails, naming the cap; the partition stays where
+    // it is (the next request may fit), and the process keeps serving.
+    if (std::string cap = take_device_memory_refusal(); !cap.empty() && st.code() == StatusCode::out_of_memory) {
+      return resource_exhausted(cap, " (", st.message(), ")");
+    }
     const bool can_fail_over = !use_fallback && p.fallback_backend >= 0 && is_backend_fault(st.code());
     if (!can_fail_over) return st;
     // Remembered: later runs go straight to the fallback backend.

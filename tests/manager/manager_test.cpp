@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "orchard/device_memory.hpp"
 #include "testing/counting_allocator.hpp"
 #include "testing/model_builder.hpp"
 #include "testing/test_backends.hpp"
@@ -280,6 +281,46 @@ TEST_F(ManagerTest, OutputsCopiedFromADeviceStayChargedUntilFreed) {
   device.session.custom_backends = {testing::make_test_backend("simdev")};
   device.session.backend_preference = {"simdev", "cpu"};
   expect_tensor_memory_within_budget(device);
+}
+
+// x -> Relu -> y on the simulated device under a 1 MiB device memory cap: a request whose tensors need 2 MiB
+// there fails with resource_exhausted naming the cap, the partition stays on the device (no failover), smaller
+// requests before and after run, and the metrics show the device budget.
+TEST_F(ManagerTest, DeviceMemoryCapFailsTheRequestAndKeepsServing) {
+  ManagerConfig c;
+  c.max_concurrent_operations = 1;
+  c.device_memory_mb = 1;
+  c.intra_op_threads = 1;
+  auto m = std::move(Manager::create(c)).value();
+  ModelBuilder b;
+  b.input("x", kFloat, {1, "n"}).output("y", kFloat, {1, "n"});
+  b.node("Relu", {"x"}, {"y"});
+  LoadOptions device;
+  device.session.custom_backends = {testing::make_test_backend("simdev")};
+  device.session.backend_preference = {"simdev", "cpu"};
+  auto id = *m->load_model(b.save(::testing::TempDir() + "relu_n.onnx"), device);
+  auto budget = device_memory_budget("simdev:1");
+  EXPECT_EQ(budget->limit(), int64_t{1} << 20);
+  const int64_t refused_before = budget->refused();
+
+  auto small = m->execute(id, feed(64 * 1024, -1.f)).result.get();  // 256 KiB in, 256 KiB out
+  ASSERT_TRUE(small.ok()) << small.status().to_string();
+  auto big = m->execute(id, feed(256 * 1024)).result.get();  // 1 MiB in and 1 MiB out: over the cap
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::resource_exhausted) << big.status().to_string();
+  EXPECT_NE(big.status().message().find("[simdev:1] device memory cap of 1.0 MiB reached"), std::string::npos)
+      << big.status().to_string();
+  EXPECT_EQ(budget->refused(), refused_before + 1);
+  auto again = m->execute(id, feed(64 * 1024, 2.f)).result.get();
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->at(0).second.tensor().data<float>()[7], 2.f);
+  EXPECT_EQ(m->performance_summary(id).failovers, 0u) << "a cap refusal is no backend fault";
+  EXPECT_EQ(budget->used(), 0) << "every device tensor went back";
+  const std::string text = m->metrics_text();
+  EXPECT_NE(text.find("orchard_device_memory_limit_bytes{device=\"simdev:1\"} 1048576"), std::string::npos) << text;
+  EXPECT_NE(text.find("orchard_device_memory_peak_bytes{device=\"simdev:1\"}"), std::string::npos) << text;
+  m.reset();
+  EXPECT_EQ(budget->limit(), 0) << "the cap ends with the Manager that set it";
 }
 
 TEST_F(ManagerTest, BufferPoolReusesMemoryAcrossRequests) {

@@ -11,6 +11,7 @@
 #include "backends/coreml/onnx_bridge.hpp"
 #include "cli.hpp"
 #include "core/logging.hpp"
+#include "orchard/device_memory.hpp"
 #include "orchard/io.hpp"
 #include "orchard/manager.hpp"
 #include "orchard/trace.hpp"
@@ -478,6 +479,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model: %s  threads: %d  runs: %lld\n", args.positionals()[0].c_str(),
               options.intra_op_threads > 0 ? options.intra_op_threads : ThreadPool::default_threads(), static_cast<long long>(runs));
   std::printf("median %.3f ms   p90 %.3f ms   min %.3f ms\n", pct(0.5), pct(0.9), times.front());
+  // Bytes charged to each device at once (weights, activations, graph buffers), load and every run included.
+  for (const auto& d : device_memory_budgets()) {
+    std::printf("device memory peak %.1f MiB (%s)\n", static_cast<double>(d->peak()) / (1024.0 * 1024.0), d->device().c_str());
+  }
   if (op_summary) print_op_summary(profile, runs);
   return 0;
 }
