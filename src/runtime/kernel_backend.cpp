@@ -121,6 +121,8 @@ class KernelExecutable final : public Executable {
       if (!st.ok()) return st.with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
       if (arena) arena->after_step(step.outputs, outs, step.input_slots, in_ptrs, ctx.env.made_outputs);
       if (ctx.env.profile) {
+        // A device kernel is only queued: a profiled run waits for it, so the time is the device's.
+        if (ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
         const auto t1 = std::chrono::steady_clock::now();
         NodeProfile p;
         p.name = step.node->name;
