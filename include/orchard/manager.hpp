@@ -44,6 +44,12 @@ struct ManagerConfig {
 struct LoadOptions {
   std::string name;        // shown in metrics and logs; default: the file's stem
   SessionOptions session;  // optimization level and backend preference (the pool and allocator are the Manager's)
+  // Requests of this model running at once (its instances); 0: only max_concurrent_operations limits it.
+  // Its queued requests wait for one of its own slots while other models' requests go ahead.
+  int max_concurrent = 0;
+  // This model's share of the memory budget: its weights plus the activation reservations of its running
+  // requests stay within it (outputs a client still holds count against the whole budget only); 0: none.
+  int64_t memory_limit_mb = 0;
 };
 
 struct InferenceOptions {
@@ -64,6 +70,8 @@ struct PerformanceSummary {
   double memory_usage_mb = 0;  // weights + reservations + request tensors still held
   uint64_t ok = 0, rejected = 0, timed_out = 0, cancelled = 0, failed = 0;
   uint64_t failovers = 0;      // nodes moved to a later backend after a failure
+  // Summed over the requests answered with outputs (`ok` of them): time queued and time running.
+  double queue_ms_total = 0, compute_ms_total = 0;
   int64_t queue_depth = 0;     // requests waiting now
   int64_t running = 0;         // requests running now
 };

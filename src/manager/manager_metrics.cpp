@@ -201,6 +201,8 @@ PerformanceSummary ManagerMetrics::summary(std::optional<ModelId> id, int64_t qu
   out.failed = s->outcomes[4]->value();
   out.failovers = s->failovers->value();
   out.latency_ms = s->latency_ewma->value() * 1e3;
+  out.queue_ms_total = s->queue_time->sum() * 1e3;
+  out.compute_ms_total = s->compute_time->sum() * 1e3;
   const auto snap = s->latency->snapshot();
   out.latency_p50_ms = snap.percentile(0.50) * 1e3;
   out.latency_p90_ms = snap.percentile(0.90) * 1e3;

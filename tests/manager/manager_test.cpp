@@ -238,6 +238,67 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   EXPECT_EQ(m->performance_summary(id).rejected, 2u);
 }
 
+// LoadOptions::max_concurrent: the model's second request waits for its only instance, while a later
+// request of another model runs on a free Manager slot.
+TEST_F(ManagerTest, ModelInstanceLimitHoldsBackOnlyItsOwnRequests) {
+  auto m = make(/*slots=*/3, /*queue=*/8);
+  LoadOptions one = gated("one_instance");
+  one.max_concurrent = 1;
+  auto a = m->load_model(gate_model(), one);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  auto b = m->load_model(weights_model(16));
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  auto first = m->execute(*a, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto second = m->execute(*a, feed());
+  // Queued after `second`: without the model's limit a free worker would take `second` first.
+  EXPECT_TRUE(m->execute(*b, feed(16)).result.get().ok()) << "another model is not held back";
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(gate->entered(), 1) << "the second request waits for the model's only instance";
+  EXPECT_EQ(second.result.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate->open();
+  EXPECT_TRUE(first.result.get().ok());
+  EXPECT_TRUE(second.result.get().ok());
+  EXPECT_EQ(gate->entered(), 2);
+  const PerformanceSummary s = m->performance_summary(*a);
+  EXPECT_EQ(s.ok, 2u);
+  EXPECT_GE(s.queue_ms_total, 50.0) << "the second request's wait is counted";
+  EXPECT_GE(s.compute_ms_total, 50.0) << "the first ran (held by the gate) while the second waited";
+  LoadOptions bad;
+  bad.max_concurrent = -1;
+  EXPECT_EQ(m->load_model(gate_model(), bad).status().code(), StatusCode::invalid_argument);
+}
+
+// LoadOptions::memory_limit_mb: the activation reservations of a model's running requests and its weights
+// stay within its share, even with Manager slots and budget to spare.
+TEST_F(ManagerTest, ModelMemoryShareBoundsItsRunningRequests) {
+  auto m = make(/*slots=*/3, /*queue=*/8, /*memory_mb=*/64);
+  LoadOptions share = gated("one_mib");
+  share.memory_limit_mb = 1;
+  auto a = m->load_model(gate_model(), share);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  // 160 Ki floats: a 640 KiB output per request, so one fits the 1 MiB share and two do not.
+  auto first = m->execute(*a, feed(160 * 1024));
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto second = m->execute(*a, feed(160 * 1024));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(gate->entered(), 1) << "the second request would pass the model's share";
+  auto huge = m->execute(*a, feed(512 * 1024)).result.get();  // 2 MiB: can never fit the share
+  EXPECT_EQ(huge.status().code(), StatusCode::out_of_memory);
+  EXPECT_NE(huge.status().message().find("memory share of 1.0 MiB"), std::string::npos) << huge.status().message();
+  gate->open();
+  EXPECT_TRUE(first.result.get().ok());
+  EXPECT_TRUE(second.result.get().ok());
+  EXPECT_EQ(gate->entered(), 2);
+  LoadOptions tight;
+  tight.memory_limit_mb = 1;
+  auto big = m->load_model(weights_model(512 * 1024), tight);  // 2 MiB of weights
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::out_of_memory);
+  EXPECT_NE(big.status().message().find("memory share"), std::string::npos) << big.status().message();
+  EXPECT_TRUE(m->load_model(weights_model(512 * 1024)).ok()) << "the refused load gave its weights back";
+}
+
 using testing::CountingAllocator;  // counts live and peak bytes of every allocation that reaches it
 
 // Runs 24 requests of y = x + W (1 MiB each) four at a time under a 3 MiB budget, loaded with `options`, and
