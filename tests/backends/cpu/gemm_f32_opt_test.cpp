@@ -68,6 +68,22 @@ TEST(GemmF32Opt, OddSizesTransposesAndPacking) {
         for (int t = 0; t < 16; ++t) check({M, N, K, bool(t & 1), bool(t & 2), bool(t & 4), bool(t & 8)}, {}, nullptr);
 }
 
+// Every row count of a partial register tile (M 1..25 covers the 12-, 8- and 6-row tiles) against column
+// counts of one partial vector, one full and one partial, and two full vectors: the micro-kernels compute only
+// the rows and column vectors a tile has. With the Relu / residual / row-bias epilogue on every other size.
+TEST(GemmF32Opt, EveryPartialTile) {
+  GemmEpilogue relu;
+  relu.bias = reinterpret_cast<const float*>(1);  // replaced by check()
+  relu.bias_per_row = true;
+  relu.residual = reinterpret_cast<const float*>(1);
+  relu.act.kind = Activation::relu;
+  for (int64_t M = 1; M <= 25; ++M) {
+    for (int64_t N : {int64_t{3}, int64_t{16}, int64_t{17}, int64_t{32}, int64_t{45}}) {
+      check({M, N, 19, false, false, true, false}, (M + N) % 2 ? relu : GemmEpilogue{}, nullptr);
+    }
+  }
+}
+
 TEST(GemmF32Opt, EpilogueParts) {
   GemmEpilogue col_bias;
   col_bias.bias = reinterpret_cast<const float*>(1);  // replaced by check()

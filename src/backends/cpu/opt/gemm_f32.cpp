@@ -192,6 +192,9 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
   const bool epi = !trivial(*p.ep), post_act = !act_taken;
   float* a_buf = a.packed ? nullptr : scratch(0, static_cast<size_t>(MC * KC));
   float* b_buf = b.packed ? nullptr : scratch(1, static_cast<size_t>(KC * NC));
+  auto kernel = p.mk->kernel;
+  if (b.packed && p.mk->kernel_stream_b) kernel = p.mk->kernel_stream_b;
+  else if (a.packed && !b.packed && p.mk->kernel_stream_a) kernel = p.mk->kernel_stream_a;
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
     for (int64_t pc = 0; pc < p.K; pc += KC) {
@@ -225,9 +228,9 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
             float* c = p.C + (ic + ir) * p.ldc + jc + jr;
             if (last_k && epi) {
               const TileEpilogue te = tile_epilogue(base, *p.ep, ic + ir, jc + jr);
-              p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, &te);
+              kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, &te);
             } else {
-              p.mk->kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, nullptr);
+              kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, nullptr);
             }
           }
         }

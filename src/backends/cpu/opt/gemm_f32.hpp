@@ -51,6 +51,11 @@ struct GemmMicroKernel {
   // k-major)), finish being the TileEpilogue `ep`, or nothing when ep is null.
   void (*kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
                  const TileEpilogue* ep);
+  // The same for a B panel streamed from memory (a packed constant): while the tile runs it may also prefetch
+  // the next panel (b + kc * nr) into L2. Null: `kernel` serves.
+  decltype(kernel) kernel_stream_b = nullptr;
+  // The same for an A panel streamed from memory (packed constant A, B not): may prefetch a + kc * mr.
+  decltype(kernel) kernel_stream_a = nullptr;
 };
 
 // Returns the micro-kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).

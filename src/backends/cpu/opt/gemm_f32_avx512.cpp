@@ -1,5 +1,6 @@
 // The AVX-512 GEMM micro-kernel: a 12 x 32 tile of C in 24 zmm accumulators; per k, two loads of B and 12
-// broadcasts of A feed 24 FMAs (one-row and one-column tiles have their own loops). Compiled with -mavx512f
+// broadcasts of A feed 24 FMAs. A partial tile computes only its m rows and, when n <= 16, one vector of
+// columns (one-row and one-column tiles have their own loops). Compiled with -mavx512f
 // -mavx512bw -mavx512dq -mavx512vl -mfma (CMakeLists.txt); called only when cpu_features() has kCpuAvx512. No
 // standard-library templates here: an inline function instantiated with these flags could be picked by the
 // linker for the whole program.
@@ -17,6 +18,7 @@ namespace orchard::cpu::opt {
 namespace {
 
 constexpr int MR = 12, NR = 32;
+constexpr int kStreamNone = 0, kStreamB = 1, kStreamA = 2;  // what the kernel prefetches
 
 // Applies ep to row i of a tile (columns under masks k0 / k1; cb0 / cb1: the column bias).
 inline void finish_row(const TileEpilogue& ep, int i, __mmask16 k0, __mmask16 k1, __m512 cb0, __m512 cb1, __m512& v0,
@@ -49,6 +51,50 @@ inline void finish_row(const TileEpilogue& ep, int i, __mmask16 k0, __mmask16 k1
   }
 }
 
+// acc[i][v] += a[i] * b[16 v ..] over kc steps, for rows i < R and V vectors of columns (the others untouched).
+// Prefetch into L2 (operands streamed from memory): kStreamB the same k step of the next B panel (b + kc * NR),
+// kStreamA that of the next A panel (a + kc * MR).
+template <int R, int V, int Prefetch>
+__attribute__((always_inline)) inline void accumulate_rows(int64_t kc, const float* a, const float* b,
+                                                           __m512 (&acc)[MR][2]) {
+  for (int64_t k = 0; k < kc; ++k) {
+    if (Prefetch == kStreamB) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + kc * NR), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(b + kc * NR + 16), _MM_HINT_T1);
+    } else if (Prefetch == kStreamA) {
+      _mm_prefetch(reinterpret_cast<const char*>(a + kc * MR), _MM_HINT_T1);
+    }
+    const __m512 b0 = _mm512_loadu_ps(b);
+    const __m512 b1 = V == 2 ? _mm512_loadu_ps(b + 16) : b0;
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      if (V == 2) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+}
+
+template <int V, int Prefetch>
+void accumulate_m(int m, int64_t kc, const float* a, const float* b, __m512 (&acc)[MR][2]) {
+  switch (m) {
+    case 2: return accumulate_rows<2, V, Prefetch>(kc, a, b, acc);
+    case 3: return accumulate_rows<3, V, Prefetch>(kc, a, b, acc);
+    case 4: return accumulate_rows<4, V, Prefetch>(kc, a, b, acc);
+    case 5: return accumulate_rows<5, V, Prefetch>(kc, a, b, acc);
+    case 6: return accumulate_rows<6, V, Prefetch>(kc, a, b, acc);
+    case 7: return accumulate_rows<7, V, Prefetch>(kc, a, b, acc);
+    case 8: return accumulate_rows<8, V, Prefetch>(kc, a, b, acc);
+    case 9: return accumulate_rows<9, V, Prefetch>(kc, a, b, acc);
+    case 10: return accumulate_rows<10, V, Prefetch>(kc, a, b, acc);
+    case 11: return accumulate_rows<11, V, Prefetch>(kc, a, b, acc);
+    default: return accumulate_rows<MR, V, Prefetch>(kc, a, b, acc);
+  }
+}
+
+template <int Prefetch>
 void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, bool accumulate,
                   const TileEpilogue* ep) {
   __m512 acc[MR][2];
@@ -76,18 +122,10 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
     _mm512_storeu_ps(rows, s);
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = _mm512_set1_ps(rows[i]);
-  } else {
-    for (int64_t k = 0; k < kc; ++k) {
-      const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
-        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-      }
-      a += MR;
-      b += NR;
-    }
+  } else if (n > 16) {
+    accumulate_m<2, Prefetch>(m, kc, a, b, acc);
+  } else {  // the second vector of columns is all past n: left zero, never stored
+    accumulate_m<1, Prefetch>(m, kc, a, b, acc);
   }
   // Column masks for a partial tile (n < 32); rows past m are not stored. A full tile uses plain stores (a
   // masked store cannot forward to a later load of the same data).
@@ -122,7 +160,8 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }  // namespace
 
 const GemmMicroKernel& gemm_micro_kernel_avx512() {
-  static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32};
+  static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32<kStreamNone>, kernel_12x32<kStreamB>,
+                                 kernel_12x32<kStreamA>};
   return k;
 }
 

@@ -64,12 +64,11 @@ inline float hsum(vf v) {
   return s;
 }
 
-// e^x: x = n ln2 + r (Cody-Waite, |r| <= ln2 / 2), e^r by a degree-6 polynomial, times 2^n applied in two
-// halves so results in the subnormal range and up to overflow come out right. NaN stays NaN.
-inline vf exp_v(vf x) {
-  x = clamp(x, -104.0f, 89.0f);
+// e^r of x = n ln2 + r (Cody-Waite, |r| <= ln2 / 2) by a degree-6 polynomial; n is returned in `n` (a float
+// holding an integer). x is clamped by the caller.
+inline vf exp_reduced(vf x, vf& n) {
   const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vf n = (x * 1.44269504f + magic) - magic;
+  n = (x * 1.44269504f + magic) - magic;
   vf r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   vf p = splat(0.00138368423f);
@@ -78,7 +77,15 @@ inline vf exp_v(vf x) {
   p = p * r + 0.166664198f;
   p = p * r + 0.499999911f;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  return p * r + 1.0f;
+}
+
+// e^x: e^r times 2^n applied in two halves so results in the subnormal range and up to overflow come out
+// right. NaN stays NaN.
+inline vf exp_v(vf x) {
+  x = clamp(x, -104.0f, 89.0f);
+  vf n;
+  const vf p = exp_reduced(x, n);
   vi ni = __builtin_convertvector(select(n == n, n, splat(0.0f)), vi);
   const vi n1 = ni >> 1;
   const vi n2 = ni - n1;
@@ -114,7 +121,34 @@ inline vf log_v(vf x) {
   return select((x < 0.0f) | (x != x), splat(__builtin_nanf("")), y);
 }
 
-inline vf sigmoid_v(vf x) { return 1.0f / (1.0f + exp_v(-x)); }
+// 1 / d for finite d >= 1. With AVX-512 or AVX2: the hardware estimate (14 / 12 bits) refined by Newton steps
+// (one / two); else a division.
+inline vf recip_ge1(vf d) {
+#if ORCHARD_VEC_BYTES == 64 && defined(__AVX512F__)
+  vf y = __builtin_ia32_rcp14ps512_mask(d, vf{}, static_cast<unsigned short>(0xffff));
+  return y + y * (1.0f - d * y);
+#elif ORCHARD_VEC_BYTES == 32 && defined(__AVX__)
+  vf y = __builtin_ia32_rcpps256(d);
+  y = y + y * (1.0f - d * y);
+  return y + y * (1.0f - d * y);
+#else
+  return 1.0f / d;
+#endif
+}
+
+// 1 / (1 + e^-x), with e^-x computed as exp_v does but for -x clamped to [-88, 88] and 2^n applied in one step
+// (e^-x below 2^-126 flushes to 0, where 1 + e^-x is 1 anyway): 1 + e^-x stays finite, so the reciprocal needs
+// no special case and the clamps no NaN care. x < -88 (sigmoid below 6.1e-39) gives 0; NaN stays NaN.
+inline vf sigmoid_v(vf x) {
+  vf t = -x;
+  t = t < 88.0f ? t : splat(88.0f);
+  t = t > -88.0f ? t : splat(-88.0f);
+  vf n;
+  const vf p = exp_reduced(t, n);
+  const vf e = p * as_f((__builtin_convertvector(n, vi) + 127) << 23);
+  const vf y = recip_ge1(1.0f + e);
+  return select(x != x, x, select(x < -88.0f, vf{}, y));
+}
 
 // tanh: |x| < 0.625 by x + x^3 P(x^2); else 1 - 2 / (e^{2|x|} + 1) with x's sign.
 inline vf tanh_v(vf x) {
