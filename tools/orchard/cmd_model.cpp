@@ -91,6 +91,7 @@ Manager mode:
   --slots S         requests running at once (default: one per core)
   --queue-depth Q   requests waiting before rejection (default 64)
   --memory-mb MB    memory budget (default 1024)
+  --device-memory-mb MB  cap on each accelerator's device memory (ManagerConfig::device_memory_mb; default none)
   --timeout-ms T    deadline of each request (default: none)
 )";
 
@@ -340,6 +341,7 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
   config.max_concurrent_operations = static_cast<int>(args.get_int("slots", 0));
   config.max_queue_depth = static_cast<int>(args.get_int("queue-depth", 64));
   config.memory_pool_mb = args.get_int("memory-mb", 1024);
+  config.device_memory_mb = args.get_int("device-memory-mb", 0);
   config.intra_op_threads = options.intra_op_threads;
   config.backend_chain = options.backend_preference;
   const int64_t clients = args.get_int("concurrency", 1), requests = args.get_int("requests", 100);
@@ -398,6 +400,11 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
               static_cast<unsigned long long>(s.timed_out), static_cast<unsigned long long>(s.cancelled),
               static_cast<unsigned long long>(s.failed));
   for (const auto& [code, n] : errors) std::printf("  %s: %lld\n", code.c_str(), static_cast<long long>(n));
+  for (const auto& d : device_memory_budgets()) {
+    std::printf("device memory peak %.1f MiB of cap %.1f MiB (%s), %lld allocations refused\n",
+                static_cast<double>(d->peak()) / (1024.0 * 1024.0), static_cast<double>(d->limit()) / (1024.0 * 1024.0),
+                d->device().c_str(), static_cast<long long>(d->refused()));
+  }
   return s.failed ? kExitFailure : 0;
 }
 
@@ -430,7 +437,7 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
-                            "queue-depth", "memory-mb", "timeout-ms", "precision"},
+                            "queue-depth", "memory-mb", "timeout-ms", "precision", "device-memory-mb"},
             {"load-only", "op-summary", "no-cuda-graphs", "fix-dims"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
