@@ -5,6 +5,7 @@
 # Writes logs and a summary to $OUT. Usage: bench/cuda_gpu_run.sh [phases...] (default: all). A call of the
 # device tool runs at most 10 minutes: run the phases in three calls (see notes/issue-8.md), e.g.
 #   run.sh info unit placement memcheck;  run.sh conformance real standard;  run.sh bench torch
+# (BENCH_FLAGS="--fix-dims" benches with static shapes, as torch.compile specializes.)
 cd "$(dirname "$0")" || exit 1
 R=$PWD
 OUT=${OUT:-/tmp/out}
@@ -82,7 +83,7 @@ if has bench; then
         # GRAPHS="on off": with CUDA graphs (the default) and with --no-cuda-graphs.
         for g in ${GRAPHS:-on}; do
           flag=$([ "$g" = off ] && echo --no-cuda-graphs)
-          r=$(timeout 150 ./orchard bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision $p $flag --warmup ${WARMUP:-10} --runs ${RUNS:-50} 2>&1 | tail -3 | tr '\n' ' ')
+          r=$(timeout 150 ./orchard bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision $p $flag ${BENCH_FLAGS:-} --warmup ${WARMUP:-10} --runs ${RUNS:-50} 2>&1 | tail -4 | tr '\n' ' ')
           log "$(el) bench $m N=$n $p graphs=$g cuda,cpu: $r"
         done
       done

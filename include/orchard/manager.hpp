@@ -34,11 +34,22 @@ struct ManagerConfig {
   std::vector<std::string> backend_chain;   // default backend preference of loaded models; empty: platform chain
   // Where the Manager's buffer pool gets request tensor memory from. Null: the process allocator.
   std::shared_ptr<Allocator> allocator;
+  // Cap on each accelerator's device memory while this Manager lives (orchard/device_memory.hpp; like ONNX Runtime's
+  // gpu_mem_limit), a budget apart from memory_pool_mb: a request that needs more fails with resource_exhausted
+  // naming the cap, and later requests run. Device pools are per process, so the cap holds for every session on
+  // the device. 0: leave the process's cap.
+  int64_t device_memory_mb = 0;
 };
 
 struct LoadOptions {
   std::string name;        // shown in metrics and logs; default: the file's stem
   SessionOptions session;  // optimization level and backend preference (the pool and allocator are the Manager's)
+  // Requests of this model running at once (its instances); 0: only max_concurrent_operations limits it.
+  // Its queued requests wait for one of its own slots while other models' requests go ahead.
+  int max_concurrent = 0;
+  // This model's share of the memory budget: its weights plus the activation reservations of its running
+  // requests stay within it (outputs a client still holds count against the whole budget only); 0: none.
+  int64_t memory_limit_mb = 0;
 };
 
 struct InferenceOptions {
@@ -59,6 +70,8 @@ struct PerformanceSummary {
   double memory_usage_mb = 0;  // weights + reservations + request tensors still held
   uint64_t ok = 0, rejected = 0, timed_out = 0, cancelled = 0, failed = 0;
   uint64_t failovers = 0;      // nodes moved to a later backend after a failure
+  // Summed over the requests answered with outputs (`ok` of them): time queued and time running.
+  double queue_ms_total = 0, compute_ms_total = 0;
   int64_t queue_depth = 0;     // requests waiting now
   int64_t running = 0;         // requests running now
 };

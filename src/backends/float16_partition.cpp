@@ -9,6 +9,23 @@ namespace orchard::backends {
 
 namespace {
 
+// Refuses what a partition edge never casts (only float32 <-> float16).
+Status check_edge_cast(const Tensor& t, DType to) {
+  const bool widen = t.dtype() == DType::float16 && to == DType::float32;
+  const bool narrow = t.dtype() == DType::float32 && to == DType::float16;
+  if (widen || narrow) return Status::OK();
+  return invalid_argument("[float16] cannot cast ", t.description(), " to ", dtype_name(to), " at a partition edge");
+}
+
+// Casts host tensor `t` into `out` (float32 <-> float16, same shape; check_edge_cast passed).
+void cast_into(const Tensor& t, Tensor& out) {
+  if (t.dtype() == DType::float16) {
+    for (int64_t i = 0; i < t.numel(); ++i) out.data<float>()[i] = static_cast<float>(t.data<float16>()[i]);
+  } else {
+    for (int64_t i = 0; i < t.numel(); ++i) out.data<float16>()[i] = float16(t.data<float>()[i]);
+  }
+}
+
 Tensor to_half(const Tensor& c) {
   Tensor h = Tensor::empty(DType::float16, c.shape());
   const float* src = c.data<float>();
@@ -55,7 +72,12 @@ class HalfExecutable final : public runtime::Executable {
 
   // A tensor the partition reads on the host (a kernel's host input) is cast there; the others on the device.
   Result<Tensor> edge_cast(const Tensor& t, DType to, runtime::ExecContext& ctx) const {
-    if (t.place().host_visible()) return cast_float_on_host(t, to, ctx.env.host_allocator());
+    if (t.place().host_visible()) {  // an output cast here may outlive the run: it keeps a request's arena alive
+      ORCHARD_RETURN_IF_ERROR(check_edge_cast(t, to));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor out, ctx.env.create_tensor(to, t.shape(), ctx.env.host_allocator()));
+      cast_into(t, out);
+      return out;
+    }
     return cast_(t, to, ctx);
   }
 };
@@ -101,17 +123,9 @@ HalfPartition make_half_partition(const runtime::PartitionSpec& spec) {
 }
 
 Result<Tensor> cast_float_on_host(const Tensor& t, DType to, Allocator& alloc) {
-  const bool widen = t.dtype() == DType::float16 && to == DType::float32;
-  const bool narrow = t.dtype() == DType::float32 && to == DType::float16;
-  if (!widen && !narrow) {
-    return invalid_argument("[float16] cannot cast ", t.description(), " to ", dtype_name(to), " at a partition edge");
-  }
+  ORCHARD_RETURN_IF_ERROR(check_edge_cast(t, to));
   ORCHARD_ASSIGN_OR_RETURN(Tensor out, Tensor::create(to, t.shape(), alloc));
-  if (widen) {
-    for (int64_t i = 0; i < t.numel(); ++i) out.data<float>()[i] = static_cast<float>(t.data<float16>()[i]);
-  } else {
-    for (int64_t i = 0; i < t.numel(); ++i) out.data<float16>()[i] = float16(t.data<float>()[i]);
-  }
+  cast_into(t, out);
   return out;
 }
 

@@ -95,7 +95,7 @@ void* BufferPool::pop(Shard& sh) {
   void* p = sh.free.back();
   sh.free.pop_back();
   sh.count.store(sh.free.size(), std::memory_order_relaxed);
-  ++sh.hits;
+  sh.hits.fetch_add(1, std::memory_order_relaxed);
   return p;
 }
 
@@ -256,11 +256,8 @@ void BufferPool::set_max_cached_bytes(size_t bytes) {
 BufferPool::Stats BufferPool::stats() const {
   Stats st;
   for (size_t i = 0; i < num_classes_ * (shard_mask_ + 1); ++i) {
-    Shard& sh = shards_[i];
-    {
-      std::lock_guard lock(sh.mu);
-      st.hits += sh.hits;
-    }
+    const Shard& sh = shards_[i];
+    st.hits += sh.hits.load(std::memory_order_relaxed);
     st.misses += sh.misses.load(std::memory_order_relaxed);
   }
   st.bypassed = bypassed_.load(std::memory_order_relaxed);

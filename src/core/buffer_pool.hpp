@@ -114,7 +114,7 @@ class BufferPool final : public Allocator {
   struct alignas(64) Shard {
     std::mutex mu;
     std::vector<void*> free;     // idle buffers of this class
-    uint64_t hits = 0;           // guarded by mu
+    std::atomic<uint64_t> hits{0};  // counted under mu; read without it (stats)
     std::atomic<size_t> count{0};  // free.size(), readable without mu (steal scan)
     std::atomic<uint64_t> misses{0};
   };

@@ -12,6 +12,7 @@
 #include "core/logging.hpp"
 #include "manager/manager_metrics.hpp"
 #include "manager/memory_budget.hpp"
+#include "orchard/device_memory.hpp"
 #include "orchard/trace.hpp"
 
 namespace orchard {
@@ -49,6 +50,10 @@ struct LoadedModel {
   // Sessions compiled for a request's backend preference, by preference ("cuda,cpu").
   std::map<std::string, std::shared_ptr<Session>> by_preference;
   int64_t in_flight = 0;  // queued + running; guarded by Manager::Impl::mu
+  int max_running = 0;        // LoadOptions::max_concurrent; 0: no limit of its own
+  int64_t memory_limit = 0;   // LoadOptions::memory_limit_mb in bytes; 0: no share of its own
+  int64_t running = 0;        // its requests running now; guarded by Manager::Impl::mu
+  int64_t reserved = 0;       // their activation reservations; guarded by Manager::Impl::mu
   bool unloading = false;
   std::map<const Session*, int64_t> failovers_seen;  // per session, guarded by Manager::Impl::mu
   std::map<const Session*, int64_t> copied_seen;     // per session, guarded by Manager::Impl::mu
@@ -107,6 +112,7 @@ struct Manager::Impl {
   uint64_t next_seq = 0;
   int64_t running = 0;
   bool stopping = false;
+  int64_t device_cap_before = 0;  // the process's device memory cap before config.device_memory_mb replaced it
   std::vector<std::thread> workers;
   std::thread reaper;
 
@@ -138,6 +144,12 @@ struct Manager::Impl {
   // Answers a request and forgets it. Call without mu held.
   void finish(const std::shared_ptr<Request>& r, Result<NamedValues> result, Outcome outcome, Clock::time_point started);
   void update_gauges_locked();
+  // True when `model` has a slot and memory share left for a request reserving `need` bytes; requires mu.
+  static bool model_admits_locked(const LoadedModel& model, int64_t need);
+  // The first queued request, in queue order, whose model admits it; null when none. Requires mu.
+  Request* next_runnable_locked() const;
+  // Marks r running on a slot of the Manager and of its model; requires mu.
+  void start_locked(Request& r);
   Result<std::shared_ptr<Session>> session_for(LoadedModel& m, const std::vector<std::string>& preference);
   void write_trace(const Request& r, const std::vector<NodeProfile>& nodes, Clock::time_point started, Clock::time_point run_start);
 };
@@ -151,7 +163,9 @@ Result<std::unique_ptr<Manager>> Manager::create(const ManagerConfig& config) {
   if (config.max_concurrent_operations < 0) {
     return invalid_argument("[manager] max_concurrent_operations must be >= 0, got ", config.max_concurrent_operations);
   }
+  if (config.device_memory_mb < 0) return invalid_argument("[manager] device_memory_mb must be >= 0, got ", config.device_memory_mb);
   auto impl = std::make_unique<Impl>(config);
+  if (config.device_memory_mb > 0) impl->device_cap_before = set_device_memory_limit(config.device_memory_mb * kMiB);
   impl->pool = std::make_shared<ThreadPool>(config.intra_op_threads);
   impl->metrics.set_enabled(config.metrics_enabled);
   impl->metrics.set_memory(0, impl->budget.limit(), 0);
@@ -182,6 +196,7 @@ Manager::~Manager() {
   impl_->reaper.join();
   std::lock_guard<std::mutex> g(impl_->wake->guard);
   impl_->wake->alive = false;  // outputs still held by clients release into the budget without waking anyone
+  if (impl_->config.device_memory_mb > 0) set_device_memory_limit(impl_->device_cap_before);
 }
 
 // ---- models ----
@@ -192,6 +207,12 @@ Result<ModelId> Manager::load_model(const std::filesystem::path& path, const Loa
   const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
   if (ec) return not_found("[manager] cannot read model file '", path.string(), "': ", ec.message());
   const std::string name = options.name.empty() ? path.stem().string() : options.name;
+  if (options.max_concurrent < 0) {
+    return invalid_argument("[manager] model '", name, "': max_concurrent must be >= 0, got ", options.max_concurrent);
+  }
+  if (options.memory_limit_mb < 0) {
+    return invalid_argument("[manager] model '", name, "': memory_limit_mb must be >= 0, got ", options.memory_limit_mb);
+  }
   // A model's weights take about its file size: refuse before reading what cannot fit.
   if (file_bytes > m.budget.available()) {
     return out_of_memory("[manager] model '", name, "' needs about ", mib_text(file_bytes), " for its weights, ",
@@ -216,7 +237,16 @@ Result<ModelId> Manager::load_model(const std::filesystem::path& path, const Loa
                          mib_text(est.weights_bytes), " + workspace ", mib_text(est.activation_bytes), "), ",
                          mib_text(m.budget.available()), " of ", mib_text(m.budget.limit()), " available");
   }
+  const int64_t share = options.memory_limit_mb * kMiB;
+  if (share > 0 && est.weights_bytes + est.activation_bytes > share) {
+    m.budget.release(est.weights_bytes);
+    return out_of_memory("[manager] model '", name, "' needs ", mib_text(est.weights_bytes + est.activation_bytes),
+                         " (weights ", mib_text(est.weights_bytes), " + workspace ", mib_text(est.activation_bytes),
+                         "), more than its memory share of ", mib_text(share));
+  }
   auto model = std::make_shared<LoadedModel>();
+  model->max_running = options.max_concurrent;
+  model->memory_limit = share;
   model->name = name;
   model->path = path;
   model->options = so;
@@ -318,15 +348,18 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
       refused = out_of_memory("[manager] request ", r->id, " for model '", it->second->name, "' needs ", mib_text(r->need),
                               " of activation memory; the budget leaves ", mib_text(m.budget.limit() - it->second->weights_bytes),
                               " beside the model's weights");
+    } else if (it->second->memory_limit > 0 && r->need > it->second->memory_limit - it->second->weights_bytes) {
+      refused = out_of_memory("[manager] request ", r->id, " for model '", it->second->name, "' needs ", mib_text(r->need),
+                              " of activation memory; the model's memory share of ", mib_text(it->second->memory_limit),
+                              " leaves ", mib_text(it->second->memory_limit - it->second->weights_bytes), " beside its weights");
     } else if (options.run_inline && m.queue.empty() && m.running < m.config.max_concurrent_operations &&
-               m.budget.try_charge(r->need)) {
+               Impl::model_admits_locked(*it->second, r->need) && m.budget.try_charge(r->need)) {
       // A free slot and nobody waiting: this thread runs it, as a worker would (run_request releases r->need).
       r->model = it->second;
       r->model->in_flight++;
       r->seq = m.next_seq++;
       m.active[r->id] = r;
-      r->running = true;
-      ++m.running;
+      m.start_locked(*r);
       m.update_gauges_locked();
       run_here = true;
     } else {
@@ -401,6 +434,25 @@ void Manager::Impl::dequeue_locked(Request* r) {
   }
 }
 
+bool Manager::Impl::model_admits_locked(const LoadedModel& model, int64_t need) {
+  if (model.max_running > 0 && model.running >= model.max_running) return false;
+  return model.memory_limit == 0 || model.weights_bytes + model.reserved + need <= model.memory_limit;
+}
+
+Request* Manager::Impl::next_runnable_locked() const {
+  for (Request* r : queue) {
+    if (model_admits_locked(*r->model, r->need)) return r;
+  }
+  return nullptr;
+}
+
+void Manager::Impl::start_locked(Request& r) {
+  r.running = true;
+  ++running;
+  ++r.model->running;
+  r.model->reserved += r.need;
+}
+
 void Manager::Impl::update_gauges_locked() {
   metrics.set_queue_depth(static_cast<int64_t>(queue.size()));
   metrics.set_running(running);
@@ -424,7 +476,9 @@ void Manager::Impl::finish(const std::shared_ptr<Request>& r, Result<NamedValues
     if (r->running) {  // the slot is free before the client hears back
       r->running = false;
       --running;
-      wake_worker = !queue.empty();  // a worker may be waiting for this slot
+      --r->model->running;
+      r->model->reserved -= r->need;
+      wake_worker = !queue.empty();  // a worker may be waiting for this slot (the Manager's or the model's)
     }
     if (r->model && --r->model->in_flight == 0) unload_cv.notify_all();
     update_gauges_locked();
@@ -469,11 +523,17 @@ void Manager::Impl::worker_loop() {
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     // Callers running inline hold slots too (InferenceOptions::run_inline), so a worker also waits for one.
-    work_cv.wait(lock, [this] { return stopping || (!queue.empty() && running < config.max_concurrent_operations); });
+    // A model at its own limit (LoadOptions::max_concurrent, memory_limit_mb) holds back only its requests.
+    Request* head = nullptr;
+    work_cv.wait(lock, [&] {
+      if (stopping) return true;
+      if (running >= config.max_concurrent_operations) return false;
+      head = next_runnable_locked();
+      return head != nullptr;
+    });
     if (stopping) return;
     // Memory goes to requests in queue order: the head reserves its activations or everyone waits, so a
     // large request is not starved and a client reading answers in submission order cannot deadlock.
-    Request* head = *queue.begin();
     // Announced before trying, so that a release racing the try sees a waiter (both are seq_cst).
     memory_waiters.fetch_add(1);
     const bool reserved = budget.try_charge(head->need);
@@ -493,8 +553,7 @@ void Manager::Impl::worker_loop() {
       lock.lock();
       continue;
     }
-    r->running = true;
-    ++running;
+    start_locked(*r);
     update_gauges_locked();
     lock.unlock();
     run_request(r);  // finish() frees the slot
@@ -593,6 +652,11 @@ PerformanceSummary Manager::performance_summary(std::optional<ModelId> id) const
   return s;
 }
 
-std::string Manager::metrics_text() const { return impl_->metrics.prometheus_text(); }
+std::string Manager::metrics_text() const {
+  for (const auto& d : device_memory_budgets()) {
+    impl_->metrics.set_device_memory(d->device(), d->used(), d->limit(), d->peak(), d->refused());
+  }
+  return impl_->metrics.prometheus_text();
+}
 
 }  // namespace orchard

@@ -170,6 +170,15 @@ void ManagerMetrics::set_memory(int64_t used, int64_t limit, int64_t weights) {
   impl_->weights->set(static_cast<double>(weights));
 }
 
+void ManagerMetrics::set_device_memory(const std::string& device, int64_t used, int64_t limit, int64_t peak, int64_t refused) {
+  auto& r = impl_->registry;
+  const telemetry::Labels l{{"device", device}};
+  must(r.gauge("orchard_device_memory_used_bytes", "Device memory in use, per accelerator", l))->set(static_cast<double>(used));
+  must(r.gauge("orchard_device_memory_limit_bytes", "Device memory cap (0: none)", l))->set(static_cast<double>(limit));
+  must(r.gauge("orchard_device_memory_peak_bytes", "Most device memory in use at once", l))->set(static_cast<double>(peak));
+  must(r.gauge("orchard_device_memory_refused", "Device allocations the cap refused", l))->set(static_cast<double>(refused));
+}
+
 void ManagerMetrics::set_model_memory(ModelId id, int64_t bytes) {
   if (auto s = impl_->model(id)) s->memory->set(static_cast<double>(bytes));
 }
@@ -192,6 +201,8 @@ PerformanceSummary ManagerMetrics::summary(std::optional<ModelId> id, int64_t qu
   out.failed = s->outcomes[4]->value();
   out.failovers = s->failovers->value();
   out.latency_ms = s->latency_ewma->value() * 1e3;
+  out.queue_ms_total = s->queue_time->sum() * 1e3;
+  out.compute_ms_total = s->compute_time->sum() * 1e3;
   const auto snap = s->latency->snapshot();
   out.latency_p50_ms = snap.percentile(0.50) * 1e3;
   out.latency_p90_ms = snap.percentile(0.90) * 1e3;

@@ -37,6 +37,8 @@ class ManagerMetrics {
   void set_running(int64_t n);
   void set_memory(int64_t used_bytes, int64_t limit_bytes, int64_t model_weights_bytes);
   void set_model_memory(ModelId id, int64_t bytes);
+  // Device memory of one accelerator (a DeviceMemoryBudget): bytes in use, cap (0: none), peak, refusals.
+  void set_device_memory(const std::string& device, int64_t used, int64_t limit, int64_t peak, int64_t refused);
   // Buffer pool statistics (hits, misses, bytes held idle).
   void set_pool_stats(uint64_t hits, uint64_t misses, int64_t bytes_cached);
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/logging.hpp"
+#include "orchard/device_memory.hpp"
 
 namespace orchard::runtime {
 
@@ -50,9 +51,7 @@ Result<Tensor> OpContext::make_output(size_t i, DType dtype, const Shape& shape)
       return t;
     }
   }
-  const bool arena = env_.shared_allocator && &allocator_ == env_.shared_allocator.get();
-  ORCHARD_ASSIGN_OR_RETURN(Tensor t, arena ? Tensor::create(dtype, shape, env_.shared_allocator)
-                                           : Tensor::create(dtype, shape, allocator_));
+  ORCHARD_ASSIGN_OR_RETURN(Tensor t, env_.create_tensor(dtype, shape, allocator_));
   outputs_[i] = Value(t);
   return t;
 }
@@ -66,6 +65,11 @@ Result<std::vector<Value>> OpContext::run_subgraph(const CompiledGraph& graph, s
 }
 
 // ---- RunEnv ----
+
+Result<Tensor> RunEnv::create_tensor(DType dtype, const Shape& shape, Allocator& alloc) const {
+  if (shared_allocator && &alloc == shared_allocator.get()) return Tensor::create(dtype, shape, shared_allocator);
+  return Tensor::create(dtype, shape, alloc);
+}
 
 Status RunEnv::check_abort() const {
   if (abort && abort->load(std::memory_order_relaxed)) return cancelled("run cancelled");
@@ -133,8 +137,8 @@ Result<Value> move_to(const Value& v, const Backend& backend, const std::vector<
   if (reads(backend, src.place())) return v;
   const auto t0 = std::chrono::steady_clock::now();
   const MemoryPlace dst_place = backend.allocator().place();
-  ORCHARD_ASSIGN_OR_RETURN(Tensor dst, dst_place.host_visible() ? Tensor::create(src.dtype(), src.shape(), env.host_allocator())
-                                                                : Tensor::create(src.dtype(), src.shape(), backend.allocator()));
+  Allocator& to = dst_place.host_visible() ? env.host_allocator() : backend.allocator();
+  ORCHARD_ASSIGN_OR_RETURN(Tensor dst, env.create_tensor(src.dtype(), src.shape(), to));
   // The destination's transfer when it can (uploads, on this partition's stream), else the source owner's
   // (downloads, on its stream, finished before the host reads the bytes).
   if (backend.transfer().can_copy(src.place(), dst.place())) {
@@ -165,7 +169,7 @@ Result<Value> move_to_host(const Value& v, const std::vector<std::shared_ptr<Bac
     if (b->allocator().place() != src.place()) continue;
     const auto t0 = std::chrono::steady_clock::now();
     ORCHARD_ASSIGN_OR_RETURN(Stream * stream, env.stream_for(b.get()));
-    ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), env.host_allocator()));
+    ORCHARD_ASSIGN_OR_RETURN(Tensor dst, env.create_tensor(src.dtype(), src.shape(), env.host_allocator()));
     ORCHARD_RETURN_IF_ERROR(b->transfer().copy(src, dst, stream));
     if (stream) ORCHARD_RETURN_IF_ERROR(stream->synchronize());
     env.bytes_copied += static_cast<int64_t>(src.nbytes());
@@ -423,6 +427,7 @@ Status CompiledGraph::run_partition(const CompiledPartition& p, Frame& frame, Ru
       exe = p.fallback->executable.get();
     }
     ORCHARD_ASSIGN_OR_RETURN(Stream * stream, env.stream_for(&backend));
+    (void)take_device_memory_refusal();  // only this attempt's refusals count below
     Status st;
     for (size_t i = 0; i < p.input_slots.size() && st.ok(); ++i) {
       const Value& v = frame.slots[static_cast<size_t>(p.input_slots[i])];
@@ -450,6 +455,11 @@ Status CompiledGraph::run_partition(const CompiledPartition& p, Frame& frame, Ru
              backend.device().name, "partition", t0);
     }
     if (st.ok()) break;
+    // A device memory cap refused an allocation: this request fails, naming the cap; the partition stays where
+    // it is (the next request may fit), and the process keeps serving.
+    if (std::string cap = take_device_memory_refusal(); !cap.empty() && st.code() == StatusCode::out_of_memory) {
+      return resource_exhausted(cap, " (", st.message(), ")");
+    }
     const bool can_fail_over = !use_fallback && p.fallback_backend >= 0 && is_backend_fault(st.code());
     if (!can_fail_over) return st;
     // Remembered: later runs go straight to the fallback backend.

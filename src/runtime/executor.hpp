@@ -48,6 +48,9 @@ struct RunEnv {
 
   // Returns the host allocator of this run (the request's arena when there is one).
   Allocator& host_allocator() const { return shared_allocator ? *shared_allocator : *allocator; }
+  // Returns a new tensor from `alloc`; when that is the shared allocator, the storage keeps it alive (a request's
+  // arena must outlive every tensor it charged, outputs handed to the client included).
+  Result<Tensor> create_tensor(DType dtype, const Shape& shape, Allocator& alloc) const;
   // Returns this run's stream on `backend`, made on first use (null for synchronous backends).
   Result<Stream*> stream_for(const Backend* backend);
   // Waits for every stream of this run; returns the first error.

@@ -121,6 +121,8 @@ class KernelExecutable final : public Executable {
       if (!st.ok()) return st.with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
       if (arena) arena->after_step(step.outputs, outs, step.input_slots, in_ptrs, ctx.env.made_outputs);
       if (ctx.env.profile) {
+        // A device kernel is only queued: a profiled run waits for it, so the time is the device's.
+        if (ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());
         const auto t1 = std::chrono::steady_clock::now();
         NodeProfile p;
         p.name = step.node->name;
@@ -165,7 +167,7 @@ class KernelExecutable final : public Executable {
       const bool want_host = i < 32 && ((step.host_inputs >> i) & 1u);
       if (src.place().host_visible() == want_host || src.dtype() == DType::string) continue;
       Allocator& to = want_host ? ctx.env.host_allocator() : backend_.allocator();
-      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, Tensor::create(src.dtype(), src.shape(), to));
+      ORCHARD_ASSIGN_OR_RETURN(Tensor dst, ctx.env.create_tensor(src.dtype(), src.shape(), to));
       ORCHARD_RETURN_IF_ERROR(backend_.transfer().copy(src, dst, ctx.stream));
       // The host reads a download at once; an upload is ordered before the kernel on the stream.
       if (want_host && ctx.stream) ORCHARD_RETURN_IF_ERROR(ctx.stream->synchronize());

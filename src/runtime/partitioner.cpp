@@ -139,9 +139,11 @@ bool is_shape_op(const std::string& op) {
   return ops.count(op) > 0;
 }
 
-// A node is cheap when it is a shape op or every output is known to be small.
+// A node is cheap when it is a shape op or every output is known to be small. Declared shapes come from
+// the model file and may be absurd: the count stops as soon as it passes the bound, so it cannot overflow.
 bool is_cheap(const GraphView& view, const graph::Node& n) {
   if (is_shape_op(n.op_type)) return true;
+  constexpr int64_t kCheapElements = 4096;
   int64_t elements = 0;
   for (const auto& out : n.outputs) {
     if (out.empty()) continue;
@@ -149,12 +151,14 @@ bool is_cheap(const GraphView& view, const graph::Node& n) {
     if (!t.has_shape) return false;
     int64_t e = 1;
     for (const Dim& d : t.shape) {
-      if (!d.fixed()) return false;
+      if (!d.fixed() || d.value < 0) return false;
+      if (d.value > 0 && e > kCheapElements / d.value) return false;
       e *= d.value;
     }
     elements += e;
+    if (elements > kCheapElements) return false;
   }
-  return elements <= 4096;
+  return true;
 }
 
 std::vector<int> all_nodes(const graph::Graph& g) {

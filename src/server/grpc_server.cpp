@@ -291,6 +291,10 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       st->mutable_success()->set_ns(s.success_ns);
       st->mutable_fail()->set_count(s.fail_count);
       st->mutable_fail()->set_ns(s.fail_ns);
+      st->mutable_queue()->set_count(s.run_count);
+      st->mutable_queue()->set_ns(s.queue_ns);
+      st->mutable_compute_infer()->set_count(s.run_count);
+      st->mutable_compute_infer()->set_ns(s.compute_ns);
     }
     return done(ctx, Status::OK());
   }

@@ -118,6 +118,9 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
           c.input_shapes[name].push_back(std::move(dims));
         }
       }
+    } else if (key == "memory_share_mb") {
+      ORCHARD_ASSIGN_OR_RETURN(c.memory_share_mb, non_negative(v, "memory_share_mb"));
+      if (c.memory_share_mb < 1) return invalid_argument("[server] config 'memory_share_mb' must be >= 1, got 0");
     } else if (key == "inline_execution") {
       if (!v.is_boolean())
         return invalid_argument("[server] config 'inline_execution' must be a boolean, got ", v.dump());
@@ -132,10 +135,6 @@ Result<ModelConfig> parse_model_config(std::string_view text) {
       return invalid_argument("[server] model config has unknown key '", key, "'");
     }
   }
-  if (c.instance_count > 0 && !c.dynamic_batching)
-    return invalid_argument(
-        "[server] config 'instance_group' needs dynamic_batching (the Manager's --max-concurrent "
-        "sets how many unbatched requests run at once)");
   if (c.dynamic_batching && c.max_batch_size < 1)
     return invalid_argument("[server] config 'dynamic_batching' needs max_batch_size >= 1, got ", c.max_batch_size);
   for (int64_t p : c.preferred_batch_sizes)
@@ -157,6 +156,8 @@ Result<std::shared_ptr<ServedModel>> ModelRepository::load_version(const std::st
   LoadOptions opts;
   opts.name = name;
   opts.session.backend_preference = config.backends;
+  opts.memory_limit_mb = config.memory_share_mb;
+  if (!config.dynamic_batching) opts.max_concurrent = static_cast<int>(config.instance_count);
   ORCHARD_ASSIGN_OR_RETURN(ModelId id, manager_.load_model(file, opts));
   auto m = std::make_shared<ServedModel>();
   m->name = name;
@@ -377,6 +378,10 @@ Result<std::vector<ModelStatsSnapshot>> ModelRepository::statistics(std::string_
     } else {
       s.inference_count = s.execution_count = s.success_count;
     }
+    const PerformanceSummary run = manager_.performance_summary(m->id);
+    s.run_count = run.ok;
+    s.queue_ns = static_cast<uint64_t>(run.queue_ms_total * 1e6);
+    s.compute_ns = static_cast<uint64_t>(run.compute_ms_total * 1e6);
     out.push_back(std::move(s));
   }
   if (!name.empty() && out.empty()) return not_found("[server] unknown model '", name, "'");

@@ -31,8 +31,12 @@ struct ModelConfig {
   // Orchard's own key: an unbatched request runs on the thread that received it when a Manager slot is
   // free (InferenceOptions::run_inline), saving two thread hand-offs; for models that run in microseconds.
   bool inline_execution = false;
-  // instance_group: the sum of the groups' counts; batched models run that many batches at once (default 2).
+  // instance_group: the sum of the groups' counts; batched models run that many batches at once (default 2),
+  // unbatched ones that many requests (LoadOptions::max_concurrent; default: only --max-concurrent limits).
   int64_t instance_count = 0;  // 0: not given
+  // Orchard's own key memory_share_mb: the part of the server's memory budget this model may hold (its
+  // weights plus its running requests' activations, LoadOptions::memory_limit_mb); 0: not given.
+  int64_t memory_share_mb = 0;
   // Orchard's own key input_shapes: the shapes each named input may have (enumerated shapes); other shapes
   // are refused with 400. Inputs not named take any shape the model allows.
   std::map<std::string, std::vector<std::vector<int64_t>>> input_shapes;
@@ -55,6 +59,9 @@ struct ModelStatsSnapshot {
   uint64_t inference_count = 0;  // batched: rows executed (batch n counts n); else requests that succeeded
   uint64_t execution_count = 0;  // batched: batches executed; else requests that succeeded
   uint64_t success_count = 0, success_ns = 0, fail_count = 0, fail_ns = 0;
+  // From the Manager, over the runs that succeeded (a batched model's runs are its batches): time queued
+  // for a slot and time running (input placement, the run and output placement together).
+  uint64_t run_count = 0, queue_ns = 0, compute_ns = 0;
 };
 
 // One loaded model version that answers requests.

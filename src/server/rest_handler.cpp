@@ -92,6 +92,7 @@ HttpReply RestHandler::model_config(const ServedModel& m) {
             {"backend", c.backends},
             {"inline_execution", c.inline_execution}};
   if (c.instance_count > 0) j["instance_group"] = Json::array({{{"count", c.instance_count}, {"kind", "KIND_CPU"}}});
+  if (c.memory_share_mb > 0) j["memory_share_mb"] = c.memory_share_mb;
   if (!c.input_shapes.empty()) j["input_shapes"] = c.input_shapes;
   if (c.dynamic_batching)
     j["dynamic_batching"] = {{"max_queue_delay_microseconds", c.max_queue_delay_us},
@@ -140,7 +141,10 @@ void RestHandler::handle(const Route& route, std::string_view body, std::optiona
              {"inference_count", s.inference_count},
              {"execution_count", s.execution_count},
              {"inference_stats",
-              {{"success", duration(s.success_count, s.success_ns)}, {"fail", duration(s.fail_count, s.fail_ns)}}},
+              {{"success", duration(s.success_count, s.success_ns)},
+               {"fail", duration(s.fail_count, s.fail_ns)},
+               {"queue", duration(s.run_count, s.queue_ns)},
+               {"compute_infer", duration(s.run_count, s.compute_ns)}}},
              {"batch_stats", Json::array()}});
       }
       return reply(json_reply(200, Json{{"model_stats", list}}.dump()));

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "orchard/device_memory.hpp"
 #include "testing/counting_allocator.hpp"
 #include "testing/model_builder.hpp"
 #include "testing/test_backends.hpp"
@@ -237,9 +238,72 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   EXPECT_EQ(m->performance_summary(id).rejected, 2u);
 }
 
+// LoadOptions::max_concurrent: the model's second request waits for its only instance, while a later
+// request of another model runs on a free Manager slot.
+TEST_F(ManagerTest, ModelInstanceLimitHoldsBackOnlyItsOwnRequests) {
+  auto m = make(/*slots=*/3, /*queue=*/8);
+  LoadOptions one = gated("one_instance");
+  one.max_concurrent = 1;
+  auto a = m->load_model(gate_model(), one);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  auto b = m->load_model(weights_model(16));
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  auto first = m->execute(*a, feed());
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto second = m->execute(*a, feed());
+  // Queued after `second`: without the model's limit a free worker would take `second` first.
+  EXPECT_TRUE(m->execute(*b, feed(16)).result.get().ok()) << "another model is not held back";
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(gate->entered(), 1) << "the second request waits for the model's only instance";
+  EXPECT_EQ(second.result.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate->open();
+  EXPECT_TRUE(first.result.get().ok());
+  EXPECT_TRUE(second.result.get().ok());
+  EXPECT_EQ(gate->entered(), 2);
+  const PerformanceSummary s = m->performance_summary(*a);
+  EXPECT_EQ(s.ok, 2u);
+  EXPECT_GE(s.queue_ms_total, 50.0) << "the second request's wait is counted";
+  EXPECT_GE(s.compute_ms_total, 50.0) << "the first ran (held by the gate) while the second waited";
+  LoadOptions bad;
+  bad.max_concurrent = -1;
+  EXPECT_EQ(m->load_model(gate_model(), bad).status().code(), StatusCode::invalid_argument);
+}
+
+// LoadOptions::memory_limit_mb: the activation reservations of a model's running requests and its weights
+// stay within its share, even with Manager slots and budget to spare.
+TEST_F(ManagerTest, ModelMemoryShareBoundsItsRunningRequests) {
+  auto m = make(/*slots=*/3, /*queue=*/8, /*memory_mb=*/64);
+  LoadOptions share = gated("one_mib");
+  share.memory_limit_mb = 1;
+  auto a = m->load_model(gate_model(), share);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  // 160 Ki floats: a 640 KiB output per request, so one fits the 1 MiB share and two do not.
+  auto first = m->execute(*a, feed(160 * 1024));
+  ASSERT_TRUE(gate->wait_entered(1));
+  auto second = m->execute(*a, feed(160 * 1024));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(gate->entered(), 1) << "the second request would pass the model's share";
+  auto huge = m->execute(*a, feed(512 * 1024)).result.get();  // 2 MiB: can never fit the share
+  EXPECT_EQ(huge.status().code(), StatusCode::out_of_memory);
+  EXPECT_NE(huge.status().message().find("memory share of 1.0 MiB"), std::string::npos) << huge.status().message();
+  gate->open();
+  EXPECT_TRUE(first.result.get().ok());
+  EXPECT_TRUE(second.result.get().ok());
+  EXPECT_EQ(gate->entered(), 2);
+  LoadOptions tight;
+  tight.memory_limit_mb = 1;
+  auto big = m->load_model(weights_model(512 * 1024), tight);  // 2 MiB of weights
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::out_of_memory);
+  EXPECT_NE(big.status().message().find("memory share"), std::string::npos) << big.status().message();
+  EXPECT_TRUE(m->load_model(weights_model(512 * 1024)).ok()) << "the refused load gave its weights back";
+}
+
 using testing::CountingAllocator;  // counts live and peak bytes of every allocation that reaches it
 
-TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
+// Runs 24 requests of y = x + W (1 MiB each) four at a time under a 3 MiB budget, loaded with `options`, and
+// checks through the upstream allocator that request tensors, idle pooled buffers and weights stayed within it.
+void expect_tensor_memory_within_budget(const LoadOptions& options) {
   auto counting = std::make_shared<CountingAllocator>();
   ManagerConfig c;
   c.max_concurrent_operations = 4;
@@ -249,7 +313,7 @@ TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
   c.intra_op_threads = 1;
   auto m = std::move(Manager::create(c)).value();
   // y = x + W over 256 Ki floats: every request needs 1 MiB of output; 4 at once would need 4 MiB.
-  auto id = *m->load_model(weights_model(256 * 1024));
+  auto id = *m->load_model(weights_model(256 * 1024), options);
   const int64_t weights = int64_t{1} << 20;
   std::vector<Manager::Pending> pending;
   for (int i = 0; i < 24; ++i) pending.push_back(m->execute(id, {{"x", Value(Tensor::zeros(DType::float32, {1, 256 * 1024}))}}));
@@ -264,6 +328,60 @@ TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
       << "request tensors, idle pooled buffers and weights stayed within the 3 MiB budget";
   m.reset();
   EXPECT_EQ(counting->live(), 0) << "the pool returned everything when the Manager went away";
+}
+
+TEST_F(ManagerTest, TensorMemoryNeverExceedsTheBudget) {
+  expect_tensor_memory_within_budget(LoadOptions{});  // the platform's chain: CUDA where there is a GPU
+}
+
+// The output is computed in (simulated) device memory and copied to the host by the runtime: that copy is the
+// request's tensor, charged to its arena, and keeps the arena alive after the request (it once did not, so the
+// budget was released while the client still held the output, and freeing it later touched a dead arena).
+TEST_F(ManagerTest, OutputsCopiedFromADeviceStayChargedUntilFreed) {
+  LoadOptions device;
+  device.session.custom_backends = {testing::make_test_backend("simdev")};
+  device.session.backend_preference = {"simdev", "cpu"};
+  expect_tensor_memory_within_budget(device);
+}
+
+// x -> Relu -> y on the simulated device under a 1 MiB device memory cap: a request whose tensors need 2 MiB
+// there fails with resource_exhausted naming the cap, the partition stays on the device (no failover), smaller
+// requests before and after run, and the metrics show the device budget.
+TEST_F(ManagerTest, DeviceMemoryCapFailsTheRequestAndKeepsServing) {
+  ManagerConfig c;
+  c.max_concurrent_operations = 1;
+  c.device_memory_mb = 1;
+  c.intra_op_threads = 1;
+  auto m = std::move(Manager::create(c)).value();
+  ModelBuilder b;
+  b.input("x", kFloat, {1, "n"}).output("y", kFloat, {1, "n"});
+  b.node("Relu", {"x"}, {"y"});
+  LoadOptions device;
+  device.session.custom_backends = {testing::make_test_backend("simdev")};
+  device.session.backend_preference = {"simdev", "cpu"};
+  auto id = *m->load_model(b.save(::testing::TempDir() + "relu_n.onnx"), device);
+  auto budget = device_memory_budget("simdev:1");
+  EXPECT_EQ(budget->limit(), int64_t{1} << 20);
+  const int64_t refused_before = budget->refused();
+
+  auto small = m->execute(id, feed(64 * 1024, -1.f)).result.get();  // 256 KiB in, 256 KiB out
+  ASSERT_TRUE(small.ok()) << small.status().to_string();
+  auto big = m->execute(id, feed(256 * 1024)).result.get();  // 1 MiB in and 1 MiB out: over the cap
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::resource_exhausted) << big.status().to_string();
+  EXPECT_NE(big.status().message().find("[simdev:1] device memory cap of 1.0 MiB reached"), std::string::npos)
+      << big.status().to_string();
+  EXPECT_EQ(budget->refused(), refused_before + 1);
+  auto again = m->execute(id, feed(64 * 1024, 2.f)).result.get();
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->at(0).second.tensor().data<float>()[7], 2.f);
+  EXPECT_EQ(m->performance_summary(id).failovers, 0u) << "a cap refusal is no backend fault";
+  EXPECT_EQ(budget->used(), 0) << "every device tensor went back";
+  const std::string text = m->metrics_text();
+  EXPECT_NE(text.find("orchard_device_memory_limit_bytes{device=\"simdev:1\"} 1048576"), std::string::npos) << text;
+  EXPECT_NE(text.find("orchard_device_memory_peak_bytes{device=\"simdev:1\"}"), std::string::npos) << text;
+  m.reset();
+  EXPECT_EQ(budget->limit(), 0) << "the cap ends with the Manager that set it";
 }
 
 TEST_F(ManagerTest, BufferPoolReusesMemoryAcrossRequests) {

@@ -259,8 +259,13 @@ TEST(ServerRepository, ParsesConfigAndValidatesNames) {
   ASSERT_TRUE(shapes.ok()) << shapes.status().to_string();
   EXPECT_EQ(shapes->instance_count, 3);
   EXPECT_EQ(shapes->input_shapes.at("x"), (std::vector<std::vector<int64_t>>{{1, 3}, {4, 3}}));
+  // Unbatched: instances are the model's concurrent requests; memory_share_mb its part of the budget.
+  auto instances = parse_model_config(R"({"instance_group":[{"count":2}],"memory_share_mb":64})");
+  ASSERT_TRUE(instances.ok()) << instances.status().to_string();
+  EXPECT_EQ(instances->instance_count, 2);
+  EXPECT_EQ(instances->memory_share_mb, 64);
   for (const char* bad :
-       {R"({"instance_group":[{"count":2}]})",  // needs dynamic_batching
+       {R"({"memory_share_mb":0})", R"({"memory_share_mb":-5})", R"({"memory_share_mb":"1G"})",
         R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"count":0}]})",
         R"({"max_batch_size":4,"dynamic_batching":{},"instance_group":[{"kind":"KIND_GPU"}]})",
         R"({"input_shapes":{"x":[[1,-3]]}})", R"({"input_shapes":{"x":[]}})", R"({"input_shapes":{"x":[3]}})"}) {

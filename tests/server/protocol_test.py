@@ -7,6 +7,7 @@ and stops it with SIGTERM, checking the exit code. Run: protocol_test.py --orcha
 promtool.
 """
 import argparse
+import concurrent.futures
 import json
 import re
 import os
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import numpy as np
 import onnx
@@ -216,6 +218,10 @@ class RestProtocol(unittest.TestCase):
         self.assertEqual(fail["count"], before["inference_stats"]["fail"]["count"])
         self.assertEqual(after["execution_count"] - before["execution_count"], 3)
         self.assertEqual(after["inference_count"] - before["inference_count"], 3)
+        for phase in ("queue", "compute_infer"):  # the Manager's time queued and running, per run
+            self.assertEqual(after["inference_stats"][phase]["count"] - before["inference_stats"][phase]["count"], 3)
+        self.assertGreater(after["inference_stats"]["compute_infer"]["ns"], before["inference_stats"]["compute_infer"]["ns"])
+        self.assertLessEqual(after["inference_stats"]["compute_infer"]["ns"], ok["ns"])
         self.assertGreater(after["last_inference"], 1.7e12)  # ms since the epoch
         # The batching model: a request that times out in the queue fails; one of 2 rows runs as one batch.
         code, _ = self.srv.post_json("/v2/models/digits_slowbatch/infer",
@@ -525,6 +531,7 @@ class Repository(unittest.TestCase):
         for name, config in [("shapes", {"max_batch_size": 4, "dynamic_batching": {},
                                          "instance_group": [{"count": 3, "kind": "KIND_CPU"}],
                                          "input_shapes": {"image": [[1, 1, 8, 8], [4, 1, 8, 8]]}}),
+                             ("single", {"instance_group": [{"count": 1}], "memory_share_mb": 8}),
                              ("badshapes", {"input_shapes": {"nosuch": [[1]]}})]:
             os.makedirs(os.path.join(repo, name, "1"))
             shutil.copy(DIGITS, os.path.join(repo, name, "1", "model.onnx"))
@@ -539,6 +546,18 @@ class Repository(unittest.TestCase):
             code, c = srv.get_json("/v2/models/shapes/config")
             self.assertEqual(c["instance_group"], [{"count": 3, "kind": "KIND_CPU"}])
             self.assertEqual(c["input_shapes"], {"image": [[1, 1, 8, 8], [4, 1, 8, 8]]})
+            # An unbatched model with one instance and its own memory share: concurrent requests all answer.
+            code, c = srv.get_json("/v2/models/single/config")
+            self.assertEqual((c["instance_group"], c["memory_share_mb"]), ([{"count": 1, "kind": "KIND_CPU"}], 8))
+            def infer(seed):  # its own connection (Server.curl shares files between calls)
+                body = json.dumps({"inputs": [digits_input(1, seed=seed)[1]]}).encode()
+                req = urllib.request.Request("http://127.0.0.1:%d/v2/models/single/infer" % srv.port, data=body,
+                                             headers={"Content-Type": "application/json"}, method="POST")
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                codes = list(pool.map(infer, range(8)))
+            self.assertEqual(codes, [200] * 8)
             _, index = srv.post_json("/v2/repository/index", {})
             row = [e for e in index if e["name"] == "badshapes"][0]
             self.assertEqual(row["state"], "UNAVAILABLE")
@@ -713,6 +732,9 @@ class GrpcProtocol(unittest.TestCase):
         self.assertEqual(s.inference_stats.success.count - before.inference_stats.success.count, 1)
         self.assertGreater(s.inference_stats.success.ns, before.inference_stats.success.ns)
         self.assertEqual(s.execution_count - before.execution_count, 1)
+        self.assertEqual(s.inference_stats.compute_infer.count - before.inference_stats.compute_infer.count, 1)
+        self.assertEqual(s.inference_stats.queue.count - before.inference_stats.queue.count, 1)
+        self.assertGreater(s.inference_stats.compute_infer.ns, before.inference_stats.compute_infer.ns)
         every = self.stub.ModelStatistics(pb.ModelStatisticsRequest(), timeout=30)
         self.assertIn("digits_slowbatch", [m.name for m in every.model_stats])
         code, _ = self.code_of(self.stub.ModelStatistics, pb.ModelStatisticsRequest(name="nosuch"))

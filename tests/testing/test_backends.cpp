@@ -125,14 +125,20 @@ FaultyBackend::FaultyBackend() : KernelBackend(info_named("faulty", runtime::Dev
 // ---- simulated device ----
 
 void* SimDeviceAllocator::allocate(size_t bytes, size_t alignment) {
+  if (!budget_->try_charge(static_cast<int64_t>(bytes))) return nullptr;
   const size_t rounded = (bytes + alignment - 1) / alignment * alignment;
   void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
-  if (p) live_.fetch_add(static_cast<int64_t>(bytes));
+  if (p) {
+    live_.fetch_add(static_cast<int64_t>(bytes));
+  } else {
+    budget_->release(static_cast<int64_t>(bytes));
+  }
   return p;
 }
 
 void SimDeviceAllocator::deallocate(void* p, size_t bytes) {
   live_.fetch_sub(static_cast<int64_t>(bytes));
+  budget_->release(static_cast<int64_t>(bytes));
   std::free(p);
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "orchard/device_memory.hpp"
 #include "runtime/kernel_backend.hpp"
 
 namespace orchard::testing {
@@ -51,7 +52,8 @@ class FaultyBackend final : public runtime::KernelBackend {
   std::atomic<int> runs_{0};
 };
 
-// Simulated device memory: host bytes that the runtime must treat as device memory (place device:1).
+// Simulated device memory: host bytes that the runtime must treat as device memory (place device:1), charged
+// to the device budget "simdev:1" (orchard/device_memory.hpp) like the CUDA pool's.
 class SimDeviceAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes, size_t alignment) override;
@@ -61,6 +63,7 @@ class SimDeviceAllocator final : public Allocator {
 
  private:
   std::atomic<int64_t> live_{0};
+  std::shared_ptr<DeviceMemoryBudget> budget_ = device_memory_budget("simdev:1");
 };
 
 class SimDeviceTransfer final : public runtime::DataTransfer {

@@ -11,6 +11,7 @@
 #include "backends/coreml/onnx_bridge.hpp"
 #include "cli.hpp"
 #include "core/logging.hpp"
+#include "orchard/device_memory.hpp"
 #include "orchard/io.hpp"
 #include "orchard/manager.hpp"
 #include "orchard/trace.hpp"
@@ -82,12 +83,15 @@ options:
   --no-cuda-graphs  launch CUDA kernels one by one instead of replaying each partition as a CUDA graph
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
+  --fix-dims        load the model with static shapes: its symbolic input dims fixed to the --dim values
+                    (shape arithmetic folded at load, as torch.compile specializes)
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
   --slots S         requests running at once (default: one per core)
   --queue-depth Q   requests waiting before rejection (default 64)
   --memory-mb MB    memory budget (default 1024)
+  --device-memory-mb MB  cap on each accelerator's device memory (ManagerConfig::device_memory_mb; default none)
   --timeout-ms T    deadline of each request (default: none)
 )";
 
@@ -337,6 +341,7 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
   config.max_concurrent_operations = static_cast<int>(args.get_int("slots", 0));
   config.max_queue_depth = static_cast<int>(args.get_int("queue-depth", 64));
   config.memory_pool_mb = args.get_int("memory-mb", 1024);
+  config.device_memory_mb = args.get_int("device-memory-mb", 0);
   config.intra_op_threads = options.intra_op_threads;
   config.backend_chain = options.backend_preference;
   const int64_t clients = args.get_int("concurrency", 1), requests = args.get_int("requests", 100);
@@ -395,12 +400,17 @@ int bench_manager(Args& args, const std::string& model, const SessionOptions& op
               static_cast<unsigned long long>(s.timed_out), static_cast<unsigned long long>(s.cancelled),
               static_cast<unsigned long long>(s.failed));
   for (const auto& [code, n] : errors) std::printf("  %s: %lld\n", code.c_str(), static_cast<long long>(n));
+  for (const auto& d : device_memory_budgets()) {
+    std::printf("device memory peak %.1f MiB of cap %.1f MiB (%s), %lld allocations refused\n",
+                static_cast<double>(d->peak()) / (1024.0 * 1024.0), static_cast<double>(d->limit()) / (1024.0 * 1024.0),
+                d->device().c_str(), static_cast<long long>(d->refused()));
+  }
   return s.failed ? kExitFailure : 0;
 }
 
 }  // namespace
 
-// Prints kernel time per (op type, backend) over the profiled runs: per run, share, node count.
+// Prints kernel and copy time per (op type, backend) over the profiled runs: per run, share, node count.
 void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
   struct Row {
     int64_t ns = 0, calls = 0;
@@ -408,7 +418,7 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
   std::map<std::pair<std::string, std::string>, Row> rows;
   int64_t total = 0;
   for (const NodeProfile& p : profile) {
-    if (p.category != "kernel") continue;
+    if (p.category != "kernel" && p.category != "copy") continue;  // partitions hold kernels: not counted twice
     Row& r = rows[{p.op, p.backend}];
     r.ns += p.duration_ns;
     ++r.calls;
@@ -422,13 +432,13 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
                 static_cast<long long>(r.calls / runs), static_cast<double>(r.ns) / 1e6 / static_cast<double>(runs),
                 total ? 100.0 * static_cast<double>(r.ns) / static_cast<double>(total) : 0.0);
   }
-  std::printf("%-28s %-8s %7s %10.3f\n", "all kernels", "", "", static_cast<double>(total) / 1e6 / static_cast<double>(runs));
+  std::printf("%-28s %-8s %7s %10.3f\n", "all kernels and copies", "", "", static_cast<double>(total) / 1e6 / static_cast<double>(runs));
 }
 
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
-                            "queue-depth", "memory-mb", "timeout-ms", "precision"},
-            {"load-only", "op-summary", "no-cuda-graphs"});
+                            "queue-depth", "memory-mb", "timeout-ms", "precision", "device-memory-mb"},
+            {"load-only", "op-summary", "no-cuda-graphs", "fix-dims"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -447,7 +457,7 @@ int cmd_bench(int argc, char** argv) {
   const bool op_summary = args.has("op-summary");
   options.profiling = op_summary;
   const auto load_start = std::chrono::steady_clock::now();
-  auto session = load_model(args.positionals()[0], options);
+  auto session = args.has("fix-dims") ? load_static(args.positionals()[0], options, dims) : load_model(args.positionals()[0], options);
   if (!session.ok()) {
     std::fprintf(stderr, "orchard bench: %s\n", session.status().to_string().c_str());
     return kExitFailure;
@@ -478,6 +488,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model: %s  threads: %d  runs: %lld\n", args.positionals()[0].c_str(),
               options.intra_op_threads > 0 ? options.intra_op_threads : ThreadPool::default_threads(), static_cast<long long>(runs));
   std::printf("median %.3f ms   p90 %.3f ms   min %.3f ms\n", pct(0.5), pct(0.9), times.front());
+  // Bytes charged to each device at once (weights, activations, graph buffers), load and every run included.
+  for (const auto& d : device_memory_budgets()) {
+    std::printf("device memory peak %.1f MiB (%s)\n", static_cast<double>(d->peak()) / (1024.0 * 1024.0), d->device().c_str());
+  }
   if (op_summary) print_op_summary(profile, runs);
   return 0;
 }

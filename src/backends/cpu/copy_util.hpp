@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/strided_walk.hpp"
 
 namespace orchard::cpu {
 
@@ -33,38 +35,6 @@ Status dispatch_copy(DType dt, std::string_view what, F&& f) {
   }
   return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
 }
-
-// Walks a multi-index over `size` in row-major order, tracking one offset per stride set (a and b).
-struct Odometer {
-  std::vector<int64_t> size, stride_a, stride_b, idx;
-  int64_t a = 0, b = 0;
-
-  // Positions the walker at row-major position `linear`, with offsets relative to (a0, b0).
-  void seek(int64_t linear, int64_t a0, int64_t b0) {
-    idx.assign(size.size(), 0);
-    a = a0;
-    b = b0;
-    for (size_t d = size.size(); d-- > 0;) {
-      idx[d] = linear % size[d];
-      linear /= size[d];
-      a += idx[d] * stride_a[d];
-      b += idx[d] * stride_b[d];
-    }
-  }
-  // Advances to the next position (wrapping to the start after the last).
-  void next() {
-    for (size_t d = size.size(); d-- > 0;) {
-      if (++idx[d] < size[d]) {
-        a += stride_a[d];
-        b += stride_b[d];
-        return;
-      }
-      a -= stride_a[d] * (size[d] - 1);
-      b -= stride_b[d] * (size[d] - 1);
-      idx[d] = 0;
-    }
-  }
-};
 
 // Fills the contiguous `out` (row-major over `dims`) from `in + offset` read with `strides` per dim (0 for
 // broadcast dims, any sign). Drops unit dims, merges dims that are contiguous in both, copies inner runs,
@@ -106,20 +76,21 @@ void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims,
       out_strides[k] = acc;
       acc *= d2[k];
     }
-    Odometer base;
+    std::vector<int64_t> dims, in_strides, out_steps;
     for (size_t k = 0; k + 1 < r; ++k) {
       if (k == j) continue;
-      base.size.push_back(d2[k]);
-      base.stride_a.push_back(s2[k]);
-      base.stride_b.push_back(out_strides[k]);
+      dims.push_back(d2[k]);
+      in_strides.push_back(s2[k]);
+      out_steps.push_back(out_strides[k]);
     }
     const int64_t rows = d2[j];
     const int64_t row_out_stride = out_strides[j];
     int64_t outer = 1;
-    for (int64_t s : base.size) outer *= s;
+    for (int64_t s : dims) outer *= s;
+    const StridedWalk<2> base(dims, {in_strides, out_steps});
     pool.parallel_for(outer, grain_for(rows * inner), [&](int64_t begin, int64_t end) {
-      Odometer w = base;
-      w.seek(begin, offset, 0);
+      StridedWalk<2> w = base;
+      w.seek(begin);
       constexpr int64_t kTile = 32;
       for (int64_t o = begin; o < end; ++o, w.next()) {
         for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
@@ -127,8 +98,8 @@ void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims,
           for (int64_t k0 = 0; k0 < inner; k0 += kTile) {
             const int64_t k1 = std::min(inner, k0 + kTile);
             for (int64_t i = i0; i < i1; ++i) {
-              const T* src = in + w.a + i;
-              T* dst = out + w.b + i * row_out_stride;
+              const T* src = in + offset + w.offset(0) + i;
+              T* dst = out + w.offset(1) + i * row_out_stride;
               for (int64_t k = k0; k < k1; ++k) dst[k] = src[k * inner_stride];
             }
           }
@@ -138,21 +109,15 @@ void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims,
     return;
   }
 
-  Odometer base;
-  base.size.assign(d2.begin(), d2.end() - 1);
-  base.stride_a.assign(s2.begin(), s2.end() - 1);
-  base.stride_b.resize(r - 1);
-  int64_t acc = inner;
-  for (size_t k = r - 1; k-- > 0;) {
-    base.stride_b[k] = acc;
-    acc *= d2[k];
-  }
-  const int64_t outer = acc / inner;
+  int64_t outer = 1;
+  for (size_t k = 0; k + 1 < r; ++k) outer *= d2[k];
+  const StridedWalk<1> base(std::vector<int64_t>(d2.begin(), d2.end() - 1),
+                            {std::vector<int64_t>(s2.begin(), s2.end() - 1)});
   pool.parallel_for(outer, grain_for(inner), [&](int64_t begin, int64_t end) {
-    Odometer w = base;
-    w.seek(begin, offset, begin * inner);
+    StridedWalk<1> w = base;
+    w.seek(begin);
     for (int64_t o = begin; o < end; ++o, w.next()) {
-      const T* src = in + w.a;
+      const T* src = in + offset + w.offset();
       T* dst = out + o * inner;
       if (inner_stride == 1) {
         std::copy(src, src + inner, dst);

@@ -67,7 +67,10 @@ void PinnedPool::release(void* p, size_t capacity) {
 
 // ---- device memory ----
 
-CudaAllocator::CudaAllocator(int device, uint64_t limit) : device_(device), limit_(limit) {}
+CudaAllocator::CudaAllocator(int device, uint64_t limit)
+    : device_(device),
+      budget_(limit > 0 ? std::make_shared<DeviceMemoryBudget>("cuda:" + std::to_string(device), static_cast<int64_t>(limit))
+                        : device_memory_budget("cuda:" + std::to_string(device))) {}
 
 CudaAllocator::~CudaAllocator() {
   if (pool_) cudaMemPoolDestroy(pool_);
@@ -91,15 +94,13 @@ Status CudaAllocator::init() {
 void* CudaAllocator::allocate(size_t bytes, size_t alignment) {
   (void)alignment;  // pool blocks are 256-byte aligned, above Tensor::kAlignment
   const size_t size = bytes == 0 ? 256 : bytes;
+  if (!budget_->try_charge(static_cast<int64_t>(size))) return nullptr;  // the cap: the run names it
   const int64_t now = live_.fetch_add(static_cast<int64_t>(size)) + static_cast<int64_t>(size);
-  if (limit_ && static_cast<uint64_t>(now) > limit_) {
-    live_.fetch_sub(static_cast<int64_t>(size));
-    return nullptr;
-  }
   void* p = nullptr;
   if (cudaMallocFromPoolAsync(&p, size, pool_, current_cuda_stream()) != cudaSuccess) {
     cudaGetLastError();
     live_.fetch_sub(static_cast<int64_t>(size));
+    budget_->release(static_cast<int64_t>(size));
     return nullptr;
   }
   int64_t peak = peak_.load();
@@ -132,6 +133,7 @@ void CudaAllocator::deallocate(void* p, size_t bytes) {
       abandoned_.erase(it);
       any_abandoned_.store(!abandoned_.empty());
       live_.fetch_sub(static_cast<int64_t>(bytes == 0 ? 256 : bytes));
+      budget_->release(static_cast<int64_t>(bytes == 0 ? 256 : bytes));
       return;
     }
   }
@@ -139,6 +141,7 @@ void CudaAllocator::deallocate(void* p, size_t bytes) {
   // run, the legacy stream waits for all work of the (blocking) run streams.
   cudaFreeAsync(p, current_cuda_stream());
   live_.fetch_sub(static_cast<int64_t>(bytes == 0 ? 256 : bytes));
+  budget_->release(static_cast<int64_t>(bytes == 0 ? 256 : bytes));
 }
 
 // ---- streams and events ----
@@ -332,7 +335,9 @@ Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& opti
                      std::to_string(prop.multiProcessorCount) + " SMs";
   info.memory.total = total_bytes;
   info.memory.free = free_bytes;
-  info.memory.recommended_working_set = options.memory_limit ? options.memory_limit : free_bytes;
+  const int64_t cap = options.memory_limit ? static_cast<int64_t>(options.memory_limit)
+                                           : device_memory_budget("cuda:" + std::to_string(options.device))->limit();
+  info.memory.recommended_working_set = cap > 0 ? std::min(static_cast<uint64_t>(cap), free_bytes) : free_bytes;
   info.caps.async_copies = true;
   info.caps.fp16 = true;
   std::shared_ptr<CudaBackend> b(new CudaBackend(std::move(info), options));
@@ -408,8 +413,10 @@ std::shared_ptr<CudaBackend> make_shared_backend(bool float16, bool graphs) {
   CudaOptions options;
   options.float16 = float16;
   options.graphs = graphs;
-  // The cap on device memory, like ONNX Runtime's gpu_mem_limit (bytes).
-  if (const char* limit = std::getenv("ORCHARD_CUDA_MEM_LIMIT")) options.memory_limit = std::strtoull(limit, nullptr, 10);
+  // The device's cap, like ONNX Runtime's gpu_mem_limit (bytes; ManagerConfig::device_memory_mb sets it too).
+  if (const char* limit = std::getenv("ORCHARD_CUDA_MEM_LIMIT")) {
+    device_memory_budget("cuda:0")->set_limit(static_cast<int64_t>(std::strtoull(limit, nullptr, 10)));
+  }
   auto b = CudaBackend::create(options);
   if (!b.ok()) {
     cudaGetLastError();

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "orchard/device_memory.hpp"
 #include "runtime/kernel_backend.hpp"
 
 namespace orchard::cuda {
@@ -32,7 +33,7 @@ Status cublas_error(cublasStatus_t err, const char* call);
 
 struct CudaOptions {
   int device = 0;              // CUDA device ordinal
-  uint64_t memory_limit = 0;   // bytes of device memory the pool may hand out at once; 0: no cap
+  uint64_t memory_limit = 0;   // > 0: this backend's own cap (bytes live at once); 0: the device's DeviceMemoryBudget
   bool float16 = false;        // partitions run float32 work in float16 (SessionOptions::precision)
   bool graphs = true;          // partition runs are replayed as CUDA graphs per input signature (cuda_graph.hpp)
 };
@@ -54,7 +55,7 @@ class PinnedPool {
 };
 
 // Device memory from the backend's stream-ordered pool (cudaMallocFromPoolAsync on the calling run's stream,
-// or the legacy default stream outside a run), with an optional cap on the bytes live at once.
+// or the legacy default stream outside a run), charged to the device's DeviceMemoryBudget (its cap, if any).
 class CudaAllocator final : public Allocator {
  public:
   CudaAllocator(int device, uint64_t limit);
@@ -74,7 +75,7 @@ class CudaAllocator final : public Allocator {
 
  private:
   int device_;
-  uint64_t limit_;
+  std::shared_ptr<DeviceMemoryBudget> budget_;
   cudaMemPool_t pool_ = nullptr;
   std::atomic<int64_t> live_{0}, peak_{0};
   std::mutex abandoned_mu_;

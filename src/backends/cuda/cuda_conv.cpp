@@ -1,10 +1,12 @@
 // CUDA Conv (2-D NCHW, and 1-D NCW as height 1; groups, pads, strides, dilations, bias) through cuDNN 9's
-// convolution API. The algorithm and workspace size are chosen once per input shape in reshape() and cached by
-// the executor.
+// convolution API. The algorithm (heuristics, or timed by cudnnFind on request) and workspace size are chosen once
+// per input shape in reshape() and cached by the executor.
 // float32 runs with FMA math only (no TF32); float16 may use tensor cores (float32 accumulation).
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "backends/cuda/cuda_ops.hpp"
@@ -71,6 +73,20 @@ class HandleLease {
  private:
   cudnnHandle_t h_;
 };
+
+// Workspace one timed convolution algorithm may take (one needing more is passed over).
+constexpr size_t kMaxWorkspace = size_t{256} << 20;
+
+// Returns whether algorithms are chosen by timing them (cudnnFind) because ORCHARD_CUDNN_FIND=1 asks for it (read
+// once). Off by default: on an H100 the timed choice was no faster in graph replays than the heuristics' (resnet50
+// fp16 batch 32: 8.96 vs 8.61 ms; bench/RESULTS.md, fourth CUDA session).
+bool timed_choice() {
+  static const bool on = [] {
+    const char* e = std::getenv("ORCHARD_CUDNN_FIND");
+    return e && std::string(e) == "1";
+  }();
+  return on;
+}
 
 struct ConvAttrs {
   std::vector<int64_t> pads, strides, dilations;  // in 2-D form (a 1-D convolution's lifted to height 1)
@@ -157,17 +173,28 @@ class ConvKernel final : public runtime::OpKernel {
     ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->b_, CUDNN_TENSOR_NCHW, dt, 1, c, 1, 1));
     ORCHARD_ASSIGN_OR_RETURN(cudnnHandle_t hd, handles().acquire(current_cuda_stream()));
     HandleLease lease(hd);
-    // The heuristics' best algorithm that reports success (no timing runs: reshape stays cheap).
+    // The heuristics' best algorithm that reports success, or with ORCHARD_CUDNN_FIND=1 the fastest cuDNN measures
+    // on this shape (once per shape: the executor caches the state; never inside a graph capture, where timing
+    // cannot allocate); float32 never takes TF32.
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int found = 0;
-    ORCHARD_CUDNN_CALL(cudnnGetConvolutionForwardAlgorithm_v7(hd, st->x_, st->w_, st->conv_, st->y_,
+    const bool capturing = current_stream() != nullptr && current_stream()->capturing();  // timing allocates
+    const bool timed = timed_choice() && !capturing;
+    if (timed) {
+      ORCHARD_CUDNN_CALL(cudnnFindConvolutionForwardAlgorithm(hd, st->x_, st->w_, st->conv_, st->y_,
                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
+    } else {
+      ORCHARD_CUDNN_CALL(cudnnGetConvolutionForwardAlgorithm_v7(hd, st->x_, st->w_, st->conv_, st->y_,
+                                                                CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
+    }
     bool chosen = false;
     for (int i = 0; i < found && !chosen; ++i) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      if (perf[i].status != CUDNN_STATUS_SUCCESS || (timed && perf[i].memory > kMaxWorkspace)) continue;
       const bool tensor_ops = perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
       if (dtype_ == DType::float32 && tensor_ops) continue;  // no TF32 for float32
       st->algo = perf[i].algo;
+      // A timed algorithm runs with the math type it was timed with.
+      if (timed && dtype_ == DType::float16) ORCHARD_CUDNN_CALL(cudnnSetConvolutionMathType(st->conv_, perf[i].mathType));
       chosen = true;
     }
     if (!chosen) return unsupported("[Conv] cuDNN has no algorithm for ", x.to_string(), " * ", w.to_string());

@@ -7,6 +7,7 @@
 
 #include "backends/cuda/cublas_loader.hpp"
 #include "backends/cuda/cuda_ops.hpp"
+#include "backends/cpu/shape_util.hpp"
 
 namespace orchard::cuda {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/shape_util.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 
 namespace orchard::cuda {

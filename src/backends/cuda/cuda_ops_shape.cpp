@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "backends/cuda/cuda_ops.hpp"
+#include "backends/cpu/shape_util.hpp"
 
 namespace orchard::cuda {
 

@@ -3,6 +3,7 @@
 // through the cross-backend harness. Every test skips, with the reason, where no GPU is present.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "backends/cuda/cuda_factory.hpp"
 #include "backends/cuda/cuda_graph.hpp"
 #include "backends/op_harness.hpp"
+#include "orchard/device_memory.hpp"
 #include "orchard/session.hpp"
 #include "runtime/executor.hpp"
 #include "testing/model_builder.hpp"
@@ -113,6 +115,35 @@ TEST(CudaBackend, PoolCapRefusesAndRecovers) {
   auto d = Tensor::create(DType::uint8, Shape{900 * 1024}, b->allocator());
   EXPECT_TRUE(d.ok()) << d.status().to_string();
   EXPECT_GE(b->cuda_allocator().peak_bytes(), 900 * 1024);
+}
+
+// The device's cap (ManagerConfig::device_memory_mb, ORCHARD_CUDA_MEM_LIMIT) fails a run that needs more with
+// resource_exhausted naming it; the partition stays on the GPU and, the cap lifted, the same run goes through.
+TEST(CudaBackend, DeviceCapFailsTheRunNotTheProcess) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder mb;
+  mb.input("x", onnx::TensorProto::FLOAT, {1, "n"}).output("y", onnx::TensorProto::FLOAT, {1, "n"});
+  mb.node("Relu", {"x"}, {"r"});
+  mb.node("Sigmoid", {"r"}, {"y"});
+  SessionOptions on_gpu;
+  on_gpu.backend_preference = {"cuda", "cpu"};
+  auto s = Session::load(mb.save(::testing::TempDir() + "cuda_cap.onnx"), on_gpu);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  auto budget = device_memory_budget("cuda:0");
+  ASSERT_TRUE((*s)->run({{"x", Value(random_floats(Shape{1, 1024}, 3))}}).ok());
+  const int64_t before = set_device_memory_limit(budget->used() + (int64_t{1} << 20));
+  const Tensor big = random_floats(Shape{1, 1 << 20}, 4);  // 4 MiB in, 4 MiB out
+  auto refused = (*s)->run({{"x", Value(big)}});
+  set_device_memory_limit(before);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::resource_exhausted) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("[cuda:0] device memory cap of"), std::string::npos)
+      << refused.status().to_string();
+  auto ok = (*s)->run({{"x", Value(big)}});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_NEAR((*ok)[0].second.tensor().data<float>()[5], 1.f / (1.f + std::exp(-std::max(0.f, big.data<float>()[5]))), 1e-6);
+  EXPECT_EQ((*s)->failover_count(), 0);
+  EXPECT_EQ((*s)->placement().partitions.at(0).backend, "cuda");
 }
 
 TEST(CudaBackend, DriverErrorsBecomeStatus) {

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/parallel.hpp"
 #include "backends/cpu/opt/families.hpp"
 #include "backends/cpu/opt/gemm_f32.hpp"
 #include "backends/cpu/opt/vec_math.hpp"

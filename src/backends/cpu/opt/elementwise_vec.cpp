@@ -6,6 +6,9 @@
 #include <string>
 
 #include "backends/cpu/opt/vec_math_kernels.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
 
 namespace orchard::cpu::opt {
 

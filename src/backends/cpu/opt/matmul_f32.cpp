@@ -4,7 +4,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_util.hpp"
 #include "backends/cpu/opt/families.hpp"
 #include "backends/cpu/opt/gemm_f32.hpp"
 #include "backends/cpu/reference/dense.hpp"

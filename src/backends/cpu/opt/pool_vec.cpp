@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/opt/vec_math_kernels.hpp"
+#include "backends/cpu/shape_util.hpp"
 
 namespace orchard::cpu::opt {
 

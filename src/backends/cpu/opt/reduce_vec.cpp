@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "backends/cpu/opt/vec_math_kernels.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
 
 namespace orchard::cpu::opt {
 

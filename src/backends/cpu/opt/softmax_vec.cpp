@@ -2,6 +2,7 @@
 // coercion makes rows contiguous; from opset 13 when the axis is the last one). Other axes go to the
 // reference kernel.
 #include "backends/cpu/opt/vec_math_kernels.hpp"
+#include "backends/cpu/shape_util.hpp"
 
 namespace orchard::cpu::opt {
 

@@ -9,7 +9,7 @@
 #include <span>
 
 #include "backends/cpu/kernel_registry.hpp"
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/parallel.hpp"
 #include "backends/cpu/opt/vec_math.hpp"
 
 namespace orchard::cpu::opt {

@@ -5,7 +5,9 @@
 #include <limits>
 #include <vector>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/strided_walk.hpp"
 #include "backends/cpu/reference/attention.hpp"
 #include "backends/cpu/reference/dense.hpp"
 #include "backends/cpu/reference/families.hpp"

@@ -5,6 +5,8 @@
 
 #include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
 
 namespace orchard::cpu::reference {
 

@@ -8,7 +8,11 @@
 #include <vector>
 
 #include "backends/cpu/gemm.hpp"
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/requantize.hpp"
+#include "backends/cpu/shape_util.hpp"
 #include "backends/cpu/reference/dense.hpp"
 #include "backends/cpu/reference/families.hpp"
 

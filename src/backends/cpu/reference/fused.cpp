@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/parallel.hpp"
 #include "backends/cpu/opt/epilogue.hpp"
 #include "backends/cpu/reference/dense.hpp"
 #include "backends/cpu/reference/families.hpp"

@@ -3,7 +3,8 @@
 #include <cmath>
 #include <string>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/parallel.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {

@@ -8,6 +8,11 @@
 
 #include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/strided_walk.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
 
 namespace orchard::cpu::reference {
 
@@ -267,14 +272,11 @@ Status for_each_element_index(const Tensor& x, const Tensor& ind, size_t axis, F
   ORCHARD_ASSIGN_OR_RETURN(std::vector<int64_t> idx, checked_indices(ind, x.dim(axis), "index"));
   if (ind.numel() == 0) return Status::OK();
   const std::vector<int64_t> xs = strides_of(x.shape());
-  Odometer w;
-  w.size = ind.shape().dims();
-  w.stride_a = xs;
-  w.stride_a[axis] = 0;
-  w.stride_b.assign(ind.rank(), 0);
-  w.seek(0, 0, 0);
+  std::vector<int64_t> walk_strides = xs;
+  walk_strides[axis] = 0;
+  StridedWalk<1> w(ind.shape().dims(), {walk_strides});
   const int64_t axis_stride = xs[axis];
-  for (int64_t p = 0; p < ind.numel(); ++p, w.next()) fn(p, w.a + idx[static_cast<size_t>(p)] * axis_stride);
+  for (int64_t p = 0; p < ind.numel(); ++p, w.next()) fn(p, w.offset() + idx[static_cast<size_t>(p)] * axis_stride);
   return Status::OK();
 }
 
@@ -558,13 +560,10 @@ Status pad(OpContext& ctx) {
     const int64_t rows = y.numel() / inner;
     const std::vector<int64_t>& last = src[r - 1];
     ctx.pool().parallel_for(rows, grain_for(inner), [&](int64_t b0, int64_t b1) {
-      std::vector<int64_t> idx(r - 1);
-      int64_t rem = b0;
-      for (size_t d = r - 1; d-- > 0;) {
-        idx[d] = rem % out[d];
-        rem /= out[d];
-      }
-      for (int64_t row = b0; row < b1; ++row) {
+      StridedWalk<0> w(std::vector<int64_t>(out.begin(), out.end() - 1), {});
+      w.seek(b0);
+      const std::vector<int64_t>& idx = w.index();
+      for (int64_t row = b0; row < b1; ++row, w.next()) {
         T* o = dst + row * inner;
         int64_t base = 0;
         bool padded = false;
@@ -581,10 +580,6 @@ Status pad(OpContext& ctx) {
             const int64_t c = last[static_cast<size_t>(k)];
             o[k] = c < 0 ? fill : i[c];
           }
-        }
-        for (size_t d = r - 1; d-- > 0;) {
-          if (++idx[d] < out[d]) break;
-          idx[d] = 0;
         }
       }
     });

@@ -8,7 +8,12 @@
 #include <vector>
 
 #include "backends/cpu/gemm.hpp"
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/requantize.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/strided_walk.hpp"
 #include "backends/cpu/reference/dense.hpp"
 #include "backends/cpu/reference/families.hpp"
 
@@ -278,18 +283,14 @@ Term<C> permute(const Term<C>& t, const std::vector<int>& order) {
   }
   out.data.resize(t.data.size());
   if (t.data.empty()) return out;
-  std::vector<int64_t> idx(r, 0);
-  int64_t off = 0;
+  const size_t outer_rank = r ? r - 1 : 0;
   const int64_t inner = r ? out.dims[r - 1] : 1, inner_stride = r ? src_strides[r - 1] : 0;
-  for (size_t o = 0; o < out.data.size(); o += static_cast<size_t>(inner)) {
-    for (int64_t k = 0; k < inner; ++k) out.data[o + static_cast<size_t>(k)] = t.data[static_cast<size_t>(off + k * inner_stride)];
-    for (size_t d = r - 1; d-- > 0;) {
-      if (++idx[d] < out.dims[d]) {
-        off += src_strides[d];
-        break;
-      }
-      off -= src_strides[d] * (out.dims[d] - 1);
-      idx[d] = 0;
+  const auto cut = static_cast<std::ptrdiff_t>(outer_rank);
+  StridedWalk<1> w(std::vector<int64_t>(out.dims.begin(), out.dims.begin() + cut),
+                   {std::vector<int64_t>(src_strides.begin(), src_strides.begin() + cut)});
+  for (size_t o = 0; o < out.data.size(); o += static_cast<size_t>(inner), w.next()) {
+    for (int64_t k = 0; k < inner; ++k) {
+      out.data[o + static_cast<size_t>(k)] = t.data[static_cast<size_t>(w.offset() + k * inner_stride)];
     }
   }
   return out;

@@ -5,7 +5,11 @@
 #include <cmath>
 #include <vector>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/strided_walk.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {

@@ -5,7 +5,9 @@
 #include <cctype>
 #include <cmath>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
+#include "backends/cpu/parallel.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {

@@ -3,6 +3,9 @@
 
 #include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
 
 namespace orchard::cpu::reference {
 

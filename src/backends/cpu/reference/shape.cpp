@@ -7,6 +7,8 @@
 
 #include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/reference/families.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/shape_util.hpp"
 
 namespace orchard::cpu::reference {
 

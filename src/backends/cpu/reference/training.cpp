@@ -4,7 +4,9 @@
 // (Gradient needs automatic differentiation and has no kernel.)
 #include <cmath>
 
-#include "backends/cpu/kernel_util.hpp"
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/kernel_inputs.hpp"
+#include "backends/cpu/parallel.hpp"
 #include "backends/cpu/reference/families.hpp"
 
 namespace orchard::cpu::reference {

@@ -1,5 +1,9 @@
-// The helpers CPU kernels share (backends/cpu/kernel_util.hpp).
-#include "backends/cpu/kernel_util.hpp"
+// The helpers CPU kernels share (element_types, numeric_cast, shape_util, strided_walk, copy_util).
+#include "backends/cpu/element_types.hpp"
+#include "backends/cpu/numeric_cast.hpp"
+#include "backends/cpu/parallel.hpp"
+#include "backends/cpu/shape_util.hpp"
+#include "backends/cpu/strided_walk.hpp"
 
 #include "backends/cpu/copy_util.hpp"
 
@@ -13,7 +17,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-TEST(KernelUtil, DtypeFromOnnxType) {
+TEST(KernelHelpers, DtypeFromOnnxType) {
   EXPECT_EQ(*dtype_from_onnx_type(1), DType::float32);
   EXPECT_EQ(*dtype_from_onnx_type(7), DType::int64);
   EXPECT_EQ(*dtype_from_onnx_type(8), DType::string);
@@ -24,7 +28,7 @@ TEST(KernelUtil, DtypeFromOnnxType) {
   EXPECT_FALSE(dtype_from_onnx_type(0).ok());
 }
 
-TEST(KernelUtil, SaturateCastTruncatesAndClamps) {
+TEST(KernelHelpers, SaturateCastTruncatesAndClamps) {
   EXPECT_EQ(saturate_cast<int8_t>(-3.9), -3);
   EXPECT_EQ(saturate_cast<int8_t>(300.0), 127);
   EXPECT_EQ(saturate_cast<int8_t>(-300.0), -128);
@@ -35,7 +39,7 @@ TEST(KernelUtil, SaturateCastTruncatesAndClamps) {
   EXPECT_FLOAT_EQ(saturate_cast<float>(2.5), 2.5f);
 }
 
-TEST(KernelUtil, RoundSaturateCastRoundsHalfToEven) {
+TEST(KernelHelpers, RoundSaturateCastRoundsHalfToEven) {
   EXPECT_EQ(round_saturate_cast<int8_t>(2.5), 2);
   EXPECT_EQ(round_saturate_cast<int8_t>(3.5), 4);
   EXPECT_EQ(round_saturate_cast<int8_t>(-2.6), -3);
@@ -44,7 +48,7 @@ TEST(KernelUtil, RoundSaturateCastRoundsHalfToEven) {
   EXPECT_DOUBLE_EQ(round_saturate_cast<double>(2.5), 2.5);
 }
 
-TEST(KernelUtil, WrappingCastWrapsLikeNumpy) {
+TEST(KernelHelpers, WrappingCastWrapsLikeNumpy) {
   EXPECT_EQ(wrapping_cast<int8_t>(-3.9), -3);
   EXPECT_EQ(wrapping_cast<uint8_t>(300.0), 44);  // 300 mod 256
   EXPECT_EQ(wrapping_cast<int8_t>(200.0), -56);
@@ -54,7 +58,7 @@ TEST(KernelUtil, WrappingCastWrapsLikeNumpy) {
   EXPECT_EQ(wrapping_cast<uint64_t>(1e300), std::numeric_limits<uint64_t>::max());
 }
 
-TEST(KernelUtil, AxisViewsAndOffsets) {
+TEST(KernelHelpers, AxisViewsAndOffsets) {
   const Shape s{2, 3, 4, 5};
   const AxisView v = view_around(s, 2);
   EXPECT_EQ(v.outer, 6);
@@ -73,7 +77,29 @@ TEST(KernelUtil, AxisViewsAndOffsets) {
   EXPECT_EQ(offs, (std::vector<int64_t>{0}));
 }
 
-TEST(KernelUtil, SpatialOutputShape) {
+TEST(KernelHelpers, StridedWalkKeepsEveryOffsetAndWraps) {
+  // A 2x3 box read by a row-major tensor, a transposed one and a row broadcast along dim 0.
+  StridedWalk<3> w({2, 3}, {std::vector<int64_t>{3, 1}, std::vector<int64_t>{1, 2}, std::vector<int64_t>{0, 1}});
+  std::vector<std::array<int64_t, 3>> seen;
+  for (int i = 0; i < 7; ++i, w.next()) seen.push_back(w.offsets());
+  const std::vector<std::array<int64_t, 3>> want = {{0, 0, 0}, {1, 2, 1}, {2, 4, 2}, {3, 1, 0},
+                                                    {4, 3, 1}, {5, 5, 2}, {0, 0, 0}};  // the 7th wrapped
+  EXPECT_EQ(seen, want);
+  w.seek(4);
+  EXPECT_EQ(w.index(), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(w.offsets(), (std::array<int64_t, 3>{4, 3, 1}));
+  StridedWalk<0> idx({2, 2}, {});
+  idx.seek(1);
+  idx.next();
+  EXPECT_EQ(idx.index(), (std::vector<int64_t>{1, 0}));
+  // Negative strides walk backwards from the offset of the box's first element.
+  StridedWalk<1> back({3}, {std::vector<int64_t>{-2}});
+  back.next();
+  back.next();
+  EXPECT_EQ(back.offset(), -4);
+}
+
+TEST(KernelHelpers, SpatialOutputShape) {
   const std::vector<int64_t> in{5, 6}, k{3, 3}, s{2, 2}, dil{1, 1};
   std::vector<int64_t> pb{0, 0}, pe{0, 0};
   EXPECT_EQ(*spatial_output_shape(in, k, s, dil, pb, pe, "NOTSET", false), (std::vector<int64_t>{2, 2}));
@@ -126,7 +152,7 @@ TEST(CopyUtil, ChecksShapesFromData) {
   EXPECT_EQ(s.code(), StatusCode::unsupported);
 }
 
-TEST(KernelUtil, ComputeOutputConvertsHalfResults) {
+TEST(KernelHelpers, ComputeOutputConvertsHalfResults) {
   Tensor y = Tensor::zeros(DType::float16, Shape{2});
   ComputeOutput<float16> out(y);
   out.data()[0] = 1.5f;
