@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "backends/coreml/onnx_bridge.hpp"
@@ -22,6 +23,22 @@ namespace orchard::cli {
 
 namespace {
 
+// The file name (without ".pb") of output `name` in --output-dir: a model's output names are untrusted, so
+// characters other than letters, digits, '.', '-' and '_' become '_' (no "/x" or "../x" leaving the folder),
+// as does a leading '.'; a name already `taken` gets "_2", "_3", ...
+std::string output_file_stem(const std::string& name, std::set<std::string>& taken) {
+  std::string stem = name.empty() ? "_" : name;
+  for (char& c : stem) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '-' || c == '_';
+    if (!ok) c = '_';
+  }
+  if (stem[0] == '.') stem[0] = '_';
+  std::string unique = stem;
+  for (int k = 2; !taken.insert(unique).second; ++k) unique = stem + "_" + std::to_string(k);
+  return unique;
+}
+
 constexpr const char* kRunHelp = R"(usage: orchard run MODEL [options]
 
 Runs MODEL once and prints each output's name, dtype, shape and a summary of its values, then the latency.
@@ -30,7 +47,8 @@ options:
   --input NAME=FILE   bind input NAME to FILE (.pb TensorProto or .npy); repeatable. Inputs not given
                       are filled with seeded random values
   --dim SYMBOL=N      size of symbolic dim SYMBOL for random inputs (default 1); repeatable
-  --output-dir DIR    write each output to DIR/<name>.pb
+  --output-dir DIR    write each output to DIR/<name>.pb (characters of <name> other than letters, digits,
+                      '.', '-', '_' written as '_')
   --profile FILE      write a Chrome trace of the run (partitions, copies and kernels on separate tracks;
                       open in ui.perfetto.dev)
   --threads N         intra-op threads (default: one per core)
@@ -220,10 +238,11 @@ int cmd_run(int argc, char** argv) {
       return kExitFailure;
     }
   }
+  std::set<std::string> files;
   for (const auto& [name, v] : *outputs) {
     std::printf("%-24s %-24s %s\n", name.c_str(), v.description().c_str(), summarize(v).c_str());
     if (!out_dir.empty() && v.is_tensor()) {
-      Status st = save_tensor_pb(fs::path(out_dir) / (name + ".pb"), v.tensor(), name);
+      Status st = save_tensor_pb(fs::path(out_dir) / (output_file_stem(name, files) + ".pb"), v.tensor(), name);
       if (!st.ok()) {
         std::fprintf(stderr, "orchard run: %s\n", st.to_string().c_str());
         return kExitFailure;
