@@ -2,7 +2,9 @@
 //   MatMul(Softmax(s · MatMul(Q·a, Kt·b) + mask, last axis), V)  →  FusedAttention(Q, Kt, V, mask; scale = s·a·b)
 //   with Where(IsNaN(P), 0, P) on the probabilities P  →  the same with nan_to_zero = 1
 // as BERT, GPT-2 and Whisper export it: the scale is a Mul by scalar constants on Q and/or Kt (either operand
-// order) and/or a Mul or Div by a scalar constant on the product; the mask Add (either operand order) is
+// order) and/or a Mul or Div by a scalar constant on the product, or (ViT's export of scaled dot-product
+// attention) Q and Kt each multiplied by D^(-1/4) computed from Q's runtime shape, which becomes the attribute
+// head_dim_scale (1/sqrt(D) taken at run time); the mask Add (either operand order) is
 // optional and may broadcast as the Add does. Every intermediate must have this pattern as its only reader, and
 // Q, Kt and V must be float32 of known rank ≥ 2 (inferred, or read off a Transpose / Reshape producing them).
 #include <algorithm>
@@ -19,7 +21,8 @@ struct Match {
   std::vector<size_t> nodes;  // every node of the pattern
   std::string q, kt, v, mask;
   double scale = 1;
-  bool nan_to_zero = false;  // the probabilities pass through Where(IsNaN(P), 0, P)
+  int head_dim_quarters = 0;  // factors D^(-1/4) (D: Q's last dim) on Q and Kt; 2 of them make 1/sqrt(D)
+  bool nan_to_zero = false;   // the probabilities pass through Where(IsNaN(P), 0, P)
 };
 
 // Returns the producer of `value` when it is `op` and `value` is read only by node `reader`, else -1.
@@ -49,6 +52,70 @@ std::string strip_scalar_mul(const Graph& g, const GraphUses& uses, const std::s
   return value;
 }
 
+// Returns the input of `value`'s producer when it is `op` with one input, else "".
+std::string input_of(const Graph& g, const GraphUses& uses, const std::string& value, std::string_view op) {
+  const int p = uses.producer(value);
+  if (p < 0) return "";
+  const Node& n = g.nodes[static_cast<size_t>(p)];
+  return is_op(n, op) && n.num_inputs() == 1 ? n.inputs[0] : "";
+}
+
+// Returns `value` with a Cast to float32 producing it skipped.
+std::string skip_float_cast(const Graph& g, const GraphUses& uses, const std::string& value) {
+  const int p = uses.producer(value);
+  if (p < 0) return value;
+  const Node& n = g.nodes[static_cast<size_t>(p)];
+  if (!is_op(n, "Cast") || n.num_inputs() != 1 || n.attr_int("to", 0) != 1) return value;
+  return n.inputs[0];
+}
+
+// True when `s` is D^(-1/4), D the last dim of `q`, as PyTorch exports scaled_dot_product_attention's scale
+// split over Q and K: Sqrt(Div(1, Sqrt(Slice(Shape(q), -1, end)))), each Sqrt's input optionally a Cast to float.
+bool is_quarter_root_of_head_dim(const Graph& g, const GraphUses& uses, const std::string& s, const std::string& q) {
+  std::string v = input_of(g, uses, s, "Sqrt");
+  if (v.empty()) return false;
+  const int div = uses.producer(skip_float_cast(g, uses, v));
+  if (div < 0) return false;
+  const Node& dn = g.nodes[static_cast<size_t>(div)];
+  const auto one = dn.num_inputs() == 2 ? scalar_constant(g, dn.inputs[0]) : std::nullopt;
+  if (!is_op(dn, "Div") || !one || *one != 1) return false;
+  v = input_of(g, uses, dn.inputs[1], "Sqrt");
+  if (v.empty()) return false;
+  const int slice = uses.producer(skip_float_cast(g, uses, v));
+  if (slice < 0) return false;
+  const Node& sn = g.nodes[static_cast<size_t>(slice)];
+  if (!is_op(sn, "Slice") || sn.num_inputs() < 3 || sn.num_inputs() > 5) return false;
+  const auto starts = int_constant(g, sn.inputs[1]), ends = int_constant(g, sn.inputs[2]);
+  if (!starts || !ends || *starts != std::vector<int64_t>{-1} || ends->size() != 1 || (*ends)[0] < 1) return false;
+  // Optional axes [0] and steps [1].
+  for (size_t k = 3; k < sn.num_inputs(); ++k) {
+    if (!sn.inputs[k].empty() && int_constant(g, sn.inputs[k]) != std::vector<int64_t>{k == 3 ? 0 : 1}) return false;
+  }
+  const int shape = uses.producer(sn.inputs[0]);
+  if (shape < 0) return false;
+  const Node& shn = g.nodes[static_cast<size_t>(shape)];
+  return is_op(shn, "Shape") && shn.num_inputs() == 1 && shn.inputs[0] == q && shn.attr("start") == nullptr &&
+         shn.attr("end") == nullptr;
+}
+
+// When `value` is Mul(x, s) or Mul(s, x) with s = D^(-1/4) of `q`'s last dim (of x itself when `q` is null),
+// read only by `reader`: counts it in m.head_dim_quarters, adds the Mul to m.nodes and returns x; else `value`.
+std::string strip_head_dim_mul(const Graph& g, const GraphUses& uses, const std::string& value, size_t reader,
+                               const std::string* q, Match& m) {
+  const int p = single_use_producer(g, uses, value, "Mul", reader);
+  if (p < 0) return value;
+  const Node& n = g.nodes[static_cast<size_t>(p)];
+  if (n.num_inputs() != 2 || n.outputs.size() != 1) return value;
+  for (int side = 0; side < 2; ++side) {
+    const std::string& x = n.inputs[static_cast<size_t>(1 - side)];
+    if (!is_quarter_root_of_head_dim(g, uses, n.inputs[static_cast<size_t>(side)], q ? *q : x)) continue;
+    ++m.head_dim_quarters;
+    m.nodes.push_back(static_cast<size_t>(p));
+    return x;
+  }
+  return value;
+}
+
 // Returns the rank of `value` when known: inferred, or from its producer (Transpose's perm, Reshape to a
 // constant shape, Concat, a unary op or scalar Mul/Div/Add of a value of known rank).
 std::optional<size_t> rank_of(const Graph& g, const GraphUses& uses, const std::string& value, int depth = 0) {
@@ -59,6 +126,10 @@ std::optional<size_t> rank_of(const Graph& g, const GraphUses& uses, const std::
   if (is_op(n, "Transpose") && n.attr("perm") != nullptr) return n.attr_ints("perm").size();
   if (is_op(n, "Reshape") && n.num_inputs() == 2) {
     if (auto shape = int_constant(g, n.inputs[1])) return shape->size();
+    // A shape computed at run time (ViT's exports) whose length is known: the output has that rank.
+    if (auto len = static_shape(g, n.inputs[1]); len && len->size() == 1 && (*len)[0] >= 0) {
+      return static_cast<size_t>((*len)[0]);
+    }
     return std::nullopt;
   }
   if ((is_op(n, "Softmax") || is_op(n, "Relu") || is_op(n, "Cast")) && n.num_inputs() == 1) {
@@ -163,7 +234,10 @@ bool match(const Graph& g, const GraphUses& uses, size_t i, Match& m) {
   if (qn.num_inputs() != 2 || qn.outputs.size() != 1) return false;
   m.nodes.push_back(static_cast<size_t>(qk));
   m.q = strip_scalar_mul(g, uses, qn.inputs[0], static_cast<size_t>(qk), m);
+  if (m.q == qn.inputs[0]) m.q = strip_head_dim_mul(g, uses, m.q, static_cast<size_t>(qk), nullptr, m);
   m.kt = strip_scalar_mul(g, uses, qn.inputs[1], static_cast<size_t>(qk), m);
+  if (m.kt == qn.inputs[1]) m.kt = strip_head_dim_mul(g, uses, m.kt, static_cast<size_t>(qk), &m.q, m);
+  if (m.head_dim_quarters != 0 && m.head_dim_quarters != 2) return false;  // D^(-1/4) alone is no attention scale
   // Ranks of at least 2 (MatMul promotes 1-D operands) and float32 throughout.
   for (const std::string* v : {&m.q, &m.kt, &m.v}) {
     const auto r = rank_of(g, uses, *v);
@@ -192,6 +266,12 @@ bool try_fuse(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx)
   scale.type = Attribute::Type::f;
   scale.f = static_cast<float>(m.scale);
   fused.attributes["scale"] = std::move(scale);
+  if (m.head_dim_quarters == 2) {
+    Attribute head_dim;
+    head_dim.type = Attribute::Type::i;
+    head_dim.i = 1;
+    fused.attributes["head_dim_scale"] = std::move(head_dim);
+  }
   if (m.nan_to_zero) {
     Attribute nan;
     nan.type = Attribute::Type::i;

@@ -62,6 +62,28 @@ TEST(FusedAttention, MatchesTheUnfusedOpsOnOddShapesAndBroadcastMasks) {
   }
 }
 
+// head_dim_scale: the scale is also divided by sqrt(D), D being Q's last dim when the op runs.
+TEST(FusedAttention, HeadDimScaleDividesByTheRootOfQsLastDim) {
+  const Case cases[] = {
+      {{1, 2, 5, 3}, {1, 2, 3, 7}, {1, 2, 7, 4}, {}},
+      {{1, 3, 13, 16}, {1, 3, 16, 13}, {1, 3, 13, 16}, {1, 1, 13, 13}},
+      {{1, 2, 37, 64}, {1, 2, 64, 37}, {1, 2, 37, 64}, {}},
+  };
+  unsigned seed = 50;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.q.to_string());
+    const Tensor q = random_float_tensor(c.q, seed++), kt = random_float_tensor(c.kt, seed++);
+    const Tensor v = random_float_tensor(c.v, seed++);
+    Tensor mask = random_float_tensor(c.mask.rank() ? c.mask : Shape{1}, seed++);
+    const Tensor* m = c.mask.rank() ? &mask : nullptr;
+    OpCase op("FusedAttention", 1, "com.orchard");
+    op.input("q", q).input("kt", kt).input("v", v).attr("scale", 0.5f).attr("head_dim_scale", int64_t{1});
+    if (m) op.input("mask", mask);
+    const float d = static_cast<float>(c.q[c.q.rank() - 1]);
+    expect_tensor_near(run1(op), unfused(q, kt, v, m, 0.5f / std::sqrt(d)), 1e-4, 1e-5);
+  }
+}
+
 TEST(FusedAttention, MaskedPositionsGetNoWeightAndNanToZeroClearsFullyMaskedRows) {
   // Row 0 masked at columns 2.., row 1 fully masked: softmax of row 1 is NaN, which nan_to_zero makes 0.
   const int64_t S = 5, D = 3;

@@ -1,5 +1,7 @@
 // fuse_attention: the attention patterns BERT, GPT-2 and Whisper export become com.orchard FusedAttention, with
 // the same outputs as the unoptimized graph on random inputs of random sizes; near-misses stay unfused.
+#include <limits>
+
 #include "graph/passes/pass_testing.hpp"
 
 namespace orchard::graph::passes::testing {
@@ -26,6 +28,7 @@ struct Form {
   float where_value = 0.f;
   int64_t softmax_axis = -1;
   bool scores_output = false;  // the scores are also a graph output
+  int head_dim = 0;  // ViT: Q and Kt (2) or only Q (1) multiplied by D^(-1/4) computed from Q's shape
 };
 
 // x [n, s, 8] → Q, K, V of 2 heads of 4 (Reshape + Transpose as exporters write them) → attention → y [n, 2, s, 4].
@@ -48,7 +51,27 @@ void attention(ModelBuilder& b, const Form& f) {
   attr_ints(b.node("Transpose", {"k1"}, {"k2"}), "perm", {0, 2, 3, 1});
   attr_ints(b.node("Transpose", {"v1"}, {"v2"}), "perm", {0, 2, 1, 3});
   std::string s = "s0";
-  if (f.div_scale) {
+  if (f.head_dim > 0) {
+    // s = Sqrt(Cast(Div(1, Sqrt(Cast(Slice(Shape(Q), -1, INT64_MAX)))))), as PyTorch exports it.
+    int_init(b, "minus1", {1}, {-1});
+    int_init(b, "to_end", {1}, {std::numeric_limits<int64_t>::max()});
+    values_init(b, "one", {}, {1.f});
+    b.node("Shape", {"q2"}, {"qshape"});
+    b.node("Slice", {"qshape", "minus1", "to_end"}, {"d"});
+    attr_int(b.node("Cast", {"d"}, {"df"}), "to", 1);
+    b.node("Sqrt", {"df"}, {"sqrt_d"});
+    b.node("Div", {"one", "sqrt_d"}, {"inv_sqrt_d"});
+    attr_int(b.node("Cast", {"inv_sqrt_d"}, {"inv_f"}), "to", 1);
+    b.node("Sqrt", {"inv_f"}, {"quarter_q"});
+    b.node("Sqrt", {"inv_f"}, {"quarter_k"});
+    b.node("Mul", {"q2", "quarter_q"}, {"q3"});
+    if (f.head_dim == 2) {
+      b.node("Mul", {"k2", "quarter_k"}, {"k3"});
+    } else {
+      b.node("Mul", {"half", "k2"}, {"k3"});
+    }
+    b.node("MatMul", {"q3", "k3"}, {s});
+  } else if (f.div_scale) {
     b.node("MatMul", {"q2", "k2"}, {"s00"});
     b.node("Div", {"s00", "eight"}, {s});
   } else {
@@ -77,6 +100,7 @@ TEST(FuseAttention, ExportedFormsBecomeOneNode) {
       {.mask = false, .nan_where = false},                       // Whisper's encoder
       {.div_scale = true},                                       // the product divided by sqrt(d)
       {.mask_first = true},                                      // Add(mask, scores)
+      {.mask = false, .nan_where = false, .head_dim = 2},       // ViT: 1/sqrt(D) from Q's shape, split over Q, Kt
   };
   for (const Form& f : forms) {
     ModelBuilder b;
@@ -88,7 +112,8 @@ TEST(FuseAttention, ExportedFormsBecomeOneNode) {
     EXPECT_EQ(a->domain, "com.orchard");
     EXPECT_EQ(a->inputs.size(), f.mask ? 4u : 3u);
     EXPECT_EQ(a->outputs[0], "y");
-    EXPECT_NEAR(a->attr_float("scale", 0), f.div_scale ? 0.125f : 0.25f, 1e-7);
+    EXPECT_NEAR(a->attr_float("scale", 0), f.head_dim ? 1.f : f.div_scale ? 0.125f : 0.25f, 1e-7);
+    EXPECT_EQ(a->attr_int("head_dim_scale", 0), f.head_dim ? 1 : 0);
     EXPECT_EQ(a->attr_int("nan_to_zero", 0), f.nan_where ? 1 : 0);
     EXPECT_EQ(count_op(*g, "Softmax") + count_op(*g, "IsNaN") + count_op(*g, "Where"), 0);
     EXPECT_EQ(count_op(*g, "MatMul"), 3);  // the projections only
@@ -101,6 +126,7 @@ TEST(FuseAttention, NearMissesStay) {
       {.softmax_axis = 2},       // softmax over another axis
       {.where_value = 1.f},      // NaN replaced by something other than 0
       {.scores_output = true},   // the scores are read outside the pattern
+      {.head_dim = 1},           // D^(-1/4) on Q only: no scale the op can state
   };
   for (const Form& f : misses) {
     ModelBuilder b;

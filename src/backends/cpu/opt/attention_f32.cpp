@@ -25,7 +25,7 @@ constexpr int64_t kScoreBlockFloats = 65536;  // one task's score rows (256 KiB)
 class FusedAttentionF32 final : public OpKernel {
  public:
   explicit FusedAttentionF32(const KernelCreateContext& ctx)
-      : attrs_{ctx.node.attr_float("scale", 1.0f), ctx.node.attr_int("nan_to_zero", 0) != 0} {}
+      : attrs_(reference::attention_attrs(ctx.node)) {}
 
   static Status validate(const KernelCreateContext& ctx) {
     for (size_t i = 0; i < 4 && i < ctx.node.inputs.size(); ++i) {
@@ -61,7 +61,7 @@ class FusedAttentionF32 final : public OpKernel {
     float* out = y.data<float>();
     const VecKernels& vk = vec_kernels();
     GemmEpilogue scaled;
-    scaled.alpha = attrs_.scale;
+    scaled.alpha = reference::attention_scale(attrs_, p);
     const GemmEpilogue plain;
     // Kt and V of each batch packed once, shared by that batch's row blocks.
     std::vector<std::shared_ptr<const PackedMatrix>> kt_packed(static_cast<size_t>(p.batches));

@@ -79,9 +79,23 @@ Result<AttentionPlan> attention_inputs(const OpContext& ctx, const Tensor* (&in)
   return plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), in[3] ? &in[3]->shape() : nullptr);
 }
 
+AttentionAttrs attention_attrs(const graph::Node& node) {
+  AttentionAttrs a;
+  a.scale = node.attr_float("scale", 1.0f);
+  a.head_dim_scale = node.attr_int("head_dim_scale", 0) != 0;
+  a.nan_to_zero = node.attr_int("nan_to_zero", 0) != 0;
+  return a;
+}
+
+float attention_scale(const AttentionAttrs& attrs, const AttentionPlan& p) {
+  if (!attrs.head_dim_scale || p.D <= 0) return attrs.scale;
+  return static_cast<float>(static_cast<double>(attrs.scale) / std::sqrt(static_cast<double>(p.D)));
+}
+
 void attention_plain(const AttentionPlan& p, const float* q, const float* kt, const float* v, const float* mask,
                      const AttentionAttrs& attrs, float* out) {
   std::vector<float> row(static_cast<size_t>(p.Sk));
+  const float scale = attention_scale(attrs, p);
   for (int64_t b = 0; b < p.batches; ++b) {
     const size_t bi = static_cast<size_t>(b);
     for (int64_t i = 0; i < p.Sq; ++i) {
@@ -91,7 +105,7 @@ void attention_plain(const AttentionPlan& p, const float* q, const float* kt, co
         const int64_t col = p.score_cols == 1 ? 0 : j;
         float acc = 0;
         for (int64_t d = 0; d < p.D; ++d) acc += qr[d] * kt[p.kt_off[bi] + d * p.score_cols + col];
-        row[static_cast<size_t>(j)] = attrs.scale * acc;
+        row[static_cast<size_t>(j)] = scale * acc;
         if (mask) row[static_cast<size_t>(j)] += mask[p.mask_off[bi] + i * p.mask_row + j * p.mask_col];
       }
       // Softmax of the row.
@@ -122,7 +136,7 @@ namespace {
 class FusedAttentionRef final : public OpKernel {
  public:
   explicit FusedAttentionRef(const KernelCreateContext& ctx)
-      : attrs_{ctx.node.attr_float("scale", 1.0f), ctx.node.attr_int("nan_to_zero", 0) != 0} {}
+      : attrs_(attention_attrs(ctx.node)) {}
 
   Status run(OpContext& ctx) const override {
     const Tensor* in[4] = {};

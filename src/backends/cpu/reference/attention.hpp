@@ -30,11 +30,18 @@ Result<AttentionPlan> plan_attention(const Shape& q, const Shape& kt, const Shap
 // invalid_argument naming a bad input or shape.
 Result<AttentionPlan> attention_inputs(const runtime::OpContext& ctx, const Tensor* (&in)[4]);
 
-// The op's attributes: scale, and whether NaN probabilities become 0 (Where(IsNaN(P), 0, P)).
+// The op's attributes: scale, whether it is also divided by sqrt(D) (D: Q's last dim at run time), and whether
+// NaN probabilities become 0 (Where(IsNaN(P), 0, P)).
 struct AttentionAttrs {
   float scale = 1;
+  bool head_dim_scale = false;
   bool nan_to_zero = false;
 };
+
+// Reads the attributes of a FusedAttention node.
+AttentionAttrs attention_attrs(const graph::Node& node);
+// The factor applied to MatMul(Q, Kt) for plan `p`: scale, divided by sqrt(D) when head_dim_scale is set and D > 0.
+float attention_scale(const AttentionAttrs& attrs, const AttentionPlan& p);
 
 // The plain computation, one output row at a time: out (p.out) = softmax(scale * q kt + mask) v.
 void attention_plain(const AttentionPlan& p, const float* q, const float* kt, const float* v, const float* mask,
