@@ -30,9 +30,21 @@ void check_attr_length(InferenceContext& ctx, const char* name, int want) {
   }
 }
 
+// Fails inference unless every entry of the ints attribute `name`, when present, is at least `min`.
+void check_attr_min(InferenceContext& ctx, const char* name, int64_t min) {
+  const onnx::AttributeProto* a = ctx.getAttribute(name);
+  if (a == nullptr) return;
+  for (int64_t v : a->ints()) {
+    if (v < min) fail_shape_inference("attribute '", name, "' has entry ", v, "; entries must be >= ", min);
+  }
+}
+
 // Conv-like and pooling ops: data input X (index 0) of rank >= 3 (N, C, spatial dims), per-spatial-dim
-// attributes of matching length, and a weight input (index `w`, if any) of the same rank as X.
+// attributes of matching length and sensible values (libonnx divides by strides unchecked), and a weight
+// input (index `w`, if any) of the same rank as X.
 void check_spatial(InferenceContext& ctx, int w) {
+  for (const char* name : {"kernel_shape", "strides", "dilations"}) check_attr_min(ctx, name, 1);
+  for (const char* name : {"pads", "output_padding"}) check_attr_min(ctx, name, 0);
   const std::optional<int> x = input_rank(ctx, 0);
   if (x && *x < 3) fail_shape_inference("input X has rank ", *x, "; it needs rank >= 3 (N, C and spatial dims)");
   if (w >= 0) {

@@ -85,6 +85,29 @@ TEST(Hardening, ConvTransposeAndPoolAttributeLengthsAreChecked) {
   expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"kernel_shape"});
 }
 
+// Found by the fuzz_load campaign: an opset-6 MaxPool with strides [0] made libonnx's pool shape inference
+// divide by zero (SIGFPE).
+TEST(Hardening, PoolAndConvWithZeroOrNegativeStridesFailShapeInference) {
+  for (const char* op : {"MaxPool", "AveragePool", "Conv"}) {
+    for (const char* attr : {"strides", "dilations", "kernel_shape"}) {
+      if (std::string(op) != "Conv" && std::string(attr) == "dilations") continue;  // opset-6 pools have none
+      SCOPED_TRACE(std::string(op) + " " + attr);
+      ModelBuilder b(6);
+      b.input("x", onnx::TensorProto::FLOAT, {2, 10, 4});
+      b.output("y", onnx::TensorProto::FLOAT, {1});
+      std::vector<std::string> inputs = {"x"};
+      if (std::string(op) == "Conv") {
+        b.input("w", onnx::TensorProto::FLOAT, {3, 10, 2});
+        inputs.push_back("w");
+      }
+      auto& n = b.node(op, inputs, {"y"});
+      if (std::string(attr) != "kernel_shape") add_ints(n, "kernel_shape", {2});
+      add_ints(n, attr, {std::string(attr) == "kernel_shape" ? -1 : 0});
+      expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", attr, ">= 1"});
+    }
+  }
+}
+
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
   ModelBuilder b(6, 3);
   b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
