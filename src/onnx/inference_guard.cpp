@@ -77,6 +77,12 @@ void check_gemm(InferenceContext& ctx) {
   }
 }
 
+// STFT: the signal is [batch, length, 1 or 2] (libonnx 1.12 reads its dims 1 and 2 unchecked).
+void check_stft(InferenceContext& ctx) {
+  const std::optional<int> r = input_rank(ctx, 0);
+  if (r && *r != 3) fail_shape_inference("input signal has rank ", *r, "; it needs rank 3 (batch, length, 1 or 2)");
+}
+
 using Guard = void (*)(InferenceContext&);
 
 // The checks each guarded operator of the default domain gets, whatever its opset.
@@ -90,6 +96,7 @@ Guard guard_for(std::string_view domain, std::string_view op) {
   }
   if (op == "RNN" || op == "GRU" || op == "LSTM") return check_recurrent;
   if (op == "Gemm") return check_gemm;
+  if (op == "STFT") return check_stft;
   return nullptr;
 }
 

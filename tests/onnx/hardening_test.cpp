@@ -108,6 +108,17 @@ TEST(Hardening, PoolAndConvWithZeroOrNegativeStridesFailShapeInference) {
   }
 }
 
+// Found by the fuzz_load campaign: STFT on a rank-1 signal made libonnx's STFT shape inference read past the
+// shape (SEGV).
+TEST(Hardening, StftWithRank1SignalFailsShapeInference) {
+  ModelBuilder b(17);
+  b.input("signal", onnx::TensorProto::FLOAT, {1}).input("step", onnx::TensorProto::INT64, {});
+  b.input("length", onnx::TensorProto::INT64, {});
+  b.output("y", onnx::TensorProto::FLOAT, {1, 15, 9, 2});
+  b.node("STFT", {"signal", "step", "", "length"}, {"y"});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 1"});
+}
+
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
   ModelBuilder b(6, 3);
   b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
