@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <tuple>
 
 #include "runtime/executor.hpp"
 #include "runtime/memory_planner.hpp"
@@ -181,27 +182,44 @@ class KernelExecutable final : public Executable {
 
 }  // namespace
 
-KernelBackend::KernelBackend(DeviceInfo info, std::span<const KernelDef> table, uint32_t available_features)
-    : info_(std::move(info)) {
+std::shared_ptr<const KernelBackend::Index> KernelBackend::build_index(std::span<const KernelDef> table,
+                                                                       uint32_t available_features) {
+  auto index = std::make_shared<Index>();
   for (const KernelDef& k : table) {
     if ((k.cpu_features & available_features) != k.cpu_features) continue;
-    index_[{std::string(k.domain), std::string(k.op)}].push_back(&k);
+    (*index)[{std::string(k.domain), std::string(k.op)}].push_back(&k);
   }
-  for (auto& [key, defs] : index_) {
+  for (auto& [key, defs] : *index) {
     std::stable_sort(defs.begin(), defs.end(), [](const KernelDef* a, const KernelDef* b) { return a->priority > b->priority; });
   }
+  return index;
 }
 
+std::shared_ptr<const KernelBackend::Index> KernelBackend::shared_index(std::span<const KernelDef> table,
+                                                                        uint32_t available_features) {
+  static std::mutex mutex;
+  static std::map<std::tuple<const KernelDef*, size_t, uint32_t>, std::shared_ptr<const Index>> cache;
+  std::lock_guard lock(mutex);
+  auto& slot = cache[{table.data(), table.size(), available_features}];
+  if (!slot) slot = build_index(table, available_features);
+  return slot;
+}
+
+KernelBackend::KernelBackend(DeviceInfo info, std::span<const KernelDef> table, uint32_t available_features,
+                             bool static_table)
+    : info_(std::move(info)),
+      index_(static_table ? shared_index(table, available_features) : build_index(table, available_features)) {}
+
 bool KernelBackend::has_op(const std::string& domain, const std::string& op, int opset) const {
-  auto it = index_.find(std::make_pair(domain, op));
-  if (it == index_.end()) return false;
+  auto it = index_->find(std::make_pair(domain, op));
+  if (it == index_->end()) return false;
   return std::any_of(it->second.begin(), it->second.end(), [&](const KernelDef* k) { return k->since <= opset && opset <= k->until; });
 }
 
 std::vector<const KernelDef*> KernelBackend::variants(const GraphView& view, const graph::Node& node, std::string* why) const {
   std::vector<const KernelDef*> out;
-  auto it = index_.find(std::make_pair(node.domain, node.op_type));
-  if (it == index_.end()) {
+  auto it = index_->find(std::make_pair(node.domain, node.op_type));
+  if (it == index_->end()) {
     if (why) *why = "no kernel for " + node.op_type;
     return out;
   }

@@ -69,7 +69,11 @@ struct KernelDef {
 class KernelBackend : public Backend {
  public:
   // `table` must outlive the backend. Variants needing features `available_features` lacks are dropped.
-  KernelBackend(DeviceInfo info, std::span<const KernelDef> table, uint32_t available_features);
+  // `static_table`: the table has static storage duration and never changes, so its index is built once per
+  // process and shared by every backend made from it (backends are created per session load, and building
+  // the index was most of a small model's load time).
+  KernelBackend(DeviceInfo info, std::span<const KernelDef> table, uint32_t available_features,
+                bool static_table = false);
 
   const DeviceInfo& device() const override { return info_; }
   Capability get_capability(const GraphView& view) const override;
@@ -84,7 +88,10 @@ class KernelBackend : public Backend {
   DeviceInfo info_;
 
  private:
-  std::map<std::pair<std::string, std::string>, std::vector<const KernelDef*>, std::less<>> index_;
+  using Index = std::map<std::pair<std::string, std::string>, std::vector<const KernelDef*>, std::less<>>;
+  static std::shared_ptr<const Index> build_index(std::span<const KernelDef> table, uint32_t available_features);
+  static std::shared_ptr<const Index> shared_index(std::span<const KernelDef> table, uint32_t available_features);
+  std::shared_ptr<const Index> index_;
 };
 
 }  // namespace orchard::runtime

@@ -31,10 +31,10 @@ runtime::DeviceInfo cpu_device_info(const SessionOptions& options) {
 }  // namespace
 
 CpuBackend::CpuBackend(const SessionOptions& options)
-    : runtime::KernelBackend(cpu_device_info(options), all_kernels(), cpu_features()) {}
+    : runtime::KernelBackend(cpu_device_info(options), all_kernels(), cpu_features(), /*static_table=*/true) {}
 
-CpuBackend::CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features)
-    : runtime::KernelBackend(std::move(info), table, features) {}
+CpuBackend::CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features, bool static_table)
+    : runtime::KernelBackend(std::move(info), table, features, static_table) {}
 
 std::shared_ptr<CpuBackend> CpuBackend::reference_only(const SessionOptions& options) {
   static const std::vector<KernelDef> reference = [] {
@@ -47,7 +47,7 @@ std::shared_ptr<CpuBackend> CpuBackend::reference_only(const SessionOptions& opt
   runtime::DeviceInfo info = cpu_device_info(options);
   info.name = "cpu-reference";
   info.description += ", reference kernels only";
-  return std::shared_ptr<CpuBackend>(new CpuBackend(std::move(info), reference, 0));
+  return std::shared_ptr<CpuBackend>(new CpuBackend(std::move(info), reference, 0, /*static_table=*/true));
 }
 
 }  // namespace orchard::cpu

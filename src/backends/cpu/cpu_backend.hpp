@@ -18,7 +18,7 @@ class CpuBackend final : public runtime::KernelBackend {
   static std::shared_ptr<CpuBackend> reference_only(const SessionOptions& options);
 
  private:
-  CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features);
+  CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features, bool static_table);
 };
 
 }  // namespace orchard::cpu

@@ -307,7 +307,7 @@ Result<Tensor> cast_on_device(const Tensor& t, DType to, runtime::ExecContext& c
 }  // namespace
 
 CudaBackend::CudaBackend(runtime::DeviceInfo info, const CudaOptions& options)
-    : KernelBackend(std::move(info), cuda_kernels(), 0),
+    : KernelBackend(std::move(info), cuda_kernels(), 0, /*static_table=*/true),
       options_(options),
       allocator_(std::make_unique<CudaAllocator>(options.device, options.memory_limit)),
       transfer_(options.device) {}
