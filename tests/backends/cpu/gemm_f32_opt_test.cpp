@@ -111,6 +111,34 @@ TEST(GemmF32Opt, EpilogueParts) {
   }
 }
 
+// Thread blocks cut on whole tiles, of equal cost where a partial last tile is cheaper than a full one.
+TEST(GemmF32Opt, SplitBalancesPartialTiles) {
+  using V = std::vector<int64_t>;
+  EXPECT_EQ(gemm_split(196, 32, 2, 2), (V{0, 96, 196}));  // 14x14 image: 6 + 6.25 vectors, not 8 + 4.25
+  EXPECT_EQ(gemm_split(196, 32, 1, 2), (V{0, 96, 196}));  // tiles of one cost: 3 + 4 (a tie goes to the first cut)
+  EXPECT_EQ(gemm_split(784, 32, 2, 2), (V{0, 384, 784}));
+  EXPECT_EQ(gemm_split(512, 12, 12, 2), (V{0, 252, 512}));  // rows: 252 + 260, not 264 + 248
+  EXPECT_EQ(gemm_split(100, 32, 1, 3), (V{0, 32, 96, 100}));
+  EXPECT_EQ(gemm_split(20, 32, 2, 4), (V{0, 20}));  // one tile: one range
+  EXPECT_EQ(gemm_split(7, 6, 1, 1), (V{0, 7}));
+  for (int64_t extent = 1; extent <= 150; ++extent) {
+    for (int64_t parts = 1; parts <= 5; ++parts) {
+      for (int64_t units : {int64_t{1}, int64_t{2}, int64_t{12}}) {
+        const V b = gemm_split(extent, 12, units, parts);
+        const int64_t tiles = (extent + 11) / 12;
+        ASSERT_EQ(static_cast<int64_t>(b.size()), std::min(parts, tiles) + 1) << extent << " " << parts;
+        ASSERT_EQ(b.front(), 0);
+        ASSERT_EQ(b.back(), extent);
+        for (size_t i = 1; i + 1 < b.size(); ++i) {
+          ASSERT_EQ(b[i] % 12, 0) << extent << " " << parts << " " << units;
+          ASSERT_GT(b[i], b[i - 1]);
+          ASSERT_LT(b[i], extent);
+        }
+      }
+    }
+  }
+}
+
 TEST(GemmF32Opt, ThreadPoolBlocks) {
   ThreadPool pool(4);
   GemmEpilogue relu;
@@ -119,6 +147,19 @@ TEST(GemmF32Opt, ThreadPoolBlocks) {
   check({130, 257, 270, false, false, true, false}, relu, &pool);
   check({2, 1100, 300, false, true, false, false}, {}, &pool);
   check({1100, 3, 300, true, false, false, false}, {}, &pool);
+}
+
+// Uneven thread blocks (gemm_split): a 196-column product split along N, a 200-row one along M, on 2 and 3 threads.
+TEST(GemmF32Opt, ThreadPoolUnevenBlocks) {
+  GemmEpilogue relu;
+  relu.bias = reinterpret_cast<const float*>(1);  // replaced by check()
+  relu.bias_per_row = true;
+  relu.act.kind = Activation::relu;
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    check({64, 196, 200, false, false, true, false}, relu, &pool);
+    check({200, 49, 300, false, false, true, false}, {}, &pool);
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "backends/cpu/opt/gemm_f32.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -312,7 +313,8 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmO
   // split along the side whose other operand is cheaper to read again (an operand not packed at load is also
   // packed again, about twice the cost of reading it).
   // One block per thread: measured faster than 2 or 4 per thread (bench/RESULTS.md), as every extra block
-  // re-reads the other operand.
+  // re-reads the other operand. Block edges fall on whole register tiles, placed so that blocks cost the same
+  // (a 196-column image is 96 + 100 columns, not 128 + 68: its last tile computes one 16-column vector).
   const int64_t want = threads;
   const int64_t n_panels = (N + mk.nr - 1) / mk.nr, m_panels = (M + mk.mr - 1) / mk.mr;
   const bool split_m = M * (a.packed ? 1 : 2) > N * (b.packed ? 1 : 2);
@@ -324,14 +326,37 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmO
     tn = std::min(want, n_panels);
     tm = std::min((want + tn - 1) / tn, m_panels);
   }
-  const int64_t n_step = (n_panels + tn - 1) / tn * mk.nr, m_step = (m_panels + tm - 1) / tm * mk.mr;
-  const int64_t bn = (N + n_step - 1) / n_step, bm = (M + m_step - 1) / m_step;
+  const std::vector<int64_t> rows = gemm_split(M, mk.mr, mk.row_units, tm);
+  const std::vector<int64_t> cols = gemm_split(N, mk.nr, mk.col_units, tn);
+  const int64_t bm = static_cast<int64_t>(rows.size()) - 1, bn = static_cast<int64_t>(cols.size()) - 1;
   pool->parallel_for(bm * bn, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = (t % bm) * m_step, j0 = (t / bm) * n_step;
-      run_block(p, i0, std::min(M, i0 + m_step), j0, std::min(N, j0 + n_step));
+      const size_t i = static_cast<size_t>(t % bm), j = static_cast<size_t>(t / bm);
+      run_block(p, rows[i], rows[i + 1], cols[j], cols[j + 1]);
     }
   });
+}
+
+std::vector<int64_t> gemm_split(int64_t extent, int64_t tile, int64_t units, int64_t parts) {
+  const int64_t tiles = (extent + tile - 1) / tile;
+  parts = std::clamp<int64_t>(parts, 1, std::max<int64_t>(tiles, 1));
+  auto cost = [&](int64_t t) {  // of tiles [0, t)
+    const int64_t full = std::min(t, extent / tile), rest = t > full ? extent - full * tile : 0;
+    return full * units + (rest * units + tile - 1) / tile;
+  };
+  const int64_t total = cost(tiles);
+  std::vector<int64_t> bounds{0};
+  int64_t t = 0;
+  for (int64_t i = 1; i < parts; ++i) {
+    const int64_t target = total * i;  // times parts: the cut's ideal cost, scaled to stay integral
+    ++t;
+    // The cut nearest its ideal; leaves at least one tile for each later range.
+    auto miss = [&](int64_t cut) { return std::abs(cost(cut) * parts - target); };
+    while (t + 1 <= tiles - (parts - i) && miss(t + 1) < miss(t)) ++t;
+    bounds.push_back(t * tile);
+  }
+  bounds.push_back(extent);
+  return bounds;
 }
 
 }  // namespace orchard::cpu::opt

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "backends/cpu/opt/epilogue.hpp"
 #include "orchard/thread_pool.hpp"
@@ -56,7 +57,14 @@ struct GemmMicroKernel {
   decltype(kernel) kernel_stream_b = nullptr;
   // The same for an A panel streamed from memory (packed constant A, B not): may prefetch a + kc * mr.
   decltype(kernel) kernel_stream_a = nullptr;
+  // How a partial tile's cost scales: m rows and n columns cost ceil(m * row_units / mr) * ceil(n * col_units /
+  // nr) of the row_units * col_units a full tile costs (1, 1: a partial tile costs a full one).
+  int row_units = 1, col_units = 1;
 };
+
+// Returns parts + 1 increasing bounds (0, multiples of `tile`, extent) cutting [0, extent) into at most `parts`
+// ranges of about equal cost, a tile of e elements costing ceil(e * units / tile) (thread blocks of gemm_f32).
+std::vector<int64_t> gemm_split(int64_t extent, int64_t tile, int64_t units, int64_t parts);
 
 // Returns the micro-kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).
 const GemmMicroKernel& gemm_micro_kernel();

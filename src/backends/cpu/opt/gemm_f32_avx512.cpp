@@ -160,8 +160,9 @@ void kernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }  // namespace
 
 const GemmMicroKernel& gemm_micro_kernel_avx512() {
+  // Partial tiles compute only their rows and their 16-column vectors.
   static const GemmMicroKernel k{"avx512", MR, NR, kernel_12x32<kStreamNone>, kernel_12x32<kStreamB>,
-                                 kernel_12x32<kStreamA>};
+                                 kernel_12x32<kStreamA>, MR, 2};
   return k;
 }
 
