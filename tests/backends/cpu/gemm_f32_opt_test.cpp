@@ -15,12 +15,13 @@ namespace {
 struct Case {
   int64_t M, N, K;
   bool ta, tb, pack_a, pack_b;
+  int64_t ldc_pad = 2;  // C's row stride is N + ldc_pad
 };
 
 void check(const Case& c, const GemmEpilogue& ep_in, ThreadPool* pool) {
   std::mt19937 rng(static_cast<unsigned>(c.M * 131 + c.N * 17 + c.K));
   std::uniform_real_distribution<float> dist(-1, 1);
-  const int64_t lda = (c.ta ? c.M : c.K) + 3, ldb = (c.tb ? c.K : c.N) + 1, ldc = c.N + 2;
+  const int64_t lda = (c.ta ? c.M : c.K) + 3, ldb = (c.tb ? c.K : c.N) + 1, ldc = c.N + c.ldc_pad;
   std::vector<float> A(static_cast<size_t>((c.ta ? c.K : c.M) * lda)), B(static_cast<size_t>((c.tb ? c.N : c.K) * ldb));
   for (auto& v : A) v = dist(rng);
   for (auto& v : B) v = dist(rng);
@@ -108,6 +109,8 @@ TEST(GemmF32Opt, EpilogueParts) {
     check({1, 70, 263, false, true, false, true}, ep, nullptr);    // a row vector (M = 1)
     check({29, 1, 700, false, false, true, false}, ep, nullptr);   // a column vector (N = 1)
     check({7, 3, 0, false, false, false, false}, ep, nullptr);  // K = 0: the epilogue of zeros
+    check({29, 70, 263, false, false, true, false, 0}, ep, nullptr);  // rows of C contiguous: one activation pass
+    check({110, 49, 40, false, false, true, false, 0}, ep, nullptr);  // ... over two M blocks
   }
 }
 
@@ -159,6 +162,10 @@ TEST(GemmF32Opt, ThreadPoolUnevenBlocks) {
     ThreadPool pool(threads);
     check({64, 196, 200, false, false, true, false}, relu, &pool);
     check({200, 49, 300, false, false, true, false}, {}, &pool);
+    GemmEpilogue silu;  // activated after each block: by rows when blocks split C's rows, else in one pass
+    silu.act.kind = Activation::silu;
+    check({64, 196, 200, false, false, true, false, 0}, silu, &pool);
+    check({200, 49, 300, false, false, true, false, 0}, silu, &pool);
   }
 }
 

@@ -65,9 +65,8 @@ void depthwise_2d(const ConvGeom& g, const float* x, const float* w, const float
         const bool any = z != nullptr || ep.clamp != TileEpilogue::Clamp::none;
         k.block(plane, lanes, x + p0 * g.in_size, g.in_size, w + c0 * taps, bias ? bias + c0 : nullptr,
                 any ? &ep : nullptr, y + p0 * g.out_size, g.out_size, scratch.data());
-        if (!act_taken) {
-          for (int64_t p = p0; p < p0 + lanes; ++p) apply_activation_vec(act, y + p * g.out_size, g.out_size);
-        }
+        // The block's planes are contiguous: one pass, so a 7x7 plane's 49 values don't each end in a partial vector.
+        if (!act_taken) apply_activation_vec(act, y + p0 * g.out_size, lanes * g.out_size);
       }
     });
     return;

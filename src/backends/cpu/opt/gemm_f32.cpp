@@ -236,7 +236,11 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
           }
         }
         if (last_k && post_act) {  // whole rows of the block, while they are in cache
-          for (int64_t r = ic; r < ic + mc; ++r) apply_activation_vec(p.ep->act, p.C + r * p.ldc + jc, nc);
+          if (nc == p.ldc) {  // rows of the block are contiguous: one pass, one partial vector at most
+            apply_activation_vec(p.ep->act, p.C + ic * p.ldc, mc * nc);
+          } else {
+            for (int64_t r = ic; r < ic + mc; ++r) apply_activation_vec(p.ep->act, p.C + r * p.ldc + jc, nc);
+          }
         }
       }
     }
