@@ -9,6 +9,8 @@
 // depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
 // the node): inputs not known to be float32.
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/parallel.hpp"
@@ -98,9 +100,16 @@ class Im2colSource final : public GemmPanelSource {
     iw_ = g.in[d], ow_ = g.out[d], kw_ = g.kernel[d], sw_ = g.stride[d], dw_ = g.dilation[d], pw_ = g.pad_begin[d];
   }
 
+  // Per im2col row k: the block's columns written once into a contiguous row, a run per output row (zeros
+  // outside the image), then copied into the nr-column panels. Runs per output row rather than per piece of a
+  // panel: a 14x14 image's 196 columns are 14 runs, not 23.
   void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const override {
     const int64_t taps = kh_ * kw_, n_end = std::min(j0 + nc, oh_ * ow_), panels = (nc + nr - 1) / nr;
-    const int64_t oy0 = j0 / ow_, ox0 = j0 % ow_;
+    const int64_t width = panels * nr, filled = n_end - j0;
+    thread_local std::vector<float> row_buffer;
+    if (static_cast<int64_t>(row_buffer.size()) < width) row_buffer.resize(static_cast<size_t>(width));
+    float* row = row_buffer.data();
+    std::fill(row + filled, row + width, 0.0f);  // columns past the matrix
     for (int64_t k = 0; k < kc; ++k) {
       const int64_t p = p0 + k, c = p / taps, ky = p % taps / kw_, kx = p % taps % kw_;
       const float* xc = x_ + c * ih_ * iw_;
@@ -108,41 +117,45 @@ class Im2colSource final : public GemmPanelSource {
       // Outputs ox in [lo, hi) read inside the row: 0 <= ox * sw + kx_off < iw.
       const int64_t lo = std::min(ow_, kx_off >= 0 ? 0 : (-kx_off + sw_ - 1) / sw_);
       const int64_t hi = std::max(lo, std::min(ow_, iw_ - kx_off <= 0 ? 0 : (iw_ - kx_off + sw_ - 1) / sw_));
-      int64_t j = j0, oy = oy0, ox = ox0;
-      for (int64_t q = 0; q < panels; ++q) {
-        float* dst = out + q * kc * nr + k * nr;
-        int64_t lane = 0;
-        while (lane < nr && j < n_end) {  // runs of one output row
-          const int64_t len = std::min({n_end - j, ow_ - ox, nr - lane});
-          float* d = dst + lane;  // d[o - ox]: output column o of this run
-          const int64_t iy = oy * sh_ - ph_ + ky * dh_;
-          if (iy < 0 || iy >= ih_) {
-            for (int64_t o = ox; o < ox + len; ++o) d[o - ox] = 0;
+      int64_t oy = j0 / ow_, ox = j0 % ow_;
+      for (int64_t j = 0; j < filled; ox = 0, ++oy) {  // runs of one output row
+        const int64_t len = std::min(filled - j, ow_ - ox);
+        float* d = row + j;  // d[o - ox]: output column o of this run
+        const int64_t iy = oy * sh_ - ph_ + ky * dh_;
+        if (iy < 0 || iy >= ih_) {
+          std::fill(d, d + len, 0.0f);
+        } else {
+          const float* src = xc + iy * iw_ + kx_off;
+          const int64_t a = std::clamp(lo, ox, ox + len), b = std::clamp(hi, a, ox + len);
+          std::fill(d, d + (a - ox), 0.0f);
+          if (sw_ == 1) {
+            std::copy(src + a, src + b, d + (a - ox));
           } else {
-            const float* src = xc + iy * iw_ + kx_off;
-            const int64_t a = std::clamp(lo, ox, ox + len), b = std::clamp(hi, a, ox + len);
-            for (int64_t o = ox; o < a; ++o) d[o - ox] = 0;
-            if (sw_ == 1) {
-              for (int64_t o = a; o < b; ++o) d[o - ox] = src[o];
-            } else {
-              for (int64_t o = a; o < b; ++o) d[o - ox] = src[o * sw_];
-            }
-            for (int64_t o = b; o < ox + len; ++o) d[o - ox] = 0;
+            for (int64_t o = a; o < b; ++o) d[o - ox] = src[o * sw_];
           }
-          lane += len;
-          j += len;
-          ox += len;
-          if (ox == ow_) {
-            ox = 0;
-            ++oy;
-          }
+          std::fill(d + (b - ox), d + len, 0.0f);
         }
-        for (; lane < nr; ++lane) dst[lane] = 0;  // columns past the matrix
+        j += len;
       }
+      copy_to_panels(row, panels, nr, out + k * nr, kc * nr);
     }
   }
 
  private:
+  // Copies nr floats of row per panel q to dst + q * stride (a fixed-size copy for the usual nr).
+  static void copy_to_panels(const float* row, int64_t panels, int nr, float* dst, int64_t stride) {
+    auto copy = [&](auto width) {
+      constexpr int64_t w = decltype(width)::value;
+      for (int64_t q = 0; q < panels; ++q) std::memcpy(dst + q * stride, row + q * w, w * sizeof(float));
+    };
+    if (nr == 32) return copy(std::integral_constant<int64_t, 32>{});
+    if (nr == 16) return copy(std::integral_constant<int64_t, 16>{});
+    if (nr == 8) return copy(std::integral_constant<int64_t, 8>{});
+    for (int64_t q = 0; q < panels; ++q) {
+      std::memcpy(dst + q * stride, row + q * nr, static_cast<size_t>(nr) * sizeof(float));
+    }
+  }
+
   const float* x_;
   int64_t ih_, oh_, kh_, sh_, dh_, ph_, iw_, ow_, kw_, sw_, dw_, pw_;
 };
