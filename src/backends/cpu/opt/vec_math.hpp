@@ -52,7 +52,7 @@ struct VecKernels {
   // y[i] = s op b[i]; y may equal b.
   void (*binary_sv)(BinaryOp op, float s, const float* b, float* y, int64_t n);
   // Softmax (or log-softmax when `log`) of each of `rows` contiguous rows of n values. An all -inf row
-  // gives 0s (softmax) like the reference kernel.
+  // gives 0s (softmax) like the reference kernel. Softmax values below 2^-125 (subnormal) are given as 0.
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t n, bool log);
   // Layer normalisation of `rows` rows of n: (x - mean) / sqrt(var + eps) * scale + bias (bias may be
   // null); mean and inv_std (may be null) receive each row's statistics.

@@ -329,6 +329,26 @@ void binary_vv(BinaryOp op, const float* a, const float* b, float* y, int64_t n)
 void binary_vs(BinaryOp op, const float* a, float s, float* y, int64_t n) { binary_any<1>(op, a, nullptr, s, y, n); }
 void binary_sv(BinaryOp op, float s, const float* b, float* y, int64_t n) { binary_any<2>(op, nullptr, b, s, y, n); }
 
+// e^d for softmax's d = x - max (<= 0 or NaN), results below e^-87 (1.6e-38) given as 0: a subnormal result
+// makes the vector multiply take a microcode assist, ~10x slower per element when scores spread widely (masked
+// or long attention rows). Between e^-87 and 1, 2^n is one normal factor. -inf gives 0, NaN stays NaN.
+inline vf exp_softmax(vf d) {
+  const vi tiny = d < -87.0f;
+  vf n;
+  const vf p = exp_reduced(select(tiny, vf{}, d), n);
+  return select(tiny, vf{}, p * as_f((__builtin_convertvector(n, vi) + 127) << 23));
+}
+
+// y *= 1 / sum (sum >= 1), values whose quotient would be subnormal (below 2^-125) given as 0, for the reason
+// exp_softmax gives. NaN stays NaN.
+inline void scale_softmax(float* y, int64_t n, float sum) {
+  const vf lim = splat(2.3509887e-38f * sum), inv = splat(1.0f / sum);
+  auto at = [&](vf v) { return select(v < lim, vf{}, v) * inv; };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) store(y + i, at(load(y + i)));
+  if (i < n) store_part(y + i, at(load_part(y + i, n - i, 0.0f)), n - i);
+}
+
 void softmax_row(const float* x, float* y, int64_t n, bool log) {
   const float ninf = -__builtin_inff();
   vf mv = splat(ninf);
@@ -346,12 +366,12 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
   const vf msplat = splat(m);
   vf sv = splat(0.0f);
   for (i = 0; i + W <= n; i += W) {
-    const vf e = exp_v(load(x + i) - msplat);
+    const vf e = exp_softmax(load(x + i) - msplat);
     sv += e;
     if (!log) store(y + i, e);
   }
   if (i < n) {
-    const vf e = exp_v(load_part(x + i, n - i, ninf) - msplat);
+    const vf e = exp_softmax(load_part(x + i, n - i, ninf) - msplat);
     sv += e;
     if (!log) store_part(y + i, e, n - i);
   }
@@ -360,7 +380,7 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
     binary_vs(BinaryOp::sub, x, m, y, n);  // (x - m) - log(sum), as the reference rounds it
     binary_vs(BinaryOp::sub, y, __builtin_logf(sum), y, n);
   } else {
-    binary_vs(BinaryOp::mul, y, 1.0f / sum, y, n);
+    scale_softmax(y, n, sum);
   }
 }
 
