@@ -9,8 +9,6 @@
 // depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
 // the node): inputs not known to be float32.
 #include <algorithm>
-#include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/parallel.hpp"
@@ -137,25 +135,11 @@ class Im2colSource final : public GemmPanelSource {
         }
         j += len;
       }
-      copy_to_panels(row, panels, nr, out + k * nr, kc * nr);
+      copy_runs(row, nr, out + k * nr, kc * nr, panels, nr);
     }
   }
 
  private:
-  // Copies nr floats of row per panel q to dst + q * stride (a fixed-size copy for the usual nr).
-  static void copy_to_panels(const float* row, int64_t panels, int nr, float* dst, int64_t stride) {
-    auto copy = [&](auto width) {
-      constexpr int64_t w = decltype(width)::value;
-      for (int64_t q = 0; q < panels; ++q) std::memcpy(dst + q * stride, row + q * w, w * sizeof(float));
-    };
-    if (nr == 32) return copy(std::integral_constant<int64_t, 32>{});
-    if (nr == 16) return copy(std::integral_constant<int64_t, 16>{});
-    if (nr == 8) return copy(std::integral_constant<int64_t, 8>{});
-    for (int64_t q = 0; q < panels; ++q) {
-      std::memcpy(dst + q * stride, row + q * nr, static_cast<size_t>(nr) * sizeof(float));
-    }
-  }
-
   const float* x_;
   int64_t ih_, oh_, kh_, sh_, dh_, ph_, iw_, ow_, kw_, sw_, dw_, pw_;
 };

@@ -173,10 +173,21 @@ void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x
   float* wt = in + hp * wp * W;
   float* out = wt + (taps + 1) * W;
   // Input block: pixel (r, c) of the padded planes at in + (r * wp + c) * W.
-  std::memset(in, 0, static_cast<size_t>(hp * wp * W) * sizeof(float));
   // Input pixel (iy, ix) at padded (iy + ph, ix + pw), when inside the block (the convolution may not read
   // every input row or column).
   const int64_t in_size = g.ih * g.iw, r_hi = lmin(g.ih, hp - g.ph), c_hi = lmin(g.iw, wp - g.pw);
+  // Zeros where no input pixel lands: rows [0, r0) and [r1, hp), columns [0, c0) and [c1, wp) between them.
+  const int64_t r0 = lmin(g.ph, hp), r1 = lmax(r0, lmin(hp, g.ph + r_hi));
+  const int64_t c0 = lmin(g.pw, wp), c1 = lmax(c0, lmin(wp, g.pw + c_hi));
+  auto zero = [&](int64_t pixel, int64_t count) {
+    std::memset(in + pixel * W, 0, static_cast<size_t>(count * W) * sizeof(float));
+  };
+  zero(0, r0 * wp);
+  for (int64_t r = r0; r < r1; ++r) {
+    zero(r * wp, c0);
+    zero(r * wp + c1, wp - c1);
+  }
+  zero(r1 * wp, (hp - r1) * wp);
   int64_t iy = 0, ix = 0;  // of pixel p
   auto in_pixel = [&]() -> float* {
     float* d = iy < r_hi && ix < c_hi ? in + ((iy + g.ph) * wp + ix + g.pw) * W : nullptr;
@@ -201,7 +212,7 @@ void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x
   }
   for (; p < in_size; ++p) {
     if (float* d = in_pixel()) {
-      for (int64_t l = 0; l < lanes; ++l) d[l] = x[l * x_plane + p];
+      for (int64_t l = 0; l < W; ++l) d[l] = l < lanes ? x[l * x_plane + p] : 0.0f;
     }
   }
   // Weights [taps x W] and the bias (lanes past `lanes` zero).

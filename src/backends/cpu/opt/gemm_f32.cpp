@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "backends/cpu/opt/vec_math.hpp"
 #include "core/cpu_features.hpp"
@@ -102,7 +103,9 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t N, int64_t p0, int6
   for (int64_t jp = 0; jp < nc; jp += nr, out += kc * nr) {
     const int64_t j = j0 + jp;
     const int64_t n = std::min<int64_t>({nr, nc - jp, N - j});
-    if (!trans) {
+    if (!trans && n == nr) {
+      copy_runs(B + p0 * ldb + j, ldb, out, nr, kc, nr);
+    } else if (!trans) {
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = B + (p0 + k) * ldb + j;
         float* dst = out + k * nr;
@@ -248,6 +251,19 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
 }
 
 }  // namespace
+
+void copy_runs(const float* src, int64_t src_step, float* dst, int64_t dst_step, int64_t count, int64_t width) {
+  auto runs = [&](auto fixed) {
+    constexpr int64_t w = decltype(fixed)::value;
+    for (int64_t i = 0; i < count; ++i) std::memcpy(dst + i * dst_step, src + i * src_step, w * sizeof(float));
+  };
+  if (width == 32) return runs(std::integral_constant<int64_t, 32>{});
+  if (width == 16) return runs(std::integral_constant<int64_t, 16>{});
+  if (width == 8) return runs(std::integral_constant<int64_t, 8>{});
+  for (int64_t i = 0; i < count; ++i) {
+    std::memcpy(dst + i * dst_step, src + i * src_step, static_cast<size_t>(width) * sizeof(float));
+  }
+}
 
 TileEpilogue tile_epilogue_for(const ActivationSpec& act, bool& taken) {
   TileEpilogue t;

@@ -66,6 +66,10 @@ struct GemmMicroKernel {
 // ranges of about equal cost, a tile of e elements costing ceil(e * units / tile) (thread blocks of gemm_f32).
 std::vector<int64_t> gemm_split(int64_t extent, int64_t tile, int64_t units, int64_t parts);
 
+// Copies `count` runs of `width` floats, run i from src + i * src_step to dst + i * dst_step (fixed-size copies
+// for the panel widths 8, 16 and 32).
+void copy_runs(const float* src, int64_t src_step, float* dst, int64_t dst_step, int64_t count, int64_t width);
+
 // Returns the micro-kernel of the best ISA this CPU has (decided once; ORCHARD_CPU_FEATURES limits it).
 const GemmMicroKernel& gemm_micro_kernel();
 
