@@ -119,6 +119,21 @@ TEST(Hardening, StftWithRank1SignalFailsShapeInference) {
   expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 1"});
 }
 
+// Found by the fuzz_load campaign (session 6): an Einsum equation without "->" holding a character other than a
+// lower-case letter made libonnx's Einsum inference write outside its letter counts (a bad free under ASan).
+TEST(Hardening, ImplicitEinsumWithAnUpperCaseLetterFailsShapeInference) {
+  for (const char* eq : {"H,i", "i,j@"}) {
+    ModelBuilder b(12);
+    b.input("x", onnx::TensorProto::FLOAT, {5}).input("y", onnx::TensorProto::FLOAT, {5});
+    b.output("z", onnx::TensorProto::FLOAT, {});
+    auto* a = b.node("Einsum", {"x", "y"}, {"z"}).add_attribute();
+    a->set_name("equation");
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(eq);
+    expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "lower-case letters", eq});
+  }
+}
+
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
   ModelBuilder b(6, 3);
   b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
