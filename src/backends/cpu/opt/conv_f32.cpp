@@ -102,20 +102,13 @@ class Im2colSource final : public GemmPanelSource {
   void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const override {
     const int64_t taps = kh_ * kw_, n_end = std::min(j0 + nc, oh_ * ow_), panels = (nc + nr - 1) / nr;
     const int64_t oy0 = j0 / ow_, ox0 = j0 % ow_;
-    // Row p0 + k is (c, ky, kx); stepped, not divided out per row (small images pay for every division).
-    int64_t c = p0 / taps, ky = p0 % taps / kw_, kx = p0 % taps % kw_;
     for (int64_t k = 0; k < kc; ++k) {
+      const int64_t p = p0 + k, c = p / taps, ky = p % taps / kw_, kx = p % taps % kw_;
       const float* xc = x_ + c * ih_ * iw_;
       const int64_t kx_off = kx * dw_ - pw_;
       // Outputs ox in [lo, hi) read inside the row: 0 <= ox * sw + kx_off < iw.
-      int64_t lo, hi;
-      if (sw_ == 1) {
-        lo = std::clamp<int64_t>(-kx_off, 0, ow_);
-        hi = std::clamp<int64_t>(iw_ - kx_off, lo, ow_);
-      } else {
-        lo = std::min(ow_, kx_off >= 0 ? 0 : (-kx_off + sw_ - 1) / sw_);
-        hi = std::max(lo, std::min(ow_, iw_ - kx_off <= 0 ? 0 : (iw_ - kx_off + sw_ - 1) / sw_));
-      }
+      const int64_t lo = std::min(ow_, kx_off >= 0 ? 0 : (-kx_off + sw_ - 1) / sw_);
+      const int64_t hi = std::max(lo, std::min(ow_, iw_ - kx_off <= 0 ? 0 : (iw_ - kx_off + sw_ - 1) / sw_));
       int64_t j = j0, oy = oy0, ox = ox0;
       for (int64_t q = 0; q < panels; ++q) {
         float* dst = out + q * kc * nr + k * nr;
@@ -146,13 +139,6 @@ class Im2colSource final : public GemmPanelSource {
           }
         }
         for (; lane < nr; ++lane) dst[lane] = 0;  // columns past the matrix
-      }
-      if (++kx == kw_) {
-        kx = 0;
-        if (++ky == kh_) {
-          ky = 0;
-          ++c;
-        }
       }
     }
   }
