@@ -169,6 +169,7 @@ Result<std::unique_ptr<Manager>> Manager::create(const ManagerConfig& config) {
   impl->pool = std::make_shared<ThreadPool>(config.intra_op_threads);
   impl->metrics.set_enabled(config.metrics_enabled);
   impl->metrics.set_memory(0, impl->budget.limit(), 0);
+  impl->metrics.watch_pool(impl->buffer_pool);
   const int slots = config.max_concurrent_operations > 0 ? config.max_concurrent_operations : ThreadPool::default_threads();
   impl->config.max_concurrent_operations = slots;
   Impl* raw = impl.get();
@@ -604,8 +605,6 @@ void Manager::Impl::run_request(const std::shared_ptr<Request>& r) {
                {{"model", model.name}, {"failovers", failovers}});
       seen = failovers;
     }
-    const auto ps = buffer_pool->stats();
-    metrics.set_pool_stats(ps.hits, ps.misses, static_cast<int64_t>(ps.bytes_cached));
   }
   if (!r->options.trace_path.empty() && result.ok()) write_trace(*r, profile, r->submitted, run_start);
   Outcome outcome = Outcome::ok;
@@ -634,10 +633,7 @@ void Manager::Impl::write_trace(const Request& r, const std::vector<NodeProfile>
 void Manager::enable_metrics(bool on) { impl_->metrics.set_enabled(on); }
 
 int64_t Manager::trim_buffers() {
-  const auto released = static_cast<int64_t>(impl_->buffer_pool->trim());
-  const auto ps = impl_->buffer_pool->stats();
-  impl_->metrics.set_pool_stats(ps.hits, ps.misses, static_cast<int64_t>(ps.bytes_cached));
-  return released;
+  return static_cast<int64_t>(impl_->buffer_pool->trim());
 }
 
 PerformanceSummary Manager::performance_summary(std::optional<ModelId> id) const {

@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/buffer_pool.hpp"
 #include "telemetry/metrics.hpp"
 
 namespace orchard::manager {
@@ -61,7 +62,7 @@ struct ManagerMetrics::Impl {
   Scope global;
   mutable std::mutex mu;  // guards `models` (the map, not the series)
   std::map<ModelId, std::shared_ptr<Scope>> models;
-  std::shared_ptr<telemetry::Gauge> queue_depth, running, memory_used, memory_limit, weights, pool_hits, pool_misses, pool_cached;
+  std::shared_ptr<telemetry::Gauge> queue_depth, running, memory_used, memory_limit, weights;
 
   Impl() {
     global = make_scope(registry, {{"model", "_all"}});
@@ -70,9 +71,6 @@ struct ManagerMetrics::Impl {
     memory_used = must(registry.gauge("orchard_memory_used_bytes", "Bytes charged to the memory budget"));
     memory_limit = must(registry.gauge("orchard_memory_limit_bytes", "The memory budget"));
     weights = must(registry.gauge("orchard_model_weights_bytes", "Weights of all loaded models"));
-    pool_hits = must(registry.gauge("orchard_buffer_pool_hits", "Buffer pool allocations served from a free list"));
-    pool_misses = must(registry.gauge("orchard_buffer_pool_misses", "Buffer pool allocations that went upstream"));
-    pool_cached = must(registry.gauge("orchard_buffer_pool_cached_bytes", "Bytes the buffer pool holds idle"));
   }
 
   std::shared_ptr<Scope> model(ModelId id) const {
@@ -183,10 +181,14 @@ void ManagerMetrics::set_model_memory(ModelId id, int64_t bytes) {
   if (auto s = impl_->model(id)) s->memory->set(static_cast<double>(bytes));
 }
 
-void ManagerMetrics::set_pool_stats(uint64_t hits, uint64_t misses, int64_t cached) {
-  impl_->pool_hits->set(static_cast<double>(hits));
-  impl_->pool_misses->set(static_cast<double>(misses));
-  impl_->pool_cached->set(static_cast<double>(cached));
+void ManagerMetrics::watch_pool(std::shared_ptr<const BufferPool> pool) {
+  auto& r = impl_->registry;
+  (void)r.gauge_callback("orchard_buffer_pool_hits", "Buffer pool allocations served from a free list", {},
+                         [pool] { return static_cast<double>(pool->stats().hits); });
+  (void)r.gauge_callback("orchard_buffer_pool_misses", "Buffer pool allocations that went upstream", {},
+                         [pool] { return static_cast<double>(pool->stats().misses); });
+  (void)r.gauge_callback("orchard_buffer_pool_cached_bytes", "Bytes the buffer pool holds idle", {},
+                         [pool] { return static_cast<double>(pool->stats().bytes_cached); });
 }
 
 PerformanceSummary ManagerMetrics::summary(std::optional<ModelId> id, int64_t queue_depth, int64_t running) const {

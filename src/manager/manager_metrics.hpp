@@ -11,6 +11,10 @@
 #include "orchard/manager.hpp"
 #include "orchard/session.hpp"
 
+namespace orchard {
+class BufferPool;
+}  // namespace orchard
+
 namespace orchard::manager {
 
 enum class Outcome : unsigned char { ok, rejected, timed_out, cancelled, failed };
@@ -39,8 +43,9 @@ class ManagerMetrics {
   void set_model_memory(ModelId id, int64_t bytes);
   // Device memory of one accelerator (a DeviceMemoryBudget): bytes in use, cap (0: none), peak, refusals.
   void set_device_memory(const std::string& device, int64_t used, int64_t limit, int64_t peak, int64_t refused);
-  // Buffer pool statistics (hits, misses, bytes held idle).
-  void set_pool_stats(uint64_t hits, uint64_t misses, int64_t bytes_cached);
+  // Exports `pool`'s statistics (hits, misses, bytes held idle), read when the metrics are rendered (reading
+  // them sums every size class's shards: too much to do per request).
+  void watch_pool(std::shared_ptr<const BufferPool> pool);
 
   PerformanceSummary summary(std::optional<ModelId> id, int64_t queue_depth, int64_t running) const;
   std::string prometheus_text() const;

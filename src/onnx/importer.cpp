@@ -88,6 +88,39 @@ void rename_free_names(onnx::GraphProto& g, std::set<std::string> defined, Map& 
   }
 }
 
+// True when `t` is or holds (as a sequence, optional or map element) a sparse tensor type.
+bool holds_sparse_type(const onnx::TypeProto& t) {
+  switch (t.value_case()) {
+    case onnx::TypeProto::kSparseTensorType: return true;
+    case onnx::TypeProto::kSequenceType: return holds_sparse_type(t.sequence_type().elem_type());
+    case onnx::TypeProto::kOptionalType: return holds_sparse_type(t.optional_type().elem_type());
+    case onnx::TypeProto::kMapType: return holds_sparse_type(t.map_type().value_type());
+    default: return false;
+  }
+}
+
+// Refuses sparse tensor types on the values `g` and its subgraphs declare (inputs, outputs, value_info). Orchard
+// takes sparse tensors only as initializers and Constant values (made dense); libonnx 1.12's inference functions
+// read a declared sparse type as an empty dense shape and dereference dims that are not there.
+Status refuse_sparse_types(const onnx::GraphProto& g) {
+  for (const auto* list : {&g.input(), &g.output(), &g.value_info()}) {
+    for (const auto& v : *list) {
+      if (v.has_type() && holds_sparse_type(v.type())) {
+        return unsupported("[onnx] value '", v.name(), "' of graph '", g.name(),
+                           "' has a sparse tensor type; Orchard takes sparse tensors only as initializers and "
+                           "Constant values");
+      }
+    }
+  }
+  for (const auto& n : g.node()) {
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) ORCHARD_RETURN_IF_ERROR(refuse_sparse_types(a.g()));
+      for (const auto& sub : a.graphs()) ORCHARD_RETURN_IF_ERROR(refuse_sparse_types(sub));
+    }
+  }
+  return Status::OK();
+}
+
 // Reads every externally stored tensor of `g` (initializers, tensor attributes, subgraphs) into its proto.
 // This runs before the ONNX checker, which would otherwise look for the files relative to the working
 // directory (libonnx 1.12 has no model folder for in-memory models) and without Orchard's path checks.
@@ -382,6 +415,7 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
   if (!opsets_.count("")) opsets_[""] = 1;
   uint64_t external_budget = options_.max_external_data_bytes;
   ORCHARD_RETURN_IF_ERROR(inline_external_data(*proto.mutable_graph(), base_dir_, external_budget));
+  ORCHARD_RETURN_IF_ERROR(refuse_sparse_types(proto.graph()));
   try {
     onnx::checker::check_model(proto);
   } catch (const std::exception& e) {

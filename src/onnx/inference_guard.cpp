@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <onnx/defs/shape_inference.h>
@@ -83,6 +84,21 @@ void check_stft(InferenceContext& ctx) {
   if (r && *r != 3) fail_shape_inference("input signal has rank ", *r, "; it needs rank 3 (batch, length, 1 or 2)");
 }
 
+// Einsum without "->": libonnx 1.12 counts each letter of the equation in a 26-entry array indexed by
+// `c - 'a'`, unchecked, so any other character writes outside it. The spec's terms are lower-case letters.
+void check_einsum(InferenceContext& ctx) {
+  const onnx::AttributeProto* a = ctx.getAttribute("equation");
+  if (a == nullptr || !a->has_s()) return;
+  const std::string& eq = a->s();
+  if (eq.find("->") != std::string::npos) return;
+  for (const char c : eq) {
+    if (!((c >= 'a' && c <= 'z') || c == ',' || c == '.' || c == ' ')) {
+      fail_shape_inference("equation '", eq, "' has the character '", c,
+                           "'; terms are lower-case letters (and '...'), separated by commas");
+    }
+  }
+}
+
 using Guard = void (*)(InferenceContext&);
 
 // The checks each guarded operator of the default domain gets, whatever its opset.
@@ -97,6 +113,7 @@ Guard guard_for(std::string_view domain, std::string_view op) {
   if (op == "RNN" || op == "GRU" || op == "LSTM") return check_recurrent;
   if (op == "Gemm") return check_gemm;
   if (op == "STFT") return check_stft;
+  if (op == "Einsum") return check_einsum;
   return nullptr;
 }
 

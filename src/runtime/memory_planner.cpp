@@ -62,10 +62,14 @@ std::vector<ValueLifetime> value_lifetimes(const CompiledGraph& cg) {
   return out;
 }
 
-MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const Tensor*>& inputs) {
-  const graph::Graph& g = cg.graph();
+MemoryEstimator::MemoryEstimator(const CompiledGraph& cg) : cg_(&cg), lifetimes_(value_lifetimes(cg)) {
+  for (const auto& [slot, t] : cg.constants()) weights_bytes_ += static_cast<int64_t>(t.nbytes());
+}
+
+MemoryEstimate MemoryEstimator::estimate(const std::vector<const Tensor*>& inputs) const {
+  const graph::Graph& g = cg_->graph();
   MemoryEstimate est;
-  for (const auto& [slot, t] : cg.constants()) est.weights_bytes += static_cast<int64_t>(t.nbytes());
+  est.weights_bytes = weights_bytes_;
 
   std::map<std::string, int64_t> symbols;
   int64_t largest_input = 0;
@@ -79,11 +83,10 @@ MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const 
       if (!info.shape[d].symbol.empty()) symbols.emplace(info.shape[d].symbol, t->dim(d));
     }
   }
-  const auto lifetimes = value_lifetimes(cg);
-  const size_t steps = cg.node_order().size();
+  const size_t steps = cg_->node_order().size();
   std::vector<int64_t> born(steps + 1, 0), dies(steps + 1, 0);
-  for (const ValueLifetime& v : lifetimes) {
-    const ValueInfo* info = cg.slot_info(v.slot);
+  for (const ValueLifetime& v : lifetimes_) {
+    const ValueInfo* info = cg_->slot_info(v.slot);
     int64_t bytes = info == nullptr ? -1 : declared_bytes(*info, symbols);
     if (bytes < 0) {
       ++est.unknown_values;
@@ -100,6 +103,10 @@ MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const 
   }
   est.activation_bytes = peak;
   return est;
+}
+
+MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const Tensor*>& inputs) {
+  return MemoryEstimator(cg).estimate(inputs);
 }
 
 }  // namespace orchard::runtime

@@ -25,6 +25,21 @@ struct ValueLifetime {
 // Returns the lifetimes of every value produced by a node of `cg` (not inputs or constants).
 std::vector<ValueLifetime> value_lifetimes(const CompiledGraph& cg);
 
+// Estimates weights and peak activation bytes of running a compiled graph on inputs of given shapes. What
+// does not depend on the shapes (lifetimes, weight bytes) is computed once here: the Manager estimates every
+// request before admitting it.
+class MemoryEstimator {
+ public:
+  explicit MemoryEstimator(const CompiledGraph& cg);
+  // `inputs` in graph input order; a null entry is an input that is not a tensor.
+  MemoryEstimate estimate(const std::vector<const Tensor*>& inputs) const;
+
+ private:
+  const CompiledGraph* cg_;
+  std::vector<ValueLifetime> lifetimes_;
+  int64_t weights_bytes_ = 0;
+};
+
 // Estimates weights and peak activation bytes of running `cg` on inputs of these shapes (in graph
 // input order; a null entry is an input that is not a tensor).
 MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const Tensor*>& inputs);

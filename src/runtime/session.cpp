@@ -40,6 +40,7 @@ struct Session::Impl {
   ModelInfo info;
   mutable std::atomic<int64_t> bytes_copied{0};
   std::unique_ptr<runtime::ArenaPlanner> arena;  // null when ORCHARD_MEMORY_PLAN=0
+  std::unique_ptr<runtime::MemoryEstimator> estimator;
 
   Status check_input(const ValueInfo& info, const Value& v, std::map<std::string, std::pair<int64_t, std::string>>& symbols) const;
 };
@@ -121,6 +122,7 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
   impl->info.optimized_node_count = static_cast<int64_t>(impl->model.graph->nodes.size());
   ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr,
                                                                                     options.disable_fallback));
+  impl->estimator = std::make_unique<runtime::MemoryEstimator>(*impl->compiled);
   impl->pool = options.thread_pool ? options.thread_pool : std::make_shared<ThreadPool>(options.intra_op_threads);
   impl->allocator = options.allocator ? options.allocator : &default_allocator();
   const char* plan = std::getenv("ORCHARD_MEMORY_PLAN");
@@ -199,7 +201,7 @@ MemoryEstimate Session::estimate_memory(const NamedValues& inputs) const {
       if (infos[k].name == name && value.is_tensor()) ordered[k] = &value.tensor();
     }
   }
-  return runtime::estimate_memory(*impl_->compiled, ordered);
+  return impl_->estimator->estimate(ordered);
 }
 
 int64_t Session::failover_count() const { return impl_->compiled->failover_count(); }

@@ -119,6 +119,41 @@ TEST(Hardening, StftWithRank1SignalFailsShapeInference) {
   expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 1"});
 }
 
+// Found by the fuzz_load campaign (session 6): an Einsum equation without "->" holding a character other than a
+// lower-case letter made libonnx's Einsum inference write outside its letter counts (a bad free under ASan).
+TEST(Hardening, ImplicitEinsumWithAnUpperCaseLetterFailsShapeInference) {
+  for (const char* eq : {"H,i", "i,j@"}) {
+    ModelBuilder b(12);
+    b.input("x", onnx::TensorProto::FLOAT, {5}).input("y", onnx::TensorProto::FLOAT, {5});
+    b.output("z", onnx::TensorProto::FLOAT, {});
+    auto* a = b.node("Einsum", {"x", "y"}, {"z"}).add_attribute();
+    a->set_name("equation");
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(eq);
+    expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "lower-case letters", eq});
+  }
+}
+
+// Found by the fuzz_run campaign (session 6): a graph input declared as a sparse tensor and read by Gemm-6 made
+// libonnx's Gemm inference read dims of an empty dense shape (SEGV). Declared sparse types are refused, nested too.
+TEST(Hardening, DeclaredSparseTensorTypesAreRefused) {
+  for (int where = 0; where < 3; ++where) {
+    ModelBuilder b(6, 3);
+    b.input("a", onnx::TensorProto::FLOAT, {2, 3}).input("c", onnx::TensorProto::FLOAT, {2, 4});
+    b.output("y", onnx::TensorProto::FLOAT, {2, 4});
+    auto* in = b.proto().mutable_graph()->add_input();
+    in->set_name("b");
+    onnx::TypeProto* t = in->mutable_type();
+    if (where == 1) t = t->mutable_sequence_type()->mutable_elem_type();
+    if (where == 2) t = t->mutable_optional_type()->mutable_elem_type();
+    auto* sparse = t->mutable_sparse_tensor_type();
+    sparse->set_elem_type(onnx::TensorProto::FLOAT);
+    sparse->mutable_shape()->add_dim()->set_dim_value(4);
+    b.node("Gemm", {"a", "b", "c"}, {"y"});
+    expect_error(load_bytes(b.bytes()), StatusCode::unsupported, {"'b'", "sparse tensor type"});
+  }
+}
+
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
   ModelBuilder b(6, 3);
   b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
