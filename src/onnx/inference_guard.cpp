@@ -84,6 +84,16 @@ void check_stft(InferenceContext& ctx) {
   if (r && *r != 3) fail_shape_inference("input signal has rank ", *r, "; it needs rank 3 (batch, length, 1 or 2)");
 }
 
+// MaxUnpool: X as for pooling; the indices I have X's shape (libonnx 1.12 copies I's dim 1 as the channel
+// count unchecked) and output_shape, when given, is a 1-D tensor.
+void check_max_unpool(InferenceContext& ctx) {
+  check_spatial(ctx, -1);
+  const std::optional<int> x = input_rank(ctx, 0), i = input_rank(ctx, 1), shape = input_rank(ctx, 2);
+  if (x && i && *x != *i) fail_shape_inference("input I has rank ", *i, " but input X has rank ", *x, "; they must match");
+  if (i && *i < 2) fail_shape_inference("input I has rank ", *i, "; it needs rank >= 2");
+  if (shape && *shape != 1) fail_shape_inference("input output_shape has rank ", *shape, "; it needs rank 1");
+}
+
 // Einsum without "->": libonnx 1.12 counts each letter of the equation in a 26-entry array indexed by
 // `c - 'a'`, unchecked, so any other character writes outside it. The spec's terms are lower-case letters.
 void check_einsum(InferenceContext& ctx) {
@@ -106,7 +116,8 @@ Guard guard_for(std::string_view domain, std::string_view op) {
   if (!domain.empty() && domain != "ai.onnx") return nullptr;
   if (op == "Conv" || op == "ConvInteger" || op == "ConvTranspose") return [](InferenceContext& c) { check_spatial(c, 1); };
   if (op == "QLinearConv") return [](InferenceContext& c) { check_spatial(c, 3); };
-  if (op == "AveragePool" || op == "MaxPool" || op == "LpPool" || op == "MaxUnpool" || op == "GlobalAveragePool" ||
+  if (op == "MaxUnpool") return check_max_unpool;
+  if (op == "AveragePool" || op == "MaxPool" || op == "LpPool" || op == "GlobalAveragePool" ||
       op == "GlobalMaxPool" || op == "GlobalLpPool") {
     return [](InferenceContext& c) { check_spatial(c, -1); };
   }

@@ -154,6 +154,18 @@ TEST(Hardening, DeclaredSparseTensorTypesAreRefused) {
   }
 }
 
+// Found by the fuzz_run campaign (session 6): MaxUnpool whose indices input has rank 1 made libonnx's MaxUnpool
+// inference copy a dim that is not there (SEGV).
+TEST(Hardening, MaxUnpoolWithIndicesOfAnotherRankFailsShapeInference) {
+  ModelBuilder b(11);
+  b.input("x", onnx::TensorProto::FLOAT, {1, 1, 2, 2}).input("i", onnx::TensorProto::INT64, {4});
+  b.output("y", onnx::TensorProto::FLOAT, {1, 1, 4, 4});
+  auto& n = b.node("MaxUnpool", {"x", "i"}, {"y"});
+  add_ints(n, "kernel_shape", {2, 2});
+  add_ints(n, "strides", {2, 2});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "input I has rank 1"});
+}
+
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
   ModelBuilder b(6, 3);
   b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
