@@ -1,8 +1,11 @@
 #!/bin/bash
 # Session 5 helper's GPU steps (cuda5): OUT=$OUT bash .cuda5_run/s5.sh PHASE...   (files packed by bench/cuda_pack.sh,
 # plus this script as s5.sh and, optionally, the build before this branch as orchard_before)
-#   a  checks: GPU unit tests, the four standard models fp32 and fp16 vs the CPU, memcheck, and a same-lease A/B
-#      of the fp16 bench (orchard_before vs orchard) at batch 32 with op summaries
+#   a  checks and a first bench: GPU unit tests, the four standard models fp16 vs the CPU, the fp16 bench at batch
+#      32 of orchard_before and orchard (same lease A/B) and of orchard at batch 1, memcheck, fp32 vs the CPU,
+#      op summaries
+#   c  a and b in one call, shortened (the unit tests of the CUDA code, fp16 checks, A/B and batch-1 bench, torch
+#      with a 100 s budget, memcheck of the new kernels' tests)
 #   b  figures: the fp16 bench of the four models at batch 1 and 32, then tools/torch_anchor.py (eager, compiled)
 # Everything lands in $OUT/summary.txt as it is measured (logs beside it).
 cd "$(dirname "$0")" || exit 1
@@ -36,13 +39,15 @@ a)
   log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
   grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -30 | tee -a $S
   wait $FILL
-  for m in resnet50 mobilenet_v2 bert_base gpt2; do cmp $m fp16; cmp $m fp32; done
-  timeout 150 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaBackend.*:CudaGraphs.*:CudaModes.*:CudaOps.*:CrossBackend.BinaryFast*:CrossBackend.Transpose*:FusedAttention.*:FusedMatMul.*:FusedConv.*:-CudaBackend.DriverErrorsBecomeStatus' > $OUT/memcheck.log 2>&1
-  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
-  for m in bert_base resnet50; do
+  for m in resnet50 mobilenet_v2 bert_base gpt2; do cmp $m fp16; done
+  for m in bert_base resnet50 gpt2 mobilenet_v2; do
     [ -x ./orchard_before ] && b orchard_before $m 32
     b orchard $m 32
   done
+  for m in resnet50 mobilenet_v2 bert_base gpt2; do b orchard $m 1; done
+  timeout 150 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaBackend.*:CudaGraphs.*:CudaModes.*:CudaOps.*:CrossBackend.BinaryFast*:CrossBackend.Transpose*:FusedAttention.*:FusedMatMul.*:FusedConv.*:-CudaBackend.DriverErrorsBecomeStatus' > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  for m in resnet50 mobilenet_v2 bert_base gpt2; do cmp $m fp32; done
   for mn in "bert_base 32" "resnet50 32"; do set -- $mn
     (echo "== $1 N=$2 fp16"; timeout 60 ./orchard bench /tmp/m/$1.onnx --dim N=$2 --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $1) --warmup 2 --runs 3 --op-summary 2>&1 | tail -25) >> $OUT/opsum.log
     log "opsum $1 $2 written"
@@ -51,9 +56,25 @@ a)
 b)
   wait $FILL
   for m in resnet50 mobilenet_v2 bert_base gpt2; do for n in 1 32; do b orchard $m $n; done; b orchard $m 32 --device-outputs; done
-  for m in bert_base gpt2; do [ -x ./orchard_before ] && b orchard_before $m 32; done
-  BUDGET_S=${TORCH_BUDGET_S:-300} MIN_LEFT_S=20 timeout ${TORCH_S:-380} python3 tools/torch_anchor.py > $OUT/torch_anchor.log 2>&1
+  BUDGET_S=${TORCH_BUDGET_S:-280} MIN_LEFT_S=20 timeout ${TORCH_S:-360} python3 tools/torch_anchor.py > $OUT/torch_anchor.log 2>&1
   log "torch_anchor rc=$?"; grep -E "^(resnet50|mobilenet_v2|bert_base|gpt2)" $OUT/torch_anchor.log | cut -c1-160 >> $S
+  ;;
+c)  # everything in one call, most important first (the device time of this session allowed one call)
+  timeout 120 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:FusedAttention*:FusedMatMul*:FusedConv*:Gelu*:VecKernels*' > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -30 | tee -a $S
+  wait $FILL
+  for m in resnet50 bert_base mobilenet_v2 gpt2; do cmp $m fp16; done
+  for m in bert_base resnet50 gpt2 mobilenet_v2; do
+    [ -x ./orchard_before ] && b orchard_before $m 32
+    b orchard $m 32
+    b orchard $m 1
+  done
+  b orchard resnet50 32 --device-outputs; b orchard bert_base 32 --device-outputs
+  BUDGET_S=${TORCH_BUDGET_S:-100} MIN_LEFT_S=20 timeout ${TORCH_S:-150} python3 tools/torch_anchor.py > $OUT/torch_anchor.log 2>&1
+  log "torch_anchor rc=$?"; grep -E "^(resnet50|mobilenet_v2|bert_base|gpt2)" $OUT/torch_anchor.log | cut -c1-160 >> $S
+  timeout 60 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaModes.Float16Fused*:CudaOps.*:CrossBackend.BinaryFast*:CrossBackend.Transpose*:FusedAttention.*:FusedMatMul.*:FusedConv.*' > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
   ;;
 esac; done
 log "done"
