@@ -109,5 +109,60 @@ TEST(CrossBackend, MatMulConcatAndConv) {
   }
 }
 
+// Shapes that reach the accelerators' fast paths: widths that are multiples of 8 (16-byte accesses of float16 and
+// float32), same shapes, trailing row vectors, scalars, per-row and per-channel columns, masks broadcast over
+// heads, both operands broadcast, and layouts that collapse to more than three dims (the general strided kernel);
+// each also with a width of 7 or 9 (one element per thread), an empty dim, and in float32 and float16.
+Tensor to_float16(const Tensor& f) {
+  Tensor h = Tensor::empty(DType::float16, f.shape());
+  for (int64_t i = 0; i < f.numel(); ++i) h.data<float16>()[i] = float16(f.data<float>()[i]);
+  return h;
+}
+
+TEST(CrossBackend, BinaryFastPathShapesInFloat32AndFloat16) {
+  const std::vector<std::pair<Shape, Shape>> pairs = {
+      {{3, 5, 16}, {3, 5, 16}},      {{7, 9}, {7, 9}},           {{2, 3, 8, 8}, {8}},
+      {{4, 24}, {1}},                {{2, 3, 8, 8}, {2, 3, 8, 1}}, {{2, 4, 24, 24}, {2, 1, 1, 24}},
+      {{2, 8, 5, 5}, {1, 8, 1, 1}},  {{4, 1}, {1, 16}},          {{2, 1, 3, 1, 8}, {1, 4, 1, 5, 8}},
+      {{0, 8}, {8}},                 {{3, 1, 9}, {3, 7, 9}},     {{16}, {5, 1, 16}},
+  };
+  uint32_t seed = 4000;
+  for (const auto& [a, b] : pairs) {
+    for (const bool half : {false, true}) {
+      for (const char* op : {"Add", "Sub", "Mul", "Div", "Max"}) {
+        SCOPED_TRACE(std::string(op) + " " + a.to_string() + " " + b.to_string() + (half ? " float16" : " float32"));
+        Tensor ta = random_float_tensor(a, seed++), tb = random_float_tensor(b, seed++);
+        if (half) {
+          ta = to_float16(ta);
+          tb = to_float16(tb);
+        }
+        // Both operand orders: a non-commutative op with the broadcast operand first, then second.
+        auto y = run_op(OpCase{op, 13}.input("a", Value(ta)).input("b", Value(tb)));
+        EXPECT_TRUE(y.ok()) << y.status().to_string();
+        auto z = run_op(OpCase{op, 13}.input("b", Value(tb)).input("a", Value(ta)));
+        EXPECT_TRUE(z.ok()) << z.status().to_string();
+      }
+    }
+  }
+}
+
+// Transposes whose innermost dim stays in place (attention's head split) move 16, 8 or 4 bytes at a time on the
+// accelerators; odd widths and a moved innermost dim take the element-wise copy.
+TEST(CrossBackend, TransposeKeepingTheInnermostDimInFloat32AndFloat16) {
+  const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
+      {{2, 5, 3, 16}, {0, 2, 1, 3}}, {{2, 3, 5, 8}, {0, 2, 1, 3}}, {{3, 4, 6}, {1, 0, 2}},
+      {{2, 5, 3, 9}, {0, 2, 1, 3}},  {{2, 5, 3, 16}, {0, 2, 3, 1}}, {{4, 0, 8}, {1, 0, 2}},
+  };
+  uint32_t seed = 4500;
+  for (const auto& [s, perm] : cases) {
+    for (const bool half : {false, true}) {
+      SCOPED_TRACE(s.to_string() + (half ? " float16" : " float32"));
+      Tensor x = random_float_tensor(s, seed++);
+      if (half) x = to_float16(x);
+      EXPECT_TRUE(run_op(OpCase{"Transpose", 13}.input("x", Value(x)).attr("perm", perm)).ok());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace orchard::testing

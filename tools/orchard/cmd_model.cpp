@@ -103,6 +103,8 @@ options:
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
   --fix-dims        load the model with static shapes: its symbolic input dims fixed to the --dim values
                     (shape arithmetic folded at load, as torch.compile specializes)
+  --device-outputs  leave outputs in the memory of the backend that computed them (no download to the host;
+                    inputs are still uploaded from the host each run)
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
@@ -457,7 +459,7 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
                             "queue-depth", "memory-mb", "timeout-ms", "precision", "device-memory-mb"},
-            {"load-only", "op-summary", "no-cuda-graphs", "fix-dims"});
+            {"load-only", "op-summary", "no-cuda-graphs", "fix-dims", "device-outputs"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -492,6 +494,7 @@ int cmd_bench(int argc, char** argv) {
   std::vector<NodeProfile> profile;
   for (int64_t i = 0; i < warmup + runs; ++i) {
     RunOptions run_options;
+    run_options.device_outputs = args.has("device-outputs");
     if (op_summary && i >= warmup) run_options.profile = &profile;
     const auto t0 = std::chrono::steady_clock::now();
     auto out = (*session)->run(*inputs, run_options);

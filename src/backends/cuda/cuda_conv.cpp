@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -114,9 +115,11 @@ class ConvState final : public runtime::KernelState {
   Shape out;
 };
 
+// Conv, and FusedConv when `fused` is set: the convolution, then bias, Z and activation in one epilogue pass.
 class ConvKernel final : public runtime::OpKernel {
  public:
-  ConvKernel(ConvAttrs a, DType dtype) : a_(std::move(a)), dtype_(dtype) {}
+  ConvKernel(ConvAttrs a, DType dtype, std::optional<FusedEpilogue> fused)
+      : a_(std::move(a)), dtype_(dtype), fused_(fused) {}
   bool has_reshape() const override { return true; }
 
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
@@ -227,6 +230,7 @@ class ConvKernel final : public runtime::OpKernel {
     ORCHARD_CUDNN_CALL(cudnnConvolutionForward(hd, &one, st->x_, x->raw_data(), st->w_, w->raw_data(), st->conv_, st->algo,
                                                st->workspace ? ws.raw_data() : nullptr, st->workspace, &zero, st->y_,
                                                y.raw_data()));
+    if (fused_) return apply_epilogue(ctx, *fused_, y, st->out[1], y.numel() / (st->out[0] * st->out[1]));
     if (b) ORCHARD_CUDNN_CALL(cudnnAddTensor(hd, &one, st->b_, b->raw_data(), &one, st->y_, y.raw_data()));
     return Status::OK();
   }
@@ -234,6 +238,7 @@ class ConvKernel final : public runtime::OpKernel {
  private:
   ConvAttrs a_;
   DType dtype_;
+  std::optional<FusedEpilogue> fused_;
 };
 
 }  // namespace
@@ -271,7 +276,11 @@ KernelResult create_conv(const runtime::KernelCreateContext& ctx) {
       if (e < 0 || (v != &a.pads && e == 0)) return invalid_argument("[Conv] attribute value ", e, " out of range");
     }
   }
-  return std::unique_ptr<runtime::OpKernel>(new ConvKernel(std::move(a), dt));
+  std::optional<FusedEpilogue> fused;
+  if (n.op_type == "FusedConv") {
+    ORCHARD_ASSIGN_OR_RETURN(fused, fused_epilogue(n));
+  }
+  return std::unique_ptr<runtime::OpKernel>(new ConvKernel(std::move(a), dt, fused));
 }
 
 }  // namespace orchard::cuda

@@ -49,9 +49,12 @@ const KernelDef kTable[] = {
     {"", "Cos", 7, kLast, create_unary, kFloat},
     {"", "Floor", 6, kLast, create_unary, kFloat},
     {"", "Ceil", 6, kLast, create_unary, kFloat},
+    {"com.orchard", "Gelu", 1, 1, create_unary, kFloat},
     // linear algebra, normalization, reductions (cuda_ops_math.cpp)
     {"", "MatMul", 1, kLast, create_matmul, kFloat},
     {"", "Gemm", 7, kLast, create_gemm, kFloat},
+    {"com.orchard", "FusedMatMul", 1, 1, create_matmul, kFloat},
+    {"com.orchard", "FusedAttention", 1, 1, create_fused_attention, kFloat},  // cuda_ops_fused.cpp
     {"", "Softmax", 1, kLast, create_softmax, kFloat},
     {"", "LogSoftmax", 1, kLast, create_softmax, kFloat},
     {"", "LayerNormalization", 17, kLast, create_layer_norm, kFloat},
@@ -63,6 +66,7 @@ const KernelDef kTable[] = {
     {"", "GlobalMaxPool", 1, kLast, create_global_pool, kFloat},
 #if ORCHARD_CUDA_CUDNN
     {"", "Conv", 1, kLast, create_conv, kFloat},  // cuda_conv.cpp
+    {"com.orchard", "FusedConv", 1, 1, create_conv, kFloat},
 #endif
     {"", "ReduceSum", 1, 12, create_reduce, kFloat},
     {"", "ReduceSum", 13, kLast, create_reduce, kFloat, 0, 0, 0, 0b10},
@@ -139,11 +143,26 @@ std::string cuda_declines(const runtime::GraphView& view, const graph::Node& nod
       if (!node.outputs[i].empty()) return "LayerNormalization's Mean/InvStdDev outputs have no CUDA kernel";
     }
   }
-  if (op == "Conv") {
+  if (op == "Gelu") {
+    const std::string approx = node.attr_string("approximate", "none");
+    if (approx != "none" && approx != "tanh") return "Gelu with approximate '" + approx + "'";
+  }
+  if (op == "FusedMatMul" || op == "FusedConv") {
+    auto act = fused_epilogue(node);
+    if (!act.ok()) return op + ": " + act.status().message();
+  }
+  if (op == "FusedAttention") {
+    const DType q = view.type_of(node.inputs[0]).dtype;
+    for (size_t i = 1; i < node.inputs.size(); ++i) {
+      const DType t = node.inputs[i].empty() ? DType::undefined : view.type_of(node.inputs[i]).dtype;
+      if (q != DType::undefined && t != DType::undefined && t != q) return "FusedAttention with inputs of two dtypes";
+    }
+  }
+  if (op == "Conv" || op == "FusedConv") {
     const runtime::ValueType& x = view.type_of(node.inputs[0]);
     if (x.dtype == DType::undefined) return "Conv input without a declared dtype";
     if (x.has_shape && x.shape.size() != 4 && x.shape.size() != 3) {
-      return "Conv of rank " + std::to_string(x.shape.size()) + " (CUDA: 1-D and 2-D only)";
+      return op + " of rank " + std::to_string(x.shape.size()) + " (CUDA: 1-D and 2-D only)";
     }
     const auto pads = node.attr_ints("pads");
     if (pads.size() == 4 && (pads[0] != pads[2] || pads[1] != pads[3])) return "Conv with asymmetric pads";

@@ -115,6 +115,9 @@ __device__ __forceinline__ float apply_unary(UnaryOp op, float x, float alpha, f
     case UnaryOp::floor: return floorf(x);
     case UnaryOp::ceil: return ceilf(x);
     case UnaryOp::identity: return x;
+    case UnaryOp::gelu: return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+    case UnaryOp::gelu_tanh: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case UnaryOp::silu: return x / (1.f + expf(-x));
   }
   return 0.f;
 }
@@ -124,6 +127,171 @@ __global__ void unary_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict_
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     store(y, i, apply_unary(op, load(x, i), alpha, beta));
+  }
+}
+
+// ---- fast paths: layouts collapsed to at most 3 dims, several elements per thread ----
+
+// Returns l with unit dims dropped and adjacent dims merged where each of the first `ops` operands steps through
+// them as through one dim (outer stride == inner stride * inner size): the same elements in the same order.
+Layout collapse(const Layout& l, int ops) {
+  Layout c;
+  for (int k = 0; k < 3; ++k) c.offset[k] = l.offset[k];
+  int r = 0;
+  for (int d = 0; d < l.rank; ++d) {
+    if (l.dims[d] == 1) continue;
+    bool merge = r > 0;
+    for (int k = 0; k < ops && merge; ++k) merge = c.stride[k][r - 1] == l.stride[k][d] * l.dims[d];
+    if (merge) {
+      c.dims[r - 1] *= l.dims[d];
+      for (int k = 0; k < ops; ++k) c.stride[k][r - 1] = l.stride[k][d];
+      continue;
+    }
+    c.dims[r] = l.dims[d];
+    for (int k = 0; k < ops; ++k) c.stride[k][r] = l.stride[k][d];
+    ++r;
+  }
+  c.rank = r;
+  return c;
+}
+
+// A collapsed layout of rank <= 3 as dims [d0, d1, d2] (leading unit dims added), for operands 0..2.
+struct Dims3 {
+  int64_t d1 = 1, d2 = 1;
+  int64_t st[3][3] = {};
+  int64_t off[3] = {};
+};
+
+Dims3 dims3(const Layout& c) {
+  Dims3 f;
+  const int shift = 3 - c.rank;
+  for (int d = 0; d < c.rank; ++d) {
+    if (d + shift == 1) f.d1 = c.dims[d];
+    if (d + shift == 2) f.d2 = c.dims[d];
+    for (int k = 0; k < 3; ++k) f.st[k][d + shift] = c.stride[k][d];
+  }
+  for (int k = 0; k < 3; ++k) f.off[k] = c.offset[k];
+  return f;
+}
+
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// Reads V elements at p (one element repeated when `repeat`: the operand broadcasts along the innermost dim).
+template <class T, int V>
+__device__ __forceinline__ void load_pack(const T* p, bool repeat, float (&x)[V]) {
+  if (repeat || V == 1) {
+    const float v = load(p, 0);
+#pragma unroll
+    for (int j = 0; j < V; ++j) x[j] = v;
+    return;
+  }
+  const Pack<T, V> pk = *reinterpret_cast<const Pack<T, V>*>(p);
+#pragma unroll
+  for (int j = 0; j < V; ++j) x[j] = load(pk.v, j);
+}
+
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T* p, const float (&x)[V]) {
+  Pack<T, V> pk;
+#pragma unroll
+  for (int j = 0; j < V; ++j) store(pk.v, j, x[j]);
+  *reinterpret_cast<Pack<T, V>*>(p) = pk;
+}
+
+// out[v*V .. v*V+V) = a op b over a [d0, d1, d2] space with d2 % V == 0: operands step 1 (or 0, broadcast) along
+// d2 when V > 1; any stride when V == 1. I: the index type (32-bit when the space allows).
+template <class T, int V, class I>
+__global__ void binary3_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
+                               Dims3 f, I nv) {
+  const I d2v = static_cast<I>(f.d2 / V), d1 = static_cast<I>(f.d1);
+  for (I v = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; v < nv; v += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I r = v / d2v, i2 = (v - r * d2v) * V, i1 = r % d1, i0 = r / d1;
+    float xa[V], xb[V];
+    load_pack<T, V>(a + f.off[0] + i0 * f.st[0][0] + i1 * f.st[0][1] + i2 * f.st[0][2], f.st[0][2] == 0, xa);
+    load_pack<T, V>(b + f.off[1] + i0 * f.st[1][0] + i1 * f.st[1][1] + i2 * f.st[1][2], f.st[1][2] == 0, xb);
+#pragma unroll
+    for (int j = 0; j < V; ++j) xa[j] = apply_binary(op, xa[j], xb[j]);
+    store_pack<T, V>(out + static_cast<int64_t>(v) * V, xa);
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Whether operand k of f can be read V elements at a time (see binary3_kernel).
+bool packable(const Dims3& f, int k, const void* base, int V) {
+  if (f.st[k][2] == 0) return true;
+  return f.st[k][2] == 1 && f.off[k] % V == 0 && f.st[k][0] % V == 0 && f.st[k][1] % V == 0 && aligned16(base);
+}
+
+template <class T, int V>
+void launch_binary3(BinaryOp op, const T* a, const T* b, T* out, const Dims3& f, int64_t n, cudaStream_t stream) {
+  const int64_t nv = n / V;
+  if (nv < INT32_MAX) {
+    binary3_kernel<T, V, uint32_t><<<grid_for(nv), kThreads, 0, stream>>>(op, a, b, out, f, static_cast<uint32_t>(nv));
+  } else {
+    binary3_kernel<T, V, int64_t><<<grid_for(nv), kThreads, 0, stream>>>(op, a, b, out, f, nv);
+  }
+}
+
+// The binary op on element type T: 16-byte accesses where the collapsed layout allows, the strided kernel otherwise.
+template <class T>
+void binary_typed(BinaryOp op, const T* a, const T* b, T* out, const Layout& l, int64_t n, cudaStream_t stream) {
+  const Layout c = collapse(l, 2);
+  if (c.rank > 3) {
+    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, out, c, n);
+    return;
+  }
+  const Dims3 f = dims3(c);
+  constexpr int V = 16 / sizeof(T);
+  if (f.d2 % V == 0 && aligned16(out) && packable(f, 0, a, V) && packable(f, 1, b, V)) {
+    launch_binary3<T, V>(op, a, b, out, f, n, stream);
+  } else {
+    launch_binary3<T, 1>(op, a, b, out, f, n, stream);
+  }
+}
+
+// y = act(y + bias + z), V elements per thread; V > 1 only where each pack's bias is one value (inner % V == 0) or
+// V consecutive values (inner == 1, channels % V == 0).
+template <class T, int V>
+__global__ void epilogue_kernel(T* __restrict__ y, int64_t nv, const T* __restrict__ bias, int64_t channels,
+                                int64_t inner, const T* __restrict__ z, UnaryOp act, float alpha, float beta) {
+  for (int64_t v = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; v < nv;
+       v += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = v * V;
+    float x[V], t[V];
+    load_pack<T, V>(y + i, false, x);
+    if (bias) {
+      if (inner == 1) {
+        load_pack<T, V>(bias + i % channels, false, t);
+      } else {
+        load_pack<T, V>(bias + (i / inner) % channels, true, t);
+      }
+#pragma unroll
+      for (int j = 0; j < V; ++j) x[j] += t[j];
+    }
+    if (z) {
+      load_pack<T, V>(z + i, false, t);
+#pragma unroll
+      for (int j = 0; j < V; ++j) x[j] += t[j];
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j) x[j] = apply_unary(act, x[j], alpha, beta);
+    store_pack<T, V>(y + i, x);
+  }
+}
+
+template <class T>
+void epilogue_typed(T* y, int64_t n, const T* bias, int64_t channels, int64_t inner, const T* z, UnaryOp act,
+                    float alpha, float beta, cudaStream_t stream) {
+  constexpr int V = 16 / sizeof(T);
+  const bool bias_ok = !bias || (inner == 1 ? channels % V == 0 && aligned16(bias) : inner % V == 0);
+  if (n % V == 0 && aligned16(y) && (!z || aligned16(z)) && bias_ok) {
+    epilogue_kernel<T, V><<<grid_for(n / V), kThreads, 0, stream>>>(y, n / V, bias, channels, inner, z, act, alpha, beta);
+  } else {
+    epilogue_kernel<T, 1><<<grid_for(n), kThreads, 0, stream>>>(y, n, bias, channels, inner, z, act, alpha, beta);
   }
 }
 
@@ -353,6 +521,62 @@ __global__ void arithmetic_fill_kernel(T* __restrict__ dst, int64_t n, float sta
   }
 }
 
+// One warp per query row: the row's scores in shared memory (lane j takes columns j, j+32, ...; reads of Kt's row d
+// are coalesced), the softmax by warp shuffles, then lane c takes output columns c, c+32, ... (coalesced V reads).
+// Blocks: x = output batch, y = a chunk of rows. Shared memory: per warp Sk scores and D query values (float).
+template <class T>
+__global__ void attention_kernel(const T* __restrict__ q, const T* __restrict__ kt, const T* __restrict__ v,
+                                 const T* __restrict__ mask, T* __restrict__ out, Attention a) {
+  extern __shared__ float smem[];
+  const int warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* p = smem + static_cast<int64_t>(warp) * (a.sk + a.d);
+  float* qr = p + a.sk;
+  const int64_t b = blockIdx.x;
+  int64_t qo = 0, kto = 0, vo = 0, mo = 0, rest = b;
+  for (int d = a.batch_rank - 1; d >= 0; --d) {
+    const int64_t c = rest % a.batch_dims[d];
+    rest /= a.batch_dims[d];
+    qo += c * a.q_bs[d];
+    kto += c * a.kt_bs[d];
+    vo += c * a.v_bs[d];
+    mo += c * a.m_bs[d];
+  }
+  for (int64_t i = static_cast<int64_t>(blockIdx.y) * warps + warp; i < a.sq;
+       i += static_cast<int64_t>(gridDim.y) * warps) {
+    for (int64_t d = lane; d < a.d; d += 32) qr[d] = load(q, qo + i * a.q_row + d);
+    __syncwarp();
+    float mx = -INFINITY;
+    for (int64_t j = lane; j < a.sk; j += 32) {
+      float acc = 0.f;
+      const T* col = kt + kto + j * a.kt_col;
+      for (int64_t d = 0; d < a.d; ++d) acc += qr[d] * load(col, d * a.kt_row);
+      float s = a.scale * acc;
+      if (mask) s += load(mask, mo + i * a.m_row + j * a.m_col);
+      p[j] = s;
+      mx = fmaxf(mx, s);
+    }
+    for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+    for (int64_t j = lane; j < a.sk; j += 32) {
+      const float e = expf(p[j] - mx);
+      p[j] = e;
+      sum += e;
+    }
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    for (int64_t j = lane; j < a.sk; j += 32) {
+      const float pj = p[j] / sum;
+      p[j] = (a.nan_to_zero && pj != pj) ? 0.f : pj;
+    }
+    __syncwarp();
+    for (int64_t c = lane; c < a.dv; c += 32) {
+      float acc = 0.f;
+      for (int64_t j = 0; j < a.sk; ++j) acc += p[j] * load(v, vo + j * a.dv + c);
+      store(out, (b * a.sq + i) * a.dv + c, acc);
+    }
+    __syncwarp();  // p and qr are rewritten for the next row
+  }
+}
+
 template <class F>
 cudaError_t launched(F&& launch) {
   launch();
@@ -361,15 +585,37 @@ cudaError_t launched(F&& launch) {
 
 }  // namespace
 
-cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Layout& l, cudaStream_t stream) {
-  const int64_t n = numel(l);
+cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Layout& layout, cudaStream_t stream) {
+  int64_t n = numel(layout);
   if (n == 0) return cudaSuccess;
+  Layout l = collapse(layout, 2);
+  // Where both sides run contiguously along the innermost dim, move 16, 8 or 4 bytes per element.
+  const int r = l.rank;
+  for (size_t unit = 16; r > 0 && unit > elem_size; unit /= 2) {
+    const int64_t w = static_cast<int64_t>(unit / elem_size);
+    bool ok = l.stride[0][r - 1] == 1 && l.stride[1][r - 1] == 1 && l.dims[r - 1] % w == 0 && l.offset[0] % w == 0 &&
+              l.offset[1] % w == 0 && reinterpret_cast<uintptr_t>(src) % unit == 0 &&
+              reinterpret_cast<uintptr_t>(dst) % unit == 0;
+    for (int d = 0; d + 1 < r && ok; ++d) ok = l.stride[0][d] % w == 0 && l.stride[1][d] % w == 0;
+    if (!ok) continue;
+    l.dims[r - 1] /= w;
+    for (int d = 0; d + 1 < r; ++d) {
+      l.stride[0][d] /= w;
+      l.stride[1][d] /= w;
+    }
+    l.offset[0] /= w;
+    l.offset[1] /= w;
+    n /= w;
+    elem_size = unit;
+    break;
+  }
   return launched([&] {
     switch (elem_size) {
       case 1: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), l, n); break;
       case 2: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), l, n); break;
       case 4: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), l, n); break;
-      default: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), l, n); break;
+      case 8: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), l, n); break;
+      default: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst), l, n); break;
     }
   });
 }
@@ -379,12 +625,66 @@ cudaError_t binary(BinaryOp op, Elem t, const void* a, const void* b, void* out,
   if (n == 0) return cudaSuccess;
   if (t == Elem::f16) {
     return launched([&] {
-      binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<__half*>(out), l, n);
+      binary_typed(op, static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<__half*>(out), l, n, stream);
     });
   }
   return launched([&] {
-    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out), l, n);
+    binary_typed(op, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out), l, n, stream);
   });
+}
+
+cudaError_t epilogue(Elem t, void* y, int64_t n, const void* bias, int64_t channels, int64_t inner, const void* z,
+                     UnaryOp act, float alpha, float beta, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (bias && (channels <= 0 || inner <= 0)) return cudaErrorInvalidValue;
+  if (t == Elem::f16) {
+    return launched([&] {
+      epilogue_typed(static_cast<__half*>(y), n, static_cast<const __half*>(bias), channels, inner, static_cast<const __half*>(z), act, alpha, beta, stream);
+    });
+  }
+  return launched([&] {
+    epilogue_typed(static_cast<float*>(y), n, static_cast<const float*>(bias), channels, inner, static_cast<const float*>(z), act, alpha, beta, stream);
+  });
+}
+
+namespace {
+template <class T>
+cudaError_t attention_typed(const T* q, const T* kt, const T* v, const T* mask, T* out, const Attention& a,
+                            cudaStream_t stream) {
+  // Warps per block: 4 where their rows fit in the default 48 KiB of shared memory, else fewer, else one warp with
+  // the larger opt-in size.
+  const size_t row_bytes = static_cast<size_t>(a.sk + a.d) * sizeof(float);
+  int warps = 4;
+  while (warps > 1 && warps * row_bytes > 48 * 1024) --warps;
+  const size_t smem = warps * row_bytes;
+  if (smem > 48 * 1024) {
+    int max_optin = 0;
+    if (cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0) != cudaSuccess ||
+        smem > static_cast<size_t>(max_optin)) {
+      return cudaErrorInvalidValue;
+    }
+    const cudaError_t e = cudaFuncSetAttribute(attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+  }
+  // Four rows per warp where there are many rows, one where few (batch 1: every SM busy).
+  const int64_t per_warp = a.batches * a.sq >= 132 * 64 ? 4 : 1;
+  const int64_t chunks = (a.sq + warps * per_warp - 1) / (warps * per_warp);
+  const dim3 grid(static_cast<unsigned>(a.batches), static_cast<unsigned>(chunks < 65535 ? chunks : 65535));
+  return launched([&] { attention_kernel<T><<<grid, warps * 32, smem, stream>>>(q, kt, v, mask, out, a); });
+}
+}  // namespace
+
+cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, const void* mask, void* out,
+                      const Attention& a, cudaStream_t stream) {
+  if (a.batches == 0 || a.sq == 0 || a.dv == 0) return cudaSuccess;
+  if (a.batches > INT32_MAX || a.batch_rank > kMaxRank) return cudaErrorInvalidConfiguration;
+  if (t == Elem::f16) {
+    return attention_typed(static_cast<const __half*>(q), static_cast<const __half*>(kt), static_cast<const __half*>(v),
+                           static_cast<const __half*>(mask), static_cast<__half*>(out), a, stream);
+  }
+  return attention_typed(static_cast<const float*>(q), static_cast<const float*>(kt), static_cast<const float*>(v),
+                         static_cast<const float*>(mask), static_cast<float*>(out), a, stream);
 }
 
 cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream) {
@@ -484,10 +784,11 @@ cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, i
   });
 }
 
-cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool* out, const Layout& l,
+cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool* out, const Layout& layout,
                       cudaStream_t stream) {
-  const int64_t n = numel(l);
+  const int64_t n = numel(layout);
   if (n == 0) return cudaSuccess;
+  const Layout l = collapse(layout, 2);
   return launched([&] {
     switch (t) {
       case Elem::f16: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), out, l, n); break;
@@ -508,10 +809,11 @@ cudaError_t predicate_unary(bool is_nan, Elem t, const void* x, bool* y, int64_t
   });
 }
 
-cudaError_t where(const bool* cond, const void* x, const void* y, void* out, size_t elem_size, const Layout& l,
+cudaError_t where(const bool* cond, const void* x, const void* y, void* out, size_t elem_size, const Layout& layout,
                   cudaStream_t stream) {
-  const int64_t n = numel(l);
+  const int64_t n = numel(layout);
   if (n == 0) return cudaSuccess;
+  const Layout l = collapse(layout, 3);
   return launched([&] {
     switch (elem_size) {
       case 1: where_kernel<<<grid_for(n), kThreads, 0, stream>>>(cond, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), static_cast<uint8_t*>(out), l, n); break;

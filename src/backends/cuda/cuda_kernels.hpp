@@ -28,7 +28,7 @@ struct Layout {
 enum class BinaryOp : int { add, sub, mul, div, pow, max, min };
 enum class UnaryOp : int {
   relu, sigmoid, tanh, erf, exp, log, sqrt, neg, abs, reciprocal, softplus, softsign, leaky_relu, elu, selu,
-  hard_sigmoid, hard_swish, clip, sin, cos, floor, ceil, identity
+  hard_sigmoid, hard_swish, clip, sin, cos, floor, ceil, identity, gelu, gelu_tanh, silu
 };
 enum class ReduceOp : int { sum, mean, max, min, sum_square };
 
@@ -38,6 +38,10 @@ cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Lay
 cudaError_t binary(BinaryOp op, Elem t, const void* a, const void* b, void* out, const Layout& l, cudaStream_t stream);
 // y = op(x) elementwise over n elements; alpha/beta are the op's attributes (LeakyRelu alpha, Clip min/max, ...).
 cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream);
+// y = act(y + bias[(i / inner) % channels] + z[i]) over y's n elements, in place; bias and z may be null (no bias:
+// channels and inner unused). act is a unary op with its alpha/beta (identity for none). The fused ops' epilogue.
+cudaError_t epilogue(Elem t, void* y, int64_t n, const void* bias, int64_t channels, int64_t inner, const void* z,
+                     UnaryOp act, float alpha, float beta, cudaStream_t stream);
 // Softmax (or LogSoftmax) of x viewed as [outer, n, inner] along the middle dim.
 cudaError_t softmax(Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner, bool log,
                     cudaStream_t stream);
@@ -72,6 +76,25 @@ cudaError_t batch_norm(Elem t, const void* x, const void* scale, const void* bia
                        void* y, int64_t n, int64_t c, int64_t inner, float eps, cudaStream_t stream);
 // dst[i] = start + i * delta for n float32/float16 elements (Range; ConstantOfShape with delta 0).
 cudaError_t arithmetic_fill(Elem t, void* dst, int64_t n, float start, float delta, cudaStream_t stream);
+
+// Scaled dot-product attention (com.orchard FusedAttention): for each output batch b (index over `batch_dims`) and
+// row i, out[b, i, :] = softmax(scale * q[b, i, :] . kt[b, :, j] + mask[b, i, j] over j) . v[b, j, :], with each
+// operand's per-batch-dim element strides (0 where it broadcasts) and row/column strides.
+struct Attention {
+  int batch_rank = 0;
+  int64_t batch_dims[kMaxRank] = {};
+  int64_t q_bs[kMaxRank] = {}, kt_bs[kMaxRank] = {}, v_bs[kMaxRank] = {}, m_bs[kMaxRank] = {};
+  int64_t batches = 0, sq = 0, sk = 0, d = 0, dv = 0;
+  int64_t q_row = 0;              // Q's row stride (0: one row broadcast over Sq)
+  int64_t kt_row = 0, kt_col = 0;  // Kt's stride along D and along Sk (0: one column broadcast over Sk)
+  int64_t m_row = 0, m_col = 0;    // the mask's row and column strides
+  float scale = 1.f;
+  bool nan_to_zero = false;
+};
+// out (contiguous [batches, sq, dv]) from q, kt, v and mask (null when absent), all of element type t (f32/f16).
+// Returns cudaErrorInvalidValue when a row of sk scores does not fit in shared memory.
+cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, const void* mask, void* out,
+                      const Attention& a, cudaStream_t stream);
 
 // y[o, i] = reduce over j of x[o, j, i] for x viewed as [outer, n, inner].
 cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,

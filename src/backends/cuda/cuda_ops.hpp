@@ -32,16 +32,29 @@ Result<std::vector<int64_t>> host_ints(const Tensor& t, const char* what);
 // Returns a device tensor holding `values` (uploaded through pinned staging on the run's stream).
 Result<Tensor> upload_ints(runtime::OpContext& ctx, const std::vector<int64_t>& values);
 
+// The activation a fused op (FusedMatMul, FusedConv) applies after its bias and residual, as a unary op.
+struct FusedEpilogue {
+  UnaryOp act = UnaryOp::identity;
+  float alpha = 0, beta = 0;  // Clip: min, max; LeakyRelu: alpha
+};
+// Reads a fused node's `activation` / `activation_params`, or invalid_argument naming a bad one (cuda_ops_fused.cpp).
+Result<FusedEpilogue> fused_epilogue(const graph::Node& node);
+// y = act(y + bias + Z) in place with the node's optional inputs 2 (bias: `channels` values, each applying to runs
+// of `inner` elements) and 3 (Z: y's shape); invalid_argument naming a bias or Z that does not fit.
+Status apply_epilogue(runtime::OpContext& ctx, const FusedEpilogue& e, Tensor& y, int64_t channels, int64_t inner);
+// com.orchard FusedAttention (cuda_ops_fused.cpp).
+KernelResult create_fused_attention(const runtime::KernelCreateContext& ctx);
+
 // Factories, one per op family (cuda_ops_math.cpp).
 KernelResult create_binary(const runtime::KernelCreateContext& ctx);
-KernelResult create_unary(const runtime::KernelCreateContext& ctx);
-KernelResult create_matmul(const runtime::KernelCreateContext& ctx);
+KernelResult create_unary(const runtime::KernelCreateContext& ctx);  // and com.orchard Gelu
+KernelResult create_matmul(const runtime::KernelCreateContext& ctx);  // MatMul, com.orchard FusedMatMul
 KernelResult create_gemm(const runtime::KernelCreateContext& ctx);
 KernelResult create_softmax(const runtime::KernelCreateContext& ctx);
 KernelResult create_layer_norm(const runtime::KernelCreateContext& ctx);
 KernelResult create_reduce(const runtime::KernelCreateContext& ctx);
 KernelResult create_global_pool(const runtime::KernelCreateContext& ctx);  // GlobalAveragePool, GlobalMaxPool
-// Conv through cuDNN (cuda_conv.cpp; built when CMake finds cuDNN).
+// Conv and com.orchard FusedConv through cuDNN (cuda_conv.cpp; built when CMake finds cuDNN).
 KernelResult create_conv(const runtime::KernelCreateContext& ctx);
 // Factories of data-movement ops (cuda_ops_shape.cpp).
 KernelResult create_reshape(const runtime::KernelCreateContext& ctx);  // Reshape, Flatten, Squeeze, Unsqueeze, Identity

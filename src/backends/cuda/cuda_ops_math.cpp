@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "backends/cuda/cublas_loader.hpp"
 #include "backends/cuda/cuda_ops.hpp"
@@ -217,9 +218,19 @@ Status gemm_rowmajor(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   return Status::OK();
 }
 
+// MatMul, and FusedMatMul when `fused` is set: the product, then the epilogue over the output's last dim.
 class MatMulKernel final : public runtime::OpKernel {
  public:
+  explicit MatMulKernel(std::optional<FusedEpilogue> fused) : fused_(fused) {}
   Status run(runtime::OpContext& ctx) const override {
+    Tensor y;
+    int64_t n = 0;
+    ORCHARD_RETURN_IF_ERROR(product(ctx, y, n));
+    return fused_ ? apply_epilogue(ctx, *fused_, y, n, 1) : Status::OK();
+  }
+
+ private:
+  Status product(runtime::OpContext& ctx, Tensor& y, int64_t& n_out) const {
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* a, ctx.input_tensor(0));
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, ctx.input_tensor(1));
     if (a->dtype() != b->dtype()) return invalid_argument("[MatMul] dtypes differ: ", a->description(), ", ", b->description());
@@ -228,6 +239,7 @@ class MatMulKernel final : public runtime::OpKernel {
     Shape sa = a->rank() == 1 ? Shape{1, a->dim(0)} : a->shape();
     Shape sb = b->rank() == 1 ? Shape{b->dim(0), 1} : b->shape();
     const int64_t m = sa[sa.rank() - 2], k = sa[sa.rank() - 1], n = sb[sb.rank() - 1];
+    n_out = n;
     if (sb[sb.rank() - 2] != k) {
       return invalid_argument("[MatMul] inner dims differ: ", a->description(), " x ", b->description());
     }
@@ -236,7 +248,7 @@ class MatMulKernel final : public runtime::OpKernel {
     std::vector<int64_t> out_dims = batch.dims();
     if (a->rank() != 1) out_dims.push_back(m);
     if (b->rank() != 1) out_dims.push_back(n);
-    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, a->dtype(), Shape(out_dims)));
+    ORCHARD_ASSIGN_OR_RETURN(y, ctx.make_output(0, a->dtype(), Shape(out_dims)));
     const int64_t nb = batch.numel(), na_b = ba.numel(), nb_b = bb.numel();
     if (k == 0) {
       // Sum over nothing: zeros.
@@ -273,6 +285,8 @@ class MatMulKernel final : public runtime::OpKernel {
     }
     return Status::OK();
   }
+
+  std::optional<FusedEpilogue> fused_;
 };
 
 class GemmKernel final : public runtime::OpKernel {
@@ -485,6 +499,12 @@ KernelResult create_binary(const runtime::KernelCreateContext& ctx) {
 }
 
 KernelResult create_unary(const runtime::KernelCreateContext& ctx) {
+  if (ctx.node.op_type == "Gelu") {  // com.orchard Gelu
+    const std::string approx = ctx.node.attr_string("approximate", "none");
+    if (approx != "none" && approx != "tanh") return invalid_argument("[Gelu] approximate '", approx, "'");
+    return std::unique_ptr<runtime::OpKernel>(
+        new UnaryKernel(approx == "tanh" ? UnaryOp::gelu_tanh : UnaryOp::gelu, 0.f, 0.f, false));
+  }
   for (const auto& u : kUnary) {
     if (ctx.node.op_type != u.op) continue;
     const float alpha = u.alpha_attr ? ctx.node.attr_float(u.alpha_attr, u.alpha) : u.alpha;
@@ -495,8 +515,12 @@ KernelResult create_unary(const runtime::KernelCreateContext& ctx) {
   return unsupported("[cuda] no unary kernel for ", ctx.node.op_type);
 }
 
-KernelResult create_matmul(const runtime::KernelCreateContext&) {
-  return std::unique_ptr<runtime::OpKernel>(new MatMulKernel());
+KernelResult create_matmul(const runtime::KernelCreateContext& ctx) {
+  std::optional<FusedEpilogue> fused;
+  if (ctx.node.op_type == "FusedMatMul") {
+    ORCHARD_ASSIGN_OR_RETURN(fused, fused_epilogue(ctx.node));
+  }
+  return std::unique_ptr<runtime::OpKernel>(new MatMulKernel(fused));
 }
 
 KernelResult create_gemm(const runtime::KernelCreateContext& ctx) {

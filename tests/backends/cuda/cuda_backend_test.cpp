@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -387,6 +388,20 @@ void random_initializer(ModelBuilder& m, const std::string& name, const std::vec
   init->set_raw_data(v.data(), v.size() * sizeof(float));
 }
 
+// Expects float32 output `g` of a float16 session within 1e-2 of the float32 CPU's `c` relative to c's scale (largest
+// |value|, at least 1), and not bit-identical to it (which would mean it did not run in float16).
+void expect_float16_close(const Tensor& g, const Tensor& c, size_t k) {
+  ASSERT_EQ(g.dtype(), DType::float32) << "float32 at the graph's edge, output " << k;
+  ASSERT_EQ(g.shape(), c.shape()) << "output " << k;
+  double scale = 1, worst = 0;
+  for (int64_t i = 0; i < c.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(c.data<float>()[i])));
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(g.data<float>()[i] - c.data<float>()[i])));
+  }
+  EXPECT_LE(worst, 1e-2 * scale) << "output " << k;
+  EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
+}
+
 TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   ORCHARD_REQUIRE_GPU(b);
   ModelBuilder m(17);
@@ -421,18 +436,7 @@ TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   ASSERT_TRUE(hy.ok()) << hy.status().to_string();
   auto cy = (*cs)->run({{"x", Value(x)}});
   ASSERT_TRUE(cy.ok()) << cy.status().to_string();
-  for (size_t k = 0; k < 2; ++k) {
-    const Tensor& g = (*hy)[k].second.tensor();
-    const Tensor& c = (*cy)[k].second.tensor();
-    EXPECT_EQ(g.dtype(), DType::float32) << "float32 at the graph's edge";
-    double scale = 1, worst = 0;
-    for (int64_t i = 0; i < c.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(c.data<float>()[i])));
-    for (int64_t i = 0; i < c.numel(); ++i) {
-      worst = std::max(worst, static_cast<double>(std::fabs(g.data<float>()[i] - c.data<float>()[i])));
-    }
-    EXPECT_LE(worst, 1e-2 * scale) << "output " << k;
-    EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
-  }
+  for (size_t k = 0; k < 2; ++k) expect_float16_close((*hy)[k].second.tensor(), (*cy)[k].second.tensor(), k);
   // The float32 session of the same model on the GPU agrees far more closely.
   SessionOptions full;
   full.backend_preference = {"cuda", "cpu"};
@@ -479,18 +483,112 @@ TEST(CudaModes, Float16ConvAcrossPartitionsMatchesFloat32WithinTolerance) {
   auto cy = (*cs)->run({{"x", Value(x)}});
   ASSERT_TRUE(cy.ok()) << cy.status().to_string();
   EXPECT_EQ((*hs)->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
-  for (size_t k = 0; k < 2; ++k) {
-    const Tensor& g = (*hy)[k].second.tensor();
-    const Tensor& c = (*cy)[k].second.tensor();
-    ASSERT_EQ(g.dtype(), DType::float32) << "output " << k;
-    double scale = 1, worst = 0;
-    for (int64_t i = 0; i < c.numel(); ++i) scale = std::max(scale, static_cast<double>(std::fabs(c.data<float>()[i])));
-    for (int64_t i = 0; i < c.numel(); ++i) {
-      worst = std::max(worst, static_cast<double>(std::fabs(g.data<float>()[i] - c.data<float>()[i])));
+  for (size_t k = 0; k < 2; ++k) expect_float16_close((*hy)[k].second.tensor(), (*cy)[k].second.tensor(), k);
+}
+
+// The fused ops on the GPU in float16: a float32 model whose MatMul + bias + residual + Relu, attention block and
+// Conv + residual + Relu the optimizer fuses (CUDA takes FusedMatMul, FusedAttention, FusedConv), run in float16 on
+// CUDA, against the CPU in float32. (The op harness checks the fused kernels in float32: the CPU reference kernels
+// of the fused ops take float32 only.)
+TEST(CudaModes, Float16FusedOpsMatchFloat32WithinTolerance) {
+  ORCHARD_REQUIRE_GPU(b);
+  ModelBuilder m(17);
+  m.input("x", onnx::TensorProto::FLOAT, {2, 9, 32}).input("r", onnx::TensorProto::FLOAT, {2, 9, 24});
+  m.input("q", onnx::TensorProto::FLOAT, {2, 3, 9, 16}).input("kt", onnx::TensorProto::FLOAT, {2, 3, 16, 11});
+  m.input("v", onnx::TensorProto::FLOAT, {2, 3, 11, 8}).input("mask", onnx::TensorProto::FLOAT, {2, 1, 1, 11});
+  m.input("img", onnx::TensorProto::FLOAT, {2, 3, 9, 9}).input("res", onnx::TensorProto::FLOAT, {2, 8, 9, 9});
+  m.output("y1", onnx::TensorProto::FLOAT, {2, 9, 24}).output("y2", onnx::TensorProto::FLOAT, {2, 3, 9, 8});
+  m.output("y3", onnx::TensorProto::FLOAT, {2, 8, 9, 9});
+  random_initializer(m, "w", {32, 24}, 0.3f, 81);
+  random_initializer(m, "bias", {24}, 0.5f, 82);
+  random_initializer(m, "cw", {8, 3, 3, 3}, 0.3f, 83);
+  random_initializer(m, "cb", {8}, 0.5f, 84);
+  m.initializer("scale", {}, 0.25f);
+  m.node("MatMul", {"x", "w"}, {"xw"});
+  m.node("Add", {"xw", "bias"}, {"xb"});
+  m.node("Add", {"xb", "r"}, {"xr"});
+  m.node("Relu", {"xr"}, {"y1"});
+  m.node("MatMul", {"q", "kt"}, {"s"});
+  m.node("Mul", {"s", "scale"}, {"ss"});
+  m.node("Add", {"ss", "mask"}, {"sm"});
+  m.node("Softmax", {"sm"}, {"p"});
+  m.node("MatMul", {"p", "v"}, {"y2"});
+  auto& conv = m.node("Conv", {"img", "cw", "cb"}, {"c"});
+  auto* pads = conv.add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  m.node("Add", {"c", "res"}, {"cr"});
+  m.node("Relu", {"cr"}, {"y3"});
+  const std::string model = m.bytes();
+  SessionOptions half;
+  half.backend_preference = {"cuda", "cpu"};
+  half.precision = Precision::float16;
+  SessionOptions full;
+  full.backend_preference = {"cuda", "cpu"};
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto hs = Session::load_from_bytes(as_bytes(model), half);
+  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
+  auto fs = Session::load_from_bytes(as_bytes(model), full);
+  ASSERT_TRUE(fs.ok()) << fs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  // Every node fused and on the GPU.
+  std::map<std::string, int> on_gpu;
+  for (const auto& part : (*hs)->placement().partitions) {
+    for (const auto& [op, count] : part.op_counts) {
+      if (part.backend == "cuda") on_gpu[op] += count;
+      else ADD_FAILURE() << op << " ran on " << part.backend;
     }
-    EXPECT_LE(worst, 1e-2 * scale) << "output " << k;
-    EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
   }
+  EXPECT_EQ(on_gpu["FusedMatMul"], 1);
+  EXPECT_EQ(on_gpu["FusedAttention"], 1);
+  EXPECT_EQ(on_gpu["FusedConv"], 1);
+  Tensor mask = random_floats(Shape{2, 1, 1, 11}, 95);
+  mask.data<float>()[3] = -10000.f;  // a masked position
+  const std::vector<std::pair<std::string, Value>> feeds = {
+      {"x", Value(random_floats(Shape{2, 9, 32}, 90))},      {"r", Value(random_floats(Shape{2, 9, 24}, 91))},
+      {"q", Value(random_floats(Shape{2, 3, 9, 16}, 92))},   {"kt", Value(random_floats(Shape{2, 3, 16, 11}, 93))},
+      {"v", Value(random_floats(Shape{2, 3, 11, 8}, 94))},   {"mask", Value(mask)},
+      {"img", Value(random_floats(Shape{2, 3, 9, 9}, 96))}, {"res", Value(random_floats(Shape{2, 8, 9, 9}, 97))},
+  };
+  auto hy = (*hs)->run(feeds);
+  ASSERT_TRUE(hy.ok()) << hy.status().to_string();
+  auto fy = (*fs)->run(feeds);
+  ASSERT_TRUE(fy.ok()) << fy.status().to_string();
+  auto cy = (*cs)->run(feeds);
+  ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+  EXPECT_EQ((*hs)->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
+  for (size_t k = 0; k < 3; ++k) {
+    expect_float16_close((*hy)[k].second.tensor(), (*cy)[k].second.tensor(), k);
+    expect_tensor_near((*fy)[k].second.tensor(), (*cy)[k].second.tensor(), 1e-4, 1e-4);
+  }
+}
+
+// FusedAttention in float32 through the harness (CPU reference vs CUDA) where rows outgrow one warp's 32 columns
+// (Sk 130, D 72), with a mask broadcast over heads, a fully masked row (-inf: NaN, cleared by nan_to_zero), and
+// enough rows that each warp takes four.
+TEST(CudaOps, FusedAttentionLongRowsMasksAndManyRows) {
+  ORCHARD_REQUIRE_GPU(b);
+  Tensor mask = random_floats(Shape{2, 1, 9, 130}, 53);
+  for (int64_t j = 0; j < 130; ++j) mask.data<float>()[9 * 130 + j] = -INFINITY;  // batch 1, row 0
+  for (const int64_t nan_to_zero : {int64_t{0}, int64_t{1}}) {
+    auto y = run_op(OpCase("FusedAttention", 1, "com.orchard")
+                        .input("q", Value(random_floats(Shape{2, 3, 9, 72}, 50)))
+                        .input("kt", Value(random_floats(Shape{2, 3, 72, 130}, 51)))
+                        .input("v", Value(random_floats(Shape{2, 3, 130, 40}, 52)))
+                        .input("mask", Value(mask))
+                        .attr("scale", 0.125f)
+                        .attr("nan_to_zero", nan_to_zero));
+    EXPECT_TRUE(y.ok()) << y.status().to_string();
+  }
+  auto many = run_op(OpCase("FusedAttention", 1, "com.orchard")
+                         .input("q", Value(random_floats(Shape{4, 16, 140, 32}, 60)))
+                         .input("kt", Value(random_floats(Shape{4, 16, 32, 140}, 61)))
+                         .input("v", Value(random_floats(Shape{4, 16, 140, 32}, 62)))
+                         .attr("head_dim_scale", int64_t{1}));
+  EXPECT_TRUE(many.ok()) << many.status().to_string();
 }
 
 // ---- CUDA graphs (cuda_graph.hpp) ----

@@ -1,0 +1,136 @@
+// CUDA kernels of Orchard's fused ops (docs/fused_ops.md): the epilogue that FusedMatMul and FusedConv run after
+// their cuBLAS / cuDNN product (bias, residual Z and activation in one pass), com.orchard Gelu (a unary op) and
+// com.orchard FusedAttention (one kernel: scores, mask, softmax and the product by V without the score matrix
+// in device memory).
+#include <cmath>
+
+#include "backends/cpu/opt/epilogue.hpp"
+#include "backends/cpu/reference/attention.hpp"
+#include "backends/cuda/cuda_ops.hpp"
+
+namespace orchard::cuda {
+
+Result<FusedEpilogue> fused_epilogue(const graph::Node& node) {
+  ORCHARD_ASSIGN_OR_RETURN(cpu::ActivationSpec spec, cpu::parse_activation(node));
+  FusedEpilogue e;
+  e.alpha = spec.p0;
+  e.beta = spec.p1;
+  switch (spec.kind) {
+    case cpu::Activation::none: e.act = UnaryOp::identity; break;
+    case cpu::Activation::relu: e.act = UnaryOp::relu; break;
+    case cpu::Activation::clip: e.act = UnaryOp::clip; break;
+    case cpu::Activation::sigmoid: e.act = UnaryOp::sigmoid; break;
+    case cpu::Activation::silu: e.act = UnaryOp::silu; break;
+    case cpu::Activation::hardswish: e.act = UnaryOp::hard_swish; break;
+    case cpu::Activation::leaky_relu: e.act = UnaryOp::leaky_relu; break;
+    case cpu::Activation::gelu: e.act = UnaryOp::gelu; break;
+    case cpu::Activation::tanh: e.act = UnaryOp::tanh; break;
+  }
+  return e;
+}
+
+Status apply_epilogue(runtime::OpContext& ctx, const FusedEpilogue& e, Tensor& y, int64_t channels, int64_t inner) {
+  const char* op = ctx.node().op_type.c_str();
+  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  if (bias && (bias->dtype() != y.dtype() || bias->numel() != channels)) {
+    return invalid_argument("[", op, "] bias ", bias->description(), " for ", channels, " output channels of ",
+                            dtype_name(y.dtype()));
+  }
+  if (z && (z->dtype() != y.dtype() || z->shape() != y.shape())) {
+    return invalid_argument("[", op, "] Z ", z->description(), " must have the output's shape ",
+                            y.shape().to_string(), " and dtype");
+  }
+  if (y.numel() == 0 || (!bias && !z && e.act == UnaryOp::identity)) return Status::OK();
+  ORCHARD_ASSIGN_OR_RETURN(Elem t, elem_of(y.dtype()));
+  return launch_status(epilogue(t, y.raw_data(), y.numel(), bias ? bias->raw_data() : nullptr, channels, inner,
+                                z ? z->raw_data() : nullptr, e.act, e.alpha, e.beta, current_cuda_stream()),
+                       op);
+}
+
+namespace {
+
+// The strides of a contiguous tensor of shape `in` over the leading `rank` dims of `target` (right-aligned
+// broadcast over target's full rank; 0 where `in` repeats).
+void batch_strides(const Shape& in, const Shape& target, int rank, int64_t* out) {
+  Layout l;
+  l.rank = static_cast<int>(target.rank());
+  set_broadcast_operand(l, 0, in);
+  for (int d = 0; d < rank; ++d) out[d] = l.stride[0][d];
+}
+
+// com.orchard FusedAttention: Y = softmax(scale * Q Kt + mask) V with MatMul's and Add's broadcasting.
+class FusedAttentionKernel final : public runtime::OpKernel {
+ public:
+  explicit FusedAttentionKernel(cpu::reference::AttentionAttrs attrs) : attrs_(attrs) {}
+
+  Status run(runtime::OpContext& ctx) const override {
+    const Tensor* in[4] = {};
+    const char* names[4] = {"Q", "Kt", "V", "mask"};
+    for (size_t i = 0; i < 4; ++i) {
+      if (i == 3 && !ctx.has_input(3)) break;
+      ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
+      if (in[i]->dtype() != in[0]->dtype()) {
+        return invalid_argument("[FusedAttention] ", names[i], " ", in[i]->description(), " differs in dtype from Q ",
+                                in[0]->description());
+      }
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Elem t, elem_of(in[0]->dtype()));
+    // The same geometry as the CPU kernels (shape checks and broadcasting), then strides for the device kernel.
+    const Shape* mask_shape = in[3] ? &in[3]->shape() : nullptr;
+    auto plan = cpu::reference::plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), mask_shape);
+    if (!plan.ok()) return invalid_argument("[FusedAttention] ", plan.status().message());
+    const cpu::reference::AttentionPlan& p = *plan;
+    const int rank = static_cast<int>(p.out.rank()) - 2;
+    if (p.out.rank() > static_cast<size_t>(kMaxRank)) {
+      return unsupported("[FusedAttention] output rank ", p.out.rank(), " above the CUDA kernel's ", kMaxRank);
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, in[0]->dtype(), p.out));
+    if (y.numel() == 0) return Status::OK();
+    Attention a;
+    a.batch_rank = rank;
+    for (int d = 0; d < rank; ++d) a.batch_dims[d] = p.out[static_cast<size_t>(d)];
+    Shape scores(p.out.dims().begin(), p.out.dims().end() - 2);
+    scores.push_back(p.Sq);
+    scores.push_back(p.Sk);
+    batch_strides(in[0]->shape(), scores, rank, a.q_bs);
+    batch_strides(in[1]->shape(), scores, rank, a.kt_bs);
+    batch_strides(in[2]->shape(), scores, rank, a.v_bs);
+    if (in[3]) {
+      Layout l;
+      l.rank = static_cast<int>(scores.rank());
+      set_broadcast_operand(l, 0, *mask_shape);
+      for (int d = 0; d < rank; ++d) a.m_bs[d] = l.stride[0][d];
+      a.m_row = l.stride[0][rank];
+      a.m_col = l.stride[0][rank + 1];
+    }
+    a.batches = p.batches;
+    a.sq = p.Sq;
+    a.sk = p.Sk;
+    a.d = p.D;
+    a.dv = p.Dv;
+    a.q_row = p.q_row_stride;
+    a.kt_row = p.score_cols;
+    a.kt_col = p.score_cols == 1 ? 0 : 1;
+    a.scale = cpu::reference::attention_scale(attrs_, p);
+    a.nan_to_zero = attrs_.nan_to_zero;
+    const cudaError_t err = attention(t, in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(),
+                                      in[3] ? in[3]->raw_data() : nullptr, y.raw_data(), a, current_cuda_stream());
+    if (err == cudaErrorInvalidValue) {
+      return unsupported("[FusedAttention] rows of ", p.Sk, " scores and ", p.D,
+                         " query values do not fit the CUDA kernel's shared memory");
+    }
+    return launch_status(err, "FusedAttention");
+  }
+
+ private:
+  cpu::reference::AttentionAttrs attrs_;
+};
+
+}  // namespace
+
+KernelResult create_fused_attention(const runtime::KernelCreateContext& ctx) {
+  return std::unique_ptr<runtime::OpKernel>(new FusedAttentionKernel(cpu::reference::attention_attrs(ctx.node)));
+}
+
+}  // namespace orchard::cuda
