@@ -94,6 +94,17 @@ void check_max_unpool(InferenceContext& ctx) {
   if (shape && *shape != 1) fail_shape_inference("input output_shape has rank ", *shape, "; it needs rank 1");
 }
 
+// LayerNormalization: X has rank >= 1 and `axis` (default -1) names one of its dims (libonnx 1.12 indexes the
+// shape with the normalized axis unchecked).
+void check_layer_norm(InferenceContext& ctx) {
+  const std::optional<int> r = input_rank(ctx, 0);
+  if (!r) return;
+  if (*r < 1) fail_shape_inference("input X has rank ", *r, "; it needs rank >= 1");
+  const onnx::AttributeProto* a = ctx.getAttribute("axis");
+  const int64_t axis = a != nullptr ? a->i() : -1;
+  if (axis < -*r || axis >= *r) fail_shape_inference("axis ", axis, " is outside [", -*r, ", ", *r, ") for input X of rank ", *r);
+}
+
 // Einsum without "->": libonnx 1.12 counts each letter of the equation in a 26-entry array indexed by
 // `c - 'a'`, unchecked, so any other character writes outside it. The spec's terms are lower-case letters.
 void check_einsum(InferenceContext& ctx) {
@@ -125,6 +136,7 @@ Guard guard_for(std::string_view domain, std::string_view op) {
   if (op == "Gemm") return check_gemm;
   if (op == "STFT") return check_stft;
   if (op == "Einsum") return check_einsum;
+  if (op == "LayerNormalization") return check_layer_norm;
   return nullptr;
 }
 

@@ -166,6 +166,31 @@ TEST(Hardening, MaxUnpoolWithIndicesOfAnotherRankFailsShapeInference) {
   expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "input I has rank 1"});
 }
 
+// Found by the fuzz_run campaign (session 6): LayerNormalization on a rank-0 input made libonnx's inference index
+// the shape with axis -1 unchecked (SEGV); an axis outside the rank is refused the same way.
+TEST(Hardening, LayerNormalizationWithRank0InputOrBadAxisFailsShapeInference) {
+  for (int64_t axis : {int64_t{0}, int64_t{2}, int64_t{-3}}) {
+    const bool scalar = axis == 0;
+    ModelBuilder b(17);
+    if (scalar) {
+      b.input("x", onnx::TensorProto::FLOAT, {});
+    } else {
+      b.input("x", onnx::TensorProto::FLOAT, {2, 3});
+    }
+    b.input("w", onnx::TensorProto::FLOAT, {3}).input("b", onnx::TensorProto::FLOAT, {3});
+    b.output("y", onnx::TensorProto::FLOAT, {2, 3});
+    auto& n = b.node("LayerNormalization", {"x", "w", "b"}, {"y"});
+    if (!scalar) {
+      auto* a = n.add_attribute();
+      a->set_name("axis");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(axis);
+    }
+    expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument,
+                 {"shape inference", scalar ? "rank 0" : "outside"});
+  }
+}
+
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
   ModelBuilder b(6, 3);
   b.input("x", onnx::TensorProto::FLOAT, {3}).input("w", onnx::TensorProto::FLOAT, {1, 8, 3});
