@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <onnx/onnx_pb.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <csignal>
@@ -189,6 +190,28 @@ TEST(Hardening, LayerNormalizationWithRank0InputOrBadAxisFailsShapeInference) {
     expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument,
                  {"shape inference", scalar ? "rank 0" : "outside"});
   }
+}
+
+// Found by the fuzz_load campaign (session 6): a ConstantOfShape of 8 GB on constant inputs was computed in full
+// by constant folding at load (and only then found too large to keep). Folding now computes in capped memory: the
+// node stays in the graph, the load is fast and small, and the run meets the request's memory limits instead.
+TEST(Hardening, HugeConstantOfShapeIsNotFoldedAtLoad) {
+  ModelBuilder b(17);
+  b.output("y", onnx::TensorProto::FLOAT, {int64_t{1} << 31});
+  auto* shape = b.proto().mutable_graph()->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(1);
+  shape->add_int64_data(int64_t{1} << 31);  // 8 GiB of float32
+  b.node("ConstantOfShape", {"shape"}, {"y"});
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  auto s = load_bytes(b.bytes());
+  getrusage(RUSAGE_SELF, &after);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ((*s)->model_info().optimized_node_count, 1) << "the ConstantOfShape stays a node";
+  // Peak RSS (KiB) may not grow by the 8 GiB the old folding filled in before giving up on it.
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 1L << 20) << "loading grew the peak RSS by " << (after.ru_maxrss - before.ru_maxrss) << " KiB";
 }
 
 TEST(Hardening, Opset6LstmWithRank1InputFailsShapeInference) {
