@@ -105,10 +105,6 @@ MemoryEstimate MemoryEstimator::estimate(const std::vector<const Tensor*>& input
   return est;
 }
 
-MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const Tensor*>& inputs) {
-  return MemoryEstimator(cg).estimate(inputs);
-}
-
 }  // namespace orchard::runtime
 
 namespace orchard::runtime {

@@ -40,9 +40,6 @@ class MemoryEstimator {
   int64_t weights_bytes_ = 0;
 };
 
-// Estimates weights and peak activation bytes of running `cg` on inputs of these shapes (in graph
-// input order; a null entry is an input that is not a tensor).
-MemoryEstimate estimate_memory(const CompiledGraph& cg, const std::vector<const Tensor*>& inputs);
 
 }  // namespace orchard::runtime
 
