@@ -244,6 +244,9 @@ class ConvF32 final : public OpKernel {
 
   bool has_reshape() const override { return true; }
 
+  // A constant W packed at create is read at run for its shape only.
+  uint32_t packed_inputs() const override { return packed_.empty() ? 0 : 1u << 1; }
+
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
     if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
     auto state = std::make_shared<ConvF32State>();
