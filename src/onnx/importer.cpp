@@ -121,6 +121,54 @@ Status refuse_sparse_types(const onnx::GraphProto& g) {
   return Status::OK();
 }
 
+// Checks that the raw bytes of one tensor match its dims and element type. libonnx 1.12's ParseData, which shape
+// inference calls on Constant values and initializers (Reshape's shape, Tile's repeats, ...), copies all of
+// raw_data into a vector sized by raw_data's length divided by the element size, and overruns it when the
+// length is not a multiple.
+Status check_raw_data_size(const onnx::TensorProto& t, const std::string& where) {
+  if (!t.has_raw_data()) return Status::OK();
+  auto dtype = dtype_from_onnx(t.data_type());
+  if (!dtype.ok() || *dtype == DType::string) return Status::OK();  // refused or read later, with its own message
+  int64_t numel = 1;
+  for (int64_t d : t.dims()) {
+    if (d < 0 || __builtin_mul_overflow(numel, d, &numel)) {
+      return invalid_argument("[onnx] ", where, ": dims ", Shape(std::vector<int64_t>(t.dims().begin(), t.dims().end())).to_string(),
+                              " are negative or too large");
+    }
+  }
+  const uint64_t need = static_cast<uint64_t>(numel) * dtype_size(*dtype);
+  if (numel > (int64_t{1} << 56) || t.raw_data().size() != need) {
+    return invalid_argument("[onnx] ", where, ": raw_data has ", t.raw_data().size(), " bytes, but dims ",
+                            Shape(std::vector<int64_t>(t.dims().begin(), t.dims().end())).to_string(), " of ",
+                            dtype_name(*dtype), " need ", need);
+  }
+  return Status::OK();
+}
+
+// check_raw_data_size for every tensor of `g` and its subgraphs: initializers, sparse initializers and tensor
+// attributes (Constant values), before the checker and shape inference read them.
+Status check_raw_data_sizes(const onnx::GraphProto& g) {
+  for (const auto& t : g.initializer()) ORCHARD_RETURN_IF_ERROR(check_raw_data_size(t, "initializer '" + t.name() + "'"));
+  for (const auto& s : g.sparse_initializer()) {
+    ORCHARD_RETURN_IF_ERROR(check_raw_data_size(s.values(), "sparse initializer '" + s.values().name() + "' values"));
+    ORCHARD_RETURN_IF_ERROR(check_raw_data_size(s.indices(), "sparse initializer '" + s.values().name() + "' indices"));
+  }
+  for (const auto& n : g.node()) {
+    for (const auto& a : n.attribute()) {
+      const std::string where = "node '" + n.name() + "' (" + n.op_type() + ") attribute '" + a.name() + "'";
+      if (a.has_t()) ORCHARD_RETURN_IF_ERROR(check_raw_data_size(a.t(), where));
+      for (const auto& t : a.tensors()) ORCHARD_RETURN_IF_ERROR(check_raw_data_size(t, where));
+      if (a.has_sparse_tensor()) {
+        ORCHARD_RETURN_IF_ERROR(check_raw_data_size(a.sparse_tensor().values(), where + " values"));
+        ORCHARD_RETURN_IF_ERROR(check_raw_data_size(a.sparse_tensor().indices(), where + " indices"));
+      }
+      if (a.has_g()) ORCHARD_RETURN_IF_ERROR(check_raw_data_sizes(a.g()));
+      for (const auto& sub : a.graphs()) ORCHARD_RETURN_IF_ERROR(check_raw_data_sizes(sub));
+    }
+  }
+  return Status::OK();
+}
+
 // Reads every externally stored tensor of `g` (initializers, tensor attributes, subgraphs) into its proto.
 // This runs before the ONNX checker, which would otherwise look for the files relative to the working
 // directory (libonnx 1.12 has no model folder for in-memory models) and without Orchard's path checks.
@@ -416,6 +464,7 @@ Result<graph::Model> Importer::import(onnx::ModelProto& proto) {
   uint64_t external_budget = options_.max_external_data_bytes;
   ORCHARD_RETURN_IF_ERROR(inline_external_data(*proto.mutable_graph(), base_dir_, external_budget));
   ORCHARD_RETURN_IF_ERROR(refuse_sparse_types(proto.graph()));
+  ORCHARD_RETURN_IF_ERROR(check_raw_data_sizes(proto.graph()));
   try {
     onnx::checker::check_model(proto);
   } catch (const std::exception& e) {

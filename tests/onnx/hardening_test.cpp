@@ -394,6 +394,47 @@ TEST(Hardening, Opset6GemmWithRank0InputFailsShapeInference) {
   expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"shape inference", "rank 0"});
 }
 
+TEST(Hardening, TensorWhoseRawDataDoesNotMatchItsDimsIsRefused) {
+  // fuzz_load: a Constant of int64 dims [6] with 47 raw bytes fed a Reshape; libonnx's ParseData, called by
+  // Reshape's shape inference, copied all 47 bytes into a vector of 5 elements (heap overflow).
+  ModelBuilder b(6, 3);
+  b.input("x", onnx::TensorProto::FLOAT, {1, 9, 4, 4});
+  b.output("y", onnx::TensorProto::FLOAT, {"a"});
+  auto& c = b.node("Constant", {}, {"shape"});
+  auto* a = c.add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  a->mutable_t()->set_data_type(onnx::TensorProto::INT64);
+  a->mutable_t()->add_dims(6);
+  a->mutable_t()->set_raw_data(std::string(47, '\x01'));
+  b.node("Reshape", {"x", "shape"}, {"y"});
+  expect_error(load_bytes(b.bytes()), StatusCode::invalid_argument, {"attribute 'value'", "raw_data has 47 bytes", "need 48"});
+  // The same for an initializer.
+  ModelBuilder i(17);
+  i.input("x", onnx::TensorProto::FLOAT, {2}).output("y", onnx::TensorProto::FLOAT, {2});
+  auto* w = i.proto().mutable_graph()->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(2);
+  w->set_raw_data(std::string(9, '\0'));
+  i.node("Add", {"x", "w"}, {"y"});
+  expect_error(load_bytes(i.bytes()), StatusCode::invalid_argument, {"initializer 'w'", "raw_data has 9 bytes", "need 8"});
+}
+
+TEST(Hardening, TileWhoseOutputDimOverflowsIsAStatus) {
+  // fuzz_run: Tile folded at load with repeats whose product with one input dim overflows int64 while another
+  // dim of the output is 0 (so the element count, 0, passed its check): signed overflow.
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {2, 0}).input("repeats", onnx::TensorProto::INT64, {2});
+  b.output("y", onnx::TensorProto::FLOAT, {"a", "b"});
+  b.node("Tile", {"x", "repeats"}, {"y"});
+  auto s = load_bytes(b.bytes());
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  auto out = (*s)->run({{"x", Tensor::zeros(DType::float32, {2, 0})},
+                        {"repeats", Tensor::from_vector<int64_t>({2}, {int64_t{1} << 62, 5})}});
+  expect_error(out, StatusCode::invalid_argument, {"give dim 0 more than 2^63 elements"});
+}
+
 // ---- io: tensor files ----
 
 TEST(Hardening, TensorFileReadersRefuseFoldersAndFifos) {

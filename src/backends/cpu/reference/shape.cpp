@@ -263,7 +263,15 @@ Status tile(OpContext& ctx) {
   if (!check_numel(dims).ok()) {
     return invalid_argument("repeats ", Shape(reps).to_string(), " of ", x->description(), " give too many elements");
   }
-  for (size_t d = 0; d < r; ++d) out.push_back(reps[d] * x->dim(d));
+  for (size_t d = 0; d < r; ++d) {
+    // Each output dim must fit on its own, even when another dim makes the output empty.
+    int64_t n = 0;
+    if (__builtin_mul_overflow(reps[d], x->dim(d), &n)) {
+      return invalid_argument("repeats ", Shape(reps).to_string(), " of ", x->description(), " give dim ", d,
+                              " more than 2^63 elements");
+    }
+    out.push_back(n);
+  }
   return dispatch_copy(x->dtype(), "Tile", [&](auto tag) -> Status {
     using T = decltype(tag);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), out));
