@@ -106,9 +106,30 @@ void depthwise_plane_impl(const DepthwisePlane& g, const float* x, const float* 
 int64_t block_rows(const DepthwisePlane& g) { return padded_rows(g); }
 int64_t block_cols(const DepthwisePlane& g) { return (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1; }
 
+// The channel-block kernel's transposed input: whole when it takes at most kWholeBytes (it stays in L2), else
+// in bands of output rows whose input rows take about kBandBytes (they stay in L1). Measured on efficientnet_b0's
+// and mobilenet_v2's depthwise layers (bench/RESULTS.md): 96 channels of 112x112 at stride 2 (817 KB whole)
+// 30% faster by bands; 56x56 planes (223 KB) slower by bands, the rows two bands share being transposed twice.
+inline constexpr int64_t kWholeBytes = 256 << 10;
+inline constexpr int64_t kBandBytes = 32 << 10;
+
+// Output rows per band of the channel-block kernel: all of them when the whole input fits kWholeBytes; else as
+// many as fit their input rows in kBandBytes, but enough that rows transposed twice (those two bands share) are
+// at most half of the others (tall kernels).
+template <int W>
+int64_t block_band(const DepthwisePlane& g) {
+  const int64_t row_bytes = block_cols(g) * W * static_cast<int64_t>(sizeof(float));
+  if (block_rows(g) * row_bytes <= kWholeBytes) return g.oh;
+  const int64_t span = (g.kh - 1) * g.dh + 1;  // padded rows one output row reads
+  const int64_t fit = (kBandBytes / row_bytes - span) / g.sh + 1;
+  const int64_t bounded = (2 * (span - g.sh) + g.sh - 1) / g.sh;
+  return lmin(g.oh, lmax(1, lmax(fit, bounded)));
+}
+
 template <int W>
 int64_t block_scratch_floats(const DepthwisePlane& g) {
-  return (block_rows(g) * block_cols(g) + g.kh * g.kw + 1 + g.oh * g.ow) * W;
+  const int64_t band_rows = lmin(block_rows(g), (block_band<W>(g) - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  return (band_rows * block_cols(g) + g.kh * g.kw + 1 + g.oh * g.ow) * W;
 }
 
 // Transposes the W x W matrix in r (r[i] its row i): stage h swaps bit h of the row and column indices.
@@ -127,19 +148,19 @@ inline void transpose_stage(typename Vec<W>::type (&r)[W]) {
   if constexpr (H > 1) transpose_stage<W, H / 2>(r);
 }
 
-// The outputs of the channel-block kernel, [oh x ow] pixels of W channels, from the input block `in` (wp pixels
-// a row), weights wt [taps x W] followed by the bias, and each tap's offset in `in`. KT: the tap count when
-// fixed at compile time (0: g's).
+// Output rows [oy0, oy1) of the channel-block kernel, [oh x ow] pixels of W channels at `out`, from the input
+// band `in` (padded rows from oy0 * sh on, wp pixels a row), weights wt [taps x W] followed by the bias, and each
+// tap's offset in `in`. KT: the tap count when fixed at compile time (0: g's).
 template <int W, int KT>
-void block_outputs(const DepthwisePlane& g, int64_t wp, const float* in, const float* wt, const int64_t* tap_off,
-                   float* out) {
+void block_outputs(const DepthwisePlane& g, int64_t oy0, int64_t oy1, int64_t wp, const float* in, const float* wt,
+                   const int64_t* tap_off, float* out) {
   using vf = typename Vec<W>::type;
   const int64_t taps = KT > 0 ? KT : g.kh * g.kw;
   const vf bv = load<W>(wt + taps * W);
   const int64_t col_step = g.sw * W;
   constexpr int R = 4;
-  for (int64_t oy = 0; oy < g.oh; ++oy) {
-    const float* row = in + oy * g.sh * wp * W;
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    const float* row = in + (oy - oy0) * g.sh * wp * W;
     float* o = out + oy * g.ow * W;
     int64_t ox = 0;
     for (; ox + R <= g.ow; ox += R) {
@@ -163,56 +184,88 @@ void block_outputs(const DepthwisePlane& g, int64_t wp, const float* in, const f
 }
 
 // `lanes` <= W channels at once, one per vector lane: channel l reads x + l * x_plane and w + l * taps, writes
-// y + l * y_plane.
+// y + l * y_plane. Planes with rows of W pixels or more go by bands of output rows (block_band: one band
+// unless the plane is large), each band's input rows transposed into `in` by runs of W pixels just before its
+// outputs are computed (rows two bands share are transposed twice); narrower planes pixel by pixel, whole.
 template <int W>
 void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x, int64_t x_plane, const float* w,
                           const float* bias, const TileEpilogue* ep, float* y, int64_t y_plane, float* scratch) {
   using vf = typename Vec<W>::type;
   const int64_t hp = block_rows(g), wp = block_cols(g), taps = g.kh * g.kw, out_size = g.oh * g.ow;
-  float* in = scratch;
-  float* wt = in + hp * wp * W;
-  float* out = wt + (taps + 1) * W;
-  // Input block: pixel (r, c) of the padded planes at in + (r * wp + c) * W.
-  // Input pixel (iy, ix) at padded (iy + ph, ix + pw), when inside the block (the convolution may not read
-  // every input row or column).
+  const int64_t span = (g.kh - 1) * g.dh + 1;  // padded rows one output row reads
+  // Input pixel (iy, ix) is padded pixel (iy + ph, ix + pw), when inside the block (the convolution may not read
+  // every input row or column): iy < r_hi, ix < c_hi.
   const int64_t in_size = g.ih * g.iw, r_hi = lmin(g.ih, hp - g.ph), c_hi = lmin(g.iw, wp - g.pw);
-  // Zeros where no input pixel lands: rows [0, r0) and [r1, hp), columns [0, c0) and [c1, wp) between them.
-  const int64_t r0 = lmin(g.ph, hp), r1 = lmax(r0, lmin(hp, g.ph + r_hi));
-  const int64_t c0 = lmin(g.pw, wp), c1 = lmax(c0, lmin(wp, g.pw + c_hi));
-  auto zero = [&](int64_t pixel, int64_t count) {
-    std::memset(in + pixel * W, 0, static_cast<size_t>(count * W) * sizeof(float));
-  };
-  zero(0, r0 * wp);
-  for (int64_t r = r0; r < r1; ++r) {
-    zero(r * wp, c0);
-    zero(r * wp + c1, wp - c1);
-  }
-  zero(r1 * wp, (hp - r1) * wp);
-  int64_t iy = 0, ix = 0;  // of pixel p
-  auto in_pixel = [&]() -> float* {
-    float* d = iy < r_hi && ix < c_hi ? in + ((iy + g.ph) * wp + ix + g.pw) * W : nullptr;
-    if (++ix == g.iw) {
-      ix = 0;
-      ++iy;
-    }
-    return d;
-  };
-  int64_t p = 0;
-  for (; p + W <= in_size; p += W) {  // W pixels of W channels, transposed in registers
-    vf v[W];
+  const bool by_rows = c_hi >= W;
+  const int64_t band = by_rows ? block_band<W>(g) : g.oh;
+  const int64_t band_rows = lmin(hp, (band - 1) * g.sh + span);
+  float* in = scratch;  // the band: padded row r0 + r, pixel c at in + (r * wp + c) * W
+  float* wt = in + band_rows * wp * W;
+  float* out = wt + (taps + 1) * W;
+  // W pixels of W channels at a time, transposed in registers (the loops over W unrolled, so that the vectors
+  // stay in registers).
+  auto load_pixels = [&](int64_t p, vf (&v)[W]) {
     if (lanes == W) {
+#pragma GCC unroll 16
       for (int l = 0; l < W; ++l) v[l] = load<W>(x + l * x_plane + p);
     } else {
       for (int l = 0; l < W; ++l) v[l] = l < lanes ? load<W>(x + l * x_plane + p) : vf{};
     }
     transpose_stage<W, W / 2>(v);
-    for (int k = 0; k < W; ++k) {
-      if (float* d = in_pixel()) store<W>(d, v[k], W);
+  };
+  auto zero = [&](float* at, int64_t pixels) {
+    std::memset(at, 0, static_cast<size_t>(pixels * W) * sizeof(float));
+  };
+  const int64_t c0 = lmin(g.pw, wp), c1 = lmax(c0, lmin(wp, g.pw + c_hi));  // columns [c0, c1) hold input
+  // Padded rows [r0, r1) into the band, row r0 first.
+  auto fill_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = in + (r - r0) * wp * W;
+      const int64_t iy = r - g.ph;
+      if (iy < 0 || iy >= r_hi) {
+        zero(row, wp);
+        continue;
+      }
+      zero(row, c0);
+      zero(row + c1 * W, wp - c1);
+      for (int64_t ix0 = 0; ix0 < c_hi; ix0 += W) {  // runs of W pixels within the row
+        const int64_t ix = lmin(ix0, c_hi - W);     // the last run may overlap the one before: same values again
+        vf v[W];
+        load_pixels(iy * g.iw + ix, v);
+#pragma GCC unroll 16
+        for (int k = 0; k < W; ++k) store<W>(row + (ix + g.pw + k) * W, v[k], W);
+      }
     }
-  }
-  for (; p < in_size; ++p) {
-    if (float* d = in_pixel()) {
-      for (int64_t l = 0; l < W; ++l) d[l] = l < lanes ? x[l * x_plane + p] : 0.0f;
+  };
+  if (!by_rows) {  // rows narrower than a vector: the whole block at once, the plane's pixels in order
+    const int64_t r0 = lmin(g.ph, hp), r1 = lmax(r0, lmin(hp, g.ph + r_hi));
+    zero(in, r0 * wp);
+    for (int64_t r = r0; r < r1; ++r) {
+      zero(in + r * wp * W, c0);
+      zero(in + (r * wp + c1) * W, wp - c1);
+    }
+    zero(in + r1 * wp * W, (hp - r1) * wp);
+    int64_t iy = 0, ix = 0;  // of pixel p
+    auto in_pixel = [&]() -> float* {
+      float* d = iy < r_hi && ix < c_hi ? in + ((iy + g.ph) * wp + ix + g.pw) * W : nullptr;
+      if (++ix == g.iw) {
+        ix = 0;
+        ++iy;
+      }
+      return d;
+    };
+    int64_t p = 0;
+    for (; p + W <= in_size; p += W) {
+      vf v[W];
+      load_pixels(p, v);
+      for (int k = 0; k < W; ++k) {
+        if (float* d = in_pixel()) store<W>(d, v[k], W);
+      }
+    }
+    for (; p < in_size; ++p) {
+      if (float* d = in_pixel()) {
+        for (int64_t l = 0; l < W; ++l) d[l] = l < lanes ? x[l * x_plane + p] : 0.0f;
+      }
     }
   }
   // Weights [taps x W] and the bias (lanes past `lanes` zero).
@@ -225,20 +278,30 @@ void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x
   }
   int64_t tap_off[kDepthwiseMaxTaps];
   for (int64_t t = 0; t < taps; ++t) tap_off[t] = ((t / g.kw) * g.dh * wp + (t % g.kw) * g.dw) * W;
-  if (taps == 9) {
-    block_outputs<W, 9>(g, wp, in, wt, tap_off, out);
-  } else if (taps == 25) {
-    block_outputs<W, 25>(g, wp, in, wt, tap_off, out);
-  } else if (taps == 49) {
-    block_outputs<W, 49>(g, wp, in, wt, tap_off, out);
-  } else {
-    block_outputs<W, 0>(g, wp, in, wt, tap_off, out);
+  auto outputs = block_outputs<W, 0>;
+  if (taps == 9) outputs = block_outputs<W, 9>;
+  else if (taps == 25) outputs = block_outputs<W, 25>;
+  else if (taps == 49) outputs = block_outputs<W, 49>;
+  for (int64_t oy0 = 0; oy0 < g.oh; oy0 += band) {
+    const int64_t oy1 = lmin(g.oh, oy0 + band);
+    if (by_rows) fill_rows(oy0 * g.sh, lmin(hp, (oy1 - 1) * g.sh + span));
+    outputs(g, oy0, oy1, wp, in, wt, tap_off, out);
   }
   int64_t q = 0;
   for (; q + W <= out_size; q += W) {
     vf v[W];
+#pragma GCC unroll 16
     for (int k = 0; k < W; ++k) v[k] = load<W>(out + (q + k) * W);
     transpose_stage<W, W / 2>(v);
+    if (lanes == W) {  // unrolled: the vectors stay in registers
+      if (ep != nullptr) {
+#pragma GCC unroll 16
+        for (int l = 0; l < W; ++l) v[l] = tile_finish(*ep, l, static_cast<int>(q), v[l]);
+      }
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l) store<W>(y + l * y_plane + q, v[l], W);
+      continue;
+    }
     if (ep != nullptr) {
       for (int64_t l = 0; l < lanes; ++l) v[l] = tile_finish(*ep, static_cast<int>(l), static_cast<int>(q), v[l]);
     }
