@@ -103,6 +103,10 @@ TEST(Conv, VariantsOnConstantWeights) {
       // Depthwise with rows of 64+ outputs at horizontal stride 1: one plane at a time.
       {1, 5, 6, 70, 5, 5, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // 3x3 on 6x70
       {1, 3, 9, 67, 3, 3, 5, {2, 1}, {0, 2, 1, 3}, {1, 2}},     // 5x5, vertical stride 2, dilation, uneven pads
+      // ... square kernels at stride 1 without dilation by aligned loads and lane shifts, 4 rows at a time:
+      {1, 3, 9, 67, 3, 3, 5, {1, 1}, {2, 2, 2, 2}, {1, 1}},     // 5x5: two blocks of 4 rows and one row
+      {1, 2, 6, 80, 2, 2, 7, {1, 1}, {3, 3, 3, 3}, {1, 1}},     // 7x7: shifts past a 4-lane vector
+      {1, 2, 7, 65, 2, 2, 3, {1, 1}, {1, 0, 1, 2}, {1, 1}},     // no left pad, uneven pads
   };
   unsigned seed = 500;
   for (const Case& c : cases) {

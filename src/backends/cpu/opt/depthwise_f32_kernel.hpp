@@ -8,6 +8,7 @@
 // every tap is one full-width FMA whatever the plane's size; the result is transposed back.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -28,9 +29,17 @@ int64_t padded_width(const DepthwisePlane& g) {
   return g.ow + (g.kw - 1) * g.dw + W;
 }
 
+// The aligned plane kernel's row width (a multiple of W): vectors at every W-th output column and the ones after
+// them that the kx shifts take lanes from.
+template <int W>
+int64_t aligned_width(const DepthwisePlane& g) {
+  return ((g.ow + W - 1) / W + (g.kw - 1) / W + 1) * W;
+}
+
 template <int W>
 int64_t scratch_floats(const DepthwisePlane& g) {
-  return padded_rows(g) * padded_width<W>(g);
+  const int64_t width = padded_width<W>(g) > aligned_width<W>(g) ? padded_width<W>(g) : aligned_width<W>(g);
+  return padded_rows(g) * width + W;  // + W: room to align the start
 }
 
 // W floats in one vector, loaded and stored unaligned (store: the first n lanes).
@@ -53,24 +62,99 @@ void store(float* p, typename Vec<W>::type v, int64_t n) {
   }
 }
 
+// The zero-padded copy of the input plane x for the plane kernels: padded row r (input row r - ph, from column
+// pw on) at s + r * wq, zeros elsewhere. In vectors, no library calls (a 112-wide row is a few of them): zeros are
+// stored in whole vectors, up to W - 1 floats past a row's end, into the next row (written after it) or, for the
+// last row, into the W floats of room scratch_floats leaves.
+template <int W>
+void pad_plane(const DepthwisePlane& g, const float* x, float* s, int64_t wq) {
+  using vf = typename Vec<W>::type;
+  for (int64_t r = 0; r < padded_rows(g); ++r) {
+    float* dst = s + r * wq;
+    const int64_t iy = r - g.ph;
+    const int64_t lead = lmin(g.pw, wq), n = iy < 0 || iy >= g.ih ? 0 : lmax(0, lmin(g.iw, wq - lead));
+    for (int64_t i = 0; i < lead; i += W) store<W>(dst + i, vf{}, W);  // the data below overwrites the overrun
+    const float* src = n > 0 ? x + iy * g.iw : x;
+    int64_t i = 0;
+    for (; i + W <= n; i += W) store<W>(dst + lead + i, load<W>(src + i), W);
+    for (; i < n; ++i) dst[lead + i] = src[i];
+    for (int64_t k = lead + n; k < wq; k += W) store<W>(dst + k, vf{}, W);
+  }
+}
+
+// Lanes SHIFT .. SHIFT + W - 1 of the pair (a, b).
+template <int W, int SHIFT>
+inline typename Vec<W>::type shifted(typename Vec<W>::type a, typename Vec<W>::type b) {
+  if constexpr (SHIFT == 0) {
+    return a;
+  } else {
+    return [&]<__SIZE_TYPE__... J>(std::index_sequence<J...>) {
+      return __builtin_shufflevector(a, b, (SHIFT + J)...);
+    }(std::make_index_sequence<W>{});
+  }
+}
+
+// Calls f(std::integral_constant<int, i>) for i in [0, N).
+template <int N, class F>
+inline void static_for(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }(
+      std::make_integer_sequence<int, N>{});
+}
+
+// R output rows from oy of the aligned plane kernel (K x K taps, stride 1, no dilation): every input row the R
+// rows read is loaded once per W outputs as aligned vectors, each tap's column shift taken by a lane shuffle, and
+// used by every output row that reads it.
+template <int W, int K, int R>
+void plane_rows_aligned(const DepthwisePlane& g, const float* s, int64_t wq, const float* w, float bias, int64_t oy,
+                        float* y) {
+  using vf = typename Vec<W>::type;
+  constexpr int NV = (K - 1) / W + 2;  // vectors the shifts take lanes from
+  for (int64_t ox = 0; ox < g.ow; ox += W) {
+    vf acc[R];
+    for (int rr = 0; rr < R; ++rr) acc[rr] = vf{} + bias;
+    static_for<R + K - 1>([&](auto rin) {  // input row oy + rin: tap row rin - rr of output row oy + rr
+      const float* row = s + (oy + decltype(rin)::value) * wq + ox;
+      vf v[NV];
+      for (int i = 0; i < NV; ++i) v[i] = load<W>(row + i * W);
+      static_for<K>([&](auto kx) {
+        constexpr int X = decltype(kx)::value;
+        const vf sv = shifted<W, X % W>(v[X / W], v[X / W + 1]);
+        static_for<R>([&](auto rr) {
+          constexpr int KY = decltype(rin)::value - decltype(rr)::value;
+          if constexpr (KY >= 0 && KY < K) acc[decltype(rr)::value] += (vf{} + w[KY * K + X]) * sv;
+        });
+      });
+    });
+    const int64_t n = lmin(W, g.ow - ox);
+    for (int rr = 0; rr < R; ++rr) store<W>(y + (oy + rr) * g.ow + ox, acc[rr], n);
+  }
+}
+
+// The plane kernel for K x K taps, stride 1, no dilation: the zero-padded plane in rows of aligned_width floats
+// from a vector-aligned start, so that every load is aligned (unaligned vector loads cost 2-4 aligned ones on the
+// machine measured, bench/RESULTS.md).
+template <int W, int K>
+void depthwise_plane_aligned(const DepthwisePlane& g, const float* x, const float* w, float bias, float* y,
+                             float* scratch) {
+  float* s = scratch + (W - reinterpret_cast<uintptr_t>(scratch) / sizeof(float) % W) % W;
+  const int64_t wq = aligned_width<W>(g);
+  pad_plane<W>(g, x, s, wq);
+  int64_t oy = 0;
+  for (; oy + 4 <= g.oh; oy += 4) plane_rows_aligned<W, K, 4>(g, s, wq, w, bias, oy, y);
+  for (; oy < g.oh; ++oy) plane_rows_aligned<W, K, 1>(g, s, wq, w, bias, oy, y);
+}
+
 template <int W>
 void depthwise_plane_impl(const DepthwisePlane& g, const float* x, const float* w, float bias, float* y,
                           float* scratch) {
   using vf = typename Vec<W>::type;
-  const int64_t hp = padded_rows(g), wq = padded_width<W>(g);
-  // Padded copy of the input plane: padded row r at scratch + r * wq.
-  for (int64_t r = 0; r < hp; ++r) {
-    float* dst = scratch + r * wq;
-    const int64_t iy = r - g.ph;
-    if (iy < 0 || iy >= g.ih) {
-      std::memset(dst, 0, static_cast<size_t>(wq) * sizeof(float));
-      continue;
-    }
-    const int64_t lead = lmin(g.pw, wq), n = lmax(0, lmin(g.iw, wq - lead));
-    std::memset(dst, 0, static_cast<size_t>(lead) * sizeof(float));
-    std::memcpy(dst + lead, x + iy * g.iw, static_cast<size_t>(n) * sizeof(float));
-    std::memset(dst + lead + n, 0, static_cast<size_t>(wq - lead - n) * sizeof(float));
+  if (g.sh == 1 && g.dh == 1 && g.dw == 1 && g.kh == g.kw) {  // the aligned kernel for the common square kernels
+    if (g.kw == 3) return depthwise_plane_aligned<W, 3>(g, x, w, bias, y, scratch);
+    if (g.kw == 5) return depthwise_plane_aligned<W, 5>(g, x, w, bias, y, scratch);
+    if (g.kw == 7) return depthwise_plane_aligned<W, 7>(g, x, w, bias, y, scratch);
   }
+  const int64_t wq = padded_width<W>(g);
+  pad_plane<W>(g, x, scratch, wq);
   // Where each tap reads, relative to output (0, 0).
   const int64_t taps = g.kh * g.kw;
   int64_t tap_off[kDepthwiseMaxTaps];
