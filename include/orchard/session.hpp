@@ -97,6 +97,9 @@ struct ModelInfo {
   int64_t optimized_node_count = 0;  // nodes of the main graph as compiled, after optimization
   // Rewrites of each optimization step in the order they ran ("fold_constants", each pass, "remove_dead_nodes").
   std::vector<std::pair<std::string, int>> optimization_steps;
+  // Initializer bytes freed at load because every kernel reading them keeps its own packed copy (packed
+  // weights are not held twice; ORCHARD_RELEASE_PACKED=0 keeps the originals).
+  int64_t released_weight_bytes = 0;
 };
 
 struct RunOptions {

@@ -134,7 +134,7 @@ Result<std::unique_ptr<runtime::Executable>> compile_half(
     const std::function<Result<std::unique_ptr<runtime::Executable>>(const runtime::CompileContext&)>& compile,
     DeviceCast cast, bool drop_host_constants) {
   HalfPartition part = make_half_partition(ctx.partition);
-  ORCHARD_ASSIGN_OR_RETURN(auto inner, compile({part.spec, ctx.slot_of, ctx.compile_subgraph, ctx.failed_nodes}));
+  ORCHARD_ASSIGN_OR_RETURN(auto inner, compile({part.spec, ctx.slot_of, ctx.compile_subgraph, ctx.failed_nodes, {}}));
   if (drop_host_constants) part.graph->initializers.clear();
   return std::unique_ptr<runtime::Executable>(new HalfExecutable(std::move(inner), std::move(part), std::move(cast)));
 }

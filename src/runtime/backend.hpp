@@ -101,6 +101,10 @@ struct CompileContext {
   std::function<Result<std::shared_ptr<const CompiledGraph>>(const graph::Graph&)> compile_subgraph;
   // Set by a backend whose compile failed because of particular nodes: only those leave the backend.
   std::vector<int>* failed_nodes = nullptr;
+  // Called by a backend once a node's kernel has copied graph constant `name` into a form of its own and will not
+  // read the original's data again (OpKernel::packed_inputs). The runtime frees the original's data when no
+  // other reader, fallback or recompile can need it; unset when it never does.
+  std::function<void(const std::string&)> constant_packed;
 };
 
 // What an Executable sees while running one partition.

@@ -223,12 +223,14 @@ CompileContext CompiledGraph::compile_context(const PartitionSpec& spec, std::ve
         ORCHARD_ASSIGN_OR_RETURN(auto compiled, compile(alias, *chain, self));
         return std::shared_ptr<const CompiledGraph>(std::move(compiled));
       },
-      failed};
+      failed, {}};
 }
 
 Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<const graph::Graph> g,
                                                               const std::vector<std::shared_ptr<Backend>>& chain,
-                                                              const CompiledGraph* parent, bool require_first) {
+                                                              const CompiledGraph* parent, bool require_first,
+                                                              graph::Graph* release_packed, int64_t* released_bytes) {
+  if (parent != nullptr || release_packed != g.get()) release_packed = nullptr;
   auto cg = std::make_shared<CompiledGraph>();
   cg->graph_ = g;
   cg->chain_ = chain;
@@ -281,6 +283,30 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
   }
   for (const auto& out : g->outputs) cg->slot_info_[static_cast<size_t>(cg->slots_.at(out.name))] = &out;
 
+  // Constants that may be freed once packed: read by exactly one node (subgraph reads included), neither a graph
+  // output nor a graph input's default. `release` frees one (CompileContext::constant_packed).
+  std::vector<int> readers(static_cast<size_t>(cg->num_slots_), 0);
+  for (const auto& node : g->nodes) {
+    for (const auto& in : node_reads(node)) ++readers[static_cast<size_t>(cg->slots_.at(in))];
+  }
+  for (const auto& out : g->outputs) readers[static_cast<size_t>(cg->slots_.at(out.name))] += 2;
+  for (const auto& in : g->inputs) readers[static_cast<size_t>(cg->slots_.at(in.name))] += 2;
+  int64_t released = 0;
+  auto release = [&cg, &readers, &released, release_packed](const std::string& name) {
+    const auto slot = cg->slots_.find(name);
+    auto init = release_packed->initializers.find(name);
+    if (slot == cg->slots_.end() || init == release_packed->initializers.end() ||
+        readers[static_cast<size_t>(slot->second)] != 1) {
+      return;
+    }
+    for (auto& [s, t] : cg->constants_) {
+      if (s != slot->second || t.raw_data() == nullptr) continue;
+      released += static_cast<int64_t>(t.nbytes());
+      t = Tensor::view(t.dtype(), t.shape(), nullptr, t.place());
+      init->second = t;
+    }
+  };
+
   // Partition and compile. A partition whose compile fails leaves its backend (only the failing nodes
   // when the backend names them) and the graph is partitioned again: a compile-time failover.
   std::vector<std::vector<std::string>> excluded(chain.size(), std::vector<std::string>(g->nodes.size()));
@@ -302,21 +328,34 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
     }
     cg->partitions_.clear();
     cg->partitions_.reserve(cg->placement_.partitions.size());
-    bool failed = false;
     for (auto& pp : cg->placement_.partitions) {
       CompiledPartition cp;
       cp.backend = pp.backend;
       cp.spec = pp.spec;
       cg->partitions_.push_back(std::move(cp));
-      CompiledPartition& p = cg->partitions_.back();
+    }
+    // The chain's last backend compiles after the others: its failure fails the load, so once it has freed
+    // packed constants (release_packed) no failover compiles from them again.
+    std::vector<size_t> order;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t i = 0; i < cg->partitions_.size(); ++i) {
+        const bool last = static_cast<size_t>(cg->partitions_[i].backend) + 1 == chain.size();
+        if (last == (pass == 1)) order.push_back(i);
+      }
+    }
+    bool failed = false;
+    for (size_t i : order) {
+      CompiledPartition& p = cg->partitions_[i];
       const Backend& backend = *chain[static_cast<size_t>(p.backend)];
+      const bool last = static_cast<size_t>(p.backend) + 1 == chain.size();
       std::vector<int> failed_nodes;
-      auto exe = backend.compile(cg->compile_context(p.spec, &failed_nodes));
+      CompileContext ctx = cg->compile_context(p.spec, &failed_nodes);
+      if (last && release_packed != nullptr) ctx.constant_packed = release;
+      auto exe = backend.compile(ctx);
       if (exe.ok()) {
         p.executable = std::move(exe).value();
         continue;
       }
-      const bool last = static_cast<size_t>(p.backend) + 1 == chain.size();
       if (last || attempt > g->nodes.size() + chain.size()) return exe.status();
       if (failed_nodes.empty()) failed_nodes = p.spec.nodes;
       const std::string reason = "compile failed: " + exe.status().message();
@@ -354,6 +393,7 @@ Result<std::shared_ptr<CompiledGraph>> CompiledGraph::compile(std::shared_ptr<co
       cg->partitions_[static_cast<size_t>(last_reader[static_cast<size_t>(s)])].release.push_back(s);
     }
   }
+  if (released_bytes != nullptr) *released_bytes = released;
   return cg;
 }
 

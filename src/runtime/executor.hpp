@@ -102,9 +102,16 @@ class CompiledGraph {
   // Partitions `g` over `chain` and compiles each partition. `parent` is the enclosing graph for
   // subgraphs (names not defined in `g` are read from it), null at top level. With `require_first`,
   // a node that would leave chain[0] fails the compile with the nodes and reasons.
+  // `release_packed` (top level only: the caller's own mutable `g`) frees each constant's data as soon as its
+  // one reader's kernel has packed it (CompileContext::constant_packed), where that reader runs on the chain's
+  // last backend (so no fallback or compile-time failover can need the original): the constant becomes a tensor
+  // of the same dtype and shape without data, in `g` and here, and packed weights are not held twice at any
+  // point of the load. Returns the bytes freed in `released_bytes` when set.
   static Result<std::shared_ptr<CompiledGraph>> compile(std::shared_ptr<const graph::Graph> g,
                                                         const std::vector<std::shared_ptr<Backend>>& chain,
-                                                        const CompiledGraph* parent, bool require_first = false);
+                                                        const CompiledGraph* parent, bool require_first = false,
+                                                        graph::Graph* release_packed = nullptr,
+                                                        int64_t* released_bytes = nullptr);
 
   // Runs with `inputs` bound to the graph inputs in order (a none Value leaves an input unset) and
   // returns the outputs in order. `outer` is the enclosing frame for subgraphs.

@@ -1,10 +1,10 @@
 #include "runtime/graph_optimizer.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <set>
 #include <string_view>
 
+#include "core/capped_allocator.hpp"
 #include "graph/passes/pass.hpp"
 #include "runtime/executor.hpp"
 
@@ -32,31 +32,6 @@ bool foldable(const graph::Node& n, const graph::Graph& g) {
   return any_input;
 }
 
-// Host memory for folding one node: allocations past `cap` bytes in all fail, so a constant that would be huge
-// (a ConstantOfShape of 8 GB in a hostile model) is refused while it is computed, not after; the node then stays
-// in the graph and runs under the request's memory budget. Folded tensors keep this allocator alive.
-class FoldAllocator final : public Allocator {
- public:
-  explicit FoldAllocator(size_t cap) : cap_(cap) {}
-  void* allocate(size_t bytes, size_t alignment) override {
-    if (bytes > cap_ - std::min(cap_, used_.fetch_add(bytes))) {
-      used_.fetch_sub(bytes);
-      return nullptr;
-    }
-    void* p = default_allocator().allocate(bytes, alignment);
-    if (p == nullptr) used_.fetch_sub(bytes);
-    return p;
-  }
-  void deallocate(void* p, size_t bytes) override {
-    default_allocator().deallocate(p, bytes);
-    used_.fetch_sub(bytes);
-  }
-
- private:
-  const size_t cap_;
-  std::atomic<size_t> used_{0};
-};
-
 // Runs one node on constant inputs; returns its outputs.
 Result<std::vector<Value>> run_constant_node(const graph::Node& n, const graph::Graph& g,
                                              const std::vector<std::shared_ptr<Backend>>& chain) {
@@ -75,8 +50,11 @@ Result<std::vector<Value>> run_constant_node(const graph::Node& n, const graph::
   ThreadPool pool(1);
   RunEnv env;
   env.pool = &pool;
-  // Room for the outputs kept (kMaxFoldedBytes) and the kernel's own scratch.
-  env.shared_allocator = std::make_shared<FoldAllocator>(4 * kMaxFoldedBytes);
+  // Host memory for folding one node, capped: a constant that would be huge (a ConstantOfShape of 8 GB in a
+  // hostile model) is refused while it is computed, not after; the node then stays in the graph and runs under
+  // the request's memory budget. Room for the outputs kept (kMaxFoldedBytes) and the kernel's own scratch;
+  // folded tensors keep the allocator alive.
+  env.shared_allocator = std::make_shared<CappedAllocator>(4 * kMaxFoldedBytes);
   env.allocator = env.shared_allocator.get();
   return compiled->run({}, env, nullptr);
 }

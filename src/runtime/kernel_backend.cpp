@@ -339,6 +339,12 @@ Result<std::unique_ptr<Executable>> KernelBackend::compile(const CompileContext&
       if (ctx.failed_nodes) ctx.failed_nodes->push_back(spec.nodes[i]);
       return first_error.with_prefix("[" + info_.name + "] " + node.label() + ": ");
     }
+    if (const uint32_t packed = step->kernel->packed_inputs(); packed != 0 && ctx.constant_packed) {
+      for (size_t k = 0; k < node.inputs.size() && k < 32; ++k) {
+        // Only constants the step reads from the frame (a device backend's bound copies are its own).
+        if (((packed >> k) & 1u) && step->inputs[k] >= 0 && view.constant(node.inputs[k])) ctx.constant_packed(node.inputs[k]);
+      }
+    }
     for (size_t k = 0; k < step->inputs.size(); ++k) {
       const int s = step->inputs[k];
       if (s > kBound) continue;

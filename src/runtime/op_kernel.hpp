@@ -98,6 +98,10 @@ class OpKernel {
   // Computes every output of the node from its inputs. Errors describe the bad value; the executor
   // prefixes the backend and node label.
   virtual Status run(OpContext& ctx) const = 0;
+  // Inputs (bit i: input i) that were constants the kernel copied at create into a form of its own (packed
+  // weights) and whose data run() never reads, only their shape and dtype. The runtime may then free the
+  // original's data (CompiledGraph::release_packed_constants) and hand run() a tensor without data.
+  virtual uint32_t packed_inputs() const { return 0; }
 };
 
 // What a kernel factory is given when a node is compiled.

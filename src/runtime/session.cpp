@@ -120,8 +120,12 @@ static Result<std::unique_ptr<Session::Impl>> build_session(const SessionOptions
     impl->info.optimization_steps.emplace_back("remove_dead_nodes", stats.removed);
   }
   impl->info.optimized_node_count = static_cast<int64_t>(impl->model.graph->nodes.size());
-  ORCHARD_ASSIGN_OR_RETURN(impl->compiled, runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr,
-                                                                                    options.disable_fallback));
+  // Packed weights are freed from the graph as they are packed (ORCHARD_RELEASE_PACKED=0 keeps them).
+  const char* release = std::getenv("ORCHARD_RELEASE_PACKED");
+  graph::Graph* release_into = release != nullptr && std::string(release) == "0" ? nullptr : impl->model.graph.get();
+  ORCHARD_ASSIGN_OR_RETURN(impl->compiled,
+                           runtime::CompiledGraph::compile(impl->model.graph, impl->chain, nullptr, options.disable_fallback,
+                                                           release_into, &impl->info.released_weight_bytes));
   impl->estimator = std::make_unique<runtime::MemoryEstimator>(*impl->compiled);
   impl->pool = options.thread_pool ? options.thread_pool : std::make_shared<ThreadPool>(options.intra_op_threads);
   impl->allocator = options.allocator ? options.allocator : &default_allocator();

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "core/capped_allocator.hpp"
 #include "orchard/io.hpp"
 #include "orchard/session.hpp"
 
@@ -58,29 +59,6 @@ class MemFile {
 };
 
 namespace detail {
-
-// Tensor memory with a hard cap: allocations past it fail (the run gets out_of_memory).
-class CappedAllocator final : public Allocator {
- public:
-  explicit CappedAllocator(size_t cap) : cap_(cap) {}
-  void* allocate(size_t bytes, size_t alignment) override {
-    if (used_.fetch_add(bytes) + bytes > cap_) {
-      used_.fetch_sub(bytes);
-      return nullptr;
-    }
-    void* p = default_allocator().allocate(bytes, alignment);
-    if (p == nullptr) used_.fetch_sub(bytes);
-    return p;
-  }
-  void deallocate(void* p, size_t bytes) override {
-    default_allocator().deallocate(p, bytes);
-    used_.fetch_sub(bytes);
-  }
-
- private:
-  const size_t cap_;
-  std::atomic<size_t> used_{0};
-};
 
 // A small tensor for `info`: fixed dims kept when <= 4, others 2; returns an undefined tensor when the
 // declared shape is too large to be "small".

@@ -88,6 +88,10 @@ TEST(Conv, VariantsOnConstantWeights) {
       {1, 3, 13, 37, 3, 3, 3, {3, 3}, {1, 1, 1, 1}, {1, 2}},   // depthwise stride 3, wide rows
       {1, 4, 6, 6, 8, 4, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // channel multiplier 2: im2col per group
       {1, 45, 81, 79, 13, 1, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}}, // K 405, 1640 outputs: several GEMM blocks each way
+      // Short output rows: through the gather table (small), and past its size limit through Im2colSource.
+      {1, 8, 8, 8, 16, 1, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},    // the digits model's second convolution
+      {2, 6, 7, 5, 10, 2, 3, {2, 1}, {0, 1, 2, 0}, {1, 2}},    // groups, batch 2, strides, uneven pads, dilation
+      {1, 130, 10, 10, 7, 1, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}}, // K 1170 x 100 outputs: past the table's limit
       // Depthwise over more channels than a vector has lanes (channel blocks of 16 / 8 / 4 and a partial one):
       {2, 37, 7, 7, 37, 37, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},  // 3x3 on 7x7 planes, batch 2
       {1, 21, 9, 11, 21, 21, 5, {2, 2}, {2, 1, 2, 3}, {1, 1}}, // 5x5/2, asymmetric pads

@@ -4,11 +4,13 @@
 //  - depthwise 2-D (group == C == M): a direct kernel, on blocks of channels in vector lanes, or for wide rows
 //    at horizontal stride 1 one channel plane at a time;
 //  - everything else: im2col per (image, group) + GEMM; for 1-D and 2-D the GEMM packs its blocks of the
-//    im2col matrix straight from the image (Im2colSource), N-D builds the matrix first.
+//    im2col matrix straight from the image (Im2colSource; small ones through a gather table, GatherSource), N-D
+//    builds the matrix first.
 // The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
 // depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
 // the node): inputs not known to be float32.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -26,7 +28,6 @@ namespace orchard::cpu::opt {
 namespace {
 
 using reference::ConvGeom;
-using reference::ConvState;
 
 // Adds the residual plane z (if any) to the output plane y and applies the activation.
 void finish_plane(const float* z, const ActivationSpec& act, float* y, int64_t n) {
@@ -163,6 +164,76 @@ class Im2colSource final : public GemmPanelSource {
   int64_t ih_, oh_, kh_, sh_, dh_, ph_, iw_, ow_, kw_, sw_, dw_, pw_;
 };
 
+// Small 1-D and 2-D convolutions with short output rows (the 8x8 images of a digits classifier): the im2col
+// matrix is read through a table computed once per input shape, entry (k, j) holding the offset of element
+// (k, j) in the (image, group)'s channels plus one, 0 in the padding. Packing a block is then one gather from a
+// copy of the channels with a zero in front, where Im2colSource's runs of a few pixels each cost more than the
+// pixels. Used when the table has at most kGatherMaxEntries entries and output rows are shorter than
+// kGatherMaxRow (longer rows make long runs, which Im2colSource copies at memory speed).
+constexpr int64_t kGatherMaxEntries = int64_t{1} << 16;
+constexpr int64_t kGatherMaxRow = 16;
+
+// The kernel's shape-dependent state: the geometry and, for small convolutions, the im2col gather table.
+struct ConvF32State final : runtime::KernelState {
+  ConvGeom g;
+  std::vector<int32_t> gather;  // [cg * kernel_size] x [out_size], or empty
+};
+
+// Returns the gather table of g (see kGatherMaxEntries), or an empty one when g does not qualify.
+std::vector<int32_t> im2col_gather_table(const ConvGeom& g, bool implicit) {
+  const int64_t cg = g.c_per_group(), K = cg * g.kernel_size;
+  if (!implicit || g.out.back() >= kGatherMaxRow || K * g.out_size > kGatherMaxEntries ||
+      cg * g.in_size >= INT32_MAX) {
+    return {};
+  }
+  const bool two_d = g.rank() == 2;
+  const int64_t ih = two_d ? g.in[0] : 1, oh = two_d ? g.out[0] : 1, kh = two_d ? g.kernel[0] : 1;
+  const int64_t sh = two_d ? g.stride[0] : 1, dh = two_d ? g.dilation[0] : 1, ph = two_d ? g.pad_begin[0] : 0;
+  const size_t d = g.rank() - 1;
+  const int64_t iw = g.in[d], ow = g.out[d], kw = g.kernel[d], sw = g.stride[d], dw = g.dilation[d], pw = g.pad_begin[d];
+  std::vector<int32_t> table(static_cast<size_t>(K * g.out_size));
+  int32_t* t = table.data();
+  for (int64_t c = 0; c < cg; ++c) {
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        for (int64_t oy = 0; oy < oh; ++oy) {
+          const int64_t iy = oy * sh - ph + ky * dh;
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            const int64_t ix = ox * sw - pw + kx * dw;
+            const bool inside = iy >= 0 && iy < ih && ix >= 0 && ix < iw;
+            *t++ = inside ? static_cast<int32_t>(c * g.in_size + iy * iw + ix + 1) : 0;
+          }
+        }
+      }
+    }
+  }
+  return table;
+}
+
+// The im2col matrix of one (image, group) through a gather table (im2col_gather_table); `xz` is the group's
+// channels with one zero in front.
+class GatherSource final : public GemmPanelSource {
+ public:
+  GatherSource(const int32_t* table, int64_t columns, const float* xz) : table_(table), columns_(columns), xz_(xz) {}
+
+  void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const override {
+    for (int64_t jp = 0; jp < nc; jp += nr, out += kc * nr) {
+      const int64_t j = j0 + jp, n = std::max<int64_t>(0, std::min<int64_t>({nr, nc - jp, columns_ - j}));
+      for (int64_t k = 0; k < kc; ++k) {
+        const int32_t* idx = table_ + (p0 + k) * columns_ + j;
+        float* dst = out + k * nr;
+        for (int64_t c = 0; c < n; ++c) dst[c] = xz_[idx[c]];
+        for (int64_t c = n; c < nr; ++c) dst[c] = 0;
+      }
+    }
+  }
+
+ private:
+  const int32_t* table_;
+  int64_t columns_;
+  const float* xz_;
+};
+
 // Conv (Fused = false) and FusedConv (inputs X, W, B, Z; attributes activation / activation_params).
 template <bool Fused>
 class ConvF32 final : public OpKernel {
@@ -192,8 +263,15 @@ class ConvF32 final : public OpKernel {
 
   bool has_reshape() const override { return true; }
 
+  // A constant W packed at create is read at run for its shape only.
+  uint32_t packed_inputs() const override { return packed_.empty() ? 0 : 1u << 1; }
+
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
-    return reference::conv_state(node_, shapes);
+    if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
+    auto state = std::make_shared<ConvF32State>();
+    ORCHARD_ASSIGN_OR_RETURN(state->g, reference::conv_geometry(node_, shapes[0], shapes[1]));
+    state->gather = im2col_gather_table(state->g, uses_implicit_im2col(state->g, shapes[1]));
+    return std::shared_ptr<const runtime::KernelState>(std::move(state));
   }
 
   Status run(OpContext& ctx) const override {
@@ -202,7 +280,7 @@ class ConvF32 final : public OpKernel {
     if (x->dtype() != DType::float32 || w->dtype() != DType::float32) {
       return invalid_argument("X and W must be float32, got ", x->description(), " and ", w->description());
     }
-    const ConvState* state = ctx.state<ConvState>();
+    const ConvF32State* state = ctx.state<ConvF32State>();
     if (state == nullptr) return internal_error("run without reshape");
     const ConvGeom& g = state->g;
     const float* bias = nullptr;
@@ -234,22 +312,25 @@ class ConvF32 final : public OpKernel {
     // A weight that is not a constant is packed for this run only.
     const std::vector<std::shared_ptr<const PackedMatrix>> packed_now = packed_.empty() ? pack_weight(*w) : packed_;
     const int64_t cg = g.c_per_group(), mg = g.m_per_group(), K = cg * g.kernel_size;
-    bool direct = true;  // 1x1, stride 1, no padding: the image itself is the column matrix
-    for (size_t d = 0; d < g.rank(); ++d) {
-      direct = direct && g.kernel[d] == 1 && g.stride[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
-    }
+    const bool direct = is_direct(g);  // 1x1, stride 1, no padding: the image itself is the column matrix
     const bool implicit = !direct && g.rank() <= 2;  // 1-D and 2-D: im2col inside the GEMM's packing
     Tensor cols;
     if (!direct && !implicit) {
       ORCHARD_ASSIGN_OR_RETURN(cols, Tensor::create(DType::float32, Shape{K, g.out_size}, ctx.allocator()));
     }
+    // The group's channels after a zero, for the gather table (read by the GEMM's tasks; written here only).
+    std::vector<float> xz(state->gather.empty() ? 0 : static_cast<size_t>(cg * g.in_size + 1));
     for (int64_t n = 0; n < g.N; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const float* xg = px + (n * g.C + gi * cg) * g.in_size;
         const int64_t y_off = (n * g.M + gi * mg) * g.out_size;
         GemmOperand b{xg, g.in_size, false, nullptr};
         const Im2colSource source(g, xg);
-        if (implicit) {
+        const GatherSource gathered(state->gather.data(), g.out_size, xz.data());
+        if (!state->gather.empty()) {
+          std::copy(xg, xg + cg * g.in_size, xz.begin() + 1);
+          b.source = &gathered;
+        } else if (implicit) {
           b.source = &source;
         } else if (!direct) {
           reference::im2col(g, xg, cg, cols.data<float>(), ctx.pool());
@@ -273,8 +354,22 @@ class ConvF32 final : public OpKernel {
  private:
   // True for the weights of a 2-D depthwise convolution (one input and one output channel per group) that the
   // direct kernel takes.
-  bool is_depthwise(const Tensor& w) const {
-    return w.rank() == 4 && w.dim(1) == 1 && group_ == w.dim(0) && group_ > 1 && w.dim(2) * w.dim(3) <= kDepthwiseMaxTaps;
+  bool is_depthwise(const Tensor& w) const { return is_depthwise(w.shape()); }
+  bool is_depthwise(const Shape& w) const {
+    return w.rank() == 4 && w[1] == 1 && group_ == w[0] && group_ > 1 && w[2] * w[3] <= kDepthwiseMaxTaps;
+  }
+
+  // True for a 1x1 convolution at stride 1 without padding: a GEMM on the image itself.
+  static bool is_direct(const ConvGeom& g) {
+    for (size_t d = 0; d < g.rank(); ++d) {
+      if (g.kernel[d] != 1 || g.stride[d] != 1 || g.pad_begin[d] != 0 || g.pad_end[d] != 0) return false;
+    }
+    return true;
+  }
+
+  // True when run() packs the im2col matrix inside the GEMM (1-D and 2-D, not direct, not depthwise).
+  bool uses_implicit_im2col(const ConvGeom& g, const Shape& w) const {
+    return !is_depthwise(w) && !is_direct(g) && g.rank() <= 2;
   }
 
   // Returns W_g [M/g x C/g * k] of each group g, packed as GEMM left operands.

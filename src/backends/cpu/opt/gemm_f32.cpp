@@ -70,12 +70,15 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t M, int64_t i0, int6
             float* out) {
   for (int64_t ip = 0; ip < mc; ip += mr, out += kc * mr) {
     const int rows = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>({mr, mc - ip, M - (i0 + ip)})));
+    // A partial panel is cleared whole first (one contiguous fill), then only its rows are written: a batch-1
+    // product packs one row into a panel of mr, and clearing the others one strided float at a time cost more
+    // than the row itself.
+    if (rows < mr) std::memset(out, 0, static_cast<size_t>(kc * mr) * sizeof(float));
     if (trans) {  // row k of the panel is `rows` consecutive floats of A
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = A + (p0 + k) * lda + i0 + ip;
         float* dst = out + k * mr;
         for (int r = 0; r < rows; ++r) dst[r] = src[r];
-        for (int r = rows; r < mr; ++r) dst[r] = 0;
       }
       continue;
     }
@@ -89,13 +92,9 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t M, int64_t i0, int6
         for (int q = 0; q < 4; ++q) out[k * mr + r + q] = src[q][k];
       }
     }
-    for (; r < mr; ++r) {
-      if (r >= rows) {
-        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = 0;
-      } else {
-        const float* src = A + (i0 + ip + r) * lda + p0;
-        for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
-      }
+    for (; r < rows; ++r) {
+      const float* src = A + (i0 + ip + r) * lda + p0;
+      for (int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
     }
   }
 }

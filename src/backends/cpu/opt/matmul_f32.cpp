@@ -55,6 +55,8 @@ class MatMulF32 final : public OpKernel {
     return require_float32(ctx, Fused ? 4 : 2);
   }
 
+  uint32_t packed_inputs() const override { return packed_b_ ? 1u << 1 : 0; }
+
   Status run(OpContext& ctx) const override {
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* a, float_input(ctx, 0, "A"));
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, float_input(ctx, 1, "B"));
@@ -81,11 +83,12 @@ class MatMulF32 final : public OpKernel {
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, p.out));
     if (y.numel() == 0) return Status::OK();
     const float* pa = a->data<float>();
-    const float* pb = b->data<float>();
+    // The packed B is this node's constant, so it matches b whenever it is set; b's data is then never read
+    // (the runtime may have freed it: packed_inputs).
+    const PackedMatrix* packed = packed_b_.get();
+    const float* pb = packed ? nullptr : b->data<float>();
     float* py = y.data<float>();
     const int64_t M = p.M, N = p.N, K = p.K;
-    // The packed B is this node's constant, so it matches b whenever it is set.
-    const PackedMatrix* packed = packed_b_.get();
     auto one = [&](int64_t bi, ThreadPool* pool) {
       GemmEpilogue e = ep;
       if (z != nullptr) {
@@ -93,7 +96,7 @@ class MatMulF32 final : public OpKernel {
         e.ld_residual = N;
       }
       const GemmOperand ga{pa + p.a_off[static_cast<size_t>(bi)], K, false, nullptr};
-      const GemmOperand gb{pb + p.b_off[static_cast<size_t>(bi)], N, false, packed};
+      const GemmOperand gb{packed ? nullptr : pb + p.b_off[static_cast<size_t>(bi)], N, false, packed};
       gemm_f32(M, N, K, ga, gb, py + bi * M * N, N, e, pool);
     };
     ThreadPool& pool = ctx.pool();
@@ -129,6 +132,8 @@ class GemmF32 final : public OpKernel {
   }
 
   static Status validate(const KernelCreateContext& ctx) { return require_float32(ctx, 3); }
+
+  uint32_t packed_inputs() const override { return packed_b_ ? 1u << 1 : 0; }
 
   Status run(OpContext& ctx) const override {
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* a, float_input(ctx, 0, "A"));
@@ -169,7 +174,7 @@ class GemmF32 final : public OpKernel {
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out));
     if (y.numel() == 0) return Status::OK();
     const GemmOperand ga{a->data<float>(), a->dim(1), trans_a_, nullptr};
-    const GemmOperand gb{b->data<float>(), b->dim(1), trans_b_, packed_b_.get()};
+    const GemmOperand gb{packed_b_ ? nullptr : b->data<float>(), b->dim(1), trans_b_, packed_b_.get()};
     gemm_f32(M, N, K, ga, gb, y.data<float>(), N, ep, &ctx.pool());
     return Status::OK();
   }
