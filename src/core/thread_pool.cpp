@@ -74,7 +74,8 @@ void ThreadPool::run_chunks(Job& job) {
 
 void ThreadPool::worker_loop() {
   for (;;) {
-    for (int i = 0; i < kSpinIterations && queued_.load(std::memory_order_acquire) == 0; ++i) cpu_relax();
+    int spun = 0;
+    for (; spun < kSpinIterations && queued_.load(std::memory_order_acquire) == 0; ++spun) cpu_relax();
     std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -89,12 +90,15 @@ void ThreadPool::worker_loop() {
           job = jobs_.front();
           break;
         }
+        // Only jobs already handed out were queued (the worker finished its chunk before the caller removed
+        // the job): poll again rather than sleep, as the caller's next job usually follows at once.
+        if (spun < kSpinIterations) break;
         ++sleepers_;
         cv_.wait(lock);
         --sleepers_;
       }
     }
-    run_chunks(*job);
+    if (job) run_chunks(*job);
   }
 }
 

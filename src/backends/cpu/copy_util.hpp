@@ -36,15 +36,14 @@ Status dispatch_copy(DType dt, std::string_view what, F&& f) {
   return unsupported(what, ": element type ", dtype_name(dt), " is not supported");
 }
 
-// Fills the contiguous `out` (row-major over `dims`) from `in + offset` read with `strides` per dim (0 for
-// broadcast dims, any sign). Drops unit dims, merges dims that are contiguous in both, copies inner runs,
-// and transposes 2-D tiles when the input's unit-stride dim is not the output's innermost.
-template <class T>
-void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims, const std::vector<int64_t>& strides,
-                  T* out, ThreadPool& pool) {
-  std::vector<int64_t> d2, s2;
+// A strided copy into a contiguous output (row-major over `dims`, read with `strides` per dim) with its unit
+// dims dropped and the dims contiguous in both merged. Returns false when a dim is 0 (nothing to copy).
+inline bool merge_copy_dims(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides,
+                            std::vector<int64_t>& d2, std::vector<int64_t>& s2) {
+  d2.clear();
+  s2.clear();
   for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] == 0) return;
+    if (dims[i] == 0) return false;
     if (dims[i] == 1) continue;
     if (!d2.empty() && s2.back() == strides[i] * dims[i]) {
       d2.back() *= dims[i];
@@ -54,6 +53,55 @@ void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims,
       s2.push_back(strides[i]);
     }
   }
+  return true;
+}
+
+// A merged copy (merge_copy_dims) as a batch of 2-D transposes: for each position of the outer dims (walked
+// with `outer_in_strides` / `outer_out_steps`), out[i * row_out_stride + k] = in[i + k * inner_stride] for
+// i < rows (the output dim the input reads with stride 1) and k < inner (the innermost output dim).
+struct TransposePlan {
+  int64_t rows = 0, inner = 0, inner_stride = 0, row_out_stride = 0;
+  std::vector<int64_t> outer_dims, outer_in_strides, outer_out_steps;
+};
+
+// Fills `p` and returns true when the merged copy (d2, s2) has that form: its innermost output dim is read with
+// a stride other than 1 and another output dim (of 4 or more) with stride 1.
+inline bool transpose_plan(const std::vector<int64_t>& d2, const std::vector<int64_t>& s2, TransposePlan& p) {
+  const size_t r = d2.size();
+  if (r < 2 || s2[r - 1] == 1) return false;
+  size_t j = r;
+  for (size_t k = 0; k + 1 < r; ++k) {
+    if (s2[k] == 1 && d2[k] >= 4) j = k;
+  }
+  if (j == r) return false;
+  std::vector<int64_t> out_strides(r);
+  int64_t acc = 1;
+  for (size_t k = r; k-- > 0;) {
+    out_strides[k] = acc;
+    acc *= d2[k];
+  }
+  p = TransposePlan{};
+  for (size_t k = 0; k + 1 < r; ++k) {
+    if (k == j) continue;
+    p.outer_dims.push_back(d2[k]);
+    p.outer_in_strides.push_back(s2[k]);
+    p.outer_out_steps.push_back(out_strides[k]);
+  }
+  p.rows = d2[j];
+  p.row_out_stride = out_strides[j];
+  p.inner = d2[r - 1];
+  p.inner_stride = s2[r - 1];
+  return true;
+}
+
+// Fills the contiguous `out` (row-major over `dims`) from `in + offset` read with `strides` per dim (0 for
+// broadcast dims, any sign). Drops unit dims, merges dims that are contiguous in both, copies inner runs,
+// and transposes 2-D tiles when the input's unit-stride dim is not the output's innermost.
+template <class T>
+void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims, const std::vector<int64_t>& strides,
+                  T* out, ThreadPool& pool) {
+  std::vector<int64_t> d2, s2;
+  if (!merge_copy_dims(dims, strides, d2, s2)) return;
   if (d2.empty()) {
     out[0] = in[offset];
     return;
@@ -63,31 +111,12 @@ void strided_copy(const T* in, int64_t offset, const std::vector<int64_t>& dims,
   const int64_t inner_stride = s2[r - 1];
 
   // A tiled transpose between output dim j (input stride 1) and the innermost output dim.
-  size_t j = r;
-  if (inner_stride != 1 && r >= 2) {
-    for (size_t k = 0; k + 1 < r; ++k) {
-      if (s2[k] == 1 && d2[k] >= 4) j = k;
-    }
-  }
-  if (j < r) {
-    std::vector<int64_t> out_strides(r);
-    int64_t acc = 1;
-    for (size_t k = r; k-- > 0;) {
-      out_strides[k] = acc;
-      acc *= d2[k];
-    }
-    std::vector<int64_t> dims, in_strides, out_steps;
-    for (size_t k = 0; k + 1 < r; ++k) {
-      if (k == j) continue;
-      dims.push_back(d2[k]);
-      in_strides.push_back(s2[k]);
-      out_steps.push_back(out_strides[k]);
-    }
-    const int64_t rows = d2[j];
-    const int64_t row_out_stride = out_strides[j];
+  TransposePlan plan;
+  if (transpose_plan(d2, s2, plan)) {
+    const int64_t rows = plan.rows, row_out_stride = plan.row_out_stride;
     int64_t outer = 1;
-    for (int64_t s : dims) outer *= s;
-    const StridedWalk<2> base(dims, {in_strides, out_steps});
+    for (int64_t s : plan.outer_dims) outer *= s;
+    const StridedWalk<2> base(plan.outer_dims, {plan.outer_in_strides, plan.outer_out_steps});
     pool.parallel_for(outer, grain_for(rows * inner), [&](int64_t begin, int64_t end) {
       StridedWalk<2> w = base;
       w.seek(begin);

@@ -45,6 +45,7 @@ std::span<const KernelDef> all_kernels() {
              opt::norm_vec_kernels,
              opt::reduce_vec_kernels,
              opt::pool_vec_kernels,
+             opt::transpose_vec_kernels,
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());

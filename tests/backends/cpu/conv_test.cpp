@@ -98,9 +98,19 @@ TEST(Conv, VariantsOnConstantWeights) {
       {1, 19, 14, 13, 19, 19, 7, {1, 1}, {3, 3, 3, 3}, {1, 1}}, // 7x7 on 14x13
       {1, 18, 12, 12, 18, 18, 3, {3, 2}, {0, 1, 1, 0}, {2, 1}}, // strides 3/2, dilation, uneven pads
       {1, 17, 5, 33, 17, 17, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},  // 33-pixel planes: transposes with a tail
+      // Rows of a vector or more by runs of pixels; large planes by bands of output rows (16 / 8 / 4 lanes: over
+      // 4096 / 8192 / 16384 padded pixels), rows two bands share transposed again:
+      {1, 17, 101, 120, 17, 17, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}}, // 3x3/2, bands of 1-7 rows, a partial last one
+      {1, 16, 70, 80, 16, 16, 3, {2, 2}, {0, 0, 0, 0}, {1, 1}},   // last input column unread: runs overlap
+      {1, 16, 66, 62, 16, 16, 5, {1, 1}, {2, 2, 2, 2}, {1, 1}},   // 5x5: bands of at least 8 rows
+      {1, 5, 255, 140, 5, 5, 3, {2, 2}, {1, 1, 1, 1}, {1, 1}},    // bands with 4 lanes too
       // Depthwise with rows of 64+ outputs at horizontal stride 1: one plane at a time.
       {1, 5, 6, 70, 5, 5, 3, {1, 1}, {1, 1, 1, 1}, {1, 1}},     // 3x3 on 6x70
       {1, 3, 9, 67, 3, 3, 5, {2, 1}, {0, 2, 1, 3}, {1, 2}},     // 5x5, vertical stride 2, dilation, uneven pads
+      // ... square kernels at stride 1 without dilation by aligned loads and lane shifts, 4 rows at a time:
+      {1, 3, 9, 67, 3, 3, 5, {1, 1}, {2, 2, 2, 2}, {1, 1}},     // 5x5: two blocks of 4 rows and one row
+      {1, 2, 6, 80, 2, 2, 7, {1, 1}, {3, 3, 3, 3}, {1, 1}},     // 7x7: shifts past a 4-lane vector
+      {1, 2, 7, 65, 2, 2, 3, {1, 1}, {1, 0, 1, 2}, {1, 1}},     // no left pad, uneven pads
   };
   unsigned seed = 500;
   for (const Case& c : cases) {

@@ -169,5 +169,17 @@ TEST(GemmF32Opt, ThreadPoolUnevenBlocks) {
   }
 }
 
+// A batch-1 classifier: under the flop threshold but streaming over 1 MiB of packed weights, so split along N
+// on 2 and 3 threads (a block started at the wrong column, or columns left out, fail).
+TEST(GemmF32Opt, ThreadPoolSmallProductLargeWeights) {
+  GemmEpilogue bias;
+  bias.bias = reinterpret_cast<const float*>(1);  // replaced by check()
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    check({1, 451, 600, false, true, false, true}, bias, &pool);
+    check({3, 451, 600, false, false, false, true}, {}, &pool);
+  }
+}
+
 }  // namespace
 }  // namespace orchard::cpu::opt

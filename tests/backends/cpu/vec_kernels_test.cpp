@@ -421,6 +421,8 @@ TEST(VecKernels, TransposeShapesFromTransformers) {
       {Shape{3, 4}, {0, 1}},                  // in order: the reference aliases it
       {Shape{2, 0, 3}, {2, 1, 0}},            // empty
       {Shape{1, 256, 14, 14}, {0, 2, 3, 1}},  // NCHW to NHWC, large enough to split over threads
+      {Shape{1, 14, 13, 70}, {0, 3, 1, 2}},   // NHWC back to NCHW (convnext), partial 32x32 tiles and 4x4 blocks
+      {Shape{2, 70, 3, 45}, {0, 3, 2, 1}},    // an outer dim between the two transposed ones
   };
   uint32_t seed = 700;
   for (const T& c : cases) {

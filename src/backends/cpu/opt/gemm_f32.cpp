@@ -21,7 +21,10 @@ namespace {
 constexpr int64_t KC = 384;   // K block: an mr-row panel of A (kc x mr) stays in L1, B panels stream from L2
 constexpr int64_t MC = 96;    // M block (a multiple of every mr: 6, 8, 12): A block in L2
 constexpr int64_t NC = 1536;  // N block (a multiple of every nr)
-constexpr double kSerialFlops = 4e6;  // products below this stay on the calling thread
+constexpr double kSerialFlops = 4e6;  // products below this stay on the calling thread,
+constexpr double kParallelBytes = 1 << 20;  // unless they read this many bytes of packed operands (a batch-1
+                                            // classifier's weights: bound by memory bandwidth, which two threads
+                                            // nearly double)
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -324,7 +327,9 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmO
   const Problem p{M, N, K, &a, &b, C, ldc, &ep, &mk};
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const int threads = pool ? pool->size() : 1;
-  if (threads <= 1 || flops < kSerialFlops) {
+  const double packed_bytes = sizeof(float) * ((a.packed ? static_cast<double>(M) * static_cast<double>(K) : 0.0) +
+                                                (b.packed ? static_cast<double>(K) * static_cast<double>(N) : 0.0));
+  if (threads <= 1 || (flops < kSerialFlops && packed_bytes < kParallelBytes)) {
     run_block(p, 0, M, 0, N);
     return;
   }

@@ -2,7 +2,8 @@
 // micro-kernel over packed panels and cache blocking (GotoBLAS order). The micro-kernel is chosen once per
 // process by cpu_features(): gemm_f32_avx512.cpp, gemm_f32_avx2.cpp or the portable gemm_f32_portable.cpp
 // (aarch64 NEON and everything else). A constant operand (weights) is packed once into a PackedMatrix.
-// Threading: output blocks on the ThreadPool; products below a few MFLOP stay on the calling thread.
+// Threading: output blocks on the ThreadPool; products below a few MFLOP stay on the calling thread unless they
+// stream over 1 MiB of packed operands (memory-bound: a batch-1 classifier).
 #pragma once
 
 #include <cstdint>

@@ -19,6 +19,7 @@ std::span<const KernelDef> softmax_vec_kernels();      // softmax_vec.cpp: Softm
 std::span<const KernelDef> norm_vec_kernels();         // norm_vec.cpp: LayerNormalization, BatchNormalization
 std::span<const KernelDef> reduce_vec_kernels();       // reduce_vec.cpp: ReduceSum, ReduceMean over trailing axes
 std::span<const KernelDef> pool_vec_kernels();         // pool_vec.cpp: GlobalAveragePool, MaxPool (2-D)
+std::span<const KernelDef> transpose_vec_kernels();    // transpose_vec.cpp: Transpose as batched 2-D transposes
 
 // Returns a KernelDef line for a float32 variant of priority 1.
 constexpr KernelDef vec_def(std::string_view domain, std::string_view op, int since, int until, KernelFactory create) {
