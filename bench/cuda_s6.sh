@@ -1,0 +1,73 @@
+#!/bin/bash
+# Session 6 helper's GPU steps (cuda6): OUT=$OUT bash build_cuda6_run/s6.sh PHASE...  (files packed by
+# bench/cuda_pack.sh, binaries in bin.tar.gz, this script as s6.sh; orchard_before = main's build for the A/B)
+#   p  where the time goes: op summaries (bert_base, gpt2 at N=1 and 32, resnet50 and mobilenet_v2 at 32), the
+#      fp16 bench of the four models, then torch_anchor.py with the time left (TORCH_SKIP: keys to skip)
+#   f  final: GPU unit tests, fp16 outputs vs the CPU, orchard_before vs orchard alternated at batch 1 and 32,
+#      op summaries of the changed models, compute-sanitizer memcheck, then torch_anchor.py with the time left
+# Everything lands in $OUT/summary.txt as it is measured (logs beside it; at most 8 files come back).
+cd "$(dirname "$0")" || exit 1
+[ -f bin.tar.gz ] && tar xzf bin.tar.gz
+export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
+S=$OUT/summary.txt
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s]"; }
+left() { echo $(( ${DEADLINE_S:-570} - ($(date +%s) - T0) )); }
+log() { echo "$(el) $*" | tee -a $S; }
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,temperature.gpu --format=csv,noheader | tee -a $S
+ls -l /usr/local/cuda/bin/compute-sanitizer >> $S 2>&1
+mkdir -p /tmp/m
+for m in resnet50 mobilenet_v2 bert_base gpt2; do
+  [ -f /tmp/m/$m.onnx ] || python3 tools/fill_weights.py models_std/$m.skeleton.onnx /tmp/m/$m.onnx >> $OUT/fill.log 2>&1 &
+done
+wait
+log "filled $(ls /tmp/m)"
+fixdims() { case $1 in bert_base|gpt2) echo --fix-dims;; esac; }
+b() {  # binary model N [flags]
+  local bin=$1 m=$2 n=$3; shift 3
+  local runs=30; [ $n = 1 ] && runs=100
+  r=$(timeout 100 ./$bin bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $m) "$@" --warmup 10 --runs $runs 2>&1 | tail -4 | tr '\n' ' ')
+  log "bench $bin $m N=$n fp16 $(fixdims $m) $*: $r"
+}
+opsum() {  # binary model N
+  (echo "== $1 $2 N=$3 fp16 $(fixdims $2)"; timeout 90 ./$1 bench /tmp/m/$2.onnx --dim N=$3 --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $2) --warmup 2 --runs 5 --op-summary 2>&1 | tail -45) >> $OUT/opsum.log
+  log "opsum $1 $2 N=$3 written"
+}
+cmp() {  # model
+  local m=$1
+  mkdir -p /tmp/o/$m.fp16 /tmp/o/$m.cpu
+  timeout 90 ./orchard run /tmp/m/$m.onnx --dim N=1 --dim S=128 --backend cpu --output-dir /tmp/o/$m.cpu > /dev/null 2>&1
+  timeout 60 ./orchard run /tmp/m/$m.onnx --dim N=1 --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $m) --output-dir /tmp/o/$m.fp16 > /tmp/cmp.log 2>&1
+  log "standard $m fp16: $(python3 tools/compare_outputs.py /tmp/o/$m.fp16 /tmp/o/$m.cpu --tol 1e-2 2>&1 | tail -1) $(grep -i error /tmp/cmp.log | head -1)"
+}
+torch_peers() {
+  local t=$(( $(left) - 15 ))
+  [ $t -lt 60 ] && { log "torch_anchor skipped: ${t}s left"; return; }
+  SKIP=$TORCH_SKIP BUDGET_S=$(( t - 25 )) MIN_LEFT_S=25 timeout $t python3 tools/torch_anchor.py > $OUT/torch_anchor.log 2>&1
+  log "torch_anchor rc=$?"
+  grep -E "^(resnet50|mobilenet_v2|bert_base|gpt2)" $OUT/torch_anchor.log | cut -c1-150 >> $S
+}
+for phase in "$@"; do case $phase in
+p)
+  for mn in "bert_base 1" "bert_base 32" "gpt2 1" "gpt2 32" "resnet50 32" "mobilenet_v2 32"; do opsum orchard $mn; done
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do b orchard $m 1; b orchard $m 32; b orchard $m 32 --device-outputs; done
+  torch_peers
+  ;;
+f)
+  timeout 120 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:Fused*:Gelu*' > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -30 | tee -a $S
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do cmp $m; done
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 1 32; do
+    [ -x ./orchard_before ] && b orchard_before $m $n
+    b orchard $m $n
+    [ -x ./orchard_before ] && b orchard_before $m $n
+    b orchard $m $n
+  done; done
+  b orchard bert_base 32 ${FINAL_FLAGS:---device-outputs}
+  for mn in ${FINAL_OPSUM:-"bert_base 32" "gpt2 32"}; do opsum orchard $mn; done
+  timeout 150 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:Fused*:Gelu*:-CudaBackend.DriverErrorsBecomeStatus:CudaPlacement.*' > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  torch_peers
+  ;;
+esac; done
+log "done"
