@@ -1,8 +1,9 @@
 #!/bin/bash
 # Session 6 helper's GPU steps (cuda6): OUT=$OUT bash build_cuda6_run/s6.sh PHASE...  (files packed by
 # bench/cuda_pack.sh, binaries in bin.tar.gz, this script as s6.sh; orchard_before = main's build for the A/B)
-#   p  where the time goes: op summaries (bert_base, gpt2 at N=1 and 32, resnet50 and mobilenet_v2 at 32), the
-#      fp16 bench of the four models, then torch_anchor.py with the time left (TORCH_SKIP: keys to skip)
+#   p  where the time goes: the attention tests, op summaries of orchard_before (bert_base, gpt2 at N=1 and 32,
+#      resnet50 and mobilenet_v2 at 32) and orchard (the transformers), the fp16 bench A/B, device inputs, then
+#      torch_anchor.py with the time left (TORCH_SKIP: keys to skip)
 #   f  final: GPU unit tests, fp16 outputs vs the CPU, orchard_before vs orchard alternated at batch 1 and 32,
 #      op summaries of the changed models, compute-sanitizer memcheck, then torch_anchor.py with the time left
 # Everything lands in $OUT/summary.txt as it is measured (logs beside it; at most 8 files come back).
@@ -48,8 +49,14 @@ torch_peers() {
 }
 for phase in "$@"; do case $phase in
 p)
-  for mn in "bert_base 1" "bert_base 32" "gpt2 1" "gpt2 32" "resnet50 32" "mobilenet_v2 32"; do opsum orchard $mn; done
-  for m in bert_base gpt2 resnet50 mobilenet_v2; do b orchard $m 1; b orchard $m 32; b orchard $m 32 --device-outputs; done
+  timeout 100 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*:CrossBackend*' > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
+  for mn in "bert_base 1" "bert_base 32" "gpt2 1" "gpt2 32" "resnet50 32" "mobilenet_v2 32"; do opsum orchard_before $mn; done
+  for mn in "bert_base 1" "bert_base 32" "gpt2 32"; do opsum orchard $mn; done
+  for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
+  for m in resnet50 mobilenet_v2 bert_base; do b orchard $m 32 --device-inputs --device-outputs; done
+  for m in resnet50 mobilenet_v2; do b orchard $m 1; b orchard $m 32; done
   torch_peers
   ;;
 f)
