@@ -6,6 +6,7 @@
 #      torch_anchor.py with the time left (TORCH_SKIP: keys to skip)
 #   f  final: GPU unit tests, fp16 outputs vs the CPU, orchard_before vs orchard alternated at batch 1 and 32,
 #      op summaries of the changed models, compute-sanitizer memcheck, then torch_anchor.py with the time left
+#   a  p and f in one call, shortened (what one lease of ~9 minutes allows)
 # Everything lands in $OUT/summary.txt as it is measured (logs beside it; at most 8 files come back).
 cd "$(dirname "$0")" || exit 1
 [ -f bin.tar.gz ] && tar xzf bin.tar.gz
@@ -29,9 +30,10 @@ b() {  # binary model N [flags]
   r=$(timeout 100 ./$bin bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $m) "$@" --warmup 10 --runs $runs 2>&1 | tail -4 | tr '\n' ' ')
   log "bench $bin $m N=$n fp16 $(fixdims $m) $*: $r"
 }
-opsum() {  # binary model N
-  (echo "== $1 $2 N=$3 fp16 $(fixdims $2)"; timeout 90 ./$1 bench /tmp/m/$2.onnx --dim N=$3 --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $2) --warmup 2 --runs 5 --op-summary 2>&1 | tail -45) >> $OUT/opsum.log
-  log "opsum $1 $2 N=$3 written"
+opsum() {  # binary model N [flags]
+  local bin=$1 m=$2 n=$3; shift 3
+  (echo "== $bin $m N=$n fp16 $(fixdims $m) $*"; timeout 90 ./$bin bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $m) "$@" --warmup 2 --runs 5 --op-summary 2>&1 | tail -45) >> $OUT/opsum.log
+  log "opsum $bin $m N=$n $* written"
 }
 cmp() {  # model
   local m=$1
@@ -57,6 +59,19 @@ p)
   for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
   for m in resnet50 mobilenet_v2 bert_base; do b orchard $m 32 --device-inputs --device-outputs; done
   for m in resnet50 mobilenet_v2; do b orchard $m 1; b orchard $m 32; done
+  torch_peers
+  ;;
+a)  # everything in one call (the device time of this session allows about one): checks, A/B, profiles, peers
+  timeout 90 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*:FusedMatMul*:CrossBackend*:CudaBackend.*:CudaGraphs.*' > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
+  timeout 80 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 32 1; do b orchard $m $n --device-inputs --device-outputs; done; done
+  for mn in "bert_base 32" "gpt2 32" "resnet50 32" "bert_base 1"; do opsum orchard $mn --device-inputs --device-outputs; done
+  for m in bert_base gpt2; do cmp $m; done
+  for mn in "bert_base 32" "gpt2 32"; do opsum orchard_before $mn; done
   torch_peers
   ;;
 f)
