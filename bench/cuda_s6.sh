@@ -6,7 +6,7 @@
 #      torch_anchor.py with the time left (TORCH_SKIP: keys to skip)
 #   f  final: GPU unit tests, fp16 outputs vs the CPU, orchard_before vs orchard alternated at batch 1 and 32,
 #      op summaries of the changed models, compute-sanitizer memcheck, then torch_anchor.py with the time left
-#   a  p and f in one call, shortened (what one lease of ~9 minutes allows)
+#   a  p and f in one call, shortened (what one lease of ~9 minutes allows); q: a in ~5 minutes
 # Everything lands in $OUT/summary.txt as it is measured (logs beside it; at most 8 files come back).
 cd "$(dirname "$0")" || exit 1
 [ -f bin.tar.gz ] && tar xzf bin.tar.gz
@@ -74,6 +74,19 @@ a)  # everything in one call (the device time of this session allows about one):
   for m in resnet50 mobilenet_v2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
   opsum orchard_before bert_base 32
   torch_peers
+  ;;
+q)  # a in about 5 minutes (what the device time left allows): attention checks, A/B, device inputs, two profiles
+  timeout 60 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*:FusedMatMul*' > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
+  timeout 50 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 32 1; do b orchard $m $n --device-inputs --device-outputs; done; done
+  for mn in "bert_base 32" "gpt2 32"; do opsum orchard $mn --device-inputs --device-outputs; done
+  for m in bert_base gpt2; do cmp $m; done
+  [ $(left) -gt 40 ] && b orchard_before resnet50 32 && b orchard resnet50 32
+  [ $(left) -gt 30 ] && opsum orchard resnet50 32 --device-inputs --device-outputs
   ;;
 f)
   timeout 120 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:Fused*:Gelu*' > $OUT/unit.log 2>&1
