@@ -6,7 +6,7 @@
 #      torch_anchor.py with the time left (TORCH_SKIP: keys to skip)
 #   f  final: GPU unit tests, fp16 outputs vs the CPU, orchard_before vs orchard alternated at batch 1 and 32,
 #      op summaries of the changed models, compute-sanitizer memcheck, then torch_anchor.py with the time left
-#   a  p and f in one call, shortened (what one lease of ~9 minutes allows); q: a in ~5 minutes
+#   a  p and f in one call, shortened (what one lease of ~9 minutes allows); q: a in ~5 minutes; r: ~3.5
 # Everything lands in $OUT/summary.txt as it is measured (logs beside it; at most 8 files come back).
 cd "$(dirname "$0")" || exit 1
 [ -f bin.tar.gz ] && tar xzf bin.tar.gz
@@ -26,7 +26,7 @@ log "filled $(ls /tmp/m)"
 fixdims() { case $1 in bert_base|gpt2) echo --fix-dims;; esac; }
 b() {  # binary model N [flags]
   local bin=$1 m=$2 n=$3; shift 3
-  local runs=30; [ $n = 1 ] && runs=100
+  local runs=${RUNS32:-30}; [ $n = 1 ] && runs=${RUNS1:-100}
   r=$(timeout 100 ./$bin bench /tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 $(fixdims $m) "$@" --warmup 10 --runs $runs 2>&1 | tail -4 | tr '\n' ' ')
   log "bench $bin $m N=$n fp16 $(fixdims $m) $*: $r"
 }
@@ -87,6 +87,17 @@ q)  # a in about 5 minutes (what the device time left allows): attention checks,
   for m in bert_base gpt2; do cmp $m; done
   [ $(left) -gt 40 ] && b orchard_before resnet50 32 && b orchard resnet50 32
   [ $(left) -gt 30 ] && opsum orchard resnet50 32 --device-inputs --device-outputs
+  ;;
+r)  # q in about 3.5 minutes: the attention tests, the transformers' A/B, device inputs, memcheck
+  timeout 45 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*' > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
+  for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
+  cmp bert_base
+  for m in bert_base gpt2 resnet50 mobilenet_v2; do b orchard $m 32 --device-inputs --device-outputs; done
+  timeout $(( $(left) - 25 )) /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  [ $(left) -gt 15 ] && opsum orchard bert_base 32 --device-inputs --device-outputs
   ;;
 f)
   timeout 120 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:Fused*:Gelu*' > $OUT/unit.log 2>&1
