@@ -94,6 +94,8 @@ r)  # q in about 3.5 minutes: the attention tests, the transformers' A/B, device
   grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
   for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
   cmp bert_base
+  log "next two: ORCHARD_CUDA_ATTENTION=kernel (the one-kernel attention in this binary)"
+  for n in 1 32; do ORCHARD_CUDA_ATTENTION=kernel b orchard bert_base $n; done
   for m in bert_base gpt2 resnet50 mobilenet_v2; do b orchard $m 32 --device-inputs --device-outputs; done
   timeout $(( $(left) - 25 )) /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
   log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"

@@ -4,6 +4,8 @@
 // batches are one stride apart, else one kernel: scores, mask, softmax and the product by V without the score
 // matrix in device memory).
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "backends/cpu/opt/epilogue.hpp"
 #include "backends/cpu/reference/attention.hpp"
@@ -79,7 +81,7 @@ int64_t flat_batch_stride(const Attention& a, const int64_t* st, int64_t matrix)
 // com.orchard FusedAttention: Y = softmax(scale * Q Kt + mask) V with MatMul's and Add's broadcasting.
 class FusedAttentionKernel final : public runtime::OpKernel {
  public:
-  explicit FusedAttentionKernel(cpu::reference::AttentionAttrs attrs) : attrs_(attrs) {}
+  FusedAttentionKernel(cpu::reference::AttentionAttrs attrs, bool one_kernel) : attrs_(attrs), one_kernel_(one_kernel) {}
 
   Status run(runtime::OpContext& ctx) const override {
     const Tensor* in[4] = {};
@@ -131,7 +133,7 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     a.kt_col = p.score_cols == 1 ? 0 : 1;
     a.scale = cpu::reference::attention_scale(attrs_, p);
     a.nan_to_zero = attrs_.nan_to_zero;
-    if (p.Sk > 0 && p.q_row_stride == p.D && p.score_cols == p.Sk) {
+    if (!one_kernel_ && p.Sk > 0 && p.q_row_stride == p.D && p.score_cols == p.Sk) {
       const int64_t sq_ = flat_batch_stride(a, a.q_bs, p.Sq * p.D), skt = flat_batch_stride(a, a.kt_bs, p.D * p.Sk);
       const int64_t sv = flat_batch_stride(a, a.v_bs, p.Sk * p.Dv);
       if (sq_ >= 0 && skt >= 0 && sv >= 0) {
@@ -172,12 +174,18 @@ class FusedAttentionKernel final : public runtime::OpKernel {
   }
 
   cpu::reference::AttentionAttrs attrs_;
+  bool one_kernel_;  // ORCHARD_CUDA_ATTENTION=kernel: always the one-kernel version
 };
 
 }  // namespace
 
 KernelResult create_fused_attention(const runtime::KernelCreateContext& ctx) {
-  return std::unique_ptr<runtime::OpKernel>(new FusedAttentionKernel(cpu::reference::attention_attrs(ctx.node)));
+  // ORCHARD_CUDA_ATTENTION=kernel (read when the kernel is made) keeps every FusedAttention on the one-kernel
+  // version: an A/B of the two in one binary, and the tests of that version on shapes the products would take.
+  const char* env = std::getenv("ORCHARD_CUDA_ATTENTION");
+  const bool one_kernel = env && std::string_view(env) == "kernel";
+  return std::unique_ptr<runtime::OpKernel>(
+      new FusedAttentionKernel(cpu::reference::attention_attrs(ctx.node), one_kernel));
 }
 
 }  // namespace orchard::cuda

@@ -595,8 +595,9 @@ TEST(CudaOps, FusedAttentionLongRowsMasksAndManyRows) {
 // cuBLAS products with the masked-softmax kernel between them, in float32 through the harness (CPU reference vs
 // CUDA). Rows of each register width of the softmax kernel (Sk 77: 4 per lane, 200: 8, 300: 16, 1000: 32) and the
 // looping one (1100), masks broadcast over heads and rows, a 1-D mask, a causal mask, a fully masked row with and
-// without nan_to_zero, Q or V shared by every batch. (The CPU cases FusedAttention.* with batch dims broadcast
-// between operands, one score column or one Q row take the one-kernel fallback on CUDA.)
+// without nan_to_zero, Q or V shared by every batch; the first three again with ORCHARD_CUDA_ATTENTION=kernel (the
+// one-kernel version). (The CPU cases FusedAttention.* with batch dims broadcast between operands, one score column
+// or one Q row take the one-kernel fallback on CUDA.)
 TEST(CudaOps, FusedAttentionTensorCorePathMatchesTheReference) {
   ORCHARD_REQUIRE_GPU(b);
   struct Case {
@@ -622,6 +623,13 @@ TEST(CudaOps, FusedAttentionTensorCorePathMatchesTheReference) {
     if (c.mask.rank()) op.input("mask", Value(random_floats(c.mask, seed++)));
     auto y = run_op(op);
     EXPECT_TRUE(y.ok()) << y.status().to_string();
+    if (&c - cases < 3) {
+      // The one-kernel version on the same shapes (ORCHARD_CUDA_ATTENTION is read when the kernel is made).
+      setenv("ORCHARD_CUDA_ATTENTION", "kernel", 1);
+      auto k = run_op(op);
+      unsetenv("ORCHARD_CUDA_ATTENTION");
+      EXPECT_TRUE(k.ok()) << k.status().to_string();
+    }
   }
   // GPT-2's causal mask (-inf above the diagonal) and a fully masked row (NaN, or 0 with nan_to_zero).
   const int64_t S = 33;
