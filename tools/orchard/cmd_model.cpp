@@ -16,6 +16,7 @@
 #include "orchard/io.hpp"
 #include "orchard/manager.hpp"
 #include "orchard/trace.hpp"
+#include "runtime/backend.hpp"
 
 namespace fs = std::filesystem;
 
@@ -103,8 +104,10 @@ options:
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
   --fix-dims        load the model with static shapes: its symbolic input dims fixed to the --dim values
                     (shape arithmetic folded at load, as torch.compile specializes)
-  --device-outputs  leave outputs in the memory of the backend that computed them (no download to the host;
-                    inputs are still uploaded from the host each run)
+  --device-outputs  leave outputs in the memory of the backend that computed them (no download to the host)
+  --device-inputs   upload the inputs to the first accelerator of --backend once, before the runs, and feed
+                    them from there (as torch's figures start with the inputs on the GPU); without it each run
+                    uploads them from the host
 Manager mode:
   --concurrency N   client threads submitting requests
   --requests M      requests in all (default 100)
@@ -456,10 +459,39 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
   std::printf("%-28s %-8s %7s %10.3f\n", "all kernels and copies", "", "", static_cast<double>(total) / 1e6 / static_cast<double>(runs));
 }
 
+namespace {
+
+// Copies the tensors of `inputs` into the memory of the first backend of the chain `options` names whose memory is
+// not the host's (in `device`, which keeps that memory alive), as `out`; failed_precondition when there is none.
+Status upload_inputs(const NamedValues& inputs, const SessionOptions& options, std::shared_ptr<runtime::Backend>& device,
+                     NamedValues& out) {
+  for (auto& b : runtime::available_backends(options)) {
+    const bool named = std::find(options.backend_preference.begin(), options.backend_preference.end(),
+                                 b->device().name) != options.backend_preference.end();
+    if (named && !b->allocator().place().host_visible()) {
+      device = b;
+      break;
+    }
+  }
+  if (!device) return unavailable("no accelerator with its own memory among the --backend chain");
+  for (const auto& [name, v] : inputs) {
+    if (!v.is_tensor()) {
+      out.emplace_back(name, v);
+      continue;
+    }
+    ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(v.tensor().dtype(), v.tensor().shape(), device->allocator()));
+    ORCHARD_RETURN_IF_ERROR(device->transfer().copy(v.tensor(), t, nullptr));
+    out.emplace_back(name, Value(std::move(t)));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
                             "queue-depth", "memory-mb", "timeout-ms", "precision", "device-memory-mb"},
-            {"load-only", "op-summary", "no-cuda-graphs", "fix-dims", "device-outputs"});
+            {"load-only", "op-summary", "no-cuda-graphs", "fix-dims", "device-outputs", "device-inputs"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
@@ -490,6 +522,18 @@ int cmd_bench(int argc, char** argv) {
     std::fprintf(stderr, "orchard bench: %s\n", inputs.status().to_string().c_str());
     return kExitFailure;
   }
+  // --device-inputs: the inputs copied once into an accelerator's memory (the backend object owns the allocator, so
+  // it outlives the copies); the session reads them there, as it reads its own device tensors.
+  std::shared_ptr<runtime::Backend> device;
+  NamedValues on_device;
+  if (args.has("device-inputs")) {
+    auto uploaded = upload_inputs(*inputs, options, device, on_device);
+    if (!uploaded.ok()) {
+      std::fprintf(stderr, "orchard bench: --device-inputs: %s\n", uploaded.to_string().c_str());
+      return kExitFailure;
+    }
+  }
+  const NamedValues& feeds = device ? on_device : *inputs;
   std::vector<double> times;
   std::vector<NodeProfile> profile;
   for (int64_t i = 0; i < warmup + runs; ++i) {
@@ -497,7 +541,7 @@ int cmd_bench(int argc, char** argv) {
     run_options.device_outputs = args.has("device-outputs");
     if (op_summary && i >= warmup) run_options.profile = &profile;
     const auto t0 = std::chrono::steady_clock::now();
-    auto out = (*session)->run(*inputs, run_options);
+    auto out = (*session)->run(feeds, run_options);
     const double ms = ms_since(t0);
     if (!out.ok()) {
       std::fprintf(stderr, "orchard bench: %s\n", out.status().to_string().c_str());

@@ -577,6 +577,63 @@ __global__ void attention_kernel(const T* __restrict__ q, const T* __restrict__ 
   }
 }
 
+// The masked softmax between the two products of the tensor-core attention path: one warp per row r of the
+// float32 scores s ([batches * sq, sk], already scaled), p[r, :] = softmax(s[r, :] + mask) in T, NaN -> 0 when
+// nan_to_zero. kPer > 0: a row of at most 32 * kPer columns stays in registers (lane takes columns lane + 32 k:
+// coalesced reads and writes); kPer == 0: any length, three passes over the row (it stays in L1/L2).
+template <class T, int kPer>
+__global__ void attention_softmax_kernel(const float* __restrict__ s, const T* __restrict__ mask, T* __restrict__ p,
+                                         Attention a, int64_t rows) {
+  const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * warps + threadIdx.x / 32; r < rows;
+       r += static_cast<int64_t>(gridDim.x) * warps) {
+    const float* sr = s + r * a.sk;
+    T* pr = p + r * a.sk;
+    const T* mr = nullptr;
+    if (mask) {
+      int64_t rest = r / a.sq, mo = (r % a.sq) * a.m_row;
+      for (int d = a.batch_rank - 1; d >= 0; --d) {
+        mo += (rest % a.batch_dims[d]) * a.m_bs[d];
+        rest /= a.batch_dims[d];
+      }
+      mr = mask + mo;
+    }
+    auto score = [&](int64_t j) { return mr ? sr[j] + load(mr, j * a.m_col) : sr[j]; };
+    float mx = -INFINITY, sum = 0.f;
+    if constexpr (kPer > 0) {
+      float v[kPer];
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) {
+        const int64_t j = lane + 32 * k;
+        v[k] = j < a.sk ? score(j) : -INFINITY;
+        mx = fmaxf(mx, v[k]);
+      }
+      for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) {
+        v[k] = lane + 32 * k < a.sk ? expf(v[k] - mx) : 0.f;
+        sum += v[k];
+      }
+      for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) {
+        const int64_t j = lane + 32 * k;
+        const float pj = v[k] / sum;
+        if (j < a.sk) store(pr, j, (a.nan_to_zero && pj != pj) ? 0.f : pj);
+      }
+    } else {
+      for (int64_t j = lane; j < a.sk; j += 32) mx = fmaxf(mx, score(j));
+      for (int o = 16; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      for (int64_t j = lane; j < a.sk; j += 32) sum += expf(score(j) - mx);
+      for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      for (int64_t j = lane; j < a.sk; j += 32) {
+        const float pj = expf(score(j) - mx) / sum;
+        store(pr, j, (a.nan_to_zero && pj != pj) ? 0.f : pj);
+      }
+    }
+  }
+}
+
 template <class F>
 cudaError_t launched(F&& launch) {
   launch();
@@ -685,6 +742,34 @@ cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, cons
   }
   return attention_typed(static_cast<const float*>(q), static_cast<const float*>(kt), static_cast<const float*>(v),
                          static_cast<const float*>(mask), static_cast<float*>(out), a, stream);
+}
+
+namespace {
+template <class T>
+cudaError_t attention_softmax_typed(const float* s, const T* mask, T* p, const Attention& a, cudaStream_t stream) {
+  const int64_t rows = a.batches * a.sq;
+  constexpr int kWarps = 4;
+  const int64_t blocks = (rows + kWarps - 1) / kWarps;
+  const unsigned grid = static_cast<unsigned>(blocks < 65535 * 8 ? blocks : 65535 * 8);
+  const unsigned threads = kWarps * 32;
+  return launched([&] {
+    if (a.sk <= 32 * 4) attention_softmax_kernel<T, 4><<<grid, threads, 0, stream>>>(s, mask, p, a, rows);
+    else if (a.sk <= 32 * 8) attention_softmax_kernel<T, 8><<<grid, threads, 0, stream>>>(s, mask, p, a, rows);
+    else if (a.sk <= 32 * 16) attention_softmax_kernel<T, 16><<<grid, threads, 0, stream>>>(s, mask, p, a, rows);
+    else if (a.sk <= 32 * 32) attention_softmax_kernel<T, 32><<<grid, threads, 0, stream>>>(s, mask, p, a, rows);
+    else attention_softmax_kernel<T, 0><<<grid, threads, 0, stream>>>(s, mask, p, a, rows);
+  });
+}
+}  // namespace
+
+cudaError_t attention_softmax(Elem t, const float* scores, const void* mask, void* p, const Attention& a,
+                              cudaStream_t stream) {
+  if (a.batches == 0 || a.sq == 0 || a.sk == 0) return cudaSuccess;
+  if (a.batch_rank > kMaxRank) return cudaErrorInvalidConfiguration;
+  if (t == Elem::f16) {
+    return attention_softmax_typed(scores, static_cast<const __half*>(mask), static_cast<__half*>(p), a, stream);
+  }
+  return attention_softmax_typed(scores, static_cast<const float*>(mask), static_cast<float*>(p), a, stream);
 }
 
 cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream) {

@@ -96,6 +96,12 @@ struct Attention {
 cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, const void* mask, void* out,
                       const Attention& a, cudaStream_t stream);
 
+// The softmax step of attention computed as two matrix products (cuBLAS) and this kernel between them: for each of
+// the a.batches * a.sq rows r of `scores` (float32, contiguous [batches, sq, sk], the scale already applied),
+// p[r, :] (element type t, same layout) = softmax(scores[r, :] + mask) with the mask read through a.m_bs, a.m_row
+// and a.m_col (null: none) and NaN probabilities made 0 when a.nan_to_zero.
+cudaError_t attention_softmax(Elem t, const float* scores, const void* mask, void* p, const Attention& a,
+                              cudaStream_t stream);
 // y[o, i] = reduce over j of x[o, j, i] for x viewed as [outer, n, inner].
 cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,
                    cudaStream_t stream);

@@ -32,6 +32,13 @@ Result<std::vector<int64_t>> host_ints(const Tensor& t, const char* what);
 // Returns a device tensor holding `values` (uploaded through pinned staging on the run's stream).
 Result<Tensor> upload_ints(runtime::OpContext& ctx, const std::vector<int64_t>& values);
 
+// C[M,N] (row-major, ldc) = alpha * op(A) op(B) + beta * C for `batch` matrices at the given element strides
+// (cuBLAS, accumulated in float32): A and B of dtype t, C of c_type (float32 or float16; float16 A and B with
+// float32 C is allowed).
+Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
+                     float beta, void* c, int64_t ldc, int64_t stride_c, int64_t batch);
+
 // The activation a fused op (FusedMatMul, FusedConv) applies after its bias and residual, as a unary op.
 struct FusedEpilogue {
   UnaryOp act = UnaryOp::identity;

@@ -1,8 +1,11 @@
 // CUDA kernels of Orchard's fused ops (docs/fused_ops.md): the epilogue that FusedMatMul and FusedConv run after
 // their cuBLAS / cuDNN product (bias, residual Z and activation in one pass), com.orchard Gelu (a unary op) and
-// com.orchard FusedAttention (one kernel: scores, mask, softmax and the product by V without the score matrix
-// in device memory).
+// com.orchard FusedAttention (two cuBLAS products with a masked-softmax kernel between them where each operand's
+// batches are one stride apart, else one kernel: scores, mask, softmax and the product by V without the score
+// matrix in device memory).
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "backends/cpu/opt/epilogue.hpp"
 #include "backends/cpu/reference/attention.hpp"
@@ -59,10 +62,26 @@ void batch_strides(const Shape& in, const Shape& target, int rank, int64_t* out)
   for (int d = 0; d < rank; ++d) out[d] = l.stride[0][d];
 }
 
+// The one element stride per output batch (flat index over a.batch_dims) that reaches an operand's matrices, given
+// its per-dim strides `st` and its matrix size: `matrix` when it has a matrix for every output batch (contiguous),
+// 0 when it has one for all; -1 when it broadcasts over some batch dims only (no single stride).
+int64_t flat_batch_stride(const Attention& a, const int64_t* st, int64_t matrix) {
+  for (const int64_t s : {matrix, int64_t{0}}) {
+    bool ok = true;
+    int64_t inner = s;
+    for (int d = a.batch_rank - 1; d >= 0 && ok; --d) {
+      ok = a.batch_dims[d] == 1 || st[d] == inner;
+      inner *= a.batch_dims[d];
+    }
+    if (ok) return s;
+  }
+  return -1;
+}
+
 // com.orchard FusedAttention: Y = softmax(scale * Q Kt + mask) V with MatMul's and Add's broadcasting.
 class FusedAttentionKernel final : public runtime::OpKernel {
  public:
-  explicit FusedAttentionKernel(cpu::reference::AttentionAttrs attrs) : attrs_(attrs) {}
+  FusedAttentionKernel(cpu::reference::AttentionAttrs attrs, bool one_kernel) : attrs_(attrs), one_kernel_(one_kernel) {}
 
   Status run(runtime::OpContext& ctx) const override {
     const Tensor* in[4] = {};
@@ -114,6 +133,13 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     a.kt_col = p.score_cols == 1 ? 0 : 1;
     a.scale = cpu::reference::attention_scale(attrs_, p);
     a.nan_to_zero = attrs_.nan_to_zero;
+    if (!one_kernel_ && p.Sk > 0 && p.q_row_stride == p.D && p.score_cols == p.Sk) {
+      const int64_t sq_ = flat_batch_stride(a, a.q_bs, p.Sq * p.D), skt = flat_batch_stride(a, a.kt_bs, p.D * p.Sk);
+      const int64_t sv = flat_batch_stride(a, a.v_bs, p.Sk * p.Dv);
+      if (sq_ >= 0 && skt >= 0 && sv >= 0) {
+        return on_tensor_cores(ctx, in, y, a, sq_, skt, sv);
+      }
+    }
     const cudaError_t err = attention(t, in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(),
                                       in[3] ? in[3]->raw_data() : nullptr, y.raw_data(), a, current_cuda_stream());
     if (err == cudaErrorInvalidValue) {
@@ -124,13 +150,42 @@ class FusedAttentionKernel final : public runtime::OpKernel {
   }
 
  private:
+  // Y = softmax(scale * Q Kt + mask) V as two strided-batched cuBLAS products (float32 accumulation, tensor cores
+  // for float16) and the masked softmax between them: float32 scores, then probabilities in Y's dtype, both in one
+  // scratch block from the run's stream-ordered pool. sq_, skt, sv: each operand's stride per output batch.
+  Status on_tensor_cores(runtime::OpContext& ctx, const Tensor* const* in, Tensor& y, const Attention& a,
+                         int64_t sq_, int64_t skt, int64_t sv) const {
+    const DType t = in[0]->dtype();
+    const int64_t cells = a.batches * a.sq * a.sk;
+    const int64_t p_at = (cells * 4 + 255) / 256 * 256;  // probabilities after the scores, 256-byte aligned
+    const int64_t bytes = p_at + cells * static_cast<int64_t>(dtype_size(t));
+    ORCHARD_ASSIGN_OR_RETURN(Tensor scratch, Tensor::create(DType::uint8, Shape{bytes}, ctx.allocator()));
+    float* scores = static_cast<float*>(scratch.raw_data());
+    void* probs = static_cast<char*>(scratch.raw_data()) + p_at;
+    ORCHARD_RETURN_IF_ERROR(gemm_rowmajor(t, DType::float32, false, false, a.sq, a.sk, a.d, a.scale, in[0]->raw_data(),
+                                          a.d, sq_, in[1]->raw_data(), a.sk, skt, 0.f, scores, a.sk, a.sq * a.sk,
+                                          a.batches));
+    ORCHARD_ASSIGN_OR_RETURN(Elem e, elem_of(t));
+    ORCHARD_RETURN_IF_ERROR(launch_status(
+        attention_softmax(e, scores, in[3] ? in[3]->raw_data() : nullptr, probs, a, current_cuda_stream()),
+        "FusedAttention softmax"));
+    return gemm_rowmajor(t, t, false, false, a.sq, a.dv, a.sk, 1.f, probs, a.sk, a.sq * a.sk, in[2]->raw_data(), a.dv,
+                         sv, 0.f, y.raw_data(), a.dv, a.sq * a.dv, a.batches);
+  }
+
   cpu::reference::AttentionAttrs attrs_;
+  bool one_kernel_;  // ORCHARD_CUDA_ATTENTION=kernel: always the one-kernel version
 };
 
 }  // namespace
 
 KernelResult create_fused_attention(const runtime::KernelCreateContext& ctx) {
-  return std::unique_ptr<runtime::OpKernel>(new FusedAttentionKernel(cpu::reference::attention_attrs(ctx.node)));
+  // ORCHARD_CUDA_ATTENTION=kernel (read when the kernel is made) keeps every FusedAttention on the one-kernel
+  // version: an A/B of the two in one binary, and the tests of that version on shapes the products would take.
+  const char* env = std::getenv("ORCHARD_CUDA_ATTENTION");
+  const bool one_kernel = env && std::string_view(env) == "kernel";
+  return std::unique_ptr<runtime::OpKernel>(
+      new FusedAttentionKernel(cpu::reference::attention_attrs(ctx.node), one_kernel));
 }
 
 }  // namespace orchard::cuda

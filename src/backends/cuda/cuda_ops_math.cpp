@@ -188,21 +188,21 @@ constexpr UnaryName kUnary[] = {
     {"Ceil", UnaryOp::ceil, nullptr, 0, nullptr, 0},
 };
 
+}  // namespace
+
 // ---- cuBLAS ----
 
-cudaDataType blas_type(DType t) { return t == DType::float16 ? CUDA_R_16F : CUDA_R_32F; }
-
-// C[M,N] (row-major, ldc) = alpha * op(A) op(B) + beta * C for `batch` matrices at the given element strides.
-Status gemm_rowmajor(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
-                     int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, float beta, void* c,
-                     int64_t ldc, int64_t stride_c, int64_t batch) {
+Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
+                     float beta, void* c, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (m == 0 || n == 0 || batch == 0) return Status::OK();
   const int64_t limit = INT32_MAX;
   if (m > limit || n > limit || k > limit || batch > limit) return unsupported("[cuda] GEMM dims above 2^31");
   CudaStream* s = current_stream();
   if (!s) return internal_error("[cuda] GEMM outside a run");
   ORCHARD_ASSIGN_OR_RETURN(cublasHandle_t h, s->blas());
-  const cudaDataType dt = blas_type(t);
+  auto blas_type = [](DType d) { return d == DType::float16 ? CUDA_R_16F : CUDA_R_32F; };
+  const cudaDataType dt = blas_type(t), ct = blas_type(c_type);
   // Row-major C = A B is column-major C^T = B^T A^T.
   const cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -212,10 +212,20 @@ Status gemm_rowmajor(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, 
   const cublasStatus_t st =
       (*cublas_api())->gemm_strided_batched_ex(h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
                                   dt, static_cast<int>(ldb), stride_b, a, dt, static_cast<int>(lda), stride_a, &beta, c,
-                                  dt, static_cast<int>(ldc), stride_c, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+                                  ct, static_cast<int>(ldc), stride_c, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasGemmStridedBatchedEx");
   return Status::OK();
+}
+
+namespace {
+
+// C of A's and B's dtype.
+Status gemm_rowmajor(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                     int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, float beta, void* c,
+                     int64_t ldc, int64_t stride_c, int64_t batch) {
+  return cuda::gemm_rowmajor(t, t, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                             stride_c, batch);
 }
 
 // MatMul, and FusedMatMul when `fused` is set: the product, then the epilogue over the output's last dim.

@@ -591,6 +591,142 @@ TEST(CudaOps, FusedAttentionLongRowsMasksAndManyRows) {
   EXPECT_TRUE(many.ok()) << many.status().to_string();
 }
 
+// FusedAttention where every operand's batches are one stride apart (contiguous, or one matrix for all): the two
+// cuBLAS products with the masked-softmax kernel between them, in float32 through the harness (CPU reference vs
+// CUDA). Rows of each register width of the softmax kernel (Sk 77: 4 per lane, 200: 8, 300: 16, 1000: 32) and the
+// looping one (1100), masks broadcast over heads and rows, a 1-D mask, a causal mask, a fully masked row with and
+// without nan_to_zero, Q or V shared by every batch; the first three again with ORCHARD_CUDA_ATTENTION=kernel (the
+// one-kernel version). (The CPU cases FusedAttention.* with batch dims broadcast between operands, one score column
+// or one Q row take the one-kernel fallback on CUDA.)
+TEST(CudaOps, FusedAttentionTensorCorePathMatchesTheReference) {
+  ORCHARD_REQUIRE_GPU(b);
+  struct Case {
+    Shape q, kt, v, mask;  // mask empty: none
+  };
+  const Case cases[] = {
+      {{2, 4, 128, 64}, {2, 4, 64, 128}, {2, 4, 128, 64}, {2, 1, 1, 128}},  // BERT's padding mask
+      {{1, 3, 7, 5}, {1, 3, 5, 77}, {1, 3, 77, 9}, {77}},
+      {{2, 2, 9, 16}, {2, 2, 16, 200}, {2, 2, 200, 8}, {2, 1, 9, 200}},
+      {{1, 2, 5, 8}, {1, 2, 8, 300}, {1, 2, 300, 3}, {}},
+      {{1, 1, 3, 4}, {1, 1, 4, 1000}, {1, 1, 1000, 6}, {1, 1, 3, 1000}},
+      {{1, 2, 3, 16}, {1, 2, 16, 1100}, {1, 2, 1100, 8}, {1, 1, 1, 1100}},
+      {{6, 8}, {2, 3, 8, 10}, {2, 3, 10, 4}, {}},                           // Q shared by every batch
+      {{3, 7, 5}, {3, 5, 9}, {9, 4}, {3, 7, 9}},                           // V shared
+  };
+  unsigned seed = 200;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.q.to_string() + " x " + c.kt.to_string() + " x " + c.v.to_string() + " mask " + c.mask.to_string());
+    OpCase op("FusedAttention", 1, "com.orchard");
+    op.input("q", Value(random_floats(c.q, seed++)));
+    op.input("kt", Value(random_floats(c.kt, seed++)));
+    op.input("v", Value(random_floats(c.v, seed++))).attr("scale", 0.3f);
+    if (c.mask.rank()) op.input("mask", Value(random_floats(c.mask, seed++)));
+    auto y = run_op(op);
+    EXPECT_TRUE(y.ok()) << y.status().to_string();
+    if (&c - cases < 3) {
+      // The one-kernel version on the same shapes (ORCHARD_CUDA_ATTENTION is read when the kernel is made).
+      setenv("ORCHARD_CUDA_ATTENTION", "kernel", 1);
+      auto k = run_op(op);
+      unsetenv("ORCHARD_CUDA_ATTENTION");
+      EXPECT_TRUE(k.ok()) << k.status().to_string();
+    }
+  }
+  // GPT-2's causal mask (-inf above the diagonal) and a fully masked row (NaN, or 0 with nan_to_zero).
+  const int64_t S = 33;
+  Tensor causal = Tensor::zeros(DType::float32, {1, 1, S, S});
+  for (int64_t i = 0; i < S; ++i) {
+    for (int64_t j = i + 1; j < S; ++j) causal.data<float>()[i * S + j] = -INFINITY;
+  }
+  for (int64_t j = 0; j < S; ++j) causal.data<float>()[5 * S + j] = -INFINITY;
+  for (const int64_t nan_to_zero : {int64_t{0}, int64_t{1}}) {
+    auto y = run_op(OpCase("FusedAttention", 1, "com.orchard")
+                        .input("q", Value(random_floats(Shape{2, 3, S, 24}, 300)))
+                        .input("kt", Value(random_floats(Shape{2, 3, 24, S}, 301)))
+                        .input("v", Value(random_floats(Shape{2, 3, S, 24}, 302)))
+                        .input("mask", Value(causal))
+                        .attr("head_dim_scale", int64_t{1})
+                        .attr("nan_to_zero", nan_to_zero));
+    EXPECT_TRUE(y.ok()) << y.status().to_string();
+  }
+}
+
+// The same path in float16 (tensor cores): a float32 model of one FusedAttention node run in float16 on CUDA against
+// the CPU in float32 (the CPU's fused kernels take float32 only, so not through the harness): odd Sk, masks broadcast
+// over heads, a fully masked row cleared by nan_to_zero, and the fallback kernel (K broadcast over the batch dim)
+// for comparison.
+TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
+  ORCHARD_REQUIRE_GPU(b);
+  struct Case {
+    std::vector<int64_t> q, kt, v, mask;
+  };
+  const Case cases[] = {
+      {{2, 12, 32, 64}, {2, 12, 64, 32}, {2, 12, 32, 64}, {2, 1, 1, 32}},
+      {{1, 3, 7, 40}, {1, 3, 40, 77}, {1, 3, 77, 24}, {1, 1, 7, 77}},
+      {{2, 2, 5, 16}, {2, 2, 16, 300}, {2, 2, 300, 8}, {2, 1, 1, 300}},
+      {{2, 3, 6, 8}, {1, 3, 8, 10}, {2, 3, 10, 8}, {2, 1, 1, 10}},  // Kt shared over dim 0 only: the fallback
+  };
+  uint32_t seed = 400;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(Shape(c.q).to_string() + " x " + Shape(c.kt).to_string() + " mask " + Shape(c.mask).to_string());
+    ModelBuilder m(17);
+    auto declare = [](onnx::ValueInfoProto* vi, const char* name, const std::vector<int64_t>& dims) {
+      vi->set_name(name);
+      auto* tt = vi->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(onnx::TensorProto::FLOAT);
+      for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    };
+    auto add_input = [&](const char* name, const std::vector<int64_t>& v) {
+      declare(m.proto().mutable_graph()->add_input(), name, v);
+    };
+    add_input("q", c.q);
+    add_input("kt", c.kt);
+    add_input("v", c.v);
+    add_input("mask", c.mask);
+    std::vector<int64_t> out(c.q.begin(), c.q.end() - 1);
+    out.push_back(c.v.back());
+    declare(m.proto().mutable_graph()->add_output(), "y", out);
+    auto* opset = m.proto().add_opset_import();
+    opset->set_domain("com.orchard");
+    opset->set_version(1);
+    auto* n = add_node(m.proto().mutable_graph(), "FusedAttention", {"q", "kt", "v", "mask"}, {"y"}, "com.orchard");
+    auto* scale = n->add_attribute();
+    scale->set_name("scale");
+    scale->set_type(onnx::AttributeProto::FLOAT);
+    scale->set_f(0.125f);
+    auto* nz = n->add_attribute();
+    nz->set_name("nan_to_zero");
+    nz->set_type(onnx::AttributeProto::INT);
+    nz->set_i(1);
+    const std::string model = m.bytes();
+    SessionOptions half;
+    half.backend_preference = {"cuda", "cpu"};
+    half.precision = Precision::float16;
+    SessionOptions on_cpu;
+    on_cpu.backend_preference = {"cpu"};
+    auto hs = Session::load_from_bytes(as_bytes(model), half);
+    ASSERT_TRUE(hs.ok()) << hs.status().to_string();
+    auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+    ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+    Tensor mask = random_floats(Shape(c.mask), seed++);
+    const int64_t sk = c.mask.back();
+    for (int64_t j = 0; j < sk; ++j) mask.data<float>()[sk * (mask.numel() / sk - 1) + j] = -INFINITY;  // last row
+    mask.data<float>()[1] = -10000.f;
+    const std::vector<std::pair<std::string, Value>> feeds = {{"q", Value(random_floats(Shape(c.q), seed++))},
+                                                              {"kt", Value(random_floats(Shape(c.kt), seed++))},
+                                                              {"v", Value(random_floats(Shape(c.v), seed++))},
+                                                              {"mask", Value(mask)}};
+    auto hy = (*hs)->run(feeds);
+    ASSERT_TRUE(hy.ok()) << hy.status().to_string();
+    auto cy = (*cs)->run(feeds);
+    ASSERT_TRUE(cy.ok()) << cy.status().to_string();
+    EXPECT_EQ((*hs)->failover_count(), 0) << "the float16 attention failed and the CPU ran it";
+    for (const auto& part : (*hs)->placement().partitions) EXPECT_EQ(part.backend, "cuda");
+    const Tensor& g = (*hy)[0].second.tensor();
+    for (int64_t i = 0; i < g.numel(); ++i) ASSERT_FALSE(std::isnan(g.data<float>()[i])) << i;
+    expect_float16_close(g, (*cy)[0].second.tensor(), 0);
+  }
+}
+
 // ---- CUDA graphs (cuda_graph.hpp) ----
 
 std::unique_ptr<Session> gpu_session(const std::string& model, bool graphs) {
