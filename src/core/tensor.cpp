@@ -9,7 +9,10 @@ namespace orchard {
 
 int64_t Shape::numel() const {
   // Saturates instead of overflowing: shapes can come from a model's data, and such a count matches no
-  // tensor (Tensor::create refuses it).
+  // tensor (Tensor::create refuses it). A shape with a 0 dim has no elements, whatever its other dims.
+  for (int64_t d : dims_) {
+    if (d == 0) return 0;
+  }
   int64_t n = 1;
   for (int64_t d : dims_) {
     if (__builtin_mul_overflow(n, d, &n)) return INT64_MAX;
@@ -68,10 +71,15 @@ Result<Tensor> Tensor::create(DType dtype, Shape shape, std::shared_ptr<Allocato
 
 Result<Tensor> Tensor::create_impl(DType dtype, Shape shape, Allocator& alloc, std::shared_ptr<Allocator> keep) {
   // Element count and byte size are checked for overflow: shapes can come from a model's data.
-  uint64_t numel = 1;
+  // A shape with a 0 dim has no elements, whatever its other dims.
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) return invalid_argument("[tensor] negative dimension in shape ", shape.to_string());
-    if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
+    empty = empty || d == 0;
+  }
+  uint64_t numel = empty ? 0 : 1;
+  for (int64_t d : shape) {
+    if (!empty && __builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) {
       return out_of_memory("[tensor] shape ", shape.to_string(), " has more elements than memory can hold");
     }
   }

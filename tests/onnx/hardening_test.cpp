@@ -435,6 +435,21 @@ TEST(Hardening, TileWhoseOutputDimOverflowsIsAStatus) {
   expect_error(out, StatusCode::invalid_argument, {"give dim 0 more than 2^63 elements"});
 }
 
+TEST(Hardening, EmptyTensorWithHugeDimsTransposesToAnEmptyTensor) {
+  // fuzz_load: a Transpose folded at load of a Constant with dims 0 and ~2^52: the strides of its trailing dims
+  // overflowed int64, and the output's element count saturated to "too many" although it has none.
+  ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {0, "a", "b"}).output("y", onnx::TensorProto::FLOAT, {"b", "a", 0});
+  b.node("Transpose", {"x"}, {"y"});
+  auto s = load_bytes(b.bytes());
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  const int64_t big = int64_t{1} << 40;
+  auto out = (*s)->run({{"x", Tensor::zeros(DType::float32, {0, big, big})}});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ((*out)[0].second.tensor().shape(), (Shape{big, big, 0}));
+  EXPECT_EQ((Shape{big, big, 0}).numel(), 0);
+}
+
 // ---- io: tensor files ----
 
 TEST(Hardening, TensorFileReadersRefuseFoldersAndFifos) {

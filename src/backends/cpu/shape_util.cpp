@@ -1,6 +1,7 @@
 #include "backends/cpu/shape_util.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace orchard::cpu {
 
@@ -51,7 +52,9 @@ std::vector<int64_t> strides_of(const Shape& shape) {
   int64_t acc = 1;
   for (size_t d = shape.rank(); d-- > 0;) {
     s[d] = acc;
-    acc *= shape[d];
+    // Only an empty shape (some dim 0) can have a product of trailing dims past int64: its strides address no
+    // element, so they saturate instead of overflowing.
+    if (__builtin_mul_overflow(acc, shape[d], &acc)) acc = INT64_MAX;
   }
   return s;
 }
