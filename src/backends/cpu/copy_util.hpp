@@ -42,8 +42,9 @@ inline bool merge_copy_dims(const std::vector<int64_t>& dims, const std::vector<
                             std::vector<int64_t>& d2, std::vector<int64_t>& s2) {
   d2.clear();
   s2.clear();
+  // First, so an empty copy's strides (saturated when its other dims are huge: strides_of) are never multiplied.
+  if (std::find(dims.begin(), dims.end(), 0) != dims.end()) return false;
   for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] == 0) return false;
     if (dims[i] == 1) continue;
     if (!d2.empty() && s2.back() == strides[i] * dims[i]) {
       d2.back() *= dims[i];
