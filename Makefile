@@ -19,8 +19,9 @@ demo: build
 
 # Every test: unit, conformance, real models and the docs example on x86-64; the same under
 # AddressSanitizer + UndefinedBehaviorSanitizer and the unit tests under ThreadSanitizer (separate build
-# directories; the TSan stage builds only the unit-test binary); then everything again on aarch64 under qemu;
-# then each libFuzzer target for a short fixed number of executions (clang, x86-64 only).
+# directories; the TSan stage builds only the binaries its tests run: the unit tests and the CLI); then
+# everything again on aarch64 under qemu; then each libFuzzer target for a short fixed number of executions
+# (clang, x86-64 only).
 test: setup-arm64
 	$(MAKE) --no-print-directory test-x86 test-asan test-tsan test-arm64 test-fuzz
 
@@ -36,7 +37,7 @@ test-asan:
 
 test-tsan:
 	cmake --preset tsan >/dev/null
-	cmake --build --preset tsan --target orchard_tests
+	cmake --build --preset tsan --target orchard_tests orchard_cli
 	ctest --test-dir build/tsan --output-on-failure -R unit
 
 test-arm64:
