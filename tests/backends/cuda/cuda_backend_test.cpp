@@ -402,6 +402,25 @@ void expect_float16_close(const Tensor& g, const Tensor& c, size_t k) {
   EXPECT_GT(worst, 0) << "output " << k << " is bit-identical to float32: was it run in float16?";
 }
 
+// Loads `model` twice: in float16 on CUDA (the CPU taking what CUDA lacks) and in float32 on the CPU alone, the
+// oracle the float16 outputs are held to.
+struct HalfAndCpu {
+  std::unique_ptr<Session> half, cpu;
+};
+void load_half_and_cpu(const std::string& model, HalfAndCpu& out) {
+  SessionOptions half;
+  half.backend_preference = {"cuda", "cpu"};
+  half.precision = Precision::float16;
+  SessionOptions on_cpu;
+  on_cpu.backend_preference = {"cpu"};
+  auto hs = Session::load_from_bytes(as_bytes(model), half);
+  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
+  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
+  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  out.half = std::move(hs).value();
+  out.cpu = std::move(cs).value();
+}
+
 TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   ORCHARD_REQUIRE_GPU(b);
   ModelBuilder m(17);
@@ -421,20 +440,13 @@ TEST(CudaModes, Float16SessionMatchesFloat32WithinTolerance) {
   to->set_i(onnx::TensorProto::FLOAT);
   m.node("Softmax", {"c"}, {"y"});
   const std::string model = m.bytes();
-  SessionOptions half;
-  half.backend_preference = {"cuda", "cpu"};
-  half.precision = Precision::float16;
-  SessionOptions on_cpu;
-  on_cpu.backend_preference = {"cpu"};
-  auto hs = Session::load_from_bytes(as_bytes(model), half);
-  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
-  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
-  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
-  ASSERT_EQ((*hs)->placement().partitions.size(), 1u);
+  HalfAndCpu s;
+  ASSERT_NO_FATAL_FAILURE(load_half_and_cpu(model, s));
+  ASSERT_EQ(s.half->placement().partitions.size(), 1u);
   const Tensor x = random_floats(Shape{7, 64}, 9);
-  auto hy = (*hs)->run({{"x", Value(x)}});
+  auto hy = s.half->run({{"x", Value(x)}});
   ASSERT_TRUE(hy.ok()) << hy.status().to_string();
-  auto cy = (*cs)->run({{"x", Value(x)}});
+  auto cy = s.cpu->run({{"x", Value(x)}});
   ASSERT_TRUE(cy.ok()) << cy.status().to_string();
   for (size_t k = 0; k < 2; ++k) expect_float16_close((*hy)[k].second.tensor(), (*cy)[k].second.tensor(), k);
   // The float32 session of the same model on the GPU agrees far more closely.
@@ -468,21 +480,14 @@ TEST(CudaModes, Float16ConvAcrossPartitionsMatchesFloat32WithinTolerance) {
   m.node("Sigmoid", {"g"}, {"h"});
   m.node("GlobalAveragePool", {"h"}, {"y"});
   const std::string model = m.bytes();
-  SessionOptions half;
-  half.backend_preference = {"cuda", "cpu"};
-  half.precision = Precision::float16;
-  SessionOptions on_cpu;
-  on_cpu.backend_preference = {"cpu"};
-  auto hs = Session::load_from_bytes(as_bytes(model), half);
-  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
-  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
-  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+  HalfAndCpu s;
+  ASSERT_NO_FATAL_FAILURE(load_half_and_cpu(model, s));
   Tensor x = random_floats(Shape{2, 3, 8, 8}, 31);
-  auto hy = (*hs)->run({{"x", Value(x)}});
+  auto hy = s.half->run({{"x", Value(x)}});
   ASSERT_TRUE(hy.ok()) << hy.status().to_string();
-  auto cy = (*cs)->run({{"x", Value(x)}});
+  auto cy = s.cpu->run({{"x", Value(x)}});
   ASSERT_TRUE(cy.ok()) << cy.status().to_string();
-  EXPECT_EQ((*hs)->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
+  EXPECT_EQ(s.half->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
   for (size_t k = 0; k < 2; ++k) expect_float16_close((*hy)[k].second.tensor(), (*cy)[k].second.tensor(), k);
 }
 
@@ -521,22 +526,15 @@ TEST(CudaModes, Float16FusedOpsMatchFloat32WithinTolerance) {
   m.node("Add", {"c", "res"}, {"cr"});
   m.node("Relu", {"cr"}, {"y3"});
   const std::string model = m.bytes();
-  SessionOptions half;
-  half.backend_preference = {"cuda", "cpu"};
-  half.precision = Precision::float16;
+  HalfAndCpu s;
+  ASSERT_NO_FATAL_FAILURE(load_half_and_cpu(model, s));
   SessionOptions full;
   full.backend_preference = {"cuda", "cpu"};
-  SessionOptions on_cpu;
-  on_cpu.backend_preference = {"cpu"};
-  auto hs = Session::load_from_bytes(as_bytes(model), half);
-  ASSERT_TRUE(hs.ok()) << hs.status().to_string();
   auto fs = Session::load_from_bytes(as_bytes(model), full);
   ASSERT_TRUE(fs.ok()) << fs.status().to_string();
-  auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
-  ASSERT_TRUE(cs.ok()) << cs.status().to_string();
   // Every node fused and on the GPU.
   std::map<std::string, int> on_gpu;
-  for (const auto& part : (*hs)->placement().partitions) {
+  for (const auto& part : s.half->placement().partitions) {
     for (const auto& [op, count] : part.op_counts) {
       if (part.backend == "cuda") on_gpu[op] += count;
       else ADD_FAILURE() << op << " ran on " << part.backend;
@@ -553,13 +551,13 @@ TEST(CudaModes, Float16FusedOpsMatchFloat32WithinTolerance) {
       {"v", Value(random_floats(Shape{2, 3, 11, 8}, 94))},   {"mask", Value(mask)},
       {"img", Value(random_floats(Shape{2, 3, 9, 9}, 96))}, {"res", Value(random_floats(Shape{2, 8, 9, 9}, 97))},
   };
-  auto hy = (*hs)->run(feeds);
+  auto hy = s.half->run(feeds);
   ASSERT_TRUE(hy.ok()) << hy.status().to_string();
   auto fy = (*fs)->run(feeds);
   ASSERT_TRUE(fy.ok()) << fy.status().to_string();
-  auto cy = (*cs)->run(feeds);
+  auto cy = s.cpu->run(feeds);
   ASSERT_TRUE(cy.ok()) << cy.status().to_string();
-  EXPECT_EQ((*hs)->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
+  EXPECT_EQ(s.half->failover_count(), 0) << "a float16 partition failed and the CPU ran it";
   for (size_t k = 0; k < 3; ++k) {
     expect_float16_close((*hy)[k].second.tensor(), (*cy)[k].second.tensor(), k);
     expect_tensor_near((*fy)[k].second.tensor(), (*cy)[k].second.tensor(), 1e-4, 1e-4);
@@ -698,15 +696,8 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
     nz->set_type(onnx::AttributeProto::INT);
     nz->set_i(1);
     const std::string model = m.bytes();
-    SessionOptions half;
-    half.backend_preference = {"cuda", "cpu"};
-    half.precision = Precision::float16;
-    SessionOptions on_cpu;
-    on_cpu.backend_preference = {"cpu"};
-    auto hs = Session::load_from_bytes(as_bytes(model), half);
-    ASSERT_TRUE(hs.ok()) << hs.status().to_string();
-    auto cs = Session::load_from_bytes(as_bytes(model), on_cpu);
-    ASSERT_TRUE(cs.ok()) << cs.status().to_string();
+    HalfAndCpu s;
+    ASSERT_NO_FATAL_FAILURE(load_half_and_cpu(model, s));
     Tensor mask = random_floats(Shape(c.mask), seed++);
     const int64_t sk = c.mask.back();
     for (int64_t j = 0; j < sk; ++j) mask.data<float>()[sk * (mask.numel() / sk - 1) + j] = -INFINITY;  // last row
@@ -715,12 +706,12 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
                                                               {"kt", Value(random_floats(Shape(c.kt), seed++))},
                                                               {"v", Value(random_floats(Shape(c.v), seed++))},
                                                               {"mask", Value(mask)}};
-    auto hy = (*hs)->run(feeds);
+    auto hy = s.half->run(feeds);
     ASSERT_TRUE(hy.ok()) << hy.status().to_string();
-    auto cy = (*cs)->run(feeds);
+    auto cy = s.cpu->run(feeds);
     ASSERT_TRUE(cy.ok()) << cy.status().to_string();
-    EXPECT_EQ((*hs)->failover_count(), 0) << "the float16 attention failed and the CPU ran it";
-    for (const auto& part : (*hs)->placement().partitions) EXPECT_EQ(part.backend, "cuda");
+    EXPECT_EQ(s.half->failover_count(), 0) << "the float16 attention failed and the CPU ran it";
+    for (const auto& part : s.half->placement().partitions) EXPECT_EQ(part.backend, "cuda");
     const Tensor& g = (*hy)[0].second.tensor();
     for (int64_t i = 0; i < g.numel(); ++i) ASSERT_FALSE(std::isnan(g.data<float>()[i])) << i;
     expect_float16_close(g, (*cy)[0].second.tensor(), 0);
