@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "backends/cuda/cuda_kernels.hpp"
+#include "backends/cuda/fast_div.hpp"
 
 namespace orchard::cuda {
 
@@ -50,17 +51,69 @@ __device__ __forceinline__ void offsets(const Layout& l, int64_t i, int64_t& o0,
   }
 }
 
+// The two-operand Layout when the iteration space and every offset it reaches lie below 2^31 (strides not
+// negative): 32-bit indices, each dim's division a FastDiv. Most spaces are such; int64 division per dim and
+// element made a transpose of float16 attention heads run at a fifth of the memory bandwidth.
+struct Layout32 {
+  int rank = 0;
+  FastDiv dims[kMaxRank];
+  uint32_t stride[2][kMaxRank] = {};
+  uint32_t offset[2] = {};
+};
+
+__device__ __forceinline__ void offsets(const Layout32& l, uint32_t i, uint32_t& o0, uint32_t& o1) {
+  o0 = l.offset[0];
+  o1 = l.offset[1];
+  for (int d = l.rank - 1; d >= 0; --d) {
+    const uint32_t q = fast_div(l.dims[d], i);
+    const uint32_t c = i - q * l.dims[d].d;
+    i = q;
+    o0 += c * l.stride[0][d];
+    o1 += c * l.stride[1][d];
+  }
+}
+
 int64_t numel(const Layout& l) {
   int64_t n = 1;
   for (int d = 0; d < l.rank; ++d) n *= l.dims[d];
   return n;
 }
 
-template <class T>
-__global__ void strided_copy_kernel(const T* __restrict__ src, T* __restrict__ dst, Layout l, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t s, d;
+bool to_layout32(const Layout& l, int64_t n, Layout32& out) {
+  constexpr int64_t kLimit = int64_t{1} << 31;
+  if (n >= kLimit) return false;
+  out.rank = l.rank;
+  for (int k = 0; k < 2; ++k) {
+    int64_t reach = l.offset[k];
+    for (int d = 0; d < l.rank; ++d) {
+      if (l.stride[k][d] < 0 || l.stride[k][d] >= kLimit) return false;
+      reach += (l.dims[d] - 1) * l.stride[k][d];
+      if (reach >= kLimit) return false;
+    }
+    if (l.offset[k] < 0) return false;
+    out.offset[k] = static_cast<uint32_t>(l.offset[k]);
+    for (int d = 0; d < l.rank; ++d) out.stride[k][d] = static_cast<uint32_t>(l.stride[k][d]);
+  }
+  for (int d = 0; d < l.rank; ++d) out.dims[d] = make_fast_div(static_cast<uint32_t>(l.dims[d]));
+  return true;
+}
+
+// Calls launch(layout, n) with the 32-bit layout where it applies, else with the 64-bit one.
+template <class F>
+void with_index_width(const Layout& l, int64_t n, F&& launch) {
+  Layout32 l32;
+  if (to_layout32(l, n, l32)) {
+    launch(l32, static_cast<uint32_t>(n));
+  } else {
+    launch(l, n);
+  }
+}
+
+// L, I: Layout with int64_t or Layout32 with uint32_t (with_index_width).
+template <class T, class L, class I>
+__global__ void strided_copy_kernel(const T* __restrict__ src, T* __restrict__ dst, L l, I n) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    I s, d;
     offsets(l, i, s, d);
     dst[d] = src[s];
   }
@@ -79,12 +132,11 @@ __device__ __forceinline__ float apply_binary(BinaryOp op, float a, float b) {
   return 0.f;
 }
 
-template <class T>
+template <class T, class L, class I>
 __global__ void binary_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
-                              Layout l, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t ia, ib;
+                              L l, I n) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    I ia, ib;
     offsets(l, i, ia, ib);
     store(out, i, apply_binary(op, load(a, ia), load(b, ib)));
   }
@@ -241,7 +293,9 @@ template <class T>
 void binary_typed(BinaryOp op, const T* a, const T* b, T* out, const Layout& l, int64_t n, cudaStream_t stream) {
   const Layout c = collapse(l, 2);
   if (c.rank > 3) {
-    binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, out, c, n);
+    with_index_width(c, n, [&](const auto& lw, auto nw) {
+      binary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, a, b, out, lw, nw);
+    });
     return;
   }
   const Dims3 f = dims3(c);
@@ -432,12 +486,11 @@ __device__ __forceinline__ bool apply_predicate(PredicateOp op, float a, float b
   return false;
 }
 
-template <class T>
+template <class T, class L, class I>
 __global__ void predicate_kernel(PredicateOp op, const T* __restrict__ a, const T* __restrict__ b,
-                                 bool* __restrict__ out, Layout l, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t ia, ib;
+                                 bool* __restrict__ out, L l, I n) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    I ia, ib;
     offsets(l, i, ia, ib);
     out[i] = apply_predicate(op, load(a, ia), load(b, ib));
   }
@@ -667,13 +720,15 @@ cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Lay
     break;
   }
   return launched([&] {
-    switch (elem_size) {
-      case 1: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), l, n); break;
-      case 2: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), l, n); break;
-      case 4: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), l, n); break;
-      case 8: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), l, n); break;
-      default: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst), l, n); break;
-    }
+    with_index_width(l, n, [&](const auto& lw, auto nw) {
+      switch (elem_size) {
+        case 1: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), lw, nw); break;
+        case 2: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), lw, nw); break;
+        case 4: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), lw, nw); break;
+        case 8: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), lw, nw); break;
+        default: strided_copy_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst), lw, nw); break;
+      }
+    });
   });
 }
 
@@ -875,11 +930,13 @@ cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool
   if (n == 0) return cudaSuccess;
   const Layout l = collapse(layout, 2);
   return launched([&] {
-    switch (t) {
-      case Elem::f16: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), out, l, n); break;
-      case Elem::boolean: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const bool*>(a), static_cast<const bool*>(b), out, l, n); break;
-      default: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(a), static_cast<const float*>(b), out, l, n); break;
-    }
+    with_index_width(l, n, [&](const auto& lw, auto nw) {
+      switch (t) {
+        case Elem::f16: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), out, lw, nw); break;
+        case Elem::boolean: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const bool*>(a), static_cast<const bool*>(b), out, lw, nw); break;
+        default: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(a), static_cast<const float*>(b), out, lw, nw); break;
+      }
+    });
   });
 }
 
