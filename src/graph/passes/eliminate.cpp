@@ -1,5 +1,6 @@
-// No-op elimination: Identity, Reshape to the input's own shape, Transpose by the identity permutation,
-// and Transpose pairs (cancelled, or merged into one Transpose).
+// No-op elimination: Identity, Concat of one input, Reshape to the input's own shape, Transpose by the identity
+// permutation, and Transpose pairs (cancelled, or merged into one Transpose).
+#include <cstdint>
 #include <numeric>
 
 #include "graph/passes/pass.hpp"
@@ -74,6 +75,18 @@ bool try_reshape(Graph& g, const GraphUses& uses, size_t i) {
   return bypass(g, uses, {i}, n.inputs[0], n.outputs[0]);
 }
 
+// Concat of a single input: a copy. GPT-2's export concatenates each layer's keys and values with an absent
+// cache that way, between two Transposes which then merge.
+bool try_concat(Graph& g, const GraphUses& uses, size_t i) {
+  const Node& n = g.nodes[i];
+  if (n.inputs.size() != 1 || n.inputs[0].empty() || n.outputs.size() != 1) return false;
+  // The axis must be valid for the input (the importer's shape inference already refuses others).
+  const int64_t rank = rank_of(g, n.inputs[0]);
+  const int64_t axis = n.attr_int("axis", INT64_MAX);
+  if (rank < 1 || axis < -rank || axis >= rank) return false;
+  return bypass(g, uses, {i}, n.inputs[0], n.outputs[0]);
+}
+
 }  // namespace
 
 Result<int> eliminate_no_ops(Graph& g, const PassContext& /*ctx*/) {
@@ -82,6 +95,7 @@ Result<int> eliminate_no_ops(Graph& g, const PassContext& /*ctx*/) {
     if (is_op(n, "Identity") && n.inputs.size() == 1 && n.outputs.size() == 1 && !n.inputs[0].empty()) {
       return bypass(g, uses, {i}, n.inputs[0], n.outputs[0]);
     }
+    if (is_op(n, "Concat")) return try_concat(g, uses, i);
     if (is_op(n, "Transpose")) return try_transpose(g, uses, i);
     if (is_op(n, "Reshape")) return try_reshape(g, uses, i);
     return false;

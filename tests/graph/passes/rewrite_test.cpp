@@ -76,6 +76,29 @@ TEST(EliminateNoOps, TransposePairsCancelOrMerge) {
   expect_same_outputs(b);
 }
 
+TEST(EliminateNoOps, ConcatOfOneInputGoesAndItsTransposesMerge) {
+  // GPT-2's keys: Transpose to heads, Concat with no cache, Transpose for the product → one Transpose.
+  ModelBuilder b;
+  b.input("x", kFloat, {2, 5, 3, 4}).output("y", kFloat, {2, 3, 4, 5});
+  attr_ints(b.node("Transpose", {"x"}, {"t1"}), "perm", {0, 2, 1, 3});
+  attr_int(b.node("Concat", {"t1"}, {"c"}), "axis", -2);
+  attr_ints(b.node("Transpose", {"c"}, {"y"}), "perm", {0, 1, 3, 2});
+  auto g = import(b);
+  EXPECT_EQ(*eliminate_no_ops(*g, {}), 2);
+  ASSERT_EQ(op_counts(*g), (std::map<std::string, int>{{"Transpose", 1}}));
+  EXPECT_EQ(g->nodes[0].attr_ints("perm"), (std::vector<int64_t>{0, 2, 3, 1}));
+  expect_same_outputs(b);
+}
+
+TEST(EliminateNoOps, ConcatOfTwoInputsStays) {
+  ModelBuilder b;
+  b.input("x", kFloat, {2, 3}).output("y", kFloat, {4, 3});
+  attr_int(b.node("Concat", {"x", "x"}, {"y"}), "axis", 0);
+  auto g = import(b);
+  EXPECT_EQ(*eliminate_no_ops(*g, {}), 0);
+  EXPECT_EQ(g->nodes.size(), 1u);
+}
+
 TEST(EliminateNoOps, TransposeReadTwiceIsNotMerged) {
   ModelBuilder b;
   b.input("x", kFloat, {2, 3}).output("t1", kFloat, {3, 2}).output("y", kFloat, {2, 3});
