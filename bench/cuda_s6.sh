@@ -49,11 +49,19 @@ torch_peers() {
   log "torch_anchor rc=$?"
   grep -E "^(resnet50|mobilenet_v2|bert_base|gpt2)" $OUT/torch_anchor.log | cut -c1-150 >> $S
 }
+unit() {  # timeout filter: GPU unit tests, their result line and failures in the summary
+  timeout $1 ./orchard_tests --gtest_brief=1 --gtest_filter="$2" > $OUT/unit.log 2>&1
+  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
+  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -${3:-20} | tee -a $S
+}
+memcheck() {  # timeout filter: compute-sanitizer memcheck over GPU unit tests
+  timeout $1 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter="$2" > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+}
+ATTN='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*'
 for phase in "$@"; do case $phase in
 p)
-  timeout 100 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*:CrossBackend*' > $OUT/unit.log 2>&1
-  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
+  unit 100 'CudaOps.*:CudaModes.*:FusedAttention*:CrossBackend*'
   for mn in "bert_base 1" "bert_base 32" "gpt2 1" "gpt2 32" "resnet50 32" "mobilenet_v2 32"; do opsum orchard_before $mn; done
   for mn in "bert_base 1" "bert_base 32" "gpt2 32"; do opsum orchard $mn; done
   for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
@@ -62,11 +70,8 @@ p)
   torch_peers
   ;;
 a)  # everything in one call (the device time of this session allows about one): checks, A/B, profiles, peers
-  timeout 90 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*:FusedMatMul*:CrossBackend*:CudaBackend.*:CudaGraphs.*' > $OUT/unit.log 2>&1
-  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
-  timeout 80 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
-  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  unit 90 'CudaOps.*:CudaModes.*:FusedAttention*:FusedMatMul*:CrossBackend*:CudaBackend.*:CudaGraphs.*'
+  memcheck 80 $ATTN
   for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
   for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 32 1; do b orchard $m $n --device-inputs --device-outputs; done; done
   for mn in "bert_base 32" "gpt2 32" "resnet50 32" "bert_base 1"; do opsum orchard $mn --device-inputs --device-outputs; done
@@ -76,11 +81,8 @@ a)  # everything in one call (the device time of this session allows about one):
   torch_peers
   ;;
 q)  # a in about 5 minutes (what the device time left allows): attention checks, A/B, device inputs, two profiles
-  timeout 60 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*:FusedMatMul*' > $OUT/unit.log 2>&1
-  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
-  timeout 50 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
-  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  unit 60 'CudaOps.*:CudaModes.*:FusedAttention*:FusedMatMul*'
+  memcheck 50 $ATTN
   for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
   for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 32 1; do b orchard $m $n --device-inputs --device-outputs; done; done
   for mn in "bert_base 32" "gpt2 32"; do opsum orchard $mn --device-inputs --device-outputs; done
@@ -89,22 +91,17 @@ q)  # a in about 5 minutes (what the device time left allows): attention checks,
   [ $(left) -gt 30 ] && opsum orchard resnet50 32 --device-inputs --device-outputs
   ;;
 r)  # q in about 3.5 minutes: the attention tests, the transformers' A/B, device inputs, memcheck
-  timeout 45 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.*:CudaModes.*:FusedAttention*' > $OUT/unit.log 2>&1
-  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -20 | tee -a $S
+  unit 45 'CudaOps.*:CudaModes.*:FusedAttention*'
   for m in bert_base gpt2; do for n in 1 32; do b orchard_before $m $n; b orchard $m $n; done; done
   cmp bert_base
   log "next two: ORCHARD_CUDA_ATTENTION=kernel (the one-kernel attention in this binary)"
   for n in 1 32; do ORCHARD_CUDA_ATTENTION=kernel b orchard bert_base $n; done
   for m in bert_base gpt2 resnet50 mobilenet_v2; do b orchard $m 32 --device-inputs --device-outputs; done
-  timeout $(( $(left) - 25 )) /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.*' > $OUT/memcheck.log 2>&1
-  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  memcheck $(( $(left) - 25 )) $ATTN
   [ $(left) -gt 15 ] && opsum orchard bert_base 32 --device-inputs --device-outputs
   ;;
 f)
-  timeout 120 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:Fused*:Gelu*' > $OUT/unit.log 2>&1
-  log "unit rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' $OUT/unit.log | head -3 | tr '\n' ' ')"
-  grep -E '^\[  FAILED|Failure|error:' $OUT/unit.log | head -30 | tee -a $S
+  unit 120 'Cuda*:CrossBackend*:Float16*:Fused*:Gelu*' 30
   for m in bert_base gpt2 resnet50 mobilenet_v2; do cmp $m; done
   for m in bert_base gpt2 resnet50 mobilenet_v2; do for n in 1 32; do
     [ -x ./orchard_before ] && b orchard_before $m $n
@@ -114,8 +111,7 @@ f)
   done; done
   b orchard bert_base 32 ${FINAL_FLAGS:---device-outputs}
   for mn in ${FINAL_OPSUM:-"bert_base 32" "gpt2 32"}; do opsum orchard $mn; done
-  timeout 150 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Float16*:Fused*:Gelu*:-CudaBackend.DriverErrorsBecomeStatus:CudaPlacement.*' > $OUT/memcheck.log 2>&1
-  log "memcheck rc=$? $(grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -3 | tr '\n' ' ')"
+  memcheck 150 'Cuda*:CrossBackend*:Float16*:Fused*:Gelu*:-CudaBackend.DriverErrorsBecomeStatus:CudaPlacement.*'
   torch_peers
   ;;
 esac; done
