@@ -2,13 +2,18 @@
 
 #include <cstdio>
 #include <mutex>
+#include <string>
+#include <utility>
 
 namespace orchard {
 
 namespace {
 
+// The last refusal on this thread. It keeps the device's name, not the budget: a budget owned by a backend (a
+// CUDA backend made with its own memory limit) may be gone by the time the refusal is read or cleared.
 struct Refusal {
-  const DeviceMemoryBudget* budget = nullptr;
+  bool set = false;
+  std::string device;
   int64_t bytes = 0, used = 0, limit = 0;
 };
 thread_local Refusal t_refusal;
@@ -38,7 +43,7 @@ bool DeviceMemoryBudget::try_charge(int64_t bytes) {
   do {
     if (cap > 0 && cur + bytes > cap) {
       refused_.fetch_add(1, std::memory_order_relaxed);
-      t_refusal = {this, bytes, cur, cap};
+      t_refusal = {true, device_, bytes, cur, cap};
       return false;
     }
   } while (!used_.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
@@ -74,10 +79,10 @@ int64_t set_device_memory_limit(int64_t bytes) {
 }
 
 std::string take_device_memory_refusal() {
-  if (t_refusal.budget == nullptr) return {};
-  const Refusal r = t_refusal;
+  if (!t_refusal.set) return {};
+  const Refusal r = std::move(t_refusal);
   t_refusal = {};
-  return "[" + r.budget->device() + "] device memory cap of " + mib_text(r.limit) + " reached: " + std::to_string(r.bytes) +
+  return "[" + r.device + "] device memory cap of " + mib_text(r.limit) + " reached: " + std::to_string(r.bytes) +
          " bytes asked with " + mib_text(r.used) + " in use";
 }
 
