@@ -53,7 +53,8 @@ __device__ __forceinline__ void offsets(const Layout& l, int64_t i, int64_t& o0,
 
 // The two-operand Layout when the iteration space and every offset it reaches lie below 2^31 (strides not
 // negative): 32-bit indices, each dim's division a FastDiv. Most spaces are such; int64 division per dim and
-// element made a transpose of float16 attention heads run at a fifth of the memory bandwidth.
+// element is the likely reason the float16 head-split transposes of bert_base ran at about a fifth of the memory
+// bandwidth (session 7's profile).
 struct Layout32 {
   int rank = 0;
   FastDiv dims[kMaxRank];

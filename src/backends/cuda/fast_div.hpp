@@ -1,7 +1,7 @@
 // Division by a divisor known at launch, as a multiply-high, an add and a shift: a GPU has no integer divide
-// unit, and the index arithmetic of strided kernels (one division and one remainder per dim and element) costs
-// more than the memory traffic it serves when done with 64-bit or plain 32-bit division. Valid for numerators
-// and divisors in [1, 2^31) (numerator 0 too). Plain C++ with a device path, so the host tests check it.
+// unit, and the index arithmetic of strided kernels (one division and one remainder per dim and element) done
+// with 64-bit division can cost more than the memory traffic it serves. Valid for numerators and divisors in
+// [1, 2^31) (numerator 0 too). Plain C++ with a device path, so the host tests check it.
 // Layer: backends (CUDA).
 #pragma once
 
