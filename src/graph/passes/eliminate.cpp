@@ -80,8 +80,13 @@ bool try_reshape(Graph& g, const GraphUses& uses, size_t i) {
 bool try_concat(Graph& g, const GraphUses& uses, size_t i) {
   const Node& n = g.nodes[i];
   if (n.inputs.size() != 1 || n.inputs[0].empty() || n.outputs.size() != 1) return false;
-  // The axis must be valid for the input (the importer's shape inference already refuses others).
-  const int64_t rank = rank_of(g, n.inputs[0]);
+  // The axis must be valid for the input (the importer's shape inference already refuses others). The rank is
+  // the inferred one, or a Transpose producer's perm length (with symbolic dims GPT-2's heads have no inferred
+  // shape: their Reshape's target is computed at run time).
+  int64_t rank = rank_of(g, n.inputs[0]);
+  if (const int p = uses.producer(n.inputs[0]); rank < 0 && p >= 0 && is_op(g.nodes[static_cast<size_t>(p)], "Transpose")) {
+    rank = static_cast<int64_t>(g.nodes[static_cast<size_t>(p)].attr_ints("perm").size());
+  }
   const int64_t axis = n.attr_int("axis", INT64_MAX);
   if (rank < 1 || axis < -rank || axis >= rank) return false;
   return bypass(g, uses, {i}, n.inputs[0], n.outputs[0]);

@@ -2,6 +2,7 @@
 // folding, layer-norm fusion. Each pattern is checked for the rewrite and for unchanged outputs, and
 // near-misses for being left alone.
 #include "graph/passes/pass_testing.hpp"
+#include "graph/passes/pass_util.hpp"
 
 namespace orchard::graph::passes::testing {
 namespace {
@@ -88,6 +89,27 @@ TEST(EliminateNoOps, ConcatOfOneInputGoesAndItsTransposesMerge) {
   ASSERT_EQ(op_counts(*g), (std::map<std::string, int>{{"Transpose", 1}}));
   EXPECT_EQ(g->nodes[0].attr_ints("perm"), (std::vector<int64_t>{0, 2, 3, 1}));
   expect_same_outputs(b);
+}
+
+TEST(EliminateNoOps, ConcatOfOneInputGoesWhenOnlyTheTransposeGivesItsRank) {
+  // With symbolic dims GPT-2's heads have no inferred shape (their Reshape's target is computed at run time):
+  // the rank comes from the Transpose producing the Concat's input. Here a Reshape to a shape of unknown length.
+  ModelBuilder b;
+  b.input("x", kFloat, {2, 3, 4, 5}).input("s", onnx::TensorProto::INT64, {"k"});
+  b.output("y", kFloat, {"a", "b", "c", "d"});
+  b.node("Reshape", {"x", "s"}, {"r"});
+  attr_ints(b.node("Transpose", {"r"}, {"t1"}), "perm", {0, 2, 1, 3});
+  attr_int(b.node("Concat", {"t1"}, {"c"}), "axis", -2);
+  attr_ints(b.node("Transpose", {"c"}, {"y"}), "perm", {0, 1, 3, 2});
+  auto g = import(b);
+  EXPECT_FALSE(declared_shape(*g, "t1")) << "the test needs a Concat input of unknown shape";
+  EXPECT_EQ(*eliminate_no_ops(*g, {}), 2);
+  ASSERT_EQ(op_counts(*g), (std::map<std::string, int>{{"Reshape", 1}, {"Transpose", 1}}));
+  for (const auto& node : g->nodes) {
+    if (node.op_type == "Transpose") {
+      EXPECT_EQ(node.attr_ints("perm"), (std::vector<int64_t>{0, 2, 3, 1}));
+    }
+  }
 }
 
 TEST(EliminateNoOps, ConcatOfTwoInputsStays) {
