@@ -102,6 +102,7 @@ options:
   --no-cuda-graphs  launch CUDA kernels one by one instead of replaying each partition as a CUDA graph
   --load-only       create the session, print its creation time and exit (for load time and memory)
   --op-summary      profile the timed runs and print the time per op type and backend, largest first
+  --node-summary N  profile the timed runs and print the N slowest nodes (median per node) with their shapes
   --fix-dims        load the model with static shapes: its symbolic input dims fixed to the --dim values
                     (shape arithmetic folded at load, as torch.compile specializes)
   --device-outputs  leave outputs in the memory of the backend that computed them (no download to the host)
@@ -459,6 +460,39 @@ void print_op_summary(const std::vector<NodeProfile>& profile, int64_t runs) {
   std::printf("%-28s %-8s %7s %10.3f\n", "all kernels and copies", "", "", static_cast<double>(total) / 1e6 / static_cast<double>(runs));
 }
 
+// Prints the `count` slowest nodes (kernels and copies): median time over the profiled runs, op, backend, input
+// shapes; for comparing one node with a peer's profile of the same model.
+void print_node_summary(const std::vector<NodeProfile>& profile, int64_t count) {
+  struct Row {
+    std::vector<int64_t> ns;
+    const NodeProfile* first = nullptr;
+  };
+  std::map<std::string, Row> rows;
+  for (const NodeProfile& p : profile) {
+    if (p.category != "kernel" && p.category != "copy") continue;
+    Row& r = rows[p.category + ":" + p.name];
+    r.ns.push_back(p.duration_ns);
+    if (r.first == nullptr) r.first = &p;
+  }
+  std::vector<std::pair<int64_t, const Row*>> sorted;
+  for (auto& [name, r] : rows) {
+    std::sort(r.ns.begin(), r.ns.end());
+    sorted.emplace_back(r.ns[r.ns.size() / 2], &r);
+  }
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::printf("\n%10s  %-18s %-8s %-52s %s\n", "median ms", "op", "backend", "input shapes", "node");
+  for (size_t i = 0; i < sorted.size() && static_cast<int64_t>(i) < count; ++i) {
+    const NodeProfile& p = *sorted[i].second->first;
+    std::string shapes;
+    for (const Shape& s : p.input_shapes) {
+      if (!shapes.empty()) shapes += ' ';
+      shapes.append(s.to_string());
+    }
+    std::printf("%10.3f  %-18s %-8s %-52s %s\n", static_cast<double>(sorted[i].first) / 1e6, p.op.c_str(),
+                p.backend.c_str(), shapes.c_str(), p.name.c_str());
+  }
+}
+
 namespace {
 
 // Copies the tensors of `inputs` into the memory of the first backend of the chain `options` names whose memory is
@@ -490,7 +524,7 @@ Status upload_inputs(const NamedValues& inputs, const SessionOptions& options, s
 
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, 2, {"warmup", "runs", "threads", "dim", "backend", "optimization", "concurrency", "requests", "slots",
-                            "queue-depth", "memory-mb", "timeout-ms", "precision", "device-memory-mb"},
+                            "queue-depth", "memory-mb", "timeout-ms", "precision", "device-memory-mb", "node-summary"},
             {"load-only", "op-summary", "no-cuda-graphs", "fix-dims", "device-outputs", "device-inputs"});
   if (args.help()) {
     std::fputs(kBenchHelp, stdout);
@@ -507,8 +541,8 @@ int cmd_bench(int argc, char** argv) {
   if (args.positionals().size() != 1) return usage_error("bench", "expects exactly one MODEL");
   if (warmup < 0 || runs < 1) return usage_error("bench", "--warmup must be >= 0 and --runs >= 1");
   if (args.has("concurrency")) return bench_manager(args, args.positionals()[0], options, dims);
-  const bool op_summary = args.has("op-summary");
-  options.profiling = op_summary;
+  const bool op_summary = args.has("op-summary"), node_summary = args.has("node-summary");
+  options.profiling = op_summary || node_summary;
   const auto load_start = std::chrono::steady_clock::now();
   auto session = args.has("fix-dims") ? load_static(args.positionals()[0], options, dims) : load_model(args.positionals()[0], options);
   if (!session.ok()) {
@@ -539,7 +573,7 @@ int cmd_bench(int argc, char** argv) {
   for (int64_t i = 0; i < warmup + runs; ++i) {
     RunOptions run_options;
     run_options.device_outputs = args.has("device-outputs");
-    if (op_summary && i >= warmup) run_options.profile = &profile;
+    if (options.profiling && i >= warmup) run_options.profile = &profile;
     const auto t0 = std::chrono::steady_clock::now();
     auto out = (*session)->run(feeds, run_options);
     const double ms = ms_since(t0);
@@ -559,6 +593,7 @@ int cmd_bench(int argc, char** argv) {
     std::printf("device memory peak %.1f MiB (%s)\n", static_cast<double>(d->peak()) / (1024.0 * 1024.0), d->device().c_str());
   }
   if (op_summary) print_op_summary(profile, runs);
+  if (node_summary) print_node_summary(profile, args.get_int("node-summary", 20));
   return 0;
 }
 

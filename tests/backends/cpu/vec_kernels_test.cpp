@@ -302,11 +302,15 @@ TEST(VecKernels, MaxPool2D) {
       {Shape{1, 2, 7, 7}, {3, 3}, {2, 2}, {0, 0, 0, 0}, 0, "SAME_UPPER"},
       {Shape{1, 2, 7, 7}, {4, 4}, {3, 3}, {0, 0, 0, 0}, 0, "SAME_LOWER"},
       {Shape{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, 0, "NOTSET"},
+      {Shape{1, 3, 11, 37}, {3, 3}, {1, 1}, {1, 1, 1, 1}, 0, "NOTSET"},  // stride 1, rows past a vector
+      {Shape{1, 3, 12, 38}, {5, 4}, {2, 2}, {2, 1, 2, 3}, 1, "NOTSET"},  // stride 2, even kernel, wide pads
+      {Shape{1, 2, 10, 23}, {3, 3}, {3, 3}, {1, 1, 1, 1}, 1, "NOTSET"},  // stride 3
   };
   uint32_t seed = 800;
   for (const P& c : cases) {
     Tensor x = random_tensor(c.x, -5, 5, seed++);
     if (x.numel() > 20) x.data<float>()[17] = kNaN;  // NaNs: kept where first in a window, else skipped
+    if (x.numel() > 400) x.data<float>()[c.x[3] * 3 + 4] = x.data<float>()[390] = kNaN;
     OpCase oc("MaxPool", 12);
     oc.input("x", x).attr("kernel_shape", c.kernel).attr("strides", c.strides).attr("ceil_mode", c.ceil_mode);
     if (std::string(c.auto_pad) == "NOTSET")

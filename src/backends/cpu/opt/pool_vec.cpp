@@ -39,6 +39,17 @@ class GlobalAveragePoolKernel final : public VecKernel {
   }
 };
 
+// col[w] = max(col[w], row[w]) with NaNs in row skipped; returns whether row held a NaN.
+bool max_into(const float* __restrict row, float* __restrict col, int64_t n) {
+  int nan = 0;
+  for (int64_t w = 0; w < n; ++w) {
+    const float v = row[w];
+    col[w] = v > col[w] ? v : col[w];
+    nan |= v != v;
+  }
+  return nan != 0;
+}
+
 class MaxPoolKernel final : public VecKernel {
  public:
   MaxPoolKernel(const KernelCreateContext& c, std::unique_ptr<OpKernel> reference)
@@ -72,29 +83,49 @@ class MaxPoolKernel final : public VecKernel {
     const float* px = x.data<float>();
     float* py = y.data<float>();
     constexpr float kLowest = -std::numeric_limits<float>::infinity();
+    // The row of column maxima is kept with pad_begin[1] slots of -inf before it and enough after it for the
+    // last window (ceil_mode), so every window reads inside the row: max over j < kw of cp[ow * sw + j].
+    const int64_t lead = pad_begin[1], width = std::max(lead + W, (OW - 1) * sw + kw);
     parallel_items(ctx.pool(), x.dim(0) * x.dim(1), std::max<int64_t>(1, OH * OW * kh * kw), [&](int64_t b, int64_t e) {
-      std::vector<float> col_buf(static_cast<size_t>(W));
-      float* col = col_buf.data();
+      // cp: the padded row; even / odd: its even and odd slots apart, for stride 2 (contiguous reads).
+      std::vector<float> buf(static_cast<size_t>(2 * width + 2));
+      float* cp = buf.data();
+      float* even = cp + width;
+      float* odd = even + (width + 1) / 2;
+      std::fill(cp, cp + width, kLowest);
       for (int64_t p = b; p < e; ++p) {
         const float* plane = px + p * H * W;
         float* dst = py + p * OH * OW;
         for (int64_t oh = 0; oh < OH; ++oh) {
           const int64_t hs = oh * sh - pad_begin[0];
           const int64_t h0 = std::max<int64_t>(0, hs), h1 = std::min(H, hs + kh);
-          // col[w] = max of rows h0..h1 at w (NaNs skipped, as the reference skips all but a first one).
+          // col[w] = max of rows h0..h1 at w, NaNs skipped (a NaN first in its window is put back below).
+          float* col = cp + lead;
           std::fill(col, col + W, kLowest);
-          for (int64_t h = h0; h < h1; ++h) {
-            const float* row = plane + h * W;
-            for (int64_t w = 0; w < W; ++w) col[w] = row[w] > col[w] ? row[w] : col[w];
+          bool nan_seen = false;
+          for (int64_t h = h0; h < h1; ++h) nan_seen |= max_into(plane + h * W, col, W);
+          float* out = dst + oh * OW;
+          if (sw == 2) {
+            const int64_t ne = (width + 1) / 2, no = width / 2;
+            for (int64_t i = 0; i < ne; ++i) even[i] = cp[2 * i];
+            for (int64_t i = 0; i < no; ++i) odd[i] = cp[2 * i + 1];
+            for (int64_t ow = 0; ow < OW; ++ow) out[ow] = even[ow];
+            for (int64_t j = 1; j < kw; ++j) {
+              const float* src = (j % 2 ? odd : even) + j / 2;
+              for (int64_t ow = 0; ow < OW; ++ow) out[ow] = src[ow] > out[ow] ? src[ow] : out[ow];
+            }
+          } else {
+            for (int64_t ow = 0; ow < OW; ++ow) out[ow] = cp[ow * sw];
+            for (int64_t j = 1; j < kw; ++j) {
+              const float* src = cp + j;
+              for (int64_t ow = 0; ow < OW; ++ow) out[ow] = src[ow * sw] > out[ow] ? src[ow * sw] : out[ow];
+            }
           }
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t ws = ow * sw - pad_begin[1];
-            const int64_t w0 = std::max<int64_t>(0, ws), w1 = std::min(W, ws + kw);
-            float m = kLowest;
-            for (int64_t w = w0; w < w1; ++w) m = col[w] > m ? col[w] : m;
-            // The reference keeps a NaN that comes first in its window.
-            if (h0 < h1 && w0 < w1 && std::isnan(plane[h0 * W + w0])) m = plane[h0 * W + w0];
-            dst[oh * OW + ow] = m;
+          if (nan_seen && h0 < h1) {  // the reference keeps a NaN that comes first in its window
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t w0 = std::max<int64_t>(0, ow * sw - lead);
+              if (w0 < std::min(W, ow * sw - lead + kw) && std::isnan(plane[h0 * W + w0])) out[ow] = plane[h0 * W + w0];
+            }
           }
         }
       }
