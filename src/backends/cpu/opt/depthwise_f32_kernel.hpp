@@ -213,7 +213,7 @@ int64_t block_band(const DepthwisePlane& g) {
 template <int W>
 int64_t block_scratch_floats(const DepthwisePlane& g) {
   const int64_t band_rows = lmin(block_rows(g), (block_band<W>(g) - 1) * g.sh + (g.kh - 1) * g.dh + 1);
-  return (band_rows * block_cols(g) + g.kh * g.kw + 1 + g.oh * g.ow) * W;
+  return (band_rows * block_cols(g) + g.kh * g.kw + 1 + g.oh * g.ow) * W + W;  // + W: room to align the start
 }
 
 // Transposes the W x W matrix in r (r[i] its row i): stage h swaps bit h of the row and column indices.
@@ -242,7 +242,9 @@ void block_outputs(const DepthwisePlane& g, int64_t oy0, int64_t oy1, int64_t wp
   const int64_t taps = KT > 0 ? KT : g.kh * g.kw;
   const vf bv = load<W>(wt + taps * W);
   const int64_t col_step = g.sw * W;
-  constexpr int R = 4;
+  // Pixels at once, each its own accumulator: with 4, a pixel's FMAs (one per tap) waited on each other (latency
+  // 4 cycles); 8 keep both FMA ports busy (96 channels of 56x56, 7x7: 915 -> 530 us).
+  constexpr int R = 8;
   for (int64_t oy = oy0; oy < oy1; ++oy) {
     const float* row = in + (oy - oy0) * g.sh * wp * W;
     float* o = out + oy * g.ow * W;
@@ -257,6 +259,16 @@ void block_outputs(const DepthwisePlane& g, int64_t oy0, int64_t oy1, int64_t wp
         for (int i = 0; i < R; ++i) acc[i] += wv * load<W>(base + i * col_step);
       }
       for (int i = 0; i < R; ++i) store<W>(o + (ox + i) * W, acc[i], W);
+    }
+    for (; ox + 4 <= g.ow; ox += 4) {  // the rest of a row by fours
+      vf acc[4] = {bv, bv, bv, bv};
+      const float* origin = row + ox * col_step;
+      for (int64_t t = 0; t < taps; ++t) {
+        const vf wv = load<W>(wt + t * W);
+        const float* base = origin + tap_off[t];
+        for (int i = 0; i < 4; ++i) acc[i] += wv * load<W>(base + i * col_step);
+      }
+      for (int i = 0; i < 4; ++i) store<W>(o + (ox + i) * W, acc[i], W);
     }
     for (; ox < g.ow; ++ox) {
       vf acc = bv;
@@ -283,7 +295,10 @@ void depthwise_block_impl(const DepthwisePlane& g, int64_t lanes, const float* x
   const bool by_rows = c_hi >= W;
   const int64_t band = by_rows ? block_band<W>(g) : g.oh;
   const int64_t band_rows = lmin(hp, (band - 1) * g.sh + span);
-  float* in = scratch;  // the band: padded row r0 + r, pixel c at in + (r * wp + c) * W
+  // The band: padded row r0 + r, pixel c at in + (r * wp + c) * W. Vector-aligned: from a 16-byte aligned start,
+  // every 64-byte load and store of the AVX-512 build split two cache lines (measured: the same convolution
+  // took 530 or 1078 us depending on where the allocator put the scratch).
+  float* in = scratch + (W - reinterpret_cast<uintptr_t>(scratch) / sizeof(float) % W) % W;
   float* wt = in + band_rows * wp * W;
   float* out = wt + (taps + 1) * W;
   // W pixels of W channels at a time, transposed in registers (the loops over W unrolled, so that the vectors
