@@ -26,6 +26,8 @@ constexpr double kParallelBytes = 1 << 20;  // unless they read this many bytes 
                                             // classifier's weights: bound by memory bandwidth, which two threads
                                             // nearly double)
 
+constexpr double kStreamBytes = 1 << 20;  // packed operands above this are read by the prefetching micro-kernels
+
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Per-thread scratch, 64-byte aligned, grown on demand (tasks on one thread never nest).
@@ -199,8 +201,12 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
   float* a_buf = a.packed ? nullptr : scratch(0, static_cast<size_t>(MC * KC));
   float* b_buf = b.packed ? nullptr : scratch(1, static_cast<size_t>(KC * NC));
   auto kernel = p.mk->kernel;
-  if (b.packed && p.mk->kernel_stream_b) kernel = p.mk->kernel_stream_b;
-  else if (a.packed && !b.packed && p.mk->kernel_stream_a) kernel = p.mk->kernel_stream_a;
+  // The prefetching variants only for packed operands too large to stay in L2: otherwise the prefetch's load slot
+  // per k step costs more than it saves (measured on resnet50's convolutions, bench/RESULTS.md).
+  const double a_bytes = a.packed ? sizeof(float) * static_cast<double>(a.packed->padded()) * static_cast<double>(p.K) : 0;
+  const double b_bytes = b.packed ? sizeof(float) * static_cast<double>(b.packed->padded()) * static_cast<double>(p.K) : 0;
+  if (b_bytes > kStreamBytes && p.mk->kernel_stream_b) kernel = p.mk->kernel_stream_b;
+  else if (a_bytes > kStreamBytes && !b.packed && p.mk->kernel_stream_a) kernel = p.mk->kernel_stream_a;
   for (int64_t jc = j_begin; jc < j_end; jc += NC) {
     const int64_t nc = std::min(NC, j_end - jc);
     for (int64_t pc = 0; pc < p.K; pc += KC) {
