@@ -27,6 +27,7 @@ Result<FusedEpilogue> fused_epilogue(const graph::Node& node) {
     case cpu::Activation::hardswish: e.act = UnaryOp::hard_swish; break;
     case cpu::Activation::leaky_relu: e.act = UnaryOp::leaky_relu; break;
     case cpu::Activation::gelu: e.act = UnaryOp::gelu; break;
+    case cpu::Activation::gelu_tanh: e.act = UnaryOp::gelu_tanh; break;
     case cpu::Activation::tanh: e.act = UnaryOp::tanh; break;
   }
   return e;

@@ -3,7 +3,8 @@
 //   Conv → Add of a residual of the output's shape → activation (constant per-channel Adds are already
 //   folded into the Conv's bias by fold_conv_affine).
 // Activations: Relu, Clip (constant bounds), Sigmoid, Tanh, LeakyRelu, HardSwish, x·Sigmoid(x) (SiLU),
-// x·HardSigmoid(x) with alpha 1/6 and beta 0.5 (HardSwish), and com.orchard Gelu with approximate "none".
+// x·HardSigmoid(x) with alpha 1/6 and beta 0.5 (HardSwish), and com.orchard Gelu (approximate "none": Gelu,
+// "tanh": GeluTanh).
 #include <cmath>
 #include <limits>
 
@@ -108,6 +109,8 @@ void match_activation(const Graph& g, const GraphUses& uses, Fusion& f) {
     f.activation = n.op_type;
   } else if (n.domain == kOrchardDomain && n.op_type == "Gelu" && n.attr_string("approximate", "none") == "none") {
     f.activation = "Gelu";
+  } else if (n.domain == kOrchardDomain && n.op_type == "Gelu" && n.attr_string("approximate", "none") == "tanh") {
+    f.activation = "GeluTanh";
   } else {
     return;
   }

@@ -39,6 +39,8 @@ Result<int> fold_shapes(Graph& g, const PassContext& ctx);
 // Identity, Reshape to the input's own shape, Transpose pairs that cancel (or merge into one), Dropout
 // in inference (opset ≥ 12 with training_mode absent) → removed.
 Result<int> eliminate_no_ops(Graph& g, const PassContext& ctx);
+// Reshape [..., K] → [M, K], Gemm with a constant [N] bias, Reshape back to [..., N] → MatMul + Add (the bias).
+Result<int> unflatten_gemm(Graph& g, const PassContext& ctx);
 // BatchNormalization (inference) after a Conv, and Mul/Add by constant per-channel tensors after a
 // Conv → folded into the Conv's weights and bias.
 Result<int> fold_conv_affine(Graph& g, const PassContext& ctx);

@@ -19,7 +19,8 @@ struct Act {
 };
 
 const Act kActs[] = {{"", {}},        {"Relu", {}},      {"Clip", {-0.5f, 0.75f}}, {"Sigmoid", {}}, {"SiLU", {}},
-                     {"HardSwish", {}}, {"LeakyRelu", {0.1f}}, {"Gelu", {}},         {"Tanh", {}}};
+                     {"HardSwish", {}}, {"LeakyRelu", {0.1f}}, {"Gelu", {}},         {"GeluTanh", {}},
+                     {"Tanh", {}}};
 
 double activate(const Act& a, double v) {
   if (a.name == "Relu") return v > 0 ? v : 0;
@@ -29,6 +30,7 @@ double activate(const Act& a, double v) {
   if (a.name == "HardSwish") return v * std::min(std::max(v / 6 + 0.5, 0.0), 1.0);
   if (a.name == "LeakyRelu") return v >= 0 ? v : a.params[0] * v;
   if (a.name == "Gelu") return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+  if (a.name == "GeluTanh") return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
   if (a.name == "Tanh") return std::tanh(v);
   return v;
 }

@@ -174,6 +174,93 @@ TEST(FuseConvMatMul, MatMulBiasResidualRelu) {
   expect_same_outputs(b);
 }
 
+// x [n,s,5] → Reshape to [ns,5] → Gemm(W [5,7], bias [7]) → Reshape to [n,s,7] (the target computed from x's
+// shape, as PyTorch exports a Linear layer) → y3; the values' types declared as shape inference would.
+void flattened_gemm(ModelBuilder& b, int64_t trans_b = 0, bool swap_leading = false) {
+  b.input("x", kFloat, {"n", "s", 5});
+  random_init(b, "W", trans_b ? std::vector<int64_t>{7, 5} : std::vector<int64_t>{5, 7}, 21);
+  random_init(b, "bias", {7}, 22);
+  int_init(b, "flat", {2}, {-1, 5});
+  int_init(b, "zero", {1}, {0});
+  int_init(b, "two", {1}, {2});
+  int_init(b, "seven", {1}, {7});
+  b.node("Reshape", {"x", "flat"}, {"a"});
+  auto& gemm = b.node("Gemm", {"a", "W", "bias"}, {"g"});
+  if (trans_b) {
+    auto* t = gemm.add_attribute();
+    t->set_name("transB");
+    t->set_type(onnx::AttributeProto::INT);
+    t->set_i(1);
+  }
+  b.node("Shape", {"x"}, {"xs"});
+  b.node("Slice", {"xs", "zero", "two"}, {"lead"});
+  b.node("Concat", {"lead", "seven"}, {"target"}).add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("axis");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(0);
+    return a;
+  }());
+  b.node("Reshape", {"g", "target"}, {"y3"});
+  orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "a", kFloat, {"ns", 5});
+  orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "g", kFloat, {"ns", 7});
+  if (swap_leading) orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "y3", kFloat, {"s", "n", 7});
+  else orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "y3", kFloat, {"n", "s", 7});
+}
+
+TEST(UnflattenGemm, FlattenedLinearBecomesOneFusedMatMul) {
+  ModelBuilder b;
+  flattened_gemm(b);
+  b.input("z", kFloat, {"n", "s", 7}).output("y", kFloat, {"n", "s", 7});
+  values_init(b, "half", {}, {0.5f});
+  b.node("Add", {"y3", "z"}, {"r"});
+  b.node("Relu", {"r"}, {"y"});
+  auto g = optimized(b);
+  const auto ops = op_counts(*g);
+  EXPECT_EQ(ops.count("Reshape"), 0u);
+  EXPECT_EQ(ops.count("Gemm"), 0u);
+  const Node* fused = find_op(*g, "FusedMatMul");
+  ASSERT_NE(fused, nullptr);
+  EXPECT_EQ(fused->inputs, (std::vector<std::string>{"x", "W", "bias", "z"}));
+  EXPECT_EQ(fused->attr_string("activation", ""), "Relu");
+  expect_same_outputs(b);
+}
+
+TEST(UnflattenGemm, TanhGeluAfterTheLinearIsFused) {
+  ModelBuilder b;
+  flattened_gemm(b);
+  b.output("y", kFloat, {"n", "s", 7});
+  auto& gelu = b.node("Gelu", {"y3"}, {"y"});
+  gelu.set_domain("com.orchard");
+  auto* a = gelu.add_attribute();
+  a->set_name("approximate");
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s("tanh");
+  auto* o = b.proto().add_opset_import();
+  o->set_domain("com.orchard");
+  o->set_version(1);
+  auto g = optimized(b);
+  const Node* fused = find_op(*g, "FusedMatMul");
+  ASSERT_NE(fused, nullptr);
+  EXPECT_EQ(fused->attr_string("activation", ""), "GeluTanh");
+  EXPECT_EQ(g->nodes.size(), 1u);
+  expect_same_outputs(b);
+}
+
+TEST(UnflattenGemm, NearMissesStay) {
+  for (int variant = 0; variant < 3; ++variant) {
+    ModelBuilder b;
+    // 0: transB; 1: unflattened to other leading dims; 2: the flat product also read elsewhere
+    flattened_gemm(b, variant == 0 ? 1 : 0, variant == 1);
+    if (variant == 1) b.output("y3", kFloat, {"s", "n", 7});
+    else b.output("y3", kFloat, {"n", "s", 7});
+    if (variant == 2) b.output("g", kFloat, {"ns", 7});
+    auto g = import(b);
+    EXPECT_EQ(*unflatten_gemm(*g, {}), 0) << "variant " << variant;
+    if (variant != 1) expect_same_outputs(b);
+  }
+}
+
 TEST(FuseConvMatMul, MatMulNearMissesStay) {
   {
     ModelBuilder b;  // m is read twice

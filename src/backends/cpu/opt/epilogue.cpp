@@ -15,7 +15,7 @@ struct Named {
   size_t params;  // how many activation_params the activation takes
 };
 
-constexpr std::array<Named, 9> kActivations = {{
+constexpr std::array<Named, 10> kActivations = {{
     {"", Activation::none, 0},
     {"Relu", Activation::relu, 0},
     {"Clip", Activation::clip, 2},
@@ -24,6 +24,7 @@ constexpr std::array<Named, 9> kActivations = {{
     {"HardSwish", Activation::hardswish, 0},
     {"LeakyRelu", Activation::leaky_relu, 1},
     {"Gelu", Activation::gelu, 0},
+    {"GeluTanh", Activation::gelu_tanh, 0},
     {"Tanh", Activation::tanh, 0},
 }};
 
@@ -70,6 +71,8 @@ void apply_activation_ref(const ActivationSpec& act, float* x, int64_t n) {
     case Activation::leaky_relu: return each([&](float v) { return v >= 0 ? v : p0 * v; });
     case Activation::gelu:
       return each([](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); });
+    case Activation::gelu_tanh:
+      return each([](float v) { return 0.5f * v * (1.0f + std::tanh(0.79788456080286536f * (v + 0.044715f * v * v * v))); });
     case Activation::tanh: return each([](float v) { return std::tanh(v); });
   }
 }

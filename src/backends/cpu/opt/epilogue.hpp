@@ -12,7 +12,7 @@
 namespace orchard::cpu {
 
 // The activations a fused op may carry, by their ONNX op name ("" for none).
-enum class Activation : unsigned char { none, relu, clip, sigmoid, silu, hardswish, leaky_relu, gelu, tanh };
+enum class Activation : unsigned char { none, relu, clip, sigmoid, silu, hardswish, leaky_relu, gelu, gelu_tanh, tanh };
 
 struct ActivationSpec {
   Activation kind = Activation::none;

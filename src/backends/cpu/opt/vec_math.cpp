@@ -65,6 +65,8 @@ void apply_activation_vec(const ActivationSpec& act, float* x, int64_t n) {
       return k.unary(UnaryOp::leaky_relu, act.p0, 0, x, x, n);
     case Activation::gelu:
       return k.unary(UnaryOp::gelu_erf, 0, 0, x, x, n);
+    case Activation::gelu_tanh:
+      return k.unary(UnaryOp::gelu_tanh, 0, 0, x, x, n);
     case Activation::tanh:
       return k.unary(UnaryOp::tanh, 0, 0, x, x, n);
   }
