@@ -3,6 +3,7 @@
 // user of a CUDA-enabled build should not pay. Call sites use the function pointers below.
 #pragma once
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #include "orchard/status.hpp"
@@ -28,5 +29,25 @@ struct CublasApi {
 // Returns cuBLAS, loaded once (libcublas.so.<major> from the loader's path, else the toolkit's lib64), or
 // why it could not be loaded.
 Result<const CublasApi*> cublas_api();
+
+// The cuBLASLt entry points the backend uses (GEMMs with their bias / activation / residual epilogue), and the
+// process's one cuBLASLt handle (thread-safe; the stream is given per call).
+struct CublasLtApi {
+  decltype(&cublasLtCreate) create;
+  decltype(&cublasLtMatmulDescCreate) desc_create;
+  decltype(&cublasLtMatmulDescDestroy) desc_destroy;
+  decltype(&cublasLtMatmulDescSetAttribute) desc_set;
+  decltype(&cublasLtMatrixLayoutCreate) layout_create;
+  decltype(&cublasLtMatrixLayoutDestroy) layout_destroy;
+  decltype(&cublasLtMatmulPreferenceCreate) pref_create;
+  decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy;
+  decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set;
+  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic;
+  decltype(&cublasLtMatmul) matmul;
+  cublasLtHandle_t handle;
+};
+
+// Returns cuBLASLt (libcublasLt.so.<major>, found as cuBLAS is) with its handle, loaded once, or why not.
+Result<const CublasLtApi*> cublaslt_api();
 
 }  // namespace orchard::cuda

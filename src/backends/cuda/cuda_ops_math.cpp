@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "backends/cuda/cublas_loader.hpp"
+#include "backends/cuda/cuda_gemm_lt.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 #include "backends/cpu/shape_util.hpp"
 
@@ -228,11 +229,16 @@ Status gemm_rowmajor(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, 
                              stride_c, batch);
 }
 
-// MatMul, and FusedMatMul when `fused` is set: the product, then the epilogue over the output's last dim.
+// MatMul, and FusedMatMul when `fused` is set: the product, then the epilogue over the output's last dim; a
+// linear layer's FusedMatMul in one cuBLASLt call where its epilogue allows (cuda_gemm_lt.hpp).
 class MatMulKernel final : public runtime::OpKernel {
  public:
   explicit MatMulKernel(std::optional<FusedEpilogue> fused) : fused_(fused) {}
   Status run(runtime::OpContext& ctx) const override {
+    if (fused_) {
+      ORCHARD_ASSIGN_OR_RETURN(bool done, fused_linear(ctx));
+      if (done) return Status::OK();
+    }
     Tensor y;
     int64_t n = 0;
     ORCHARD_RETURN_IF_ERROR(product(ctx, y, n));
@@ -240,6 +246,33 @@ class MatMulKernel final : public runtime::OpKernel {
   }
 
  private:
+  // A [..., K] x B [K, N] (one B for every row of A) with its bias and residual as one cuBLASLt GEMM; false, having
+  // done nothing, for anything else or anything invalid (the general path then runs, and names what is wrong).
+  Result<bool> fused_linear(runtime::OpContext& ctx) const {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* a, ctx.input_tensor(0));
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, ctx.input_tensor(1));
+    const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+    const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+    const DType t = a->dtype();
+    if (!LtGemm::takes(t, fused_->act, z != nullptr) || b->dtype() != t || a->rank() < 2 || b->rank() != 2) return false;
+    const int64_t k = a->dim(a->rank() - 1), n = b->dim(1);
+    if (k <= 0 || n <= 0 || b->dim(0) != k || a->numel() == 0) return false;
+    if (bias && (bias->dtype() != t || bias->numel() != n)) return false;
+    Shape out = a->shape();
+    out[out.rank() - 1] = n;
+    if (z && (z->dtype() != t || z->shape() != out)) return false;
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, t, out));
+    const int64_t m = a->numel() / k;
+    ORCHARD_ASSIGN_OR_RETURN(bool done, lt_.run(t, m, n, k, a->raw_data(), b->raw_data(), bias ? bias->raw_data() : nullptr,
+                                                 z ? z->raw_data() : nullptr, y.raw_data(), fused_->act));
+    if (done) return true;
+    // No cuBLASLt algorithm for this shape: cuBLAS and the epilogue kernel, into the output already made.
+    ORCHARD_RETURN_IF_ERROR(
+        gemm_rowmajor(t, false, false, m, n, k, 1.f, a->raw_data(), k, 0, b->raw_data(), n, 0, 0.f, y.raw_data(), n, 0, 1));
+    ORCHARD_RETURN_IF_ERROR(apply_epilogue(ctx, *fused_, y, n, 1));
+    return true;
+  }
+
   Status product(runtime::OpContext& ctx, Tensor& y, int64_t& n_out) const {
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* a, ctx.input_tensor(0));
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, ctx.input_tensor(1));
@@ -297,6 +330,7 @@ class MatMulKernel final : public runtime::OpKernel {
   }
 
   std::optional<FusedEpilogue> fused_;
+  mutable LtGemm lt_;
 };
 
 class GemmKernel final : public runtime::OpKernel {
