@@ -238,6 +238,22 @@ void run_block(const Problem& p, int64_t i_begin, int64_t i_end, int64_t j_begin
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
             float* c = p.C + (ic + ir) * p.ldc + jc + jr;
+            // The next tile's rows of C (and of the residual) are mr separate rows, which the hardware prefetcher
+            // does not follow when they come from memory: ask for them one tile ahead (resnet50's 1x1
+            // convolutions on 56x56 planes 4-20% faster in six alternated rounds, bench/RESULTS.md).
+            if (ir + mr < mc) {
+              const int64_t rows = std::min<int64_t>(mr, mc - ir - mr);
+              for (int64_t r = 0; r < rows; ++r) {
+                const float* next = c + (mr + r) * p.ldc;
+                __builtin_prefetch(next, 1, 3);
+                __builtin_prefetch(next + 16, 1, 3);
+                if (last_k && p.ep->residual != nullptr) {
+                  const float* z = p.ep->residual + (ic + ir + mr + r) * p.ep->ld_residual + jc + jr;
+                  __builtin_prefetch(z, 0, 3);
+                  __builtin_prefetch(z + 16, 0, 3);
+                }
+              }
+            }
             if (last_k && epi) {
               const TileEpilogue te = tile_epilogue(base, *p.ep, ic + ir, jc + jr);
               kernel(kc, a_base + (ir / mr) * kc * mr, b_panel, c, p.ldc, m, n, pc > 0, &te);
