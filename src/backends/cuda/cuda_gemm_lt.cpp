@@ -26,7 +26,9 @@ bool lt_enabled() {
 
 }  // namespace
 
-LtGemm::~LtGemm() {
+LtGemm::~LtGemm() { clear(); }
+
+void LtGemm::clear() {
   auto api = cublaslt_api();
   if (!api.ok()) return;
   for (auto& [key, p] : plans_) {
@@ -35,6 +37,7 @@ LtGemm::~LtGemm() {
     (*api)->layout_destroy(p.b);
     (*api)->layout_destroy(p.c);
   }
+  plans_.clear();
 }
 
 bool LtGemm::takes(DType t, UnaryOp act, bool residual) {
@@ -56,6 +59,10 @@ Result<bool> LtGemm::run(DType t, int64_t m, int64_t n, int64_t k, const void* a
   std::lock_guard<std::mutex> lock(mu_);  // a plan's descriptor takes this call's bias pointer
   auto it = plans_.find(key);
   if (it == plans_.end()) {
+    // Inputs of ever new shapes (a server's batch sizes times sequence lengths) must not grow the cache without
+    // bound: past kMaxPlans it starts again. A descriptor is read when cublasLtMatmul is called, so the ones of
+    // calls already queued may go.
+    if (plans_.size() >= kMaxPlans) clear();
     // Row-major y [m x n] = a [m x k] b [k x n] is column-major y^T [n x m] = b^T [n x k] a^T [k x m]: cuBLASLt's
     // A is our b (n x k, ld n), its B our a (k x m, ld k), C and D y (n x m, ld n); the bias runs along D's rows,
     // our columns.

@@ -12,7 +12,7 @@
 
 namespace orchard::cuda {
 
-// One kernel's cuBLASLt plans, per shape; safe to call from concurrent runs.
+// One kernel's cuBLASLt plans, per shape (at most kMaxPlans); safe to call from concurrent runs.
 class LtGemm {
  public:
   LtGemm() = default;
@@ -30,6 +30,8 @@ class LtGemm {
                    const void* z, void* y, UnaryOp act);
 
  private:
+  static constexpr size_t kMaxPlans = 64;  // plans kept per kernel (each a few host descriptors)
+  void clear();  // destroys every plan (the mutex held, or in the destructor)
   using Key = std::tuple<DType, int64_t, int64_t, int64_t, int, bool>;
   struct Plan {
     cublasLtMatmulDesc_t desc;
