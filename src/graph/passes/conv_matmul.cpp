@@ -26,10 +26,7 @@ struct Fusion {
 bool same_dims(const std::optional<std::vector<Dim>>& a, const std::optional<std::vector<Dim>>& b) {
   if (!a || !b || a->size() != b->size()) return false;
   for (size_t k = 0; k < a->size(); ++k) {
-    const Dim& x = (*a)[k];
-    const Dim& y = (*b)[k];
-    const bool same = x.fixed() ? y.value == x.value : (!x.symbol.empty() && y.symbol == x.symbol);
-    if (!same) return false;
+    if (!same_dim((*a)[k], (*b)[k])) return false;
   }
   return true;
 }

@@ -15,10 +15,6 @@ namespace orchard::graph::passes {
 
 namespace {
 
-bool same_dim(const Dim& a, const Dim& b) {
-  return a.fixed() ? b.fixed() && a.value == b.value : !a.symbol.empty() && a.symbol == b.symbol;
-}
-
 bool try_unflatten(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx) {
   const Node& gemm = g.nodes[i];
   if (!is_op(gemm, "Gemm") || gemm.num_inputs() < 2 || gemm.outputs.size() != 1) return false;

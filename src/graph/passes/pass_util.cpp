@@ -116,6 +116,10 @@ std::optional<std::vector<int64_t>> static_shape(const Graph& g, std::string_vie
   return out;
 }
 
+bool same_dim(const Dim& a, const Dim& b) {
+  return a.fixed() ? b.fixed() && a.value == b.value : !a.symbol.empty() && a.symbol == b.symbol;
+}
+
 DType value_dtype(const Graph& g, std::string_view value) {
   if (const Tensor* t = constant(g, value)) return t->dtype();
   const ValueInfo* info = find_info(g, value);

@@ -47,6 +47,8 @@ std::optional<std::vector<int64_t>> int_constant(const Graph& g, std::string_vie
 std::optional<std::vector<int64_t>> static_shape(const Graph& g, std::string_view value);
 // Returns the declared shape of `value` (dims may be unknown: -1), when its rank is known.
 std::optional<std::vector<Dim>> declared_shape(const Graph& g, std::string_view value);
+// Returns true when two declared dims are known to be equal: the same value, or the same (non-empty) symbol.
+bool same_dim(const Dim& a, const Dim& b);
 // Returns the element type of `value` when known.
 DType value_dtype(const Graph& g, std::string_view value);
 
