@@ -586,15 +586,8 @@ __global__ void attention_kernel(const T* __restrict__ q, const T* __restrict__ 
   float* p = smem + static_cast<int64_t>(warp) * (a.sk + a.d);
   float* qr = p + a.sk;
   const int64_t b = blockIdx.x;
-  int64_t qo = 0, kto = 0, vo = 0, mo = 0, rest = b;
-  for (int d = a.batch_rank - 1; d >= 0; --d) {
-    const int64_t c = rest % a.batch_dims[d];
-    rest /= a.batch_dims[d];
-    qo += c * a.q_bs[d];
-    kto += c * a.kt_bs[d];
-    vo += c * a.v_bs[d];
-    mo += c * a.m_bs[d];
-  }
+  const AttentionOffsets off = attention_offsets(a, b);
+  const int64_t qo = off.q, kto = off.kt, vo = off.v, mo = off.mask, oo = off.out;
   for (int64_t i = static_cast<int64_t>(blockIdx.y) * warps + warp; i < a.sq;
        i += static_cast<int64_t>(gridDim.y) * warps) {
     for (int64_t d = lane; d < a.d; d += 32) qr[d] = load(q, qo + i * a.q_row + d);
@@ -624,8 +617,8 @@ __global__ void attention_kernel(const T* __restrict__ q, const T* __restrict__ 
     __syncwarp();
     for (int64_t c = lane; c < a.dv; c += 32) {
       float acc = 0.f;
-      for (int64_t j = 0; j < a.sk; ++j) acc += p[j] * load(v, vo + j * a.dv + c);
-      store(out, (b * a.sq + i) * a.dv + c, acc);
+      for (int64_t j = 0; j < a.sk; ++j) acc += p[j] * load(v, vo + j * a.v_row + c);
+      store(out, oo + i * a.o_row + c, acc);
     }
     __syncwarp();  // p and qr are rewritten for the next row
   }

@@ -79,22 +79,51 @@ cudaError_t arithmetic_fill(Elem t, void* dst, int64_t n, float start, float del
 
 // Scaled dot-product attention (com.orchard FusedAttention): for each output batch b (index over `batch_dims`) and
 // row i, out[b, i, :] = softmax(scale * q[b, i, :] . kt[b, :, j] + mask[b, i, j] over j) . v[b, j, :], with each
-// operand's per-batch-dim element strides (0 where it broadcasts) and row/column strides.
+// operand's per-batch-dim element strides (0 where it broadcasts) and row/column strides; Q's, V's and the output's
+// columns are contiguous.
 struct Attention {
   int batch_rank = 0;
   int64_t batch_dims[kMaxRank] = {};
-  int64_t q_bs[kMaxRank] = {}, kt_bs[kMaxRank] = {}, v_bs[kMaxRank] = {}, m_bs[kMaxRank] = {};
+  int64_t q_bs[kMaxRank] = {}, kt_bs[kMaxRank] = {}, v_bs[kMaxRank] = {}, m_bs[kMaxRank] = {}, o_bs[kMaxRank] = {};
   int64_t batches = 0, sq = 0, sk = 0, d = 0, dv = 0;
   int64_t q_row = 0;              // Q's row stride (0: one row broadcast over Sq)
   int64_t kt_row = 0, kt_col = 0;  // Kt's stride along D and along Sk (0: one column broadcast over Sk)
+  int64_t v_row = 0;               // V's row stride
+  int64_t o_row = 0;               // the output's row stride
   int64_t m_row = 0, m_col = 0;    // the mask's row and column strides
   float scale = 1.f;
   bool nan_to_zero = false;
 };
-// out (contiguous [batches, sq, dv]) from q, kt, v and mask (null when absent), all of element type t (f32/f16).
+#ifdef __CUDACC__
+// Element offsets of output batch b's matrices in each operand of `a`.
+struct AttentionOffsets {
+  int64_t q = 0, kt = 0, v = 0, mask = 0, out = 0;
+};
+__device__ inline AttentionOffsets attention_offsets(const Attention& a, int64_t b) {
+  AttentionOffsets o;
+  for (int d = a.batch_rank - 1; d >= 0; --d) {
+    const int64_t c = b % a.batch_dims[d];
+    b /= a.batch_dims[d];
+    o.q += c * a.q_bs[d];
+    o.kt += c * a.kt_bs[d];
+    o.v += c * a.v_bs[d];
+    o.mask += c * a.m_bs[d];
+    o.out += c * a.o_bs[d];
+  }
+  return o;
+}
+#endif
+
+// out from q, kt, v and mask (null when absent), all of element type t (f32/f16), one warp per row.
 // Returns cudaErrorInvalidValue when a row of sk scores does not fit in shared memory.
 cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, const void* mask, void* out,
                       const Attention& a, cudaStream_t stream);
+// The same on tensor cores, one kernel (cuda_attention.cu): float16 operands, d == dv of 32, 64 or 128, at most
+// 65535 batches; scores and the running softmax stay on chip (64 query rows per block, 64 keys at a time).
+// flash_attention_fits(a) says whether it takes `a`.
+bool flash_attention_fits(const Attention& a);
+cudaError_t flash_attention(const void* q, const void* kt, const void* v, const void* mask, void* out,
+                            const Attention& a, cudaStream_t stream);
 
 // The softmax step of attention computed as two matrix products (cuBLAS) and this kernel between them: for each of
 // the a.batches * a.sq rows r of `scores` (float32, contiguous [batches, sq, sk], the scale already applied),

@@ -1,8 +1,8 @@
 // CUDA kernels of Orchard's fused ops (docs/fused_ops.md): the epilogue that FusedMatMul and FusedConv run after
 // their cuBLAS / cuDNN product (bias, residual Z and activation in one pass), com.orchard Gelu (a unary op) and
-// com.orchard FusedAttention (two cuBLAS products with a masked-softmax kernel between them where each operand's
-// batches are one stride apart, else one kernel: scores, mask, softmax and the product by V without the score
-// matrix in device memory).
+// com.orchard FusedAttention (float16 where the head fits: one tensor-core kernel keeping scores on chip; else two
+// cuBLAS products with a masked-softmax kernel between them where each operand's batches are one stride apart; else
+// one warp per row: scores, mask, softmax and the product by V without the score matrix in device memory).
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -54,15 +54,6 @@ Status apply_epilogue(runtime::OpContext& ctx, const FusedEpilogue& e, Tensor& y
 
 namespace {
 
-// The strides of a contiguous tensor of shape `in` over the leading `rank` dims of `target` (right-aligned
-// broadcast over target's full rank; 0 where `in` repeats).
-void batch_strides(const Shape& in, const Shape& target, int rank, int64_t* out) {
-  Layout l;
-  l.rank = static_cast<int>(target.rank());
-  set_broadcast_operand(l, 0, in);
-  for (int d = 0; d < rank; ++d) out[d] = l.stride[0][d];
-}
-
 // The one element stride per output batch (flat index over a.batch_dims) that reaches an operand's matrices, given
 // its per-dim strides `st` and its matrix size: `matrix` when it has a matrix for every output batch (contiguous),
 // 0 when it has one for all; -1 when it broadcasts over some batch dims only (no single stride).
@@ -79,10 +70,15 @@ int64_t flat_batch_stride(const Attention& a, const int64_t* st, int64_t matrix)
   return -1;
 }
 
+// Which kernel computes FusedAttention (ORCHARD_CUDA_ATTENTION, read when the kernel is made): the best that takes
+// the shapes (flash: one tensor-core kernel; gemm: two cuBLAS products around a softmax kernel; kernel: one warp per
+// row), or one forced, for A/B runs and for testing each on shapes another would take.
+enum class AttentionPath { best, flash, gemm, kernel };
+
 // com.orchard FusedAttention: Y = softmax(scale * Q Kt + mask) V with MatMul's and Add's broadcasting.
 class FusedAttentionKernel final : public runtime::OpKernel {
  public:
-  FusedAttentionKernel(cpu::reference::AttentionAttrs attrs, bool one_kernel) : attrs_(attrs), one_kernel_(one_kernel) {}
+  FusedAttentionKernel(cpu::reference::AttentionAttrs attrs, AttentionPath path) : attrs_(attrs), path_(path) {}
 
   Status run(runtime::OpContext& ctx) const override {
     const Tensor* in[4] = {};
@@ -98,51 +94,58 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     ORCHARD_ASSIGN_OR_RETURN(Elem t, elem_of(in[0]->dtype()));
     // The same geometry as the CPU kernels (shape checks and broadcasting), then strides for the device kernel.
     const Shape* mask_shape = in[3] ? &in[3]->shape() : nullptr;
-    auto plan = cpu::reference::plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), mask_shape);
+    auto plan = cpu::reference::plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), mask_shape, attrs_.layout);
     if (!plan.ok()) return invalid_argument("[FusedAttention] ", plan.status().message());
     const cpu::reference::AttentionPlan& p = *plan;
-    const int rank = static_cast<int>(p.out.rank()) - 2;
-    if (p.out.rank() > static_cast<size_t>(kMaxRank)) {
-      return unsupported("[FusedAttention] output rank ", p.out.rank(), " above the CUDA kernel's ", kMaxRank);
+    const int rank = static_cast<int>(p.batch.rank());
+    if (rank > kMaxRank) {
+      return unsupported("[FusedAttention] ", rank, " batch dims, above the CUDA kernel's ", kMaxRank);
     }
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, in[0]->dtype(), p.out));
     if (y.numel() == 0) return Status::OK();
     Attention a;
     a.batch_rank = rank;
-    for (int d = 0; d < rank; ++d) a.batch_dims[d] = p.out[static_cast<size_t>(d)];
-    Shape scores(p.out.dims().begin(), p.out.dims().end() - 2);
-    scores.push_back(p.Sq);
-    scores.push_back(p.Sk);
-    batch_strides(in[0]->shape(), scores, rank, a.q_bs);
-    batch_strides(in[1]->shape(), scores, rank, a.kt_bs);
-    batch_strides(in[2]->shape(), scores, rank, a.v_bs);
-    if (in[3]) {
-      Layout l;
-      l.rank = static_cast<int>(scores.rank());
-      set_broadcast_operand(l, 0, *mask_shape);
-      for (int d = 0; d < rank; ++d) a.m_bs[d] = l.stride[0][d];
-      a.m_row = l.stride[0][rank];
-      a.m_col = l.stride[0][rank + 1];
+    for (int d = 0; d < rank; ++d) {
+      const size_t k = static_cast<size_t>(d);
+      a.batch_dims[d] = p.batch[k];
+      a.q_bs[d] = p.q_bs[k];
+      a.kt_bs[d] = p.kt_bs[k];
+      a.v_bs[d] = p.v_bs[k];
+      a.o_bs[d] = p.out_bs[k];
+      if (in[3]) a.m_bs[d] = p.mask_bs[k];
     }
+    a.m_row = p.mask_row;
+    a.m_col = p.mask_col;
     a.batches = p.batches;
     a.sq = p.Sq;
     a.sk = p.Sk;
     a.d = p.D;
     a.dv = p.Dv;
-    a.q_row = p.q_row_stride;
-    a.kt_row = p.score_cols;
-    a.kt_col = p.score_cols == 1 ? 0 : 1;
+    a.q_row = p.q_row;
+    a.kt_row = p.kt_d;
+    a.kt_col = p.kt_j;
+    a.v_row = p.v_row;
+    a.o_row = p.out_row;
     a.scale = cpu::reference::attention_scale(attrs_, p);
     a.nan_to_zero = attrs_.nan_to_zero;
-    if (!one_kernel_ && p.Sk > 0 && p.q_row_stride == p.D && p.score_cols == p.Sk) {
+    const void* mask = in[3] ? in[3]->raw_data() : nullptr;
+    const bool half = in[0]->dtype() == DType::float16;
+    if (half && (path_ == AttentionPath::best || path_ == AttentionPath::flash) && flash_attention_fits(a)) {
+      return launch_status(flash_attention(in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(), mask, y.raw_data(),
+                                           a, current_cuda_stream()),
+                           "FusedAttention");
+    }
+    const bool split_heads = attrs_.layout == cpu::reference::AttentionLayout::split_heads;
+    if ((path_ == AttentionPath::best || path_ == AttentionPath::gemm) && split_heads && p.Sk > 0 &&
+        p.q_row == p.D && p.score_cols == p.Sk) {
       const int64_t sq_ = flat_batch_stride(a, a.q_bs, p.Sq * p.D), skt = flat_batch_stride(a, a.kt_bs, p.D * p.Sk);
       const int64_t sv = flat_batch_stride(a, a.v_bs, p.Sk * p.Dv);
       if (sq_ >= 0 && skt >= 0 && sv >= 0) {
         return on_tensor_cores(ctx, in, y, a, sq_, skt, sv);
       }
     }
-    const cudaError_t err = attention(t, in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(),
-                                      in[3] ? in[3]->raw_data() : nullptr, y.raw_data(), a, current_cuda_stream());
+    const cudaError_t err = attention(t, in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(), mask, y.raw_data(), a,
+                                      current_cuda_stream());
     if (err == cudaErrorInvalidValue) {
       return unsupported("[FusedAttention] rows of ", p.Sk, " scores and ", p.D,
                          " query values do not fit the CUDA kernel's shared memory");
@@ -175,18 +178,20 @@ class FusedAttentionKernel final : public runtime::OpKernel {
   }
 
   cpu::reference::AttentionAttrs attrs_;
-  bool one_kernel_;  // ORCHARD_CUDA_ATTENTION=kernel: always the one-kernel version
+  AttentionPath path_;
 };
 
 }  // namespace
 
 KernelResult create_fused_attention(const runtime::KernelCreateContext& ctx) {
-  // ORCHARD_CUDA_ATTENTION=kernel (read when the kernel is made) keeps every FusedAttention on the one-kernel
-  // version: an A/B of the two in one binary, and the tests of that version on shapes the products would take.
+  ORCHARD_ASSIGN_OR_RETURN(cpu::reference::AttentionAttrs attrs, cpu::reference::attention_attrs(ctx.node));
   const char* env = std::getenv("ORCHARD_CUDA_ATTENTION");
-  const bool one_kernel = env && std::string_view(env) == "kernel";
-  return std::unique_ptr<runtime::OpKernel>(
-      new FusedAttentionKernel(cpu::reference::attention_attrs(ctx.node), one_kernel));
+  const std::string_view e = env ? env : "";
+  const AttentionPath path = e == "flash"    ? AttentionPath::flash
+                             : e == "gemm"   ? AttentionPath::gemm
+                             : e == "kernel" ? AttentionPath::kernel
+                                             : AttentionPath::best;
+  return std::unique_ptr<runtime::OpKernel>(new FusedAttentionKernel(attrs, path));
 }
 
 }  // namespace orchard::cuda

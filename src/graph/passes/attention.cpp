@@ -283,10 +283,56 @@ bool try_fuse(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx)
   return true;
 }
 
+// The Transpose with permutation `perm` that produces `value` and is read only by node `reader` (else -1).
+int transpose_into(const Graph& g, const GraphUses& uses, const std::string& value, size_t reader,
+                   const std::vector<int64_t>& perm) {
+  const int p = single_use_producer(g, uses, value, "Transpose", reader);
+  if (p < 0) return -1;
+  const Node& t = g.nodes[static_cast<size_t>(p)];
+  return t.num_inputs() == 1 && t.outputs.size() == 1 && t.attr("perm") != nullptr && t.attr_ints("perm") == perm ? p : -1;
+}
+
+// FusedAttention(Transpose(q, 0213), Transpose(k, 0231), Transpose(v, 0213)) read only by Transpose(·, 0213):
+// the heads split out of [B, S, H, D] and merged back, as every BERT / GPT-2 export does → one FusedAttention with
+// layout bshd reading q, k and v where they lie and writing [B, Sq, H, Dv]: four copies of the activations fewer.
+bool try_bshd(Graph& g, const GraphUses& uses, size_t i) {
+  const Node& n = g.nodes[i];
+  if (n.domain != kOrchardDomain || n.op_type != "FusedAttention" || n.num_inputs() < 3 || n.outputs.size() != 1 ||
+      n.attr("layout") != nullptr) {
+    return false;
+  }
+  const std::vector<int64_t> heads = {0, 2, 1, 3}, keys = {0, 2, 3, 1};
+  const int tq = transpose_into(g, uses, n.inputs[0], i, heads);
+  const int tk = transpose_into(g, uses, n.inputs[1], i, keys);
+  const int tv = transpose_into(g, uses, n.inputs[2], i, heads);
+  const int to = uses.sole_consumer(n.outputs[0]);
+  if (tq < 0 || tk < 0 || tv < 0 || to < 0 || tq == tk || tq == tv || tk == tv) return false;
+  const Node& t = g.nodes[static_cast<size_t>(to)];
+  if (!is_op(t, "Transpose") || t.num_inputs() != 1 || t.outputs.size() != 1 || t.attr("perm") == nullptr ||
+      t.attr_ints("perm") != heads) {
+    return false;
+  }
+  Node fused = n;
+  fused.inputs[0] = g.nodes[static_cast<size_t>(tq)].inputs[0];
+  fused.inputs[1] = g.nodes[static_cast<size_t>(tk)].inputs[0];
+  fused.inputs[2] = g.nodes[static_cast<size_t>(tv)].inputs[0];
+  fused.outputs[0] = t.outputs[0];
+  Attribute layout;
+  layout.type = Attribute::Type::s;
+  layout.s = "bshd";
+  fused.attributes["layout"] = std::move(layout);
+  // The output Transpose is the last node: every reader of its output comes after it.
+  for (int k : {tq, tk, tv, static_cast<int>(i)}) mark_removed(g, static_cast<size_t>(k));
+  g.nodes[static_cast<size_t>(to)] = std::move(fused);
+  return true;
+}
+
 }  // namespace
 
 Result<int> fuse_attention(Graph& g, const PassContext& ctx) {
-  return rewrite_each(g, [&ctx](Graph& g, const GraphUses& uses, size_t i) { return try_fuse(g, uses, i, ctx); });
+  const int fused =
+      rewrite_each(g, [&ctx](Graph& g, const GraphUses& uses, size_t i) { return try_fuse(g, uses, i, ctx); });
+  return fused + rewrite_each(g, [](Graph& g, const GraphUses& uses, size_t i) { return try_bshd(g, uses, i); });
 }
 
 }  // namespace orchard::graph::passes

@@ -118,6 +118,56 @@ TEST(FusedAttention, MaskedPositionsGetNoWeightAndNanToZeroClearsFullyMaskedRows
   for (int64_t k = 2; k < 4; ++k) EXPECT_EQ(y.data<float>()[k], 0.0f) << k;
 }
 
+Tensor transpose(const Tensor& x, std::vector<int64_t> perm) {
+  return run1(OpCase("Transpose", 13).input("x", x).attr("perm", std::move(perm)));
+}
+
+// layout bshd: Q, K and V as [B, S, H, D], read in place, against the unfused graph with the head Transposes an
+// export has (Q and V by [0,2,1,3], K by [0,2,3,1], the result back by [0,2,1,3]). Odd sizes, masks broadcast
+// over heads and rows, several row blocks per head (the blocked variant's strided panels), K and V of one batch
+// shared by two (batch broadcast), head_dim_scale and a fully masked row with nan_to_zero.
+TEST(FusedAttention, BshdLayoutReadsHeadsInPlace) {
+  struct BshdCase {
+    Shape q, k, v, mask;
+  };
+  const BshdCase cases[] = {
+      {{1, 5, 2, 3}, {1, 7, 2, 3}, {1, 7, 2, 4}, {}},
+      {{2, 13, 3, 8}, {2, 11, 3, 8}, {2, 11, 3, 6}, {2, 1, 1, 11}},
+      {{1, 128, 12, 64}, {1, 128, 12, 64}, {1, 128, 12, 64}, {1, 1, 128, 128}},
+      {{1, 300, 2, 16}, {1, 300, 2, 16}, {1, 300, 2, 16}, {300}},
+      {{2, 9, 3, 5}, {1, 6, 3, 5}, {1, 6, 3, 4}, {2, 3, 9, 6}},
+  };
+  unsigned seed = 700;
+  for (const BshdCase& c : cases) {
+    SCOPED_TRACE(c.q.to_string() + " x " + c.k.to_string() + " x " + c.v.to_string() + " mask " + c.mask.to_string());
+    const Tensor q = random_float_tensor(c.q, seed++), k = random_float_tensor(c.k, seed++);
+    const Tensor v = random_float_tensor(c.v, seed++);
+    Tensor mask = random_float_tensor(c.mask.rank() ? c.mask : Shape{1}, seed++);
+    if (c.mask.rank() == 4 && c.mask[2] > 1) {
+      const int64_t sk = c.mask[3];
+      for (int64_t j = 0; j < sk; ++j) mask.data<float>()[sk + j] = -std::numeric_limits<float>::infinity();  // row 1
+    }
+    const Tensor* m = c.mask.rank() ? &mask : nullptr;
+    const float d = static_cast<float>(c.q[3]);
+    for (const int64_t nan_to_zero : {int64_t{0}, int64_t{1}}) {
+      OpCase op("FusedAttention", 1, "com.orchard");
+      op.input("q", q).input("k", k).input("v", v).attr("scale", 0.5f).attr("head_dim_scale", int64_t{1});
+      op.attr("layout", std::string("bshd")).attr("nan_to_zero", nan_to_zero);
+      if (m) op.input("mask", mask);
+      const Tensor y = run1(op);
+      Tensor want = transpose(unfused(transpose(q, {0, 2, 1, 3}), transpose(k, {0, 2, 3, 1}), transpose(v, {0, 2, 1, 3}),
+                                      m, 0.5f / std::sqrt(d)),
+                              {0, 2, 1, 3});
+      if (nan_to_zero) {
+        for (int64_t e = 0; e < want.numel(); ++e) {
+          if (std::isnan(want.data<float>()[e])) want.data<float>()[e] = 0.0f;
+        }
+      }
+      expect_tensor_near(y, want, 1e-4, 1e-5);
+    }
+  }
+}
+
 TEST(FusedAttention, BadShapesAreRefusedNamingThem) {
   OpCase c("FusedAttention", 1, "com.orchard");
   c.input("q", random_float_tensor({1, 4, 3}, 1)).input("kt", random_float_tensor({1, 5, 4}, 2));
@@ -131,6 +181,19 @@ TEST(FusedAttention, BadShapesAreRefusedNamingThem) {
   r = run_op(m);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("mask"), std::string::npos) << r.status().to_string();
+  // bshd takes rank-4 operands only, and no other layout exists.
+  OpCase b("FusedAttention", 1, "com.orchard");
+  b.input("q", random_float_tensor({1, 4, 3}, 1)).input("k", random_float_tensor({1, 4, 3}, 2));
+  b.input("v", random_float_tensor({1, 4, 3}, 3)).attr("layout", std::string("bshd"));
+  r = run_op(b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("rank 4"), std::string::npos) << r.status().to_string();
+  OpCase u("FusedAttention", 1, "com.orchard");
+  u.input("q", random_float_tensor({1, 4, 3}, 1)).input("kt", random_float_tensor({1, 3, 4}, 2));
+  u.input("v", random_float_tensor({1, 4, 3}, 3)).attr("layout", std::string("sbhd"));
+  r = run_op(u);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("sbhd"), std::string::npos) << r.status().to_string();
 }
 
 }  // namespace

@@ -679,24 +679,34 @@ TEST(CudaOps, FusedAttentionTensorCorePathMatchesTheReference) {
   }
 }
 
-// The same path in float16 (tensor cores): a float32 model of one FusedAttention node run in float16 on CUDA against
-// the CPU in float32 (the CPU's fused kernels take float32 only, so not through the harness): odd Sk, masks broadcast
-// over heads, a fully masked row cleared by nan_to_zero, and the fallback kernel (K broadcast over the batch dim)
-// for comparison.
+// FusedAttention in float16 on CUDA against the CPU in float32 (the CPU's fused kernels take float32 only, so not
+// through the harness): a float32 model of one FusedAttention node run in float16. Heads of 32, 64 and 128 take the
+// one-kernel tensor-core path (cuda_attention.cu) in both layouts, with row and key counts that are not multiples of
+// its 64-row tiles, Kt read column- or row-wise, K and V shared over the batch dim; heads of 40 and 16 take the two
+// cuBLAS products (split heads) or the one-warp-per-row kernel (bshd); Kt shared over dim 0 only takes the latter.
+// Every case has masks broadcast over heads and a fully masked row cleared by nan_to_zero.
 TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
   ORCHARD_REQUIRE_GPU(b);
   struct Case {
     std::vector<int64_t> q, kt, v, mask;
+    bool bshd = false;
   };
   const Case cases[] = {
       {{2, 12, 32, 64}, {2, 12, 64, 32}, {2, 12, 32, 64}, {2, 1, 1, 32}},
       {{1, 3, 7, 40}, {1, 3, 40, 77}, {1, 3, 77, 24}, {1, 1, 7, 77}},
       {{2, 2, 5, 16}, {2, 2, 16, 300}, {2, 2, 300, 8}, {2, 1, 1, 300}},
       {{2, 3, 6, 8}, {1, 3, 8, 10}, {2, 3, 10, 8}, {2, 1, 1, 10}},  // Kt shared over dim 0 only: the fallback
+      {{1, 2, 70, 128}, {1, 2, 128, 70}, {1, 2, 70, 128}, {1, 1, 70, 70}},
+      {{2, 4, 65, 32}, {2, 4, 32, 130}, {2, 4, 130, 32}, {2, 1, 1, 130}},
+      {{2, 77, 3, 64}, {2, 130, 3, 64}, {2, 130, 3, 64}, {2, 1, 1, 130}, true},
+      {{1, 128, 12, 64}, {1, 128, 12, 64}, {1, 128, 12, 64}, {1, 1, 128, 128}, true},  // GPT-2's heads
+      {{2, 9, 3, 64}, {1, 20, 3, 64}, {1, 20, 3, 64}, {2, 3, 9, 20}, true},            // K, V shared by the batch
+      {{1, 9, 2, 40}, {1, 11, 2, 40}, {1, 11, 2, 24}, {1, 1, 9, 11}, true},
   };
   uint32_t seed = 400;
   for (const Case& c : cases) {
-    SCOPED_TRACE(Shape(c.q).to_string() + " x " + Shape(c.kt).to_string() + " mask " + Shape(c.mask).to_string());
+    SCOPED_TRACE(Shape(c.q).to_string() + " x " + Shape(c.kt).to_string() + " mask " + Shape(c.mask).to_string() +
+                 (c.bshd ? " bshd" : ""));
     ModelBuilder m(17);
     auto declare = [](onnx::ValueInfoProto* vi, const char* name, const std::vector<int64_t>& dims) {
       vi->set_name(name);
@@ -712,7 +722,7 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
     add_input("v", c.v);
     add_input("mask", c.mask);
     std::vector<int64_t> out(c.q.begin(), c.q.end() - 1);
-    out.push_back(c.v.back());
+    out.push_back(c.v.back());  // bshd: [B, Sq, H, Dv] as well
     declare(m.proto().mutable_graph()->add_output(), "y", out);
     auto* opset = m.proto().add_opset_import();
     opset->set_domain("com.orchard");
@@ -726,6 +736,12 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
     nz->set_name("nan_to_zero");
     nz->set_type(onnx::AttributeProto::INT);
     nz->set_i(1);
+    if (c.bshd) {
+      auto* layout = n->add_attribute();
+      layout->set_name("layout");
+      layout->set_type(onnx::AttributeProto::STRING);
+      layout->set_s("bshd");
+    }
     const std::string model = m.bytes();
     HalfAndCpu s;
     ASSERT_NO_FATAL_FAILURE(load_half_and_cpu(model, s));

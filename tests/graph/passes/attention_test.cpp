@@ -29,11 +29,18 @@ struct Form {
   int64_t softmax_axis = -1;
   bool scores_output = false;  // the scores are also a graph output
   int head_dim = 0;  // ViT: Q and Kt (2) or only Q (1) multiplied by D^(-1/4) computed from Q's shape
+  bool merge_heads = false;  // the result transposed back to [n, s, 2, 4] and reshaped to y [n, s, 8]
 };
 
-// x [n, s, 8] → Q, K, V of 2 heads of 4 (Reshape + Transpose as exporters write them) → attention → y [n, 2, s, 4].
+// x [n, s, 8] → Q, K, V of 2 heads of 4 (Reshape + Transpose as exporters write them) → attention → y [n, 2, s, 4]
+// (merge_heads: → Transpose, Reshape → y [n, s, 8]).
 void attention(ModelBuilder& b, const Form& f) {
-  b.input("x", kFloat, {"n", "s", 8}).output("y", kFloat, {"n", 2, "s", 4});
+  b.input("x", kFloat, {"n", "s", 8});
+  if (f.merge_heads) {
+    b.output("y", kFloat, {"n", "s", 8});
+  } else {
+    b.output("y", kFloat, {"n", 2, "s", 4});
+  }
   if (f.mask) b.input("mask", kFloat, {"n", 1, 1, "s"});
   int_init(b, "heads", {4}, {0, 0, 2, 4});
   random_init(b, "wq", {8, 8}, 1);
@@ -91,7 +98,14 @@ void attention(ModelBuilder& b, const Form& f) {
     b.node("Where", {"nan", "fill", "p"}, {"p1"});
     p = "p1";
   }
-  b.node("MatMul", {p, "v2"}, {"y"});
+  if (!f.merge_heads) {
+    b.node("MatMul", {p, "v2"}, {"y"});
+    return;
+  }
+  int_init(b, "merged", {3}, {0, 0, 8});
+  b.node("MatMul", {p, "v2"}, {"o"});
+  attr_ints(b.node("Transpose", {"o"}, {"o1"}), "perm", {0, 2, 1, 3});
+  b.node("Reshape", {"o1", "merged"}, {"y"});
 }
 
 TEST(FuseAttention, ExportedFormsBecomeOneNode) {
@@ -117,6 +131,39 @@ TEST(FuseAttention, ExportedFormsBecomeOneNode) {
     EXPECT_EQ(a->attr_int("nan_to_zero", 0), f.nan_where ? 1 : 0);
     EXPECT_EQ(count_op(*g, "Softmax") + count_op(*g, "IsNaN") + count_op(*g, "Where"), 0);
     EXPECT_EQ(count_op(*g, "MatMul"), 3);  // the projections only
+    expect_same_outputs(b);
+  }
+}
+
+// The heads split by Transposes and merged back by one: the Transposes go, the attention reads [n, s, 2, 4] in
+// place (layout bshd). Not when a head Transpose has another reader (ViT's Shape of Q) or the result is read as is.
+TEST(FuseAttention, HeadTransposesFoldIntoTheBshdLayout) {
+  const Form forms[] = {
+      {.merge_heads = true},
+      {.mask = false, .nan_where = false, .div_scale = true, .merge_heads = true},
+  };
+  for (const Form& f : forms) {
+    ModelBuilder b;
+    attention(b, f);
+    auto g = import(b);
+    EXPECT_EQ(*fuse_attention(*g, {}), 2);  // the fusion, then the layout
+    const Node* a = find_op(*g, "FusedAttention");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->attr_string("layout", ""), "bshd");
+    EXPECT_EQ((std::vector<std::string>(a->inputs.begin(), a->inputs.begin() + 3)),
+              (std::vector<std::string>{"q1", "k1", "v1"}));
+    EXPECT_EQ(a->outputs[0], "o1");
+    EXPECT_EQ(count_op(*g, "Transpose"), 0);
+    expect_same_outputs(b);
+  }
+  for (const Form& f : {Form{.mask = false, .nan_where = false, .head_dim = 2, .merge_heads = true}, Form{}}) {
+    ModelBuilder b;
+    attention(b, f);
+    auto g = import(b);
+    EXPECT_EQ(*fuse_attention(*g, {}), 1);
+    const Node* a = find_op(*g, "FusedAttention");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->attr("layout"), nullptr);
     expect_same_outputs(b);
   }
 }

@@ -25,9 +25,10 @@ constexpr int64_t kScoreBlockFloats = 65536;  // one task's score rows (256 KiB)
 class FusedAttentionF32 final : public OpKernel {
  public:
   explicit FusedAttentionF32(const KernelCreateContext& ctx)
-      : attrs_(reference::attention_attrs(ctx.node)) {}
+      : attrs_(*reference::attention_attrs(ctx.node)) {}
 
   static Status validate(const KernelCreateContext& ctx) {
+    ORCHARD_RETURN_IF_ERROR(reference::attention_attrs(ctx.node).status());
     for (size_t i = 0; i < 4 && i < ctx.node.inputs.size(); ++i) {
       if (ctx.node.inputs[i].empty()) continue;
       const DType t = ctx.input_type(i).dtype;
@@ -40,12 +41,13 @@ class FusedAttentionF32 final : public OpKernel {
 
   Status run(OpContext& ctx) const override {
     const Tensor* in[4] = {};
-    ORCHARD_ASSIGN_OR_RETURN(AttentionPlan p, reference::attention_inputs(ctx, in));
+    ORCHARD_ASSIGN_OR_RETURN(AttentionPlan p, reference::attention_inputs(ctx, attrs_, in));
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, p.out));
     if (y.numel() == 0) return Status::OK();
     const int64_t Sq = p.Sq, Sk = p.Sk, D = p.D, Dv = p.Dv;
     const float* mask = in[3] ? in[3]->data<float>() : nullptr;
-    if (Sk == 0 || p.score_cols != Sk || (p.q_row_stride == 0 && Sq > 1)) {
+    const bool kt_rows = p.kt_j == 1, kt_cols = p.kt_d == 1;  // Kt row-major, or K row-major (bshd)
+    if (Sk == 0 || p.score_cols != Sk || (p.q_row == 0 && Sq > 1) || !(kt_rows || kt_cols)) {
       // No columns, or a mask that broadcasts the scores' one column or Q's one row: the plain loops.
       reference::attention_plain(p, in[0]->data<float>(), in[1]->data<float>(), in[2]->data<float>(), mask, attrs_,
                                  y.data<float>());
@@ -69,8 +71,9 @@ class FusedAttentionF32 final : public OpKernel {
     auto pack = [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const size_t bi = static_cast<size_t>(b);
-        kt_packed[bi] = gemm_pack_b(false, D, Sk, kt + p.kt_off[bi], Sk);
-        v_packed[bi] = gemm_pack_b(false, Sk, Dv, v + p.v_off[bi], Dv);
+        kt_packed[bi] = kt_rows ? gemm_pack_b(false, D, Sk, kt + p.kt_off[bi], p.kt_d)
+                                : gemm_pack_b(true, D, Sk, kt + p.kt_off[bi], p.kt_j);
+        v_packed[bi] = gemm_pack_b(false, Sk, Dv, v + p.v_off[bi], p.v_row);
       }
     };
     auto task = [&](int64_t t0, int64_t t1) {
@@ -78,7 +81,7 @@ class FusedAttentionF32 final : public OpKernel {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t b = t / blocks, r0 = (t % blocks) * rows, n = std::min(rows, Sq - r0);
         const size_t bi = static_cast<size_t>(b);
-        const GemmOperand qa{q + p.q_off[bi] + r0 * D, D, false, nullptr};
+        const GemmOperand qa{q + p.q_off[bi] + r0 * p.q_row, p.q_row, false, nullptr};
         const GemmOperand kb{nullptr, 0, false, kt_packed[bi].get()};
         gemm_f32(n, Sk, D, qa, kb, s.data(), Sk, scaled, nullptr);
         for (int64_t i = 0; i < n && mask; ++i) {
@@ -93,7 +96,7 @@ class FusedAttentionF32 final : public OpKernel {
         }
         const GemmOperand pa{s.data(), Sk, false, nullptr};
         const GemmOperand vb{nullptr, 0, false, v_packed[bi].get()};
-        gemm_f32(n, Dv, Sk, pa, vb, out + (b * Sq + r0) * Dv, Dv, plain, nullptr);
+        gemm_f32(n, Dv, Sk, pa, vb, out + p.out_off[bi] + r0 * p.out_row, p.out_row, plain, nullptr);
       }
     };
     const int64_t tasks = p.batches * blocks;

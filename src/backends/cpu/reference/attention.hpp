@@ -11,24 +11,37 @@
 
 namespace orchard::cpu::reference {
 
+// How FusedAttention's operands lie in memory (the `layout` attribute, docs/fused_ops.md).
+enum class AttentionLayout {
+  split_heads,  // Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv]; output [..., Sq, Dv]
+  bshd,         // Q [B, Sq, H, D], K [B, Sk, H, D] (not transposed), V [B, Sk, H, Dv]; output [B, Sq, H, Dv]
+};
+
+// The geometry of one FusedAttention: the scores X [batch..., Sq, Sk] and every operand's element strides.
+// Operands are read in place: per output batch an offset, within it a row stride (columns contiguous), so both
+// layouts run through the same loops.
 struct AttentionPlan {
-  Shape out;                      // [batch..., Sq, Dv]
+  Shape out;                      // the output's shape ([batch..., Sq, Dv]; bshd: [B, Sq, H, Dv])
+  Shape batch;                    // the output's batch dims ([B, H] for bshd)
   int64_t Sq = 0, Sk = 0;         // rows and columns of X
   int64_t D = 0, Dv = 0;          // Q's columns, V's columns
   int64_t score_cols = 0;         // columns of MatMul(Q, Kt): Sk, or 1 when the mask broadcasts them to Sk
-  int64_t q_row_stride = 0;       // D, or 0 when Q has one row that the mask broadcasts to Sq
-  int64_t batches = 0;            // product of out's batch dims
-  std::vector<int64_t> q_off, kt_off, v_off, mask_off;  // per output batch: offset of its matrices
+  int64_t batches = 0;            // product of the batch dims
+  // Per batch dim (right-aligned; 0 where the operand broadcasts): each operand's element stride.
+  std::vector<int64_t> q_bs, kt_bs, v_bs, out_bs, mask_bs;
+  int64_t q_row = 0;              // Q's row stride, 0 when Q has one row that the mask broadcasts to Sq
+  int64_t kt_d = 0, kt_j = 0;     // Kt's element (d, j) lies at d * kt_d + j * kt_j (kt_j 0: one broadcast column)
+  int64_t v_row = 0;              // V's row stride
+  int64_t out_row = 0;            // the output's row stride
   int64_t mask_row = 0, mask_col = 0;                   // the mask's row and column strides (0: broadcast)
+  std::vector<int64_t> q_off, kt_off, v_off, out_off, mask_off;  // per output batch: offset of its matrices
 };
 
-// Returns the plan of Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv] (each of rank >= 2) and `mask` (null when
-// absent), or invalid_argument naming the shapes that do not fit as the unfused MatMul / Add / MatMul.
-Result<AttentionPlan> plan_attention(const Shape& q, const Shape& kt, const Shape& v, const Shape* mask);
+// Returns the plan of Q, Kt (K for bshd), V and `mask` (null when absent) in `layout`, or invalid_argument naming
+// the shapes that do not fit as the unfused Transposes / MatMul / Add / MatMul.
+Result<AttentionPlan> plan_attention(const Shape& q, const Shape& kt, const Shape& v, const Shape* mask,
+                                     AttentionLayout layout = AttentionLayout::split_heads);
 
-// Reads the op's inputs into `in` (Q, Kt, V, mask; null when absent), each a float32 tensor, and plans it;
-// invalid_argument naming a bad input or shape.
-Result<AttentionPlan> attention_inputs(const runtime::OpContext& ctx, const Tensor* (&in)[4]);
 
 // The op's attributes: scale, whether it is also divided by sqrt(D) (D: Q's last dim at run time), and whether
 // NaN probabilities become 0 (Where(IsNaN(P), 0, P)).
@@ -36,10 +49,16 @@ struct AttentionAttrs {
   float scale = 1;
   bool head_dim_scale = false;
   bool nan_to_zero = false;
+  AttentionLayout layout = AttentionLayout::split_heads;
 };
 
-// Reads the attributes of a FusedAttention node.
-AttentionAttrs attention_attrs(const graph::Node& node);
+// Reads the attributes of a FusedAttention node; invalid_argument for an unknown layout.
+Result<AttentionAttrs> attention_attrs(const graph::Node& node);
+
+// Reads the op's inputs into `in` (Q, Kt, V, mask; null when absent), each a float32 tensor, and plans it;
+// invalid_argument naming a bad input or shape.
+Result<AttentionPlan> attention_inputs(const runtime::OpContext& ctx, const AttentionAttrs& attrs,
+                                       const Tensor* (&in)[4]);
 // The factor applied to MatMul(Q, Kt) for plan `p`: scale, divided by sqrt(D) when head_dim_scale is set and D > 0.
 float attention_scale(const AttentionAttrs& attrs, const AttentionPlan& p);
 
