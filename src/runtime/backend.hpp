@@ -157,6 +157,10 @@ class Backend {
   // Returns whether the backend has any implementation of (domain, op) at `opset` (for the importer,
   // which expands function ops that no backend implements).
   virtual bool has_op(const std::string& domain, const std::string& op, int opset) const = 0;
+  // Returns whether the backend's convolutions run fastest on channels-last (NHWC) activations: the optimizer
+  // then rewrites the 2-D convolutions this backend is first to take into FusedConv with layout nhwc
+  // (src/graph/passes/layout.cpp).
+  virtual bool prefers_channels_last() const { return false; }
 };
 
 // Returns the backends available on this machine, in fallback-chain order (CPU last): the options'

@@ -113,6 +113,12 @@ Result<OptimizeStats> optimize_graph(graph::Graph& g, const std::vector<std::sha
     ctx.may_replace = [&chain](const graph::Node& original, std::string_view domain, std::string_view op, int opset) {
       return may_replace(chain, original, domain, op, opset);
     };
+    ctx.channels_last = [&chain](const graph::Node& n) {
+      for (const auto& b : chain) {
+        if (b->has_op(n.domain, n.op_type, n.opset)) return b->prefers_channels_last();
+      }
+      return false;
+    };
     ORCHARD_ASSIGN_OR_RETURN(int shapes, graph::passes::fold_shapes(g, ctx));
     stats.passes.emplace_back("fold_shapes", shapes);
     if (shapes > 0) stats.passes.emplace_back("fold_constants_again", fold_constants(g, chain));

@@ -1,4 +1,4 @@
-// CUDA Conv (2-D NCHW, and 1-D NCW as height 1; groups, pads, strides, dilations, bias) through cuDNN 9's
+// CUDA Conv (2-D NCHW, FusedConv also NHWC; 1-D NCW as height 1; groups, pads, strides, dilations, bias) through cuDNN 9's
 // convolution API. The algorithm (heuristics, or timed by cudnnFind on request) and workspace size are chosen once
 // per input shape in reshape() and cached by the executor.
 // float32 runs with FMA math only (no TF32); float16 may use tensor cores (float32 accumulation).
@@ -95,6 +95,7 @@ struct ConvAttrs {
   std::string auto_pad;
   bool one_d = false;    // the attributes were those of a 1-D convolution
   bool two_d = false;    // the attributes were those of a 2-D convolution
+  bool nhwc = false;     // FusedConv's layout nhwc: X, Z, Y [N, H, W, C], W [M, kH, kW, C/group]
 };
 
 // Descriptors and the chosen algorithm for one input shape.
@@ -113,6 +114,7 @@ class ConvState final : public runtime::KernelState {
   cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   size_t workspace = 0;
   Shape out;
+  int64_t channels = 0;  // the output's channels
 };
 
 // Conv, and FusedConv when `fused` is set: the convolution, then bias, Z and activation in one epilogue pass.
@@ -124,13 +126,15 @@ class ConvKernel final : public runtime::OpKernel {
 
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
     // A 1-D convolution (NCW input, OIW weights) runs as a 2-D one of height 1.
-    const bool one_d = shapes.size() >= 2 && shapes[0].rank() == 3 && shapes[1].rank() == 3;
+    const bool one_d = !a_.nhwc && shapes.size() >= 2 && shapes[0].rank() == 3 && shapes[1].rank() == 3;
     if (shapes.size() < 2 || !(one_d || (shapes[0].rank() == 4 && shapes[1].rank() == 4)) || (a_.one_d && !one_d) ||
         (a_.two_d && one_d)) {
       return unsupported("[Conv] the CUDA kernel takes 1-D and 2-D convolutions (NCW/NCHW input, OIW/OIHW weights)");
     }
-    const Shape x = one_d ? Shape{shapes[0][0], shapes[0][1], 1, shapes[0][2]} : shapes[0];
-    const Shape w = one_d ? Shape{shapes[1][0], shapes[1][1], 1, shapes[1][2]} : shapes[1];
+    // Logical NCHW / OIHW dims (cuDNN takes them so whatever the memory format).
+    auto nchw = [](const Shape& s) { return Shape{s[0], s[3], s[1], s[2]}; };
+    const Shape x = one_d ? Shape{shapes[0][0], shapes[0][1], 1, shapes[0][2]} : a_.nhwc ? nchw(shapes[0]) : shapes[0];
+    const Shape w = one_d ? Shape{shapes[1][0], shapes[1][1], 1, shapes[1][2]} : a_.nhwc ? nchw(shapes[1]) : shapes[1];
     if (a_.group < 1 || x[1] != w[1] * a_.group || w[0] % a_.group != 0) {
       return invalid_argument("[Conv] input ", x.to_string(), " and weights ", w.to_string(), " do not match group ", a_.group);
     }
@@ -162,8 +166,9 @@ class ConvKernel final : public runtime::OpKernel {
     ORCHARD_CUDNN_CALL(cudnnCreateFilterDescriptor(&st->w_));
     ORCHARD_CUDNN_CALL(cudnnCreateConvolutionDescriptor(&st->conv_));
     auto i32 = [](int64_t v) { return static_cast<int>(v); };
-    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->x_, CUDNN_TENSOR_NCHW, dt, i32(x[0]), i32(x[1]), i32(x[2]), i32(x[3])));
-    ORCHARD_CUDNN_CALL(cudnnSetFilter4dDescriptor(st->w_, dt, CUDNN_TENSOR_NCHW, i32(w[0]), i32(w[1]), i32(w[2]), i32(w[3])));
+    const cudnnTensorFormat_t fmt = a_.nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->x_, fmt, dt, i32(x[0]), i32(x[1]), i32(x[2]), i32(x[3])));
+    ORCHARD_CUDNN_CALL(cudnnSetFilter4dDescriptor(st->w_, dt, fmt, i32(w[0]), i32(w[1]), i32(w[2]), i32(w[3])));
     ORCHARD_CUDNN_CALL(cudnnSetConvolution2dDescriptor(st->conv_, pad[0], pad[1], stride[0], stride[1], dil[0], dil[1],
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     ORCHARD_CUDNN_CALL(cudnnSetConvolutionGroupCount(st->conv_, i32(a_.group)));
@@ -171,8 +176,9 @@ class ConvKernel final : public runtime::OpKernel {
     int n = 0, c = 0, h = 0, wd = 0;
     ORCHARD_CUDNN_CALL(cudnnGetConvolution2dForwardOutputDim(st->conv_, st->x_, st->w_, &n, &c, &h, &wd));
     if (h <= 0 || wd <= 0) return invalid_argument("[Conv] input ", x.to_string(), " is smaller than the kernel ", w.to_string());
-    st->out = one_d ? Shape{n, c, wd} : Shape{n, c, h, wd};
-    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->y_, CUDNN_TENSOR_NCHW, dt, n, c, h, wd));
+    st->out = one_d ? Shape{n, c, wd} : a_.nhwc ? Shape{n, h, wd, c} : Shape{n, c, h, wd};
+    st->channels = c;
+    ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->y_, fmt, dt, n, c, h, wd));
     ORCHARD_CUDNN_CALL(cudnnSetTensor4dDescriptor(st->b_, CUDNN_TENSOR_NCHW, dt, 1, c, 1, 1));
     ORCHARD_ASSIGN_OR_RETURN(cudnnHandle_t hd, handles().acquire(current_cuda_stream()));
     HandleLease lease(hd);
@@ -215,8 +221,8 @@ class ConvKernel final : public runtime::OpKernel {
                               dtype_name(dtype_), ")");
     }
     const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-    if (b && (b->numel() != st->out[1] || b->dtype() != dtype_)) {
-      return invalid_argument("[Conv] bias ", b->description(), " for ", st->out[1], " output channels");
+    if (b && (b->numel() != st->channels || b->dtype() != dtype_)) {
+      return invalid_argument("[Conv] bias ", b->description(), " for ", st->channels, " output channels");
     }
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, dtype_, st->out));
     if (y.numel() == 0) return Status::OK();
@@ -230,7 +236,8 @@ class ConvKernel final : public runtime::OpKernel {
     ORCHARD_CUDNN_CALL(cudnnConvolutionForward(hd, &one, st->x_, x->raw_data(), st->w_, w->raw_data(), st->conv_, st->algo,
                                                st->workspace ? ws.raw_data() : nullptr, st->workspace, &zero, st->y_,
                                                y.raw_data()));
-    if (fused_) return apply_epilogue(ctx, *fused_, y, st->out[1], y.numel() / (st->out[0] * st->out[1]));
+    // The epilogue's channel of element i is (i / inner) % channels: inner 1 when channels are innermost.
+    if (fused_) return apply_epilogue(ctx, *fused_, y, st->channels, a_.nhwc ? 1 : y.numel() / (st->out[0] * st->channels));
     if (b) ORCHARD_CUDNN_CALL(cudnnAddTensor(hd, &one, st->b_, b->raw_data(), &one, st->y_, y.raw_data()));
     return Status::OK();
   }
@@ -279,6 +286,10 @@ KernelResult create_conv(const runtime::KernelCreateContext& ctx) {
   std::optional<FusedEpilogue> fused;
   if (n.op_type == "FusedConv") {
     ORCHARD_ASSIGN_OR_RETURN(fused, fused_epilogue(n));
+    const std::string layout = n.attr_string("layout", "nchw");
+    if (layout != "nchw" && layout != "nhwc") return invalid_argument("[FusedConv] layout '", layout, "'");
+    a.nhwc = layout == "nhwc";
+    if (a.nhwc && a.one_d) return unsupported("[cuda] FusedConv nhwc of a 1-D convolution");
   }
   return std::unique_ptr<runtime::OpKernel>(new ConvKernel(std::move(a), dt, fused));
 }

@@ -25,6 +25,9 @@ struct PassContext {
   // Returns true when op (domain, op_type, opset) may replace `original`: every backend of the session's
   // chain that takes `original`'s op also takes the new one. Null: every replacement is allowed (tests).
   std::function<bool(const Node& original, std::string_view domain, std::string_view op_type, int opset)> may_replace;
+  // Returns true when the backend that would run `node` (the first of the chain taking its op) wants channels-last
+  // convolutions. Null: none does.
+  std::function<bool(const Node& node)> channels_last;
 
   // Returns true when `op_type` of `domain` at `opset` may replace every node of `originals`.
   bool allows(const std::vector<const Node*>& originals, std::string_view domain, std::string_view op_type,
@@ -52,6 +55,9 @@ Result<int> fuse_gelu(Graph& g, const PassContext& ctx);
 Result<int> fuse_attention(Graph& g, const PassContext& ctx);
 // Conv / MatMul (+ constant bias) (+ residual Add) (+ activation) → com.orchard FusedConv / FusedMatMul.
 Result<int> fuse_conv_matmul(Graph& g, const PassContext& ctx);
+// 2-D Conv / FusedConv whose backend wants channels last → FusedConv with layout nhwc between Transposes, the
+// weights transposed once; Transposes back and forth between two such convolutions cancel.
+Result<int> to_channels_last(Graph& g, const PassContext& ctx);
 
 // One pass of the extended level, by name (for stats and `orchard inspect`).
 struct NamedPass {

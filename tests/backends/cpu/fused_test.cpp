@@ -172,6 +172,55 @@ TEST(FusedConv, OneByOneDepthwiseAndConv1d) {
   }
 }
 
+Tensor transpose(const Tensor& x, std::vector<int64_t> perm) {
+  return run1(OpCase("Transpose", 13).input("x", x).attr("perm", std::move(perm)));
+}
+
+// layout nhwc (X, Z, Y [N, H, W, C], W [M, kH, kW, C/group]) against the NCHW convolution between Transposes:
+// grouped with strides and dilations, 1x1, depthwise with stride 2, odd sizes; bias, residual and activations.
+TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
+  struct Case {
+    Shape x, w;  // NCHW input, OIHW weights
+    int64_t group;
+    std::vector<int64_t> strides, pads, dilations;
+  };
+  const Case cases[] = {
+      {{2, 6, 7, 9}, {10, 3, 3, 3}, 2, {2, 1}, {1, 1, 1, 1}, {1, 2}},
+      {{1, 5, 6, 7}, {9, 5, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},
+      {{1, 8, 9, 11}, {8, 1, 3, 3}, 8, {2, 2}, {1, 1, 1, 1}, {1, 1}},
+      {{3, 3, 13, 10}, {7, 3, 5, 5}, 1, {1, 2}, {2, 2, 2, 2}, {1, 1}},
+  };
+  const Act acts[] = {{"", {}}, {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"HardSwish", {}}};
+  unsigned seed = 900;
+  for (const Case& k : cases) {
+    for (const Act& act : acts) {
+      for (const bool has_z : {true, false}) {
+        SCOPED_TRACE(k.x.to_string() + " * " + k.w.to_string() + " " + act.name + (has_z ? " +Z" : ""));
+        const Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++);
+        const Tensor bias = random_float_tensor({k.w[0]}, seed++);
+        auto attrs = [&](OpCase c) {
+          return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads).attr("dilations", k.dilations);
+        };
+        OpCase nchw = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act));
+        nchw.input("x", x).input("w", w).input("b", bias);
+        const Shape out = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w)).shape();
+        const Tensor z = random_float_tensor(out, seed++);
+        if (has_z) nchw.input("z", z);
+        OpCase nhwc = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act)).attr("layout", std::string("nhwc"));
+        nhwc.input("x", transpose(x, {0, 2, 3, 1})).constant("w", transpose(w, {0, 2, 3, 1})).input("b", bias);
+        if (has_z) nhwc.input("z", transpose(z, {0, 2, 3, 1}));
+        expect_tensor_near(run1(nhwc), transpose(run1(nchw), {0, 2, 3, 1}), 1e-4, 1e-5);
+      }
+    }
+  }
+  OpCase bad("FusedConv", 1, "com.orchard");
+  bad.input("x", random_float_tensor({1, 4, 4, 2}, 1)).input("w", random_float_tensor({2, 1, 1, 2}, 2));
+  bad.attr("layout", std::string("nwhc"));
+  auto r = run_op(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nwhc"), std::string::npos) << r.status().to_string();
+}
+
 TEST(FusedConv, RejectsBadResidualAndBias) {
   Tensor x = random_float_tensor({1, 2, 4, 4}, 1);
   Tensor w = random_float_tensor({3, 2, 3, 3}, 2);

@@ -245,6 +245,10 @@ class ConvF32 final : public OpKernel {
 
   static Status validate(const KernelCreateContext& ctx) {
     if constexpr (Fused) ORCHARD_RETURN_IF_ERROR(parse_activation(ctx.node).status());
+    if (const std::string layout = ctx.node.attr_string("layout", "nchw"); Fused && layout != "nchw") {
+      if (layout != "nhwc") return invalid_argument("FusedConv layout '", layout, "' (nchw or nhwc)");
+      return unsupported("FusedConv: the float32 variant takes the nchw layout only");  // the reference takes nhwc
+    }
     for (size_t i = 0; i < std::min<size_t>(Fused ? 4 : 3, ctx.node.inputs.size()); ++i) {
       if (ctx.node.inputs[i].empty()) continue;
       if (ctx.input_type(i).dtype != DType::float32) {

@@ -1,9 +1,12 @@
-// Orchard's fused ops (domain com.orchard, docs/fused_ops.md): FusedConv and FusedMatMul, as the plain
-// composition the contract states: the reference convolution / matrix product (dense.hpp), then the bias,
-// the residual Z and the activation (apply_activation_ref), one pass each. float32 only.
+// Orchard's fused ops (domain com.orchard, docs/fused_ops.md): FusedConv (NCHW, or NHWC by the layout attribute)
+// and FusedMatMul, as the plain composition the contract states: the reference convolution / matrix product
+// (dense.hpp), then the bias, the residual Z and the activation (apply_activation_ref), one pass each. float32 only.
+#include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
+#include "backends/cpu/copy_util.hpp"
 #include "backends/cpu/parallel.hpp"
 #include "backends/cpu/opt/epilogue.hpp"
 #include "backends/cpu/reference/dense.hpp"
@@ -68,20 +71,57 @@ class FusedMatMulRef final : public OpKernel {
   ActivationSpec act_;
 };
 
-// FusedConv: act(Conv(X, W, B) + Z).
+// Returns whether a FusedConv node has layout "nhwc" (X, Z and Y [N, H, W, C], W [M, kH, kW, C/group]);
+// invalid_argument for a layout other than "nchw" / "nhwc".
+Result<bool> conv_channels_last(const graph::Node& node) {
+  const std::string layout = node.attr_string("layout", "nchw");
+  if (layout != "nchw" && layout != "nhwc") return invalid_argument("FusedConv layout '", layout, "' (nchw or nhwc)");
+  return layout == "nhwc";
+}
+
+// `t` (rank 4) with its dims reordered by `perm` (dim k of the result is dim perm[k] of t), contiguous.
+Tensor permuted(const Tensor& t, const std::array<size_t, 4>& perm, ThreadPool& pool) {
+  std::vector<int64_t> dims(4), strides(4);
+  std::vector<int64_t> st(4, 1);
+  for (size_t d = 3; d-- > 0;) st[d] = st[d + 1] * t.dim(d + 1);
+  for (size_t k = 0; k < 4; ++k) {
+    dims[k] = t.dim(perm[k]);
+    strides[k] = st[perm[k]];
+  }
+  Tensor out = Tensor::empty(DType::float32, Shape(dims));
+  strided_copy(t.data<float>(), 0, dims, strides, out.data<float>(), pool);
+  return out;
+}
+
+constexpr std::array<size_t, 4> kToNchw = {0, 3, 1, 2};  // NHWC → NCHW (and OHWI weights → OIHW)
+constexpr std::array<size_t, 4> kToNhwc = {0, 2, 3, 1};
+
+Shape permuted_shape(const Shape& s, const std::array<size_t, 4>& perm) {
+  return Shape{s[perm[0]], s[perm[1]], s[perm[2]], s[perm[3]]};
+}
+
+// FusedConv: act(Conv(X, W, B) + Z). In the nhwc layout the convolution runs on NCHW copies of X and W and its
+// result is transposed back before Z and the activation: the plain composition of the contract.
 class FusedConvRef final : public OpKernel {
  public:
-  explicit FusedConvRef(const KernelCreateContext& ctx) : node_(ctx.node), act_(*parse_activation(ctx.node)) {}
+  explicit FusedConvRef(const KernelCreateContext& ctx)
+      : node_(ctx.node), act_(*parse_activation(ctx.node)), nhwc_(*conv_channels_last(ctx.node)) {}
 
   static Status validate(const KernelCreateContext& ctx) {
     ORCHARD_RETURN_IF_ERROR(parse_activation(ctx.node).status());
+    ORCHARD_RETURN_IF_ERROR(conv_channels_last(ctx.node).status());
     return validate_conv(ctx);
   }
 
   bool has_reshape() const override { return true; }
 
   Result<std::shared_ptr<const runtime::KernelState>> reshape(std::span<const Shape> shapes) const override {
-    return conv_state(node_, shapes);
+    if (!nhwc_) return conv_state(node_, shapes);
+    if (shapes.size() < 2 || shapes[0].rank() != 4 || shapes[1].rank() != 4) {
+      return invalid_argument("layout nhwc takes X and W of rank 4");
+    }
+    const Shape nchw[2] = {permuted_shape(shapes[0], kToNchw), permuted_shape(shapes[1], kToNchw)};
+    return conv_state(node_, nchw);
   }
 
   Status run(OpContext& ctx) const override {
@@ -95,16 +135,27 @@ class FusedConvRef final : public OpKernel {
       ORCHARD_ASSIGN_OR_RETURN(b, float_input(ctx, 2, "B"));
       if (b->numel() != g.M) return invalid_argument("B has ", b->numel(), " values for ", g.M, " output channels");
     }
-    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, conv_output_shape(g)));
+    const Shape out = conv_output_shape(g);
+    ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, nhwc_ ? permuted_shape(out, kToNhwc) : out));
     if (y.numel() == 0) return Status::OK();
-    conv_direct<float>(g, x->data<float>(), w->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(),
-                       ctx.pool());
+    if (!nhwc_) {
+      conv_direct<float>(g, x->data<float>(), w->data<float>(), b ? b->data<float>() : nullptr, y.data<float>(),
+                         ctx.pool());
+    } else {
+      const Tensor xc = permuted(*x, kToNchw, ctx.pool()), wc = permuted(*w, kToNchw, ctx.pool());
+      Tensor yc = Tensor::empty(DType::float32, out);
+      conv_direct<float>(g, xc.data<float>(), wc.data<float>(), b ? b->data<float>() : nullptr, yc.data<float>(),
+                         ctx.pool());
+      const Tensor yt = permuted(yc, kToNhwc, ctx.pool());
+      std::copy(yt.data<float>(), yt.data<float>() + yt.numel(), y.data<float>());
+    }
     return residual_and_activation(ctx, 3, act_, y);
   }
 
  private:
   const graph::Node& node_;
   ActivationSpec act_;
+  bool nhwc_;
 };
 
 constexpr KernelDef kKernels[] = {

@@ -1,0 +1,145 @@
+// Channels-last layout for the backends that want it (PassContext::channels_last; CUDA in float16): every 2-D
+// Conv / FusedConv such a backend would run becomes
+//   Transpose(X, 0231) → FusedConv(layout nhwc, W as [M, kH, kW, C/group]) → Transpose(·, 0312)
+// (a residual Z transposed to NHWC too), with the weights transposed once, here. Then a Transpose(·, 0231) of a
+// Transpose(·, 0312) reads the original NHWC value instead: between two convolutions (and into a residual) the
+// activations never leave NHWC; Transposes remain only where a non-convolution reads them (a pooling, the head).
+// The dead Transposes go with the optimizer's dead-node removal.
+#include <array>
+
+#include "graph/passes/pass.hpp"
+#include "graph/passes/pass_util.hpp"
+
+namespace orchard::graph::passes {
+
+namespace {
+
+constexpr std::array<int64_t, 4> kToNhwc = {0, 2, 3, 1};
+constexpr std::array<int64_t, 4> kToNchw = {0, 3, 1, 2};
+
+bool is_conv(const Node& n) {
+  return is_op(n, "Conv") || (n.domain == kOrchardDomain && n.op_type == "FusedConv" && n.attr("layout") == nullptr);
+}
+
+// A convolution the channels-last backend runs as it is: 2-D (constant float32 weights of rank 4), declared
+// float32 input, explicit symmetric pads (cuDNN's), one output.
+bool eligible(const Graph& g, const Node& n, const PassContext& ctx) {
+  if (!is_conv(n) || n.num_inputs() < 2 || n.outputs.size() != 1 || !ctx.channels_last(n)) return false;
+  const Tensor* w = constant(g, n.inputs[1]);
+  if (w == nullptr || w->rank() != 4 || w->dtype() != DType::float32 || value_dtype(g, n.inputs[0]) != DType::float32) {
+    return false;
+  }
+  const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") return false;
+  const std::vector<int64_t> pads = n.attr_ints("pads");
+  return pads.empty() || (pads.size() == 4 && pads[0] == pads[2] && pads[1] == pads[3]);
+}
+
+// W [M, C, kH, kW] → [M, kH, kW, C].
+Tensor weights_to_ohwi(const Tensor& w) {
+  const int64_t M = w.dim(0), C = w.dim(1), H = w.dim(2), W = w.dim(3);
+  Tensor t = Tensor::empty(DType::float32, Shape{M, H, W, C});
+  const float* src = w.data<float>();
+  float* dst = t.data<float>();
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t y = 0; y < H; ++y) {
+        for (int64_t x = 0; x < W; ++x) dst[((m * H + y) * W + x) * C + c] = src[((m * C + c) * H + y) * W + x];
+      }
+    }
+  }
+  return t;
+}
+
+Node transpose(const std::string& name, const std::string& in, const std::string& out, const std::array<int64_t, 4>& p) {
+  Node t;
+  t.name = name;
+  t.op_type = "Transpose";
+  t.opset = 13;
+  t.inputs = {in};
+  t.outputs = {out};
+  Attribute perm;
+  perm.type = Attribute::Type::ints;
+  perm.ints.assign(p.begin(), p.end());
+  t.attributes["perm"] = std::move(perm);
+  return t;
+}
+
+// Declares `out` as `in`'s dtype with `in`'s dims reordered by `p` (when `in`'s rank-4 shape is declared).
+void declare_permuted(Graph& g, const std::string& in, const std::string& out, const std::array<int64_t, 4>& p) {
+  ValueInfo info;
+  info.name = out;
+  info.dtype = value_dtype(g, in);
+  if (auto s = declared_shape(g, in); s && s->size() == 4) {
+    info.has_shape = true;
+    for (int64_t d : p) info.shape.push_back((*s)[static_cast<size_t>(d)]);
+  }
+  g.value_info[out] = std::move(info);
+}
+
+bool has_perm(const Node& n, const std::array<int64_t, 4>& p) {
+  return is_op(n, "Transpose") && n.num_inputs() == 1 && n.attr("perm") != nullptr &&
+         n.attr_ints("perm") == std::vector<int64_t>(p.begin(), p.end());
+}
+
+}  // namespace
+
+Result<int> to_channels_last(Graph& g, const PassContext& ctx) {
+  if (!ctx.channels_last) return 0;
+  std::vector<Node> out;
+  out.reserve(g.nodes.size());
+  int rewritten = 0;
+  for (const Node& n : g.nodes) {
+    if (!eligible(g, n, ctx)) {
+      out.push_back(n);
+      continue;
+    }
+    Node conv = n;
+    conv.op_type = "FusedConv";
+    conv.domain = std::string(kOrchardDomain);
+    conv.opset = 1;
+    conv.name = unique_name(g, n.name + "_nhwc");
+    Attribute layout;
+    layout.type = Attribute::Type::s;
+    layout.s = "nhwc";
+    conv.attributes["layout"] = std::move(layout);
+    const std::string x = unique_name(g, n.name + "_x_nhwc");
+    out.push_back(transpose(unique_name(g, n.name + "_to_nhwc"), n.inputs[0], x, kToNhwc));
+    declare_permuted(g, n.inputs[0], x, kToNhwc);
+    conv.inputs[0] = x;
+    const std::string w = unique_name(g, n.inputs[1] + "_ohwi");
+    g.initializers[w] = weights_to_ohwi(*constant(g, n.inputs[1]));
+    conv.inputs[1] = w;
+    if (n.num_inputs() > 3 && !n.inputs[3].empty()) {  // FusedConv's residual Z
+      const std::string z = unique_name(g, n.name + "_z_nhwc");
+      out.push_back(transpose(unique_name(g, n.name + "_z_to_nhwc"), n.inputs[3], z, kToNhwc));
+      declare_permuted(g, n.inputs[3], z, kToNhwc);
+      conv.inputs[3] = z;
+    }
+    const std::string y = unique_name(g, n.name + "_y_nhwc");
+    conv.outputs[0] = y;
+    out.push_back(std::move(conv));
+    out.push_back(transpose(unique_name(g, n.name + "_to_nchw"), y, n.outputs[0], kToNchw));
+    ValueInfo yi;
+    yi.name = y;
+    yi.dtype = DType::float32;
+    g.value_info[y] = std::move(yi);
+    ++rewritten;
+  }
+  if (rewritten == 0) return 0;
+  g.nodes = std::move(out);
+  // Transpose(Transpose(v, 0231)... the other way round: Transpose(Transpose(v, 0312), 0231) is v. Its readers read v
+  // (unless it is a graph output, which keeps its producer).
+  GraphUses uses(g);
+  for (const Node& n : g.nodes) {
+    if (!has_perm(n, kToNhwc)) continue;
+    const int p = uses.producer(n.inputs[0]);
+    if (p < 0 || !has_perm(g.nodes[static_cast<size_t>(p)], kToNchw)) continue;
+    bool graph_output = false;
+    for (const auto& o : g.outputs) graph_output = graph_output || o.name == n.outputs[0];
+    if (!graph_output) replace_uses(g, n.outputs[0], g.nodes[static_cast<size_t>(p)].inputs[0]);
+  }
+  return rewritten;
+}
+
+}  // namespace orchard::graph::passes

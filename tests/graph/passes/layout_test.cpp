@@ -1,0 +1,106 @@
+// to_channels_last (src/graph/passes/layout.cpp) through a session whose first backend wants channels-last
+// convolutions: a CPU kernel backend that says so (the CUDA backend says so in float16). The convolutions become
+// FusedConv nhwc, the Transposes between them cancel, and the outputs equal the unoptimized graph's. Without such a
+// backend nothing changes.
+#include <map>
+#include <random>
+
+#include "backends/cpu/kernel_registry.hpp"
+#include "core/cpu_features.hpp"
+#include "backends/op_harness.hpp"
+#include "graph/passes/pass_testing.hpp"
+#include "runtime/kernel_backend.hpp"
+
+namespace orchard::graph::passes::testing {
+namespace {
+
+class ChannelsLastCpu final : public runtime::KernelBackend {
+ public:
+  ChannelsLastCpu() : KernelBackend(info(), cpu::all_kernels(), cpu_features()) {}
+  bool prefers_channels_last() const override { return true; }
+
+ private:
+  static runtime::DeviceInfo info() {
+    runtime::DeviceInfo d;
+    d.name = "nhwc";
+    d.kind = runtime::DeviceKind::cpu;
+    d.description = "the CPU kernels, asking for channels-last convolutions";
+    return d;
+  }
+};
+
+// x [n, 3, 9, 7] → Conv 3x3 (pad 1) + bias → Relu → r; Conv 1x1 (stride 1) of r + r (residual) → Relu → s;
+// MaxPool 2x2 of s → y; a depthwise Conv 3x3 (group 4, stride 2) of s → z.
+void residual_block(ModelBuilder& b) {
+  b.input("x", kFloat, {"n", 3, 9, 7});
+  b.output("y", kFloat, {"n", 4, 4, 3}).output("z", kFloat, {"n", 4, 5, 4});
+  random_init(b, "w1", {4, 3, 3, 3}, 1);
+  random_init(b, "b1", {4}, 2);
+  random_init(b, "w2", {4, 4, 1, 1}, 3);
+  random_init(b, "w3", {4, 1, 3, 3}, 4);
+  auto& c1 = b.node("Conv", {"x", "w1", "b1"}, {"c1"});
+  attr_ints(c1, "pads", {1, 1, 1, 1});
+  b.node("Relu", {"c1"}, {"r"});
+  b.node("Conv", {"r", "w2"}, {"c2"});
+  b.node("Add", {"c2", "r"}, {"a"});
+  b.node("Relu", {"a"}, {"s"});
+  auto& pool = b.node("MaxPool", {"s"}, {"y"});
+  attr_ints(pool, "kernel_shape", {2, 2});
+  attr_ints(pool, "strides", {2, 2});
+  auto& dw = b.node("Conv", {"s", "w3"}, {"z"});
+  attr_int(dw, "group", 4);
+  attr_ints(dw, "pads", {1, 1, 1, 1});
+  attr_ints(dw, "strides", {2, 2});
+}
+
+std::map<std::string, int> placed_ops(const Session& s) {
+  std::map<std::string, int> ops;
+  for (const auto& p : s.placement().partitions) {
+    for (const auto& [op, count] : p.op_counts) ops[op] += count;
+  }
+  return ops;
+}
+
+TEST(ChannelsLast, ConvolutionsRunNhwcAndTheTransposesBetweenThemCancel) {
+  ModelBuilder b;
+  residual_block(b);
+  SessionOptions o;
+  o.custom_backends = {std::make_shared<ChannelsLastCpu>()};
+  o.backend_preference = {"nhwc", "cpu"};
+  auto nhwc = load(b, OptimizationLevel::extended, o);
+  auto plain = load(b, OptimizationLevel::none);
+  ASSERT_TRUE(nhwc && plain);
+  const auto ops = placed_ops(*nhwc);
+  EXPECT_EQ(ops.count("Conv"), 0u);
+  EXPECT_EQ(ops.at("FusedConv"), 3);
+  // x into NHWC, and s back to NCHW for the MaxPool; the block's own values stay NHWC (c2 reads r and its residual
+  // r, the depthwise convolution reads s, without a Transpose).
+  EXPECT_EQ(ops.at("Transpose"), 3) << "x in, s out for MaxPool, z out";
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  for (int64_t n : {1, 2}) {
+    Tensor x = Tensor::empty(DType::float32, {n, 3, 9, 7});
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = dist(rng);
+    auto got = nhwc->run({{"x", Value(x)}});
+    auto want = plain->run({{"x", Value(x)}});
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    ASSERT_TRUE(want.ok()) << want.status().to_string();
+    for (size_t k = 0; k < 2; ++k) {
+      orchard::testing::expect_tensor_near((*got)[k].second.tensor(), (*want)[k].second.tensor(), 1e-4, 1e-5);
+    }
+  }
+}
+
+TEST(ChannelsLast, NothingChangesForBackendsThatDoNotAsk) {
+  ModelBuilder b;
+  residual_block(b);
+  auto s = load(b, OptimizationLevel::extended);
+  ASSERT_TRUE(s);
+  const auto ops = placed_ops(*s);
+  EXPECT_EQ(ops.count("Transpose"), 0u);
+  EXPECT_EQ(ops.at("FusedConv"), 2);
+  EXPECT_EQ(ops.at("Conv"), 1) << "the depthwise convolution has nothing to fuse";
+}
+
+}  // namespace
+}  // namespace orchard::graph::passes::testing
