@@ -1,10 +1,10 @@
 #!/bin/bash
-# One device call for session 10's attention work (each step only while DEADLINE_S, default 420 s, allows): the
-# GPU unit tests (FusedAttention in both layouts through the op harness in float32 and against the CPU in float16,
-# the tensor-core kernel among them; the cuBLASLt plan cache test owed by session 9), compute-sanitizer memcheck on
-# the attention and linear-layer tests, gpt2 / bert_base / whisper_tiny_encoder against the CPU in float32 and
-# float16, then an A/B of `orchard` against `orchard_before` (session 9's final binary; fp16, fixed dims, device
-# inputs and outputs).
+# One device call for session 10's work (each step only while DEADLINE_S, default 420 s, allows): the GPU unit
+# tests (FusedAttention in both layouts through the op harness in float32 and against the CPU in float16, the
+# tensor-core kernel among them; FusedConv nhwc through the harness; the cuBLASLt plan cache test owed by session 9),
+# compute-sanitizer memcheck on the attention, conv and linear-layer tests, six models against the CPU in float32
+# and float16 (float16 runs the channels-last convolutions), then an A/B of `orchard` against `orchard_before`
+# (session 9's final binary; fp16, fixed dims, device inputs and outputs).
 # Pack: bash bench/cuda_pack.sh DIR; extract session 9's `orchard` as DIR/orchard_before; tar orchard orchard_before
 # orchard_tests lib into DIR/bin.tar.gz; copy this script in. With the device tool, carry [DIR]:
 # OUT=$OUT bash DIR/cuda_s10.sh.
@@ -15,15 +15,18 @@ left() { echo $(( D - ($(date +%s) - T0) )); }
 el() { echo "[$(( $(date +%s) - T0 ))s]"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 mkdir -p /tmp/m
-M="gpt2 bert_base whisper_tiny_encoder"
+M="gpt2 bert_base resnet50 mobilenet_v2 whisper_tiny_encoder efficientnet_b0"
 (for m in $M; do python3 tools/fill_weights.py models_std/$m.skeleton.onnx /tmp/m/$m.onnx > /dev/null 2>&1; done; touch /tmp/m/done) &
 echo "$(el) == unit"
-timeout 150 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Fused*:FuseAttention*:Float16*:DeviceMemory*' > $OUT/unit.log 2>&1; echo rc=$?
+timeout 150 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Fused*:FuseAttention*:ChannelsLast*:Float16*:DeviceMemory*' > $OUT/unit.log 2>&1; echo rc=$?
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED  \]' $OUT/unit.log | head -20
 grep -B2 -A8 'Failure' $OUT/unit.log | head -60
+echo "$(el) == unit, FusedConv as one cuDNN call (ORCHARD_CUDNN_FUSED=1)"
+ORCHARD_CUDNN_FUSED=1 timeout 60 ./orchard_tests --gtest_brief=1 --gtest_filter='FusedConv*:ChannelsLast*:CudaModes*' > $OUT/unit_fused.log 2>&1; echo rc=$?
+grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED  \]' $OUT/unit_fused.log | head
 echo "$(el) == memcheck"
 timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 \
-  --gtest_filter='FusedAttention*:CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:CudaBackend.LinearLayer*' > $OUT/memcheck.log 2>&1
+  --gtest_filter='FusedAttention*:FusedConv.Nhwc*:CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:CudaBackend.LinearLayer*' > $OUT/memcheck.log 2>&1
 echo "memcheck rc=$?"; grep -E '^\[  (PASSED|FAILED) |ERROR SUMMARY' $OUT/memcheck.log | head
 while [ ! -f /tmp/m/done ]; do sleep 1; done
 echo "$(el) == against the CPU (fixed dims)"
@@ -37,11 +40,18 @@ for m in $M; do
   echo "$m fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
 done
 echo "$(el) == A/B, fp16, fixed dims, device I/O"
-for m in gpt2 bert_base; do for n in 1 32; do
-  [ $(left) -lt 40 ] && break 2
+for m in resnet50 mobilenet_v2 gpt2 bert_base; do for n in 32 1; do
+  [ $(left) -lt 30 ] && break 2
   F="--dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs"
   for r in 1 2; do for b in orchard_before orchard; do
     echo "-- $m N=$n $b: $(timeout 40 ./$b bench /tmp/m/$m.onnx $F --warmup 10 --runs 50 2>&1 | grep -E 'median|created' | tr '\n' ' ')"
   done; done
+done; done
+echo "$(el) == FusedConv as one cuDNN call, fp16 N=32 (same binary)"
+for m in resnet50 mobilenet_v2; do for r in 1 2; do
+  [ $(left) -lt 15 ] && break 2
+  F="--dim N=32 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs --warmup 10 --runs 50"
+  echo "-- $m fused-call: $(ORCHARD_CUDNN_FUSED=1 timeout 40 ./orchard bench /tmp/m/$m.onnx $F 2>&1 | grep -E 'median' | tr '\n' ' ')"
+  echo "-- $m epilogue:   $(timeout 40 ./orchard bench /tmp/m/$m.onnx $F 2>&1 | grep -E 'median' | tr '\n' ' ')"
 done; done
 echo "$(el) done"

@@ -81,6 +81,18 @@ constexpr size_t kMaxWorkspace = size_t{256} << 20;
 // Returns whether algorithms are chosen by timing them (cudnnFind) because ORCHARD_CUDNN_FIND=1 asks for it (read
 // once). Off by default: on an H100 the timed choice was no faster in graph replays than the heuristics' (resnet50
 // fp16 batch 32: 8.96 vs 8.61 ms; bench/RESULTS.md, fourth CUDA session).
+// Returns whether FusedConv with a Relu or no activation runs as one cudnnConvolutionBiasActivationForward call
+// (bias, residual and activation inside cuDNN) because ORCHARD_CUDNN_FUSED=1 asks for it (read once). Off by
+// default: in NCHW it was slower than the convolution plus Orchard's epilogue kernel (resnet50 fp16 batch 32: 3.7
+// vs 2.99 ms, bench/RESULTS.md session 9), since cuDNN runs it on its older engines only.
+bool fused_call() {
+  static const bool on = [] {
+    const char* e = std::getenv("ORCHARD_CUDNN_FUSED");
+    return e && std::string(e) == "1";
+  }();
+  return on;
+}
+
 bool timed_choice() {
   static const bool on = [] {
     const char* e = std::getenv("ORCHARD_CUDNN_FIND");
@@ -107,10 +119,12 @@ class ConvState final : public runtime::KernelState {
     if (b_) cudnnDestroyTensorDescriptor(b_);
     if (w_) cudnnDestroyFilterDescriptor(w_);
     if (conv_) cudnnDestroyConvolutionDescriptor(conv_);
+    if (act_) cudnnDestroyActivationDescriptor(act_);
   }
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;
   cudnnConvolutionDescriptor_t conv_ = nullptr;
+  cudnnActivationDescriptor_t act_ = nullptr;  // set when the run is one fused cuDNN call (fused_call())
   cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   size_t workspace = 0;
   Shape out;
@@ -207,6 +221,13 @@ class ConvKernel final : public runtime::OpKernel {
       chosen = true;
     }
     if (!chosen) return unsupported("[Conv] cuDNN has no algorithm for ", x.to_string(), " * ", w.to_string());
+    if (fused_ && fused_call() && (fused_->act == UnaryOp::relu || fused_->act == UnaryOp::identity)) {
+      // cuDNN's fused call takes Relu only with the implicit precomputed GEMM.
+      if (fused_->act == UnaryOp::relu) st->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+      ORCHARD_CUDNN_CALL(cudnnCreateActivationDescriptor(&st->act_));
+      ORCHARD_CUDNN_CALL(cudnnSetActivationDescriptor(
+          st->act_, fused_->act == UnaryOp::relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    }
     ORCHARD_CUDNN_CALL(cudnnGetConvolutionForwardWorkspaceSize(hd, st->x_, st->w_, st->conv_, st->y_, st->algo, &st->workspace));
     return std::shared_ptr<const runtime::KernelState>(std::move(st));
   }
@@ -233,6 +254,17 @@ class ConvKernel final : public runtime::OpKernel {
     ORCHARD_ASSIGN_OR_RETURN(cudnnHandle_t hd, handles().acquire(current_cuda_stream()));
     HandleLease lease(hd);
     const float one = 1.f, zero = 0.f;
+    if (st->act_ && b) {
+      const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+      if (z && (z->dtype() != dtype_ || z->shape() != y.shape())) {
+        return invalid_argument("[FusedConv] Z ", z->description(), " must have the output's shape ", y.shape().to_string());
+      }
+      ORCHARD_CUDNN_CALL(cudnnConvolutionBiasActivationForward(
+          hd, &one, st->x_, x->raw_data(), st->w_, w->raw_data(), st->conv_, st->algo,
+          st->workspace ? ws.raw_data() : nullptr, st->workspace, z ? &one : &zero, st->y_,
+          z ? z->raw_data() : y.raw_data(), st->b_, b->raw_data(), st->act_, st->y_, y.raw_data()));
+      return Status::OK();
+    }
     ORCHARD_CUDNN_CALL(cudnnConvolutionForward(hd, &one, st->x_, x->raw_data(), st->w_, w->raw_data(), st->conv_, st->algo,
                                                st->workspace ? ws.raw_data() : nullptr, st->workspace, &zero, st->y_,
                                                y.raw_data()));

@@ -82,9 +82,14 @@ class FusedAttentionKernel final : public runtime::OpKernel {
 
   Status run(runtime::OpContext& ctx) const override {
     const Tensor* in[4] = {};
-    const char* names[4] = {"Q", "Kt", "V", "mask"};
+    const bool packed = attrs_.layout == cpu::reference::AttentionLayout::bs3hd;
+    const char* names[4] = {packed ? "QKV" : "Q", "Kt", "V", "mask"};
     for (size_t i = 0; i < 4; ++i) {
       if (i == 3 && !ctx.has_input(3)) break;
+      if (packed && (i == 1 || i == 2)) {  // K and V are read from the QKV input
+        in[i] = in[0];
+        continue;
+      }
       ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
       if (in[i]->dtype() != in[0]->dtype()) {
         return invalid_argument("[FusedAttention] ", names[i], " ", in[i]->description(), " differs in dtype from Q ",
@@ -94,7 +99,8 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     ORCHARD_ASSIGN_OR_RETURN(Elem t, elem_of(in[0]->dtype()));
     // The same geometry as the CPU kernels (shape checks and broadcasting), then strides for the device kernel.
     const Shape* mask_shape = in[3] ? &in[3]->shape() : nullptr;
-    auto plan = cpu::reference::plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), mask_shape, attrs_.layout);
+    auto plan = cpu::reference::plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), mask_shape, attrs_.layout,
+                                               attrs_.num_heads);
     if (!plan.ok()) return invalid_argument("[FusedAttention] ", plan.status().message());
     const cpu::reference::AttentionPlan& p = *plan;
     const int rank = static_cast<int>(p.batch.rank());

@@ -327,12 +327,92 @@ bool try_bshd(Graph& g, const GraphUses& uses, size_t i) {
   return true;
 }
 
+// The equal thirds of Split `n` along the last axis of its rank-3 input, whose last dim is fixed: that dim, else -1.
+int64_t split_in_thirds(const Graph& g, const Node& n) {
+  if (!is_op(n, "Split") || n.outputs.size() != 3 || n.num_inputs() < 1) return -1;
+  const auto in = declared_shape(g, n.inputs[0]);
+  if (!in || in->size() != 3 || !(*in)[2].fixed() || (*in)[2].value % 3 != 0) return -1;
+  const int64_t axis = n.attr_int("axis", 0);
+  if (axis != 2 && axis != -1) return -1;
+  std::optional<std::vector<int64_t>> sizes;
+  if (n.opset >= 13) {
+    if (n.num_inputs() > 1 && !n.inputs[1].empty()) sizes = int_constant(g, n.inputs[1]);
+    if (n.num_inputs() > 1 && !n.inputs[1].empty() && !sizes) return -1;
+  } else if (n.attr("split") != nullptr) {
+    sizes = n.attr_ints("split");
+  }
+  if (n.attr("num_outputs") != nullptr && n.attr_int("num_outputs", 0) != 3) return -1;
+  const int64_t third = (*in)[2].value / 3;
+  if (sizes && *sizes != std::vector<int64_t>{third, third, third}) return -1;
+  return (*in)[2].value;
+}
+
+// The head count H of Reshape `n` from [B, S, E] (`in`, E = H·D) to [B, S, H, D] by a constant shape keeping B and S
+// (0, or their fixed size), H or D possibly -1; else -1.
+int64_t heads_of_reshape(const Graph& g, const Node& n, const std::vector<Dim>& in, int64_t e) {
+  if (!is_op(n, "Reshape") || n.num_inputs() != 2 || n.attr_int("allowzero", 0) != 0) return -1;
+  auto shape = int_constant(g, n.inputs[1]);
+  if (!shape || shape->size() != 4) return -1;
+  int64_t& h = (*shape)[2];
+  int64_t& d = (*shape)[3];
+  if (h == -1 && d > 0 && e % d == 0) h = e / d;
+  if (d == -1 && h > 0 && e % h == 0) d = e / h;
+  if (h < 1 || d < 1 || h * d != e) return -1;
+  for (size_t d = 0; d < 2; ++d) {
+    const int64_t v = (*shape)[d];
+    if (v != 0 && !(in[d].fixed() && in[d].value == v)) return -1;
+  }
+  return (*shape)[2];
+}
+
+// FusedAttention bshd whose Q, K and V are Reshape(Split(qkv, thirds of the last axis)) to [B, S, H, D], each read
+// only on that path (GPT-2's fused projection) → FusedAttention bs3hd reading qkv [B, S, 3·H·D] itself: the Split's
+// copy goes too.
+bool try_packed(Graph& g, const GraphUses& uses, size_t i) {
+  const Node& n = g.nodes[i];
+  if (n.domain != kOrchardDomain || n.op_type != "FusedAttention" || n.num_inputs() < 3 ||
+      n.attr_string("layout", "") != "bshd") {
+    return false;
+  }
+  int split = -1;
+  int64_t heads = -1;
+  std::vector<size_t> removed;
+  for (size_t k = 0; k < 3; ++k) {
+    const int r = uses.sole_consumer(n.inputs[k]) == static_cast<int>(i) ? uses.producer(n.inputs[k]) : -1;
+    if (r < 0) return false;
+    const Node& reshape = g.nodes[static_cast<size_t>(r)];
+    const int sp = reshape.num_inputs() > 0 && uses.sole_consumer(reshape.inputs[0]) == r ? uses.producer(reshape.inputs[0]) : -1;
+    if (sp < 0 || (split >= 0 && sp != split)) return false;
+    const Node& sn = g.nodes[static_cast<size_t>(sp)];
+    const int64_t e = split_in_thirds(g, sn);
+    if (e < 0 || sn.outputs[k] != reshape.inputs[0]) return false;
+    const int64_t h = heads_of_reshape(g, reshape, *declared_shape(g, sn.inputs[0]), e / 3);
+    if (h < 0 || (heads >= 0 && h != heads)) return false;
+    split = sp;
+    heads = h;
+    removed.push_back(static_cast<size_t>(r));
+  }
+  Node& fused = g.nodes[i];
+  fused.inputs[0] = g.nodes[static_cast<size_t>(split)].inputs[0];
+  fused.inputs[1].clear();
+  fused.inputs[2].clear();
+  fused.attributes["layout"].s = "bs3hd";
+  Attribute h;
+  h.type = Attribute::Type::i;
+  h.i = heads;
+  fused.attributes["num_heads"] = std::move(h);
+  removed.push_back(static_cast<size_t>(split));
+  for (size_t k : removed) mark_removed(g, k);
+  return true;
+}
+
 }  // namespace
 
 Result<int> fuse_attention(Graph& g, const PassContext& ctx) {
   const int fused =
       rewrite_each(g, [&ctx](Graph& g, const GraphUses& uses, size_t i) { return try_fuse(g, uses, i, ctx); });
-  return fused + rewrite_each(g, [](Graph& g, const GraphUses& uses, size_t i) { return try_bshd(g, uses, i); });
+  const int bshd = rewrite_each(g, [](Graph& g, const GraphUses& uses, size_t i) { return try_bshd(g, uses, i); });
+  return fused + bshd + rewrite_each(g, [](Graph& g, const GraphUses& uses, size_t i) { return try_packed(g, uses, i); });
 }
 
 }  // namespace orchard::graph::passes

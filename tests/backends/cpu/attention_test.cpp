@@ -168,6 +168,49 @@ TEST(FusedAttention, BshdLayoutReadsHeadsInPlace) {
   }
 }
 
+// layout bs3hd: one input QKV [B, S, 3·H·D] (GPT-2's fused projection), against bshd on its three thirds.
+TEST(FusedAttention, Bs3hdLayoutReadsOneFusedProjection) {
+  struct PackedCase {
+    int64_t B, S, H, D;
+    Shape mask;
+  };
+  const PackedCase cases[] = {{1, 7, 2, 3, {}}, {2, 13, 3, 8, {2, 1, 1, 13}}, {1, 130, 12, 64, {1, 1, 130, 130}}};
+  unsigned seed = 800;
+  for (const PackedCase& c : cases) {
+    SCOPED_TRACE(std::to_string(c.B) + "x" + std::to_string(c.S) + " heads " + std::to_string(c.H) + "x" +
+                 std::to_string(c.D));
+    const int64_t E = c.H * c.D;
+    const Tensor qkv = random_float_tensor({c.B, c.S, 3 * E}, seed++);
+    Tensor parts[3];
+    for (int64_t k = 0; k < 3; ++k) {
+      parts[k] = run1(OpCase("Slice", 13)
+                          .input("x", qkv)
+                          .constant("s", Tensor::from_vector<int64_t>({1}, {k * E}))
+                          .constant("e", Tensor::from_vector<int64_t>({1}, {(k + 1) * E}))
+                          .constant("a", Tensor::from_vector<int64_t>({1}, {2})))
+                     .reshaped(Shape{c.B, c.S, c.H, c.D});
+    }
+    const Tensor mask = random_float_tensor(c.mask.rank() ? c.mask : Shape{1}, seed++);
+    OpCase packed("FusedAttention", 1, "com.orchard");
+    packed.input("qkv", qkv).omitted_input().omitted_input().attr("scale", 0.125f);
+    packed.attr("layout", std::string("bs3hd")).attr("num_heads", c.H);
+    OpCase split("FusedAttention", 1, "com.orchard");
+    split.input("q", parts[0]).input("k", parts[1]).input("v", parts[2]).attr("scale", 0.125f);
+    split.attr("layout", std::string("bshd"));
+    if (c.mask.rank()) {
+      packed.input("mask", mask);
+      split.input("mask", mask);
+    }
+    expect_tensor_near(run1(packed), run1(split), 1e-5, 1e-6);
+  }
+  OpCase bad("FusedAttention", 1, "com.orchard");
+  bad.input("qkv", random_float_tensor({1, 4, 10}, 1)).omitted_input().omitted_input();
+  bad.attr("layout", std::string("bs3hd")).attr("num_heads", int64_t{2});
+  auto r = run_op(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("num_heads"), std::string::npos) << r.status().to_string();
+}
+
 TEST(FusedAttention, BadShapesAreRefusedNamingThem) {
   OpCase c("FusedAttention", 1, "com.orchard");
   c.input("q", random_float_tensor({1, 4, 3}, 1)).input("kt", random_float_tensor({1, 5, 4}, 2));

@@ -690,6 +690,7 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
   struct Case {
     std::vector<int64_t> q, kt, v, mask;
     bool bshd = false;
+    int64_t packed_heads = 0;  // > 0: layout bs3hd, q is QKV [B, S, 3·H·D]
   };
   const Case cases[] = {
       {{2, 12, 32, 64}, {2, 12, 64, 32}, {2, 12, 32, 64}, {2, 1, 1, 32}},
@@ -702,6 +703,7 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
       {{1, 128, 12, 64}, {1, 128, 12, 64}, {1, 128, 12, 64}, {1, 1, 128, 128}, true},  // GPT-2's heads
       {{2, 9, 3, 64}, {1, 20, 3, 64}, {1, 20, 3, 64}, {2, 3, 9, 20}, true},            // K, V shared by the batch
       {{1, 9, 2, 40}, {1, 11, 2, 40}, {1, 11, 2, 24}, {1, 1, 9, 11}, true},
+      {{2, 70, 3 * 4 * 64}, {}, {}, {2, 1, 70, 70}, false, 4},  // GPT-2's one projection (bs3hd), 4 heads of 64
   };
   uint32_t seed = 400;
   for (const Case& c : cases) {
@@ -717,17 +719,23 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
     auto add_input = [&](const char* name, const std::vector<int64_t>& v) {
       declare(m.proto().mutable_graph()->add_input(), name, v);
     };
+    const bool packed = c.packed_heads > 0;
     add_input("q", c.q);
-    add_input("kt", c.kt);
-    add_input("v", c.v);
+    if (!packed) {
+      add_input("kt", c.kt);
+      add_input("v", c.v);
+    }
     add_input("mask", c.mask);
     std::vector<int64_t> out(c.q.begin(), c.q.end() - 1);
-    out.push_back(c.v.back());  // bshd: [B, Sq, H, Dv] as well
+    out.push_back(c.v.empty() ? 0 : c.v.back());  // bshd: [B, Sq, H, Dv] as well
+    if (packed) out = {c.q[0], c.q[1], c.packed_heads, c.q[2] / 3 / c.packed_heads};
     declare(m.proto().mutable_graph()->add_output(), "y", out);
     auto* opset = m.proto().add_opset_import();
     opset->set_domain("com.orchard");
     opset->set_version(1);
-    auto* n = add_node(m.proto().mutable_graph(), "FusedAttention", {"q", "kt", "v", "mask"}, {"y"}, "com.orchard");
+    auto* n = add_node(m.proto().mutable_graph(), "FusedAttention",
+                       packed ? std::vector<std::string>{"q", "", "", "mask"} : std::vector<std::string>{"q", "kt", "v", "mask"},
+                       {"y"}, "com.orchard");
     auto* scale = n->add_attribute();
     scale->set_name("scale");
     scale->set_type(onnx::AttributeProto::FLOAT);
@@ -736,11 +744,17 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
     nz->set_name("nan_to_zero");
     nz->set_type(onnx::AttributeProto::INT);
     nz->set_i(1);
-    if (c.bshd) {
+    if (c.bshd || packed) {
       auto* layout = n->add_attribute();
       layout->set_name("layout");
       layout->set_type(onnx::AttributeProto::STRING);
-      layout->set_s("bshd");
+      layout->set_s(packed ? "bs3hd" : "bshd");
+    }
+    if (packed) {
+      auto* heads = n->add_attribute();
+      heads->set_name("num_heads");
+      heads->set_type(onnx::AttributeProto::INT);
+      heads->set_i(c.packed_heads);
     }
     const std::string model = m.bytes();
     HalfAndCpu s;
@@ -749,10 +763,12 @@ TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
     const int64_t sk = c.mask.back();
     for (int64_t j = 0; j < sk; ++j) mask.data<float>()[sk * (mask.numel() / sk - 1) + j] = -INFINITY;  // last row
     mask.data<float>()[1] = -10000.f;
-    const std::vector<std::pair<std::string, Value>> feeds = {{"q", Value(random_floats(Shape(c.q), seed++))},
-                                                              {"kt", Value(random_floats(Shape(c.kt), seed++))},
-                                                              {"v", Value(random_floats(Shape(c.v), seed++))},
-                                                              {"mask", Value(mask)}};
+    std::vector<std::pair<std::string, Value>> feeds = {{"q", Value(random_floats(Shape(c.q), seed++))},
+                                                        {"mask", Value(mask)}};
+    if (!packed) {
+      feeds.emplace_back("kt", Value(random_floats(Shape(c.kt), seed++)));
+      feeds.emplace_back("v", Value(random_floats(Shape(c.v), seed++)));
+    }
     auto hy = s.half->run(feeds);
     ASSERT_TRUE(hy.ok()) << hy.status().to_string();
     auto cy = s.cpu->run(feeds);

@@ -30,6 +30,7 @@ struct Form {
   bool scores_output = false;  // the scores are also a graph output
   int head_dim = 0;  // ViT: Q and Kt (2) or only Q (1) multiplied by D^(-1/4) computed from Q's shape
   bool merge_heads = false;  // the result transposed back to [n, s, 2, 4] and reshaped to y [n, s, 8]
+  bool packed_qkv = false;   // Q, K and V from one projection [n, s, 24] split in thirds (GPT-2)
 };
 
 // x [n, s, 8] → Q, K, V of 2 heads of 4 (Reshape + Transpose as exporters write them) → attention → y [n, 2, s, 4]
@@ -49,9 +50,15 @@ void attention(ModelBuilder& b, const Form& f) {
   values_init(b, "half", {}, {0.5f});
   values_init(b, "eight", {}, {8.f});
   values_init(b, "fill", {1}, {f.where_value});
+  if (f.packed_qkv) {
+    random_init(b, "wqkv", {8, 24}, 4);
+    int_init(b, "thirds", {3}, {8, 8, 8});
+    b.node("MatMul", {"x", "wqkv"}, {"qkv"});
+    attr_int(b.node("Split", {"qkv", "thirds"}, {"q0", "k0", "v0"}), "axis", 2);
+  }
   for (const char* p : {"q", "k", "v"}) {
     const std::string s(p);
-    b.node("MatMul", {"x", "w" + s}, {s + "0"});
+    if (!f.packed_qkv) b.node("MatMul", {"x", "w" + s}, {s + "0"});
     b.node("Reshape", {s + "0", "heads"}, {s + "1"});
   }
   attr_ints(b.node("Transpose", {"q1"}, {"q2"}), "perm", {0, 2, 1, 3});
@@ -154,6 +161,21 @@ TEST(FuseAttention, HeadTransposesFoldIntoTheBshdLayout) {
               (std::vector<std::string>{"q1", "k1", "v1"}));
     EXPECT_EQ(a->outputs[0], "o1");
     EXPECT_EQ(count_op(*g, "Transpose"), 0);
+    expect_same_outputs(b);
+  }
+  // GPT-2's one projection: the Split and the head Reshapes go as well (layout bs3hd).
+  {
+    ModelBuilder b;
+    attention(b, Form{.merge_heads = true, .packed_qkv = true});
+    auto g = import(b);
+    EXPECT_EQ(*fuse_attention(*g, {}), 3);  // the fusion, the layout, the packed input
+    const Node* a = find_op(*g, "FusedAttention");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->attr_string("layout", ""), "bs3hd");
+    EXPECT_EQ(a->attr_int("num_heads", 0), 2);
+    EXPECT_EQ(a->inputs[0], "qkv");
+    EXPECT_EQ(count_op(*g, "Split") + count_op(*g, "Transpose"), 0);
+    EXPECT_EQ(count_op(*g, "Reshape"), 1) << "only the merge of the heads";
     expect_same_outputs(b);
   }
   for (const Form& f : {Form{.mask = false, .nan_where = false, .head_dim = 2, .merge_heads = true}, Form{}}) {

@@ -21,6 +21,7 @@ namespace {
 struct OperandView {
   Shape shape;
   std::vector<int64_t> strides;
+  int64_t base = 0;  // offset of element 0
 };
 
 OperandView contiguous_view(const Shape& s) {
@@ -44,6 +45,21 @@ OperandView permuted_view(const Shape& s, std::initializer_list<size_t> perm) {
   return v;
 }
 
+// Part `part` (0: Q, 1: K, 2: V) of QKV [B, S, 3·H·D] as the math reads it: [B, H, S, D] (K: [B, H, D, S]).
+OperandView packed_view(const Shape& qkv, int64_t heads, int part) {
+  const int64_t B = qkv[0], S = qkv[1], E = qkv[2] / 3, D = E / heads;
+  OperandView v;
+  v.base = part * E;
+  if (part == 1) {
+    v.shape = Shape{B, heads, D, S};
+    v.strides = {S * 3 * E, D, 1, 3 * E};
+  } else {
+    v.shape = Shape{B, heads, S, D};
+    v.strides = {S * 3 * E, D, 3 * E, 1};
+  }
+  return v;
+}
+
 // The view's stride per dim of `batch` (right-aligned over the view's leading dims; 0 where it repeats).
 std::vector<int64_t> batch_strides_of(const OperandView& v, const Shape& batch) {
   const size_t r = v.shape.rank() - 2, br = batch.rank();
@@ -58,9 +74,14 @@ std::vector<int64_t> batch_strides_of(const OperandView& v, const Shape& batch) 
 }  // namespace
 
 Result<AttentionPlan> plan_attention(const Shape& q_in, const Shape& kt_in, const Shape& v_in, const Shape* mask,
-                                     AttentionLayout layout) {
-  const bool bshd = layout == AttentionLayout::bshd;
-  if (bshd && (q_in.rank() != 4 || kt_in.rank() != 4 || v_in.rank() != 4)) {
+                                     AttentionLayout layout, int64_t num_heads) {
+  const bool packed = layout == AttentionLayout::bs3hd;
+  const bool bshd = layout == AttentionLayout::bshd || packed;
+  if (packed && (q_in.rank() != 3 || num_heads < 1 || q_in[2] % (3 * num_heads) != 0)) {
+    return invalid_argument("layout bs3hd takes QKV [B, S, 3·H·D] with H = num_heads (", num_heads, "), got ",
+                            q_in.to_string());
+  }
+  if (layout == AttentionLayout::bshd && (q_in.rank() != 4 || kt_in.rank() != 4 || v_in.rank() != 4)) {
     return invalid_argument("layout bshd takes Q, K and V of rank 4, got ", q_in.to_string(), ", ", kt_in.to_string(),
                             ", ", v_in.to_string());
   }
@@ -69,9 +90,9 @@ Result<AttentionPlan> plan_attention(const Shape& q_in, const Shape& kt_in, cons
                             ", ", v_in.to_string());
   }
   // bshd reads [B, S, H, D] as the [B, H, S, D] (Kt: [B, H, D, S]) the math multiplies.
-  const OperandView qv = bshd ? permuted_view(q_in, {0, 2, 1, 3}) : contiguous_view(q_in);
-  const OperandView ktv = bshd ? permuted_view(kt_in, {0, 2, 3, 1}) : contiguous_view(kt_in);
-  const OperandView vv = bshd ? permuted_view(v_in, {0, 2, 1, 3}) : contiguous_view(v_in);
+  const OperandView qv = packed ? packed_view(q_in, num_heads, 0) : bshd ? permuted_view(q_in, {0, 2, 1, 3}) : contiguous_view(q_in);
+  const OperandView ktv = packed ? packed_view(q_in, num_heads, 1) : bshd ? permuted_view(kt_in, {0, 2, 3, 1}) : contiguous_view(kt_in);
+  const OperandView vv = packed ? packed_view(q_in, num_heads, 2) : bshd ? permuted_view(v_in, {0, 2, 1, 3}) : contiguous_view(v_in);
   const Shape &q = qv.shape, &kt = ktv.shape, &v = vv.shape;
   const Shape q_batch(q.dims().begin(), q.dims().end() - 2), kt_batch(kt.dims().begin(), kt.dims().end() - 2);
   const Shape v_batch(v.dims().begin(), v.dims().end() - 2);
@@ -122,12 +143,12 @@ Result<AttentionPlan> plan_attention(const Shape& q_in, const Shape& kt_in, cons
     p.out_bs.assign(ov.strides.begin(), ov.strides.end() - 2);
     p.out_row = p.Dv;
   }
-  auto offsets = [&](const std::vector<int64_t>& bs, std::vector<int64_t>& offs) {
-    for_each_offset(p.batch.dims(), bs, [&](int64_t o) { offs.push_back(o); });
+  auto offsets = [&](const std::vector<int64_t>& bs, std::vector<int64_t>& offs, int64_t base = 0) {
+    for_each_offset(p.batch.dims(), bs, [&](int64_t o) { offs.push_back(base + o); });
   };
-  offsets(p.q_bs, p.q_off);
-  offsets(p.kt_bs, p.kt_off);
-  offsets(p.v_bs, p.v_off);
+  offsets(p.q_bs, p.q_off, qv.base);
+  offsets(p.kt_bs, p.kt_off, ktv.base);
+  offsets(p.v_bs, p.v_off, vv.base);
   offsets(p.out_bs, p.out_off);
   if (mask != nullptr) {
     // The mask's strides over [batch..., Sq, Sk] (0 on broadcast dims).
@@ -144,14 +165,20 @@ Result<AttentionPlan> plan_attention(const Shape& q_in, const Shape& kt_in, cons
 }
 
 Result<AttentionPlan> attention_inputs(const OpContext& ctx, const AttentionAttrs& attrs, const Tensor* (&in)[4]) {
-  const char* names[4] = {"Q", "Kt", "V", "mask"};
+  const bool packed = attrs.layout == AttentionLayout::bs3hd;
+  const char* names[4] = {packed ? "QKV" : "Q", "Kt", "V", "mask"};
   for (size_t i = 0; i < 4; ++i) {
     in[i] = nullptr;
     if (i == 3 && !ctx.has_input(3)) break;
+    if (packed && (i == 1 || i == 2)) {
+      in[i] = in[0];
+      continue;
+    }
     ORCHARD_ASSIGN_OR_RETURN(in[i], ctx.input_tensor(i));
     if (in[i]->dtype() != DType::float32) return invalid_argument(names[i], " must be float32, got ", in[i]->description());
   }
-  return plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), in[3] ? &in[3]->shape() : nullptr, attrs.layout);
+  return plan_attention(in[0]->shape(), in[1]->shape(), in[2]->shape(), in[3] ? &in[3]->shape() : nullptr, attrs.layout,
+                        attrs.num_heads);
 }
 
 Result<AttentionAttrs> attention_attrs(const graph::Node& node) {
@@ -162,8 +189,12 @@ Result<AttentionAttrs> attention_attrs(const graph::Node& node) {
   const std::string layout = node.attr_string("layout", "split_heads");
   if (layout == "bshd") {
     a.layout = AttentionLayout::bshd;
+  } else if (layout == "bs3hd") {
+    a.layout = AttentionLayout::bs3hd;
+    a.num_heads = node.attr_int("num_heads", 0);
+    if (a.num_heads < 1) return invalid_argument("FusedAttention layout bs3hd needs num_heads >= 1");
   } else if (layout != "split_heads") {
-    return invalid_argument("FusedAttention layout '", layout, "' (split_heads or bshd)");
+    return invalid_argument("FusedAttention layout '", layout, "' (split_heads, bshd or bs3hd)");
   }
   return a;
 }

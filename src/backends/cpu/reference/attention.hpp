@@ -15,6 +15,7 @@ namespace orchard::cpu::reference {
 enum class AttentionLayout {
   split_heads,  // Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv]; output [..., Sq, Dv]
   bshd,         // Q [B, Sq, H, D], K [B, Sk, H, D] (not transposed), V [B, Sk, H, Dv]; output [B, Sq, H, Dv]
+  bs3hd,        // one input QKV [B, S, 3·H·D]: Q, K and V side by side in each row (num_heads H); output [B, S, H, D]
 };
 
 // The geometry of one FusedAttention: the scores X [batch..., Sq, Sk] and every operand's element strides.
@@ -39,8 +40,9 @@ struct AttentionPlan {
 
 // Returns the plan of Q, Kt (K for bshd), V and `mask` (null when absent) in `layout`, or invalid_argument naming
 // the shapes that do not fit as the unfused Transposes / MatMul / Add / MatMul.
+// bs3hd reads all three from `q` (kt and v are ignored) with `num_heads` heads.
 Result<AttentionPlan> plan_attention(const Shape& q, const Shape& kt, const Shape& v, const Shape* mask,
-                                     AttentionLayout layout = AttentionLayout::split_heads);
+                                     AttentionLayout layout = AttentionLayout::split_heads, int64_t num_heads = 0);
 
 
 // The op's attributes: scale, whether it is also divided by sqrt(D) (D: Q's last dim at run time), and whether
@@ -50,13 +52,14 @@ struct AttentionAttrs {
   bool head_dim_scale = false;
   bool nan_to_zero = false;
   AttentionLayout layout = AttentionLayout::split_heads;
+  int64_t num_heads = 0;  // bs3hd
 };
 
 // Reads the attributes of a FusedAttention node; invalid_argument for an unknown layout.
 Result<AttentionAttrs> attention_attrs(const graph::Node& node);
 
-// Reads the op's inputs into `in` (Q, Kt, V, mask; null when absent), each a float32 tensor, and plans it;
-// invalid_argument naming a bad input or shape.
+// Reads the op's inputs into `in` (Q, Kt, V, mask; null when absent; for bs3hd Q, Kt and V are all the QKV input),
+// each a float32 tensor, and plans it; invalid_argument naming a bad input or shape.
 Result<AttentionPlan> attention_inputs(const runtime::OpContext& ctx, const AttentionAttrs& attrs,
                                        const Tensor* (&in)[4]);
 // The factor applied to MatMul(Q, Kt) for plan `p`: scale, divided by sqrt(D) when head_dim_scale is set and D > 0.
