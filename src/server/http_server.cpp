@@ -322,10 +322,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   HttpServer::Impl& srv_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::string out_;                       // the response being written: head and body
-  std::shared_ptr<Connection> pending_;   // set while the handler has not answered
-  bool keep_alive_ = true;                // the request's
-  bool write_keep_alive_ = true;          // the response's (false also while draining)
+  std::string out_;                      // the response being written: head and body
+  std::shared_ptr<Connection> pending_;  // set while the handler has not answered
+  bool keep_alive_ = true;               // the request's
+  bool write_keep_alive_ = true;         // the response's (false also while draining)
   Endpoint endpoint_ = Endpoint::count_;
   Clock::time_point begin_;
   uint64_t request_id_ = 0;

@@ -221,8 +221,8 @@ void RestHandler::infer(const Route& route, std::string_view body, std::optional
     if (!is_selection(*r, names)) outputs = &(selected = select_outputs(*r, names));
     HttpReply out;
     out.body.reserve(kReplyReserve);
-    const Status s = append_infer_response(out.body, out.json_length, model->name, std::to_string(model->version),
-                                           id, *outputs, binary);
+    const Status s = append_infer_response(out.body, out.json_length, model->name, std::to_string(model->version), id,
+                                           *outputs, binary);
     if (!s.ok()) return reply(error_reply(s));
     if (out.json_length) out.content_type = "application/octet-stream";
     reply(std::move(out));

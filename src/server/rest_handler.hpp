@@ -23,7 +23,7 @@ struct HttpReply {
   unsigned status = 200;
   std::string body;
   std::string_view content_type = "application/json";  // a string literal
-  std::optional<size_t> json_length;                    // Inference-Header-Content-Length, for binary outputs
+  std::optional<size_t> json_length;                   // Inference-Header-Content-Length, for binary outputs
 };
 // Receives the reply; the body may be read only during the call.
 using ReplyFn = std::function<void(HttpReply&&)>;
