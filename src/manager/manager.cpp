@@ -57,6 +57,37 @@ struct LoadedModel {
   bool unloading = false;
   std::map<const Session*, int64_t> failovers_seen;  // per session, guarded by Manager::Impl::mu
   std::map<const Session*, int64_t> copied_seen;     // per session, guarded by Manager::Impl::mu
+  // The last request's input signature and activation estimate (requests mostly repeat the same shapes);
+  // guarded by Manager::Impl::mu.
+  struct InputSignature {
+    std::string name;
+    DType dtype;
+    Shape shape;
+  };
+  std::vector<InputSignature> estimated_inputs;
+  int64_t estimated_need = -1;  // -1: none cached
+
+  // Returns the activation bytes a request with `inputs` reserves (Session::estimate_memory), from the cache
+  // when its inputs have the last request's names, dtypes and shapes. Requires Manager::Impl::mu.
+  int64_t activation_need_locked(const NamedValues& inputs) {
+    bool cacheable = true, same = estimated_need >= 0 && estimated_inputs.size() == inputs.size();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const auto& [in_name, value] = inputs[i];
+      cacheable &= value.is_tensor() && value.tensor().dtype() != DType::string;
+      if (!cacheable) break;
+      const Tensor& t = value.tensor();
+      same = same && estimated_inputs[i].name == in_name && estimated_inputs[i].dtype == t.dtype() &&
+             estimated_inputs[i].shape == t.shape();
+    }
+    if (cacheable && same) return estimated_need;
+    const int64_t need = session->estimate_memory(inputs).activation_bytes;
+    if (!cacheable) return need;
+    estimated_inputs.clear();
+    for (const auto& [in_name, value] : inputs)
+      estimated_inputs.push_back({in_name, value.tensor().dtype(), value.tensor().shape()});
+    estimated_need = need;
+    return need;
+  }
 };
 
 struct Request {
@@ -344,7 +375,7 @@ RequestId Manager::execute(ModelId id, NamedValues inputs, const InferenceOption
                m.running >= m.config.max_concurrent_operations) {
       refused = resource_exhausted("[manager] queue full: ", m.queue.size(), " requests waiting (max_queue_depth ",
                                    m.config.max_queue_depth, "), ", m.running, " running");
-    } else if ((r->need = it->second->session->estimate_memory(r->inputs).activation_bytes) >
+    } else if ((r->need = it->second->activation_need_locked(r->inputs)) >
                m.budget.limit() - it->second->weights_bytes) {
       refused = out_of_memory("[manager] request ", r->id, " for model '", it->second->name, "' needs ", mib_text(r->need),
                               " of activation memory; the budget leaves ", mib_text(m.budget.limit() - it->second->weights_bytes),

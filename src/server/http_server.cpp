@@ -135,8 +135,43 @@ struct HttpServer::Impl {
 namespace {
 
 constexpr size_t kReadReserve = 8 * 1024;
+// A connection keeps its request body and response buffers between requests up to this capacity; a larger
+// one (a big tensor) is freed after its request, so idle connections do not hold large buffers.
+constexpr size_t kKeptBufferBytes = 64 * 1024;
 
-// One connection: reads a request, answers it, reads the next (requests are answered in order).
+void append_decimal(std::string& out, uint64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+// Writes the response head for `r` with a body of `body_bytes` to `out`, as Beast would serialize it:
+// status line, Server, Content-Type, Inference-Header-Content-Length, Connection: close, Content-Length.
+void append_response_head(std::string& out, const HttpReply& r, bool keep_alive, size_t body_bytes) {
+  out += "HTTP/1.1 ";
+  append_decimal(out, r.status);
+  out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  out.append(reason.data(), reason.size());
+  out += "\r\nServer: orchard\r\nContent-Type: ";
+  out += r.content_type;
+  if (r.json_length) {
+    out += "\r\nInference-Header-Content-Length: ";
+    append_decimal(out, *r.json_length);
+  }
+  if (!keep_alive) out += "\r\nConnection: close";
+  out += "\r\nContent-Length: ";
+  append_decimal(out, body_bytes);
+  out += "\r\n\r\n";
+}
+
+namespace {
+
+// One connection: reads a request, answers it, reads the next (requests are answered in order). The parser's
+// body string and the response buffer are kept across requests, so a keep-alive connection does not allocate
+// them per request.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, net::io_context& context, HttpServer::Impl& server)
@@ -155,7 +190,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void read() {
+    std::string body;
+    if (parser_) body = std::move(parser_->get().body());
+    body.clear();
+    if (body.capacity() > kKeptBufferBytes) body.shrink_to_fit();
     parser_.emplace();
+    parser_->get().body() = std::move(body);  // Beast's string body appends: its capacity is reused
     parser_->header_limit(srv_.options.max_header_bytes);
     parser_->body_limit(srv_.options.max_body_bytes);
     stream_.expires_after(srv_.options.idle_timeout);
@@ -210,11 +250,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
             400, error_body("[server] Inference-Header-Content-Length '" + std::string(v) + "' is not a byte count")));
     }
     if (srv_.options.access_log) request_id_ = srv_.next_request.fetch_add(1);
-    srv_.handler->handle(route, req.body(), json_length, [self = shared_from_this()](HttpReply r) {
-      auto ex = self->context_.get_executor();
-      if (ex.running_in_this_thread()) return self->reply(std::move(r));
-      net::post(ex, [self, r = std::move(r)]() mutable { self->reply(std::move(r)); });
-    });
+    // The handler may answer later from a Manager worker: until then `pending_` keeps the connection alive, and
+    // the callback holds only `this` (small enough for std::function to store without allocating).
+    pending_ = shared_from_this();
+    srv_.handler->handle(route, req.body(), json_length, [this](HttpReply&& r) { answer(std::move(r)); });
+  }
+
+  // The handler's reply, on whichever thread it came: formats the response here, then writes it on the
+  // connection's own thread.
+  void answer(HttpReply&& r) {
+    format(r);
+    auto ex = context_.get_executor();
+    if (ex.running_in_this_thread()) return write(std::move(pending_));
+    net::post(ex, [this] { write(std::move(pending_)); });
   }
 
   void fail(unsigned status, Reject reason, std::string message) {
@@ -223,14 +271,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     reply(json_reply(status, error_body(message)));
   }
 
-  void reply(HttpReply r) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
-    res->set(http::field::server, "orchard");
-    res->set(http::field::content_type, r.content_type);
-    if (r.json_length) res->set("Inference-Header-Content-Length", std::to_string(*r.json_length));
-    res->keep_alive(keep_alive_ && !srv_.draining.load(std::memory_order_relaxed));
-    res->body() = std::move(r.body);
-    res->prepare_payload();
+  void reply(HttpReply&& r) {
+    format(r);
+    write(shared_from_this());
+  }
+
+  // Puts the response into `out_` and counts it.
+  void format(const HttpReply& r) {
+    write_keep_alive_ = keep_alive_ && !srv_.draining.load(std::memory_order_relaxed);
+    out_.clear();
+    append_response_head(out_, r, write_keep_alive_, r.body.size());
+    out_ += r.body;
     const size_t ep =
         endpoint_ == Endpoint::count_ ? static_cast<size_t>(Endpoint::live) : static_cast<size_t>(endpoint_);
     const int cls = r.status < 400 ? 0 : (r.status < 500 ? 1 : 2);
@@ -248,15 +299,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
            {"us", static_cast<int64_t>(
                       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin_).count())}});
     }
-    response_ = res;
-    http::async_write(stream_, *response_,
-                      beast::bind_front_handler(&Connection::on_write, shared_from_this(), res->keep_alive()));
   }
 
-  void on_write(bool keep_alive, beast::error_code ec, size_t) {
+  void write(std::shared_ptr<Connection> self) {
+    net::async_write(stream_, net::buffer(out_), beast::bind_front_handler(&Connection::on_write, std::move(self)));
+  }
+
+  void on_write(beast::error_code ec, size_t) {
     srv_.inflight.fetch_sub(1);
-    response_.reset();
-    if (ec || !keep_alive) return close();
+    if (out_.capacity() > kKeptBufferBytes) std::string().swap(out_);
+    if (ec || !write_keep_alive_) return close();
     read();
   }
 
@@ -270,8 +322,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   HttpServer::Impl& srv_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<http::response<http::string_body>> response_;
-  bool keep_alive_ = true;
+  std::string out_;                      // the response being written: head and body
+  std::shared_ptr<Connection> pending_;  // set while the handler has not answered
+  bool keep_alive_ = true;               // the request's
+  bool write_keep_alive_ = true;         // the response's (false also while draining)
   Endpoint endpoint_ = Endpoint::count_;
   Clock::time_point begin_;
   uint64_t request_id_ = 0;

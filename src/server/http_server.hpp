@@ -10,6 +10,7 @@
 
 #include "orchard/manager.hpp"
 #include "server/repository.hpp"
+#include "server/rest_handler.hpp"
 
 namespace orchard::server {
 
@@ -24,6 +25,11 @@ struct HttpOptions {
   std::chrono::milliseconds idle_timeout{60000};  // a connection silent this long is closed
   bool access_log = false;                        // one info log record per request
 };
+
+// Appends the HTTP/1.1 response head for `r` with a body of `body_bytes` to `out`: status line, Server,
+// Content-Type, Inference-Header-Content-Length (binary outputs), Connection: close (when not keep-alive),
+// Content-Length, as Beast serializes them.
+void append_response_head(std::string& out, const HttpReply& r, bool keep_alive, size_t body_bytes);
 
 class HttpServer {
  public:

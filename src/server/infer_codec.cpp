@@ -1,5 +1,6 @@
 #include "server/infer_codec.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -24,8 +25,18 @@ constexpr TypeName kTypes[] = {
 // Binary element size: BYTES has none (each element carries a 4-byte length).
 size_t wire_size(DType t) { return t == DType::string ? 0 : dtype_size(t); }
 
-std::string json_quote(std::string_view s) {
-  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+// Appends `s` as a JSON string. Printable ASCII without quotes or backslashes (names, ids, versions) is copied
+// as is; anything else goes through nlohmann, which escapes it and replaces invalid UTF-8.
+void append_json_string(std::string& out, std::string_view s) {
+  bool plain = true;
+  for (const char c : s) plain &= c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  if (!plain) {
+    out += Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
 }
 
 }  // namespace
@@ -132,7 +143,7 @@ Status append_json_data(std::string& out, const std::string& name, const Tensor&
     case DType::string:
       for (int64_t i = 0; i < t.numel(); ++i) {
         if (i) out += ',';
-        out += json_quote(t.data<std::string>()[i]);
+        append_json_string(out, t.data<std::string>()[i]);
       }
       return Status::OK();
     default:
@@ -182,13 +193,19 @@ DType dtype_from_kserve(std::string_view datatype) {
   return DType::undefined;
 }
 
-Result<EncodedBody> encode_infer_response(std::string_view model, std::string_view version, std::string_view id,
-                                          const NamedValues& outputs, const std::vector<bool>& binary) {
-  std::string json = "{\"model_name\":" + json_quote(model);
-  if (!version.empty()) json += ",\"model_version\":" + json_quote(version);
-  json += ",\"id\":" + json_quote(id);
-  json += ",\"outputs\":[";
-  std::string raw;
+Status append_infer_response(std::string& out, std::optional<size_t>& json_length, std::string_view model,
+                             std::string_view version, std::string_view id, const NamedValues& outputs,
+                             const std::vector<bool>& binary) {
+  const size_t start = out.size();
+  out += "{\"model_name\":";
+  append_json_string(out, model);
+  if (!version.empty()) {
+    out += ",\"model_version\":";
+    append_json_string(out, version);
+  }
+  out += ",\"id\":";
+  append_json_string(out, id);
+  out += ",\"outputs\":[";
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto& [name, value] = outputs[i];
     if (!value.is_tensor())
@@ -196,32 +213,48 @@ Result<EncodedBody> encode_infer_response(std::string_view model, std::string_vi
     const Tensor& t = value.tensor();
     const std::string_view datatype = kserve_datatype(t.dtype());
     if (datatype.empty()) return unsupported("[server] output '", name, "' has dtype ", dtype_name(t.dtype()));
-    if (i) json += ',';
-    json += "{\"name\":" + json_quote(name) + ",\"datatype\":\"" + std::string(datatype) + "\",\"shape\":[";
+    if (i) out += ',';
+    out += "{\"name\":";
+    append_json_string(out, name);
+    out += ",\"datatype\":\"";
+    out += datatype;
+    out += "\",\"shape\":[";
     for (size_t d = 0; d < t.rank(); ++d) {
-      if (d) json += ',';
-      append_number(json, t.dim(d));
+      if (d) out += ',';
+      append_number(out, t.dim(d));
     }
-    json += ']';
+    out += ']';
     if (i < binary.size() && binary[i]) {
-      json += ",\"parameters\":{\"binary_data_size\":";
-      append_number(json, binary_size(t));
-      json += "}}";
-      append_binary_tensor(raw, t);
+      out += ",\"parameters\":{\"binary_data_size\":";
+      append_number(out, binary_size(t));
+      out += "}}";
     } else {
-      json += ",\"data\":[";
-      ORCHARD_RETURN_IF_ERROR(append_json_data(json, name, t));
-      json += "]}";
+      out += ",\"data\":[";
+      ORCHARD_RETURN_IF_ERROR(append_json_data(out, name, t));
+      out += "]}";
     }
   }
-  json += "]}";
+  out += "]}";
+  json_length.reset();
+  if (std::find(binary.begin(), binary.end(), true) == binary.end()) return Status::OK();
+  json_length = out.size() - start;
+  for (size_t i = 0; i < outputs.size() && i < binary.size(); ++i)
+    if (binary[i]) append_binary_tensor(out, outputs[i].second.tensor());
+  return Status::OK();
+}
+
+Result<EncodedBody> encode_infer_response(std::string_view model, std::string_view version, std::string_view id,
+                                          const NamedValues& outputs, const std::vector<bool>& binary) {
   EncodedBody out;
-  if (!raw.empty() || std::find(binary.begin(), binary.end(), true) != binary.end()) out.json_length = json.size();
-  out.body = std::move(json);
-  out.body += raw;
+  ORCHARD_RETURN_IF_ERROR(append_infer_response(out.body, out.json_length, model, version, id, outputs, binary));
   return out;
 }
 
-std::string error_body(std::string_view message) { return "{\"error\":" + json_quote(message) + "}"; }
+std::string error_body(std::string_view message) {
+  std::string out = "{\"error\":";
+  append_json_string(out, message);
+  out += '}';
+  return out;
+}
 
 }  // namespace orchard::server

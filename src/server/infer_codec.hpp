@@ -54,6 +54,12 @@ struct EncodedBody {
 Result<EncodedBody> encode_infer_response(std::string_view model, std::string_view version, std::string_view id,
                                           const NamedValues& outputs, const std::vector<bool>& binary);
 
+// As encode_infer_response, appending the body to `out` (a reused buffer) and setting `json_length`. On an
+// error `out` holds a partial body.
+Status append_infer_response(std::string& out, std::optional<size_t>& json_length, std::string_view model,
+                             std::string_view version, std::string_view id, const NamedValues& outputs,
+                             const std::vector<bool>& binary);
+
 // Decodes one tensor of the binary layout (little-endian, row-major; BOOL one byte 0/1; BYTES elements
 // each a 4-byte little-endian length then the bytes). `input` names the tensor in errors.
 Result<Tensor> decode_binary_tensor(DType dtype, const std::vector<int64_t>& dims, std::string_view raw,

@@ -17,6 +17,17 @@ HttpReply error_reply(unsigned status, std::string_view message) {
 }
 HttpReply error_reply(const Status& s) { return error_reply(http_status_for(s.code()), s.message()); }
 
+// Room for a typical small-model reply (the digits answer is ~250 bytes) without regrowing.
+constexpr size_t kReplyReserve = 512;
+
+// True when `outputs` already are `names`, in order (the usual case: the client asked for every output).
+bool is_selection(const NamedValues& outputs, const std::vector<std::string>& names) {
+  if (outputs.size() != names.size()) return false;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (outputs[i].first != names[i]) return false;
+  return true;
+}
+
 Json tensor_metadata(const std::vector<ValueInfo>& infos) {
   Json out = Json::array();
   for (const ValueInfo& v : infos) {
@@ -205,10 +216,14 @@ void RestHandler::infer(const Route& route, std::string_view body, std::optional
   auto done = [model, names = std::move(names).value(), binary = std::move(binary), id = std::move(req.id),
                reply](Result<NamedValues> r) {
     if (!r.ok()) return reply(error_reply(r.status()));
-    auto body =
-        encode_infer_response(model->name, std::to_string(model->version), id, select_outputs(*r, names), binary);
-    if (!body.ok()) return reply(error_reply(body.status()));
-    HttpReply out{200, std::move(body->body), "application/json", body->json_length};
+    NamedValues selected;
+    const NamedValues* outputs = &*r;
+    if (!is_selection(*r, names)) outputs = &(selected = select_outputs(*r, names));
+    HttpReply out;
+    out.body.reserve(kReplyReserve);
+    const Status s = append_infer_response(out.body, out.json_length, model->name, std::to_string(model->version), id,
+                                           *outputs, binary);
+    if (!s.ok()) return reply(error_reply(s));
     if (out.json_length) out.content_type = "application/octet-stream";
     reply(std::move(out));
   };

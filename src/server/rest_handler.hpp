@@ -22,10 +22,11 @@ unsigned http_status_for(StatusCode code);
 struct HttpReply {
   unsigned status = 200;
   std::string body;
-  std::string content_type = "application/json";
-  std::optional<size_t> json_length;  // Inference-Header-Content-Length, for binary outputs
+  std::string_view content_type = "application/json";  // a string literal
+  std::optional<size_t> json_length;                   // Inference-Header-Content-Length, for binary outputs
 };
-using ReplyFn = std::function<void(HttpReply)>;
+// Receives the reply; the body may be read only during the call.
+using ReplyFn = std::function<void(HttpReply&&)>;
 // Returns a JSON reply with `status` and `body`.
 inline HttpReply json_reply(unsigned status, std::string body) {
   return HttpReply{status, std::move(body), "application/json", std::nullopt};

@@ -238,6 +238,23 @@ TEST_F(ManagerTest, RequestsOverTheBudgetAreRejectedOrWait) {
   EXPECT_EQ(m->performance_summary(id).rejected, 2u);
 }
 
+// The Manager keeps the last request's activation estimate per model: a request with other shapes must get
+// its own, whichever came before it.
+TEST_F(ManagerTest, ActivationEstimateFollowsEachRequestsShapes) {
+  auto m = make(1, 8, 2);
+  auto id = *m->load_model(gate_model());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_TRUE(m->execute(id, feed(4)).result.get().ok()) << round;
+    EXPECT_TRUE(m->execute(id, feed(4, 2.f)).result.get().ok()) << round;  // same shapes: the cached estimate
+    auto huge = m->execute(id, feed(1 << 20)).result.get();  // a 4 MiB output never fits the 2 MiB budget
+    EXPECT_EQ(huge.status().code(), StatusCode::out_of_memory) << round;
+    EXPECT_NE(huge.status().message().find("needs 4.0 MiB of activation memory"), std::string::npos)
+        << "refused at admission, from its own estimate: " << huge.status().message();
+    EXPECT_TRUE(m->execute(id, feed(64 * 1024)).result.get().ok()) << round;
+  }
+  EXPECT_EQ(m->performance_summary(id).rejected, 3u);
+}
+
 // LoadOptions::max_concurrent: the model's second request waits for its only instance, while a later
 // request of another model runs on a free Manager slot.
 TEST_F(ManagerTest, ModelInstanceLimitHoldsBackOnlyItsOwnRequests) {

@@ -442,6 +442,57 @@ class RestProtocol(unittest.TestCase):
         self.assertIn(b'"id":"p2"', data)
 
 
+    def test_one_connection_reuses_buffers_across_sizes_and_pipelining(self):
+        # Each connection keeps its request body and response buffers between requests: answers on one
+        # connection must not depend on the size of the request or answer before them, sent one by one or
+        # pipelined. Bodies go from ~1 KB to ~400 KB (past the 64 KiB a connection keeps) and back.
+        sizes = [300, 1, 20, 1, 300, 2]
+        bodies, expected = [], []
+        for i, n in enumerate(sizes):
+            req = {"id": "r%d" % i, "inputs": [digits_input(n, seed=i)[1]]}
+            if i == 2:
+                req["parameters"] = {"binary_data_output": True}
+            bodies.append(json.dumps(req).encode())
+            code, h, data = self.srv.curl("POST", "/v2/models/digits/infer", body=bodies[-1])
+            self.assertEqual(code, 200)
+            expected.append((h.get("inference-header-content-length"), data))
+        bad = b'{"inputs": [{"name": '
+
+        def request(body, last=False):
+            return (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+                    (b"Connection: close\r\n" if last else b"") + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+        def read_answer(f):
+            status = int(f.readline().split()[1])
+            headers = {}
+            while True:
+                line = f.readline().decode("latin1").strip()
+                if not line:
+                    break
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+            return status, headers, f.read(int(headers["content-length"]))
+
+        s = socket.create_connection(("127.0.0.1", self.srv.port))
+        s.settimeout(60)
+        f = s.makefile("rb")
+        for i, body in enumerate(bodies):  # one at a time
+            s.sendall(request(body))
+            status, h, data = read_answer(f)
+            self.assertEqual((status, h.get("inference-header-content-length"), data), (200,) + expected[i], i)
+            s.sendall(request(bad))  # an error answer between them, same connection
+            status, _, data = read_answer(f)
+            self.assertEqual(status, 400)
+            self.assertIn("JSON", json.loads(data)["error"])
+        # Pipelined: every request in one write, answers in order; the last one closes the connection.
+        s.sendall(b"".join(request(b, last=(i == len(bodies) - 1)) for i, b in enumerate(bodies)))
+        for i in range(len(bodies)):
+            status, h, data = read_answer(f)
+            self.assertEqual((status, h.get("inference-header-content-length"), data), (200,) + expected[i], i)
+        self.assertEqual(f.read(), b"")
+        s.close()
+
+
 class Repository(unittest.TestCase):
     def test_load_unload_index_poll_and_bad_version(self):
         repo = tempfile.mkdtemp(prefix="orchard_repo_")
