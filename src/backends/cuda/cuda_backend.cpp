@@ -316,6 +316,14 @@ CudaBackend::~CudaBackend() {
   for (cublasHandle_t h : blas_free_) (*cublas_api())->destroy(h);
 }
 
+bool CudaBackend::prefers_channels_last() const {
+  static const bool asked = [] {
+    const char* e = std::getenv("ORCHARD_CUDA_CHANNELS_LAST");
+    return e && std::string(e) == "1";
+  }();
+  return options_.float16 && asked;
+}
+
 Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& options) {
   int count = 0;
   ORCHARD_CUDA_CALL(cudaGetDeviceCount(&count));

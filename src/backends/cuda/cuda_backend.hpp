@@ -163,8 +163,9 @@ class CudaBackend final : public runtime::KernelBackend {
   int ordinal() const { return options_.device; }
   bool float16() const { return options_.float16; }
   // cuDNN's float16 tensor-core convolutions are NHWC kernels (NCHW ones transpose on the way); float32 without
-  // TF32 keeps NCHW.
-  bool prefers_channels_last() const override { return options_.float16; }
+  // TF32 keeps NCHW. Only with ORCHARD_CUDA_CHANNELS_LAST=1 until the NHWC path has run on a GPU
+  // (bench/cuda_s10.sh).
+  bool prefers_channels_last() const override;
   // Returns whether partition runs go through CUDA graphs (CudaOptions::graphs).
   bool graphs() const { return options_.graphs; }
   // Returns the pool for what only the graph code does to it (abandoning a failed capture's blocks).

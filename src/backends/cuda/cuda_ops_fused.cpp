@@ -71,8 +71,9 @@ int64_t flat_batch_stride(const Attention& a, const int64_t* st, int64_t matrix)
 }
 
 // Which kernel computes FusedAttention (ORCHARD_CUDA_ATTENTION, read when the kernel is made): the best that takes
-// the shapes (flash: one tensor-core kernel; gemm: two cuBLAS products around a softmax kernel; kernel: one warp per
-// row), or one forced, for A/B runs and for testing each on shapes another would take.
+// the shapes (gemm: two cuBLAS products around a softmax kernel; kernel: one warp per row), or one forced, for A/B
+// runs and for testing each on shapes another would take. flash (one tensor-core kernel, cuda_attention.cu) is
+// taken only when asked for until it has run on a GPU (bench/cuda_s10.sh).
 enum class AttentionPath { best, flash, gemm, kernel };
 
 // com.orchard FusedAttention: Y = softmax(scale * Q Kt + mask) V with MatMul's and Add's broadcasting.
@@ -136,7 +137,7 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     a.nan_to_zero = attrs_.nan_to_zero;
     const void* mask = in[3] ? in[3]->raw_data() : nullptr;
     const bool half = in[0]->dtype() == DType::float16;
-    if (half && (path_ == AttentionPath::best || path_ == AttentionPath::flash) && flash_attention_fits(a)) {
+    if (half && path_ == AttentionPath::flash && flash_attention_fits(a)) {
       return launch_status(flash_attention(in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(), mask, y.raw_data(),
                                            a, current_cuda_stream()),
                            "FusedAttention");

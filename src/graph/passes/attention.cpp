@@ -295,10 +295,10 @@ int transpose_into(const Graph& g, const GraphUses& uses, const std::string& val
 // FusedAttention(Transpose(q, 0213), Transpose(k, 0231), Transpose(v, 0213)) read only by Transpose(·, 0213):
 // the heads split out of [B, S, H, D] and merged back, as every BERT / GPT-2 export does → one FusedAttention with
 // layout bshd reading q, k and v where they lie and writing [B, Sq, H, Dv]: four copies of the activations fewer.
-bool try_bshd(Graph& g, const GraphUses& uses, size_t i) {
+bool try_bshd(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx) {
   const Node& n = g.nodes[i];
   if (n.domain != kOrchardDomain || n.op_type != "FusedAttention" || n.num_inputs() < 3 || n.outputs.size() != 1 ||
-      n.attr("layout") != nullptr) {
+      n.attr("layout") != nullptr || !ctx.allows({&n}, kOrchardDomain, "FusedAttention", 2)) {
     return false;
   }
   const std::vector<int64_t> heads = {0, 2, 1, 3}, keys = {0, 2, 3, 1};
@@ -313,6 +313,7 @@ bool try_bshd(Graph& g, const GraphUses& uses, size_t i) {
     return false;
   }
   Node fused = n;
+  fused.opset = 2;  // the version with the layout attribute
   fused.inputs[0] = g.nodes[static_cast<size_t>(tq)].inputs[0];
   fused.inputs[1] = g.nodes[static_cast<size_t>(tk)].inputs[0];
   fused.inputs[2] = g.nodes[static_cast<size_t>(tv)].inputs[0];
@@ -411,7 +412,8 @@ bool try_packed(Graph& g, const GraphUses& uses, size_t i) {
 Result<int> fuse_attention(Graph& g, const PassContext& ctx) {
   const int fused =
       rewrite_each(g, [&ctx](Graph& g, const GraphUses& uses, size_t i) { return try_fuse(g, uses, i, ctx); });
-  const int bshd = rewrite_each(g, [](Graph& g, const GraphUses& uses, size_t i) { return try_bshd(g, uses, i); });
+  const int bshd =
+      rewrite_each(g, [&ctx](Graph& g, const GraphUses& uses, size_t i) { return try_bshd(g, uses, i, ctx); });
   return fused + bshd + rewrite_each(g, [](Graph& g, const GraphUses& uses, size_t i) { return try_packed(g, uses, i); });
 }
 

@@ -150,7 +150,7 @@ TEST(FusedAttention, BshdLayoutReadsHeadsInPlace) {
     const Tensor* m = c.mask.rank() ? &mask : nullptr;
     const float d = static_cast<float>(c.q[3]);
     for (const int64_t nan_to_zero : {int64_t{0}, int64_t{1}}) {
-      OpCase op("FusedAttention", 1, "com.orchard");
+      OpCase op("FusedAttention", 2, "com.orchard");
       op.input("q", q).input("k", k).input("v", v).attr("scale", 0.5f).attr("head_dim_scale", int64_t{1});
       op.attr("layout", std::string("bshd")).attr("nan_to_zero", nan_to_zero);
       if (m) op.input("mask", mask);
@@ -191,10 +191,10 @@ TEST(FusedAttention, Bs3hdLayoutReadsOneFusedProjection) {
                      .reshaped(Shape{c.B, c.S, c.H, c.D});
     }
     const Tensor mask = random_float_tensor(c.mask.rank() ? c.mask : Shape{1}, seed++);
-    OpCase packed("FusedAttention", 1, "com.orchard");
+    OpCase packed("FusedAttention", 2, "com.orchard");
     packed.input("qkv", qkv).omitted_input().omitted_input().attr("scale", 0.125f);
     packed.attr("layout", std::string("bs3hd")).attr("num_heads", c.H);
-    OpCase split("FusedAttention", 1, "com.orchard");
+    OpCase split("FusedAttention", 2, "com.orchard");
     split.input("q", parts[0]).input("k", parts[1]).input("v", parts[2]).attr("scale", 0.125f);
     split.attr("layout", std::string("bshd"));
     if (c.mask.rank()) {
@@ -203,7 +203,7 @@ TEST(FusedAttention, Bs3hdLayoutReadsOneFusedProjection) {
     }
     expect_tensor_near(run1(packed), run1(split), 1e-5, 1e-6);
   }
-  OpCase bad("FusedAttention", 1, "com.orchard");
+  OpCase bad("FusedAttention", 2, "com.orchard");
   bad.input("qkv", random_float_tensor({1, 4, 10}, 1)).omitted_input().omitted_input();
   bad.attr("layout", std::string("bs3hd")).attr("num_heads", int64_t{2});
   auto r = run_op(bad);
@@ -225,18 +225,25 @@ TEST(FusedAttention, BadShapesAreRefusedNamingThem) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("mask"), std::string::npos) << r.status().to_string();
   // bshd takes rank-4 operands only, and no other layout exists.
-  OpCase b("FusedAttention", 1, "com.orchard");
+  OpCase b("FusedAttention", 2, "com.orchard");
   b.input("q", random_float_tensor({1, 4, 3}, 1)).input("k", random_float_tensor({1, 4, 3}, 2));
   b.input("v", random_float_tensor({1, 4, 3}, 3)).attr("layout", std::string("bshd"));
   r = run_op(b);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("rank 4"), std::string::npos) << r.status().to_string();
-  OpCase u("FusedAttention", 1, "com.orchard");
+  OpCase u("FusedAttention", 2, "com.orchard");
   u.input("q", random_float_tensor({1, 4, 3}, 1)).input("kt", random_float_tensor({1, 3, 4}, 2));
   u.input("v", random_float_tensor({1, 4, 3}, 3)).attr("layout", std::string("sbhd"));
   r = run_op(u);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("sbhd"), std::string::npos) << r.status().to_string();
+  // The layout attribute is version 2's.
+  OpCase v1("FusedAttention", 1, "com.orchard");
+  v1.input("q", random_float_tensor({1, 4, 2, 3}, 1)).input("k", random_float_tensor({1, 4, 2, 3}, 2));
+  v1.input("v", random_float_tensor({1, 4, 2, 3}, 3)).attr("layout", std::string("bshd"));
+  r = run_op(v1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("version 2"), std::string::npos) << r.status().to_string();
 }
 
 }  // namespace

@@ -118,7 +118,7 @@ class FusedAttentionF32 final : public OpKernel {
 };
 
 constexpr KernelDef kVariants[] = {
-    {"com.orchard", "FusedAttention", 1, 1, make<FusedAttentionF32>, {DType::float32}, 0, 0, 10},
+    {"com.orchard", "FusedAttention", 1, 2, make<FusedAttentionF32>, {DType::float32}, 0, 0, 10},
 };
 
 }  // namespace

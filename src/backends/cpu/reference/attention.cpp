@@ -187,6 +187,9 @@ Result<AttentionAttrs> attention_attrs(const graph::Node& node) {
   a.head_dim_scale = node.attr_int("head_dim_scale", 0) != 0;
   a.nan_to_zero = node.attr_int("nan_to_zero", 0) != 0;
   const std::string layout = node.attr_string("layout", "split_heads");
+  if (layout != "split_heads" && node.opset < 2) {
+    return invalid_argument("FusedAttention layout '", layout, "' needs version 2 of the op");
+  }
   if (layout == "bshd") {
     a.layout = AttentionLayout::bshd;
   } else if (layout == "bs3hd") {
@@ -263,7 +266,7 @@ class FusedAttentionRef final : public OpKernel {
 };
 
 constexpr KernelDef kKernels[] = {
-    {"com.orchard", "FusedAttention", 1, 1, make<FusedAttentionRef>},
+    {"com.orchard", "FusedAttention", 1, 2, make<FusedAttentionRef>},
 };
 
 }  // namespace
