@@ -16,18 +16,26 @@ el() { echo "[$(( $(date +%s) - T0 ))s]"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 mkdir -p /tmp/m
 M="gpt2 bert_base resnet50 mobilenet_v2 whisper_tiny_encoder efficientnet_b0"
+[ -n "${QUICK:-}" ] && M="gpt2 bert_base resnet50 mobilenet_v2"
+[ "${QUICK:-}" = 2 ] && M="gpt2 resnet50"
 (for m in $M; do python3 tools/fill_weights.py models_std/$m.skeleton.onnx /tmp/m/$m.onnx > /dev/null 2>&1; done; touch /tmp/m/done) &
 echo "$(el) == unit"
-timeout 150 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Fused*:FuseAttention*:ChannelsLast*:Float16*:DeviceMemory*' > $OUT/unit.log 2>&1; echo rc=$?
+UNIT_FILTER='Cuda*:CrossBackend*:Fused*:FuseAttention*:ChannelsLast*:Float16*:DeviceMemory*'
+# QUICK=2 (a couple of device minutes): the new paths' tests, then resnet50 and gpt2 at batch 32 only.
+[ "${QUICK:-}" = 2 ] && UNIT_FILTER='FusedAttention*:FusedConv*:ChannelsLast*:CudaModes.Float16*:CudaOps.FusedAttention*:CudaBackend.LinearLayer*'
+timeout 120 ./orchard_tests --gtest_brief=1 --gtest_filter="$UNIT_FILTER" > $OUT/unit.log 2>&1; echo rc=$?
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED  \]' $OUT/unit.log | head -20
 grep -B2 -A8 'Failure' $OUT/unit.log | head -60
+# QUICK=1 (little device time left): no memcheck, no fused-call runs, four models, batch 32 only.
+if [ -z "${QUICK:-}" ]; then
 echo "$(el) == unit, FusedConv as one cuDNN call (ORCHARD_CUDNN_FUSED=1)"
 ORCHARD_CUDNN_FUSED=1 timeout 60 ./orchard_tests --gtest_brief=1 --gtest_filter='FusedConv*:ChannelsLast*:CudaModes*' > $OUT/unit_fused.log 2>&1; echo rc=$?
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED  \]' $OUT/unit_fused.log | head
 echo "$(el) == memcheck"
-timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 \
+timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 \
   --gtest_filter='FusedAttention*:FusedConv.Nhwc*:CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:CudaBackend.LinearLayer*' > $OUT/memcheck.log 2>&1
 echo "memcheck rc=$?"; grep -E '^\[  (PASSED|FAILED) |ERROR SUMMARY' $OUT/memcheck.log | head
+fi
 while [ ! -f /tmp/m/done ]; do sleep 1; done
 echo "$(el) == against the CPU (fixed dims)"
 for m in $M; do
@@ -40,15 +48,18 @@ for m in $M; do
   echo "$m fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
 done
 echo "$(el) == A/B, fp16, fixed dims, device I/O"
-for m in resnet50 mobilenet_v2 gpt2 bert_base; do for n in 32 1; do
+NS="32 1"; [ -n "${QUICK:-}" ] && NS="32"
+AB="resnet50 mobilenet_v2 gpt2 bert_base"; [ "${QUICK:-}" = 2 ] && AB="resnet50 gpt2"
+for m in $AB; do for n in $NS; do
   [ $(left) -lt 30 ] && break 2
   F="--dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs"
-  for r in 1 2; do for b in orchard_before orchard; do
-    echo "-- $m N=$n $b: $(timeout 40 ./$b bench /tmp/m/$m.onnx $F --warmup 10 --runs 50 2>&1 | grep -E 'median|created' | tr '\n' ' ')"
+  for r in 1; do for b in orchard_before orchard; do
+    echo "-- $m N=$n $b: $(timeout 40 ./$b bench /tmp/m/$m.onnx $F --warmup 10 --runs 50 2>&1 | grep -E 'median|created|peak' | tr '\n' ' ')"
   done; done
 done; done
+[ -n "${QUICK:-}" ] && { echo "$(el) done"; exit 0; }
 echo "$(el) == FusedConv as one cuDNN call, fp16 N=32 (same binary)"
-for m in resnet50 mobilenet_v2; do for r in 1 2; do
+for m in resnet50 mobilenet_v2; do for r in 1; do
   [ $(left) -lt 15 ] && break 2
   F="--dim N=32 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs --warmup 10 --runs 50"
   echo "-- $m fused-call: $(ORCHARD_CUDNN_FUSED=1 timeout 40 ./orchard bench /tmp/m/$m.onnx $F 2>&1 | grep -E 'median' | tr '\n' ' ')"
