@@ -78,9 +78,6 @@ class HandleLease {
 // Workspace one timed convolution algorithm may take (one needing more is passed over).
 constexpr size_t kMaxWorkspace = size_t{256} << 20;
 
-// Returns whether algorithms are chosen by timing them (cudnnFind) because ORCHARD_CUDNN_FIND=1 asks for it (read
-// once). Off by default: on an H100 the timed choice was no faster in graph replays than the heuristics' (resnet50
-// fp16 batch 32: 8.96 vs 8.61 ms; bench/RESULTS.md, fourth CUDA session).
 // Returns whether FusedConv with a Relu or no activation runs as one cudnnConvolutionBiasActivationForward call
 // (bias, residual and activation inside cuDNN) because ORCHARD_CUDNN_FUSED=1 asks for it (read once). Off by
 // default: in NCHW it was slower than the convolution plus Orchard's epilogue kernel (resnet50 fp16 batch 32: 3.7
@@ -93,6 +90,9 @@ bool fused_call() {
   return on;
 }
 
+// Returns whether algorithms are chosen by timing them (cudnnFind) because ORCHARD_CUDNN_FIND=1 asks for it (read
+// once). Off by default: on an H100 the timed choice was no faster in graph replays than the heuristics' (resnet50
+// fp16 batch 32: 8.96 vs 8.61 ms; bench/RESULTS.md, fourth CUDA session).
 bool timed_choice() {
   static const bool on = [] {
     const char* e = std::getenv("ORCHARD_CUDNN_FIND");

@@ -128,8 +128,8 @@ Result<int> to_channels_last(Graph& g, const PassContext& ctx) {
   }
   if (rewritten == 0) return 0;
   g.nodes = std::move(out);
-  // Transpose(Transpose(v, 0231)... the other way round: Transpose(Transpose(v, 0312), 0231) is v. Its readers read v
-  // (unless it is a graph output, which keeps its producer).
+  // Transpose(Transpose(v, 0312), 0231) is v: its readers read v instead (unless it is a graph output, which keeps
+  // its producer).
   GraphUses uses(g);
   for (const Node& n : g.nodes) {
     if (!has_perm(n, kToNhwc)) continue;

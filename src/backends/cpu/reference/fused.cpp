@@ -1,7 +1,6 @@
 // Orchard's fused ops (domain com.orchard, docs/fused_ops.md): FusedConv (NCHW, or NHWC by the layout attribute)
 // and FusedMatMul, as the plain composition the contract states: the reference convolution / matrix product
 // (dense.hpp), then the bias, the residual Z and the activation (apply_activation_ref), one pass each. float32 only.
-#include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
@@ -79,8 +78,9 @@ Result<bool> conv_channels_last(const graph::Node& node) {
   return layout == "nhwc";
 }
 
-// `t` (rank 4) with its dims reordered by `perm` (dim k of the result is dim perm[k] of t), contiguous.
-Tensor permuted(const Tensor& t, const std::array<size_t, 4>& perm, ThreadPool& pool) {
+// Writes `t` (rank 4) with its dims reordered by `perm` (dim k of the result is dim perm[k] of t) to `out`,
+// contiguous.
+void permute_into(const Tensor& t, const std::array<size_t, 4>& perm, float* out, ThreadPool& pool) {
   std::vector<int64_t> dims(4), strides(4);
   std::vector<int64_t> st(4, 1);
   for (size_t d = 3; d-- > 0;) st[d] = st[d + 1] * t.dim(d + 1);
@@ -88,8 +88,12 @@ Tensor permuted(const Tensor& t, const std::array<size_t, 4>& perm, ThreadPool& 
     dims[k] = t.dim(perm[k]);
     strides[k] = st[perm[k]];
   }
-  Tensor out = Tensor::empty(DType::float32, Shape(dims));
-  strided_copy(t.data<float>(), 0, dims, strides, out.data<float>(), pool);
+  strided_copy(t.data<float>(), 0, dims, strides, out, pool);
+}
+
+Tensor permuted(const Tensor& t, const std::array<size_t, 4>& perm, ThreadPool& pool) {
+  Tensor out = Tensor::empty(DType::float32, Shape{t.dim(perm[0]), t.dim(perm[1]), t.dim(perm[2]), t.dim(perm[3])});
+  permute_into(t, perm, out.data<float>(), pool);
   return out;
 }
 
@@ -146,8 +150,7 @@ class FusedConvRef final : public OpKernel {
       Tensor yc = Tensor::empty(DType::float32, out);
       conv_direct<float>(g, xc.data<float>(), wc.data<float>(), b ? b->data<float>() : nullptr, yc.data<float>(),
                          ctx.pool());
-      const Tensor yt = permuted(yc, kToNhwc, ctx.pool());
-      std::copy(yt.data<float>(), yt.data<float>() + yt.numel(), y.data<float>());
+      permute_into(yc, kToNhwc, y.data<float>(), ctx.pool());
     }
     return residual_and_activation(ctx, 3, act_, y);
   }
