@@ -25,6 +25,7 @@ fi
 host_pkgs=(cmake ninja-build g++ clang make pkg-config
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata python3-onnx python3-numpy python3-sklearn
+  libdnnl-dev  # oneDNN: the CPU's NHWC convolutions (src/backends/cpu/opt/conv_dnnl.cpp)
   prometheus  # promtool checks the metrics exposition format in a test
   # orchard serve (src/server/): Beast/Asio, JSON, the protocol tests' clients and bench/serve.sh's peers.
   # The server is not built in the arm64 cross build (ORCHARD_BUILD_SERVER is OFF there), so no :arm64 libs.

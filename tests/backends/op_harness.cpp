@@ -108,9 +108,10 @@ Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared
   }
   g->nodes.push_back(std::move(node));
   ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, chain, nullptr));
-  static ThreadPool pool(0);
+  static ThreadPool default_pool(0);
+  std::unique_ptr<ThreadPool> own_pool = c.threads > 0 ? std::make_unique<ThreadPool>(c.threads) : nullptr;
   runtime::RunEnv env;
-  env.pool = &pool;
+  env.pool = own_pool ? own_pool.get() : &default_pool;
   env.allocator = &default_allocator();
   return compiled->run(feeds, env, nullptr);
 }

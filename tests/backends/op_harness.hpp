@@ -22,6 +22,7 @@ struct OpCase {
   std::map<std::string, graph::Attribute, std::less<>> attributes;
   int num_outputs = 1;
   std::vector<std::string> constants;  // names of the inputs given by constant()
+  int threads = 0;                     // the pool's size (0: ThreadPool::default_threads())
 
   OpCase(std::string op_type, int version, std::string dom = "") : op(std::move(op_type)), opset(version), domain(std::move(dom)) {}
   OpCase& input(std::string name, Value v) {
@@ -40,6 +41,11 @@ struct OpCase {
   }
   OpCase& outputs(int n) {
     num_outputs = n;
+    return *this;
+  }
+  // Runs on a pool of `n` threads (kernels that split work by thread count), whatever the machine has.
+  OpCase& with_threads(int n) {
+    threads = n;
     return *this;
   }
   OpCase& attr(const std::string& name, int64_t v);

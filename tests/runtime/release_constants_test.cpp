@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "backends/cpu/cpu_backend.hpp"
 #include "orchard/session.hpp"
 #include "testing/model_builder.hpp"
 
@@ -15,14 +16,18 @@ namespace {
 using testing::ModelBuilder;
 constexpr int kFloat = onnx::TensorProto::FLOAT;
 
-std::unique_ptr<Session> load(const ModelBuilder& b, bool release) {
+// `nchw`: the CPU backend told not to ask for channels-last convolutions (ORCHARD_CPU_CHANNELS_LAST=0), so its own
+// NCHW kernels run them.
+std::unique_ptr<Session> load(const ModelBuilder& b, bool release, bool nchw = false) {
   if (!release) setenv("ORCHARD_RELEASE_PACKED", "0", 1);
+  if (nchw) setenv("ORCHARD_CPU_CHANNELS_LAST", "0", 1);
   const std::string bytes = b.bytes();
   SessionOptions o;
   o.intra_op_threads = 1;
   o.backend_preference = {"cpu"};
   auto s = Session::load_from_bytes(std::as_bytes(std::span(bytes.data(), bytes.size())), o);
   unsetenv("ORCHARD_RELEASE_PACKED");
+  unsetenv("ORCHARD_CPU_CHANNELS_LAST");
   EXPECT_TRUE(s.ok()) << s.status().to_string();
   return s.ok() ? std::move(*s) : nullptr;
 }
@@ -90,11 +95,19 @@ TEST(ReleasePackedConstants, ConvolutionWeightsButNotDepthwiseOnes) {
   group->set_name("group");
   group->set_type(onnx::AttributeProto::INT);
   group->set_i(4);
-  auto released = load(b, true);
-  auto kept = load(b, false);
+  // The CPU's NCHW kernels pack the dense weight and read the depthwise one at run.
+  auto released = load(b, true, /*nchw=*/true);
+  auto kept = load(b, false, /*nchw=*/true);
   ASSERT_TRUE(released && kept);
   EXPECT_EQ(released->model_info().released_weight_bytes, 4 * 3 * 3 * 3 * 4);
   expect_same_outputs(*released, *kept, {{"x", Value(random_tensor({1, 3, 8, 8}, 3))}});
+  // Where the CPU asks for channels last (oneDNN built in), oneDNN packs both (their OHWI copies) and the
+  // originals are gone with the layout pass.
+  auto nhwc = load(b, true);
+  ASSERT_TRUE(nhwc);
+  if (cpu::CpuBackend(SessionOptions{}).prefers_channels_last()) {
+    EXPECT_EQ(nhwc->model_info().released_weight_bytes, (4 * 3 * 3 * 3 + 4 * 1 * 3 * 3) * 4);
+  }
 }
 
 }  // namespace

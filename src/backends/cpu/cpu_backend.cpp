@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_backend.hpp"
 
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "core/cpu_features.hpp"
@@ -28,10 +30,23 @@ runtime::DeviceInfo cpu_device_info(const SessionOptions& options) {
   return info;
 }
 
+// True when the graph should give this CPU its 2-D convolutions in NHWC: oneDNN's FusedConv variant is built in
+// (conv_dnnl.cpp) and can run (AVX-512), unless ORCHARD_CPU_CHANNELS_LAST=0 (for comparisons).
+bool wants_channels_last() {
+#if defined(ORCHARD_HAVE_DNNL)
+  const char* env = std::getenv("ORCHARD_CPU_CHANNELS_LAST");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  return (cpu_features() & kCpuAvx512) != 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(const SessionOptions& options)
-    : runtime::KernelBackend(cpu_device_info(options), all_kernels(), cpu_features(), /*static_table=*/true) {}
+    : runtime::KernelBackend(cpu_device_info(options), all_kernels(), cpu_features(), /*static_table=*/true),
+      channels_last_(wants_channels_last()) {}
 
 CpuBackend::CpuBackend(runtime::DeviceInfo info, std::span<const KernelDef> table, uint32_t features, bool static_table)
     : runtime::KernelBackend(std::move(info), table, features, static_table) {}

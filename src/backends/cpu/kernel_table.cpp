@@ -46,6 +46,9 @@ std::span<const KernelDef> all_kernels() {
              opt::reduce_vec_kernels,
              opt::pool_vec_kernels,
              opt::transpose_vec_kernels,
+#if defined(ORCHARD_HAVE_DNNL)
+             opt::dnnl_conv_variants,
+#endif
          }) {
       auto defs = family();
       all.insert(all.end(), defs.begin(), defs.end());

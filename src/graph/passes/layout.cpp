@@ -1,11 +1,18 @@
 // Channels-last layout for the backends that want it (PassContext::channels_last; CUDA in float16): every 2-D
 // Conv / FusedConv such a backend would run becomes
 //   Transpose(X, 0231) → FusedConv(layout nhwc, W as [M, kH, kW, C/group]) → Transpose(·, 0312)
-// (a residual Z transposed to NHWC too), with the weights transposed once, here. Then a Transpose(·, 0231) of a
-// Transpose(·, 0312) reads the original NHWC value instead: between two convolutions (and into a residual) the
-// activations never leave NHWC; Transposes remain only where a non-convolution reads them (a pooling, the head).
-// The dead Transposes go with the optimizer's dead-node removal.
+// (a residual Z transposed to NHWC too), with the weights transposed once, here. Elementwise ops and global
+// average pooling whose inputs are all such Transpose(·, 0312) outputs then run on the NHWC values instead, with
+// one Transpose after them (sink_transposes: an op of two transposed inputs trades two Transposes for one; the
+// squeeze-and-excitation blocks of EfficientNet and ConvNeXt's residual Adds stay in NHWC). Last, a
+// Transpose(·, 0231) of a Transpose(·, 0312) reads the original NHWC value instead: between two convolutions
+// (and into a residual) the activations never leave NHWC; Transposes remain only where an op that cannot follow
+// reads them (a MaxPool, the head). The dead Transposes go with the optimizer's dead-node removal.
+#include <algorithm>
 #include <array>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "graph/passes/pass.hpp"
 #include "graph/passes/pass_util.hpp"
@@ -41,6 +48,10 @@ Tensor weights_to_ohwi(const Tensor& w) {
   Tensor t = Tensor::empty(DType::float32, Shape{M, H, W, C});
   const float* src = w.data<float>();
   float* dst = t.data<float>();
+  if (C == 1 || H * W == 1) {  // depthwise or 1x1: the same order
+    std::copy(src, src + w.numel(), dst);
+    return t;
+  }
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t c = 0; c < C; ++c) {
       for (int64_t y = 0; y < H; ++y) {
@@ -82,12 +93,74 @@ bool has_perm(const Node& n, const std::array<int64_t, 4>& p) {
          n.attr_ints("perm") == std::vector<int64_t>(p.begin(), p.end());
 }
 
+// Elementwise ops that commute with a Transpose of their (equally ranked) inputs; inputs past the first two
+// (Clip's bounds) must be scalars.
+bool is_elementwise(const Node& n) {
+  static const char* const kOps[] = {"Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Clip", "LeakyRelu",
+                                     "HardSwish", "HardSigmoid", "Erf", "Neg", "Abs", "Sqrt", "Exp"};
+  for (const char* op : kOps) {
+    if (is_op(n, op)) return true;
+  }
+  return false;
+}
+
+// Moves Transposes to NCHW below the ops that can run on their NHWC inputs (see the file comment). `nchw_of`
+// maps each value made by a Transpose(·, 0312) to its NHWC source; returns the number of ops moved.
+int sink_transposes(Graph& g, NameSource& names) {
+  std::map<std::string, std::string> nchw_of;
+  std::vector<Node> out;
+  out.reserve(g.nodes.size());
+  int moved = 0;
+  for (const Node& n : g.nodes) {
+    if (has_perm(n, kToNchw)) nchw_of[n.outputs[0]] = n.inputs[0];
+    const bool pool = is_op(n, "GlobalAveragePool") && n.num_inputs() == 1;
+    bool sinks = (pool || is_elementwise(n)) && n.outputs.size() == 1 && n.num_inputs() >= 1;
+    for (size_t i = 0; sinks && i < n.num_inputs(); ++i) {
+      const bool transposed = nchw_of.count(n.inputs[i]) != 0;
+      const bool scalar = !n.inputs[i].empty() && constant(g, n.inputs[i]) != nullptr && constant(g, n.inputs[i])->numel() == 1 &&
+                          constant(g, n.inputs[i])->rank() <= 1;
+      sinks = i == 0 ? transposed : (i == 1 && !is_op(n, "Clip") ? transposed || scalar : scalar || n.inputs[i].empty());
+    }
+    if (!sinks) {
+      out.push_back(n);
+      continue;
+    }
+    Node op = n;
+    op.name = names.make(n.name + "_nhwc");
+    for (size_t i = 0; i < op.num_inputs(); ++i) {
+      if (auto it = nchw_of.find(op.inputs[i]); it != nchw_of.end()) op.inputs[i] = it->second;
+    }
+    if (pool) {  // GlobalAveragePool of NCHW = ReduceMean over H and W of NHWC, keeping them as 1s
+      op.op_type = "ReduceMean";
+      op.opset = 13;
+      op.attributes.clear();
+      Attribute axes;
+      axes.type = Attribute::Type::ints;
+      axes.ints = {1, 2};
+      op.attributes["axes"] = std::move(axes);
+    }
+    const std::string y = names.make(n.outputs[0] + "_nhwc");
+    op.outputs[0] = y;
+    ValueInfo yi;
+    yi.name = y;
+    yi.dtype = value_dtype(g, n.inputs[0]);
+    g.value_info[y] = std::move(yi);
+    out.push_back(std::move(op));
+    out.push_back(transpose(names.make(n.name + "_to_nchw"), y, n.outputs[0], kToNchw));
+    nchw_of[n.outputs[0]] = y;
+    ++moved;
+  }
+  g.nodes = std::move(out);
+  return moved;
+}
+
 }  // namespace
 
 Result<int> to_channels_last(Graph& g, const PassContext& ctx) {
   if (!ctx.channels_last) return 0;
   std::vector<Node> out;
   out.reserve(g.nodes.size());
+  NameSource names(g);
   int rewritten = 0;
   for (const Node& n : g.nodes) {
     if (!eligible(g, n, ctx)) {
@@ -98,28 +171,28 @@ Result<int> to_channels_last(Graph& g, const PassContext& ctx) {
     conv.op_type = "FusedConv";
     conv.domain = std::string(kOrchardDomain);
     conv.opset = 1;
-    conv.name = unique_name(g, n.name + "_nhwc");
+    conv.name = names.make(n.name + "_nhwc");
     Attribute layout;
     layout.type = Attribute::Type::s;
     layout.s = "nhwc";
     conv.attributes["layout"] = std::move(layout);
-    const std::string x = unique_name(g, n.name + "_x_nhwc");
-    out.push_back(transpose(unique_name(g, n.name + "_to_nhwc"), n.inputs[0], x, kToNhwc));
+    const std::string x = names.make(n.name + "_x_nhwc");
+    out.push_back(transpose(names.make(n.name + "_to_nhwc"), n.inputs[0], x, kToNhwc));
     declare_permuted(g, n.inputs[0], x, kToNhwc);
     conv.inputs[0] = x;
-    const std::string w = unique_name(g, n.inputs[1] + "_ohwi");
+    const std::string w = names.make(n.inputs[1] + "_ohwi");
     g.initializers[w] = weights_to_ohwi(*constant(g, n.inputs[1]));
     conv.inputs[1] = w;
     if (n.num_inputs() > 3 && !n.inputs[3].empty()) {  // FusedConv's residual Z
-      const std::string z = unique_name(g, n.name + "_z_nhwc");
-      out.push_back(transpose(unique_name(g, n.name + "_z_to_nhwc"), n.inputs[3], z, kToNhwc));
+      const std::string z = names.make(n.name + "_z_nhwc");
+      out.push_back(transpose(names.make(n.name + "_z_to_nhwc"), n.inputs[3], z, kToNhwc));
       declare_permuted(g, n.inputs[3], z, kToNhwc);
       conv.inputs[3] = z;
     }
-    const std::string y = unique_name(g, n.name + "_y_nhwc");
+    const std::string y = names.make(n.name + "_y_nhwc");
     conv.outputs[0] = y;
     out.push_back(std::move(conv));
-    out.push_back(transpose(unique_name(g, n.name + "_to_nchw"), y, n.outputs[0], kToNchw));
+    out.push_back(transpose(names.make(n.name + "_to_nchw"), y, n.outputs[0], kToNchw));
     ValueInfo yi;
     yi.name = y;
     yi.dtype = DType::float32;
@@ -128,6 +201,7 @@ Result<int> to_channels_last(Graph& g, const PassContext& ctx) {
   }
   if (rewritten == 0) return 0;
   g.nodes = std::move(out);
+  sink_transposes(g, names);
   // Transpose(Transpose(v, 0312), 0231) is v: its readers read v instead (unless it is a graph output, which keeps
   // its producer).
   GraphUses uses(g);

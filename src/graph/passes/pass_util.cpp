@@ -141,6 +141,23 @@ std::string unique_name(const Graph& g, const std::string& base) {
   }
 }
 
+NameSource::NameSource(const Graph& g) {
+  for (const auto& n : g.nodes) {
+    taken_.insert(n.outputs.begin(), n.outputs.end());
+    taken_.insert(n.name);
+  }
+  for (const auto& i : g.inputs) taken_.insert(i.name);
+  for (const auto& [name, t] : g.initializers) taken_.insert(name);
+  for (const auto& [name, info] : g.value_info) taken_.insert(name);
+}
+
+std::string NameSource::make(const std::string& base) {
+  std::string name = base;
+  for (int k = 1; taken_.count(name) != 0; ++k) name = base + "_" + std::to_string(k);
+  taken_.insert(name);
+  return name;
+}
+
 int rewrite_each(Graph& g, const std::function<bool(Graph&, const GraphUses&, size_t)>& try_at) {
   int rewrites = 0;
   // Every rewrite removes at least one node, so this bound is never reached by a correct pass.

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +55,18 @@ DType value_dtype(const Graph& g, std::string_view value);
 
 // Returns `base` + a suffix that names no node output, initializer or graph input of `g`.
 std::string unique_name(const Graph& g, const std::string& base);
+
+// Fresh names for a pass that adds many nodes: the graph's names are collected once and every name made is
+// taken too (unique_name rescans the graph on each call, and does not see nodes not yet in g.nodes).
+class NameSource {
+ public:
+  explicit NameSource(const Graph& g);
+  // Returns `base`, or `base_k` with the smallest k >= 1 not taken, and takes it.
+  std::string make(const std::string& base);
+
+ private:
+  std::set<std::string, std::less<>> taken_;
+};
 
 // Marks node i removed (its op_type becomes empty); compact() drops marked nodes.
 void mark_removed(Graph& g, size_t i);

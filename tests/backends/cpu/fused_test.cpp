@@ -176,15 +176,44 @@ Tensor transpose(const Tensor& x, std::vector<int64_t> perm) {
   return run1(OpCase("Transpose", 13).input("x", x).attr("perm", std::move(perm)));
 }
 
-// layout nhwc (X, Z, Y [N, H, W, C], W [M, kH, kW, C/group]) against the NCHW convolution between Transposes:
-// grouped with strides and dilations, 1x1, depthwise with stride 2, odd sizes; bias, residual and activations.
-TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
-  struct Case {
-    Shape x, w;  // NCHW input, OIHW weights
-    int64_t group;
-    std::vector<int64_t> strides, pads, dilations;
+// A convolution for the nhwc tests: NCHW input, OIHW weights and the attributes.
+struct NhwcCase {
+  Shape x, w;
+  int64_t group;
+  std::vector<int64_t> strides, pads, dilations;
+};
+
+// Expects FusedConv layout nhwc (X, Z, Y [N, H, W, C], W [M, kH, kW, C/group]) of the case's transposed operands to
+// equal the NCHW FusedConv's output transposed, on a pool of `threads` threads (0: the default).
+void expect_nhwc_matches_nchw(const NhwcCase& k, const Act& act, bool has_bias, bool has_z, int threads, unsigned& seed) {
+  SCOPED_TRACE(k.x.to_string() + " * " + k.w.to_string() + " " + act.name + (has_bias ? " +B" : "") +
+               (has_z ? " +Z" : "") + ", " + std::to_string(threads) + " threads");
+  const Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++);
+  const Tensor bias = has_bias ? random_float_tensor({k.w[0]}, seed++) : Tensor::zeros(DType::float32, Shape{k.w[0]});
+  auto attrs = [&](OpCase c) {
+    return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads).attr("dilations", k.dilations);
   };
-  const Case cases[] = {
+  OpCase nchw = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act));
+  nchw.input("x", x).input("w", w).input("b", bias);
+  const Shape out = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w)).shape();
+  const Tensor z = random_float_tensor(out, seed++);
+  if (has_z) nchw.input("z", z);
+  OpCase nhwc = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act)).attr("layout", std::string("nhwc"));
+  nhwc.input("x", transpose(x, {0, 2, 3, 1})).constant("w", transpose(w, {0, 2, 3, 1}));
+  if (has_bias) {
+    nhwc.input("b", bias);
+  } else if (has_z) {
+    nhwc.omitted_input();
+  }
+  if (has_z) nhwc.input("z", transpose(z, {0, 2, 3, 1}));
+  nhwc.with_threads(threads);
+  expect_tensor_near(run1(nhwc), transpose(run1(nchw), {0, 2, 3, 1}), 1e-4, 1e-5);
+}
+
+// layout nhwc against the NCHW convolution between Transposes: grouped with strides and dilations, 1x1, depthwise
+// with stride 2, odd sizes; bias, residual and activations.
+TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
+  const NhwcCase cases[] = {
       {{2, 6, 7, 9}, {10, 3, 3, 3}, 2, {2, 1}, {1, 1, 1, 1}, {1, 2}},
       {{1, 5, 6, 7}, {9, 5, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},
       {{1, 8, 9, 11}, {8, 1, 3, 3}, 8, {2, 2}, {1, 1, 1, 1}, {1, 1}},
@@ -192,25 +221,9 @@ TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
   };
   const Act acts[] = {{"", {}}, {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"HardSwish", {}}};
   unsigned seed = 900;
-  for (const Case& k : cases) {
+  for (const NhwcCase& k : cases) {
     for (const Act& act : acts) {
-      for (const bool has_z : {true, false}) {
-        SCOPED_TRACE(k.x.to_string() + " * " + k.w.to_string() + " " + act.name + (has_z ? " +Z" : ""));
-        const Tensor x = random_float_tensor(k.x, seed++), w = random_float_tensor(k.w, seed++);
-        const Tensor bias = random_float_tensor({k.w[0]}, seed++);
-        auto attrs = [&](OpCase c) {
-          return c.attr("group", k.group).attr("strides", k.strides).attr("pads", k.pads).attr("dilations", k.dilations);
-        };
-        OpCase nchw = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act));
-        nchw.input("x", x).input("w", w).input("b", bias);
-        const Shape out = run1(attrs(OpCase("Conv", 11)).input("x", x).input("w", w)).shape();
-        const Tensor z = random_float_tensor(out, seed++);
-        if (has_z) nchw.input("z", z);
-        OpCase nhwc = attrs(with_activation(OpCase("FusedConv", 1, "com.orchard"), act)).attr("layout", std::string("nhwc"));
-        nhwc.input("x", transpose(x, {0, 2, 3, 1})).constant("w", transpose(w, {0, 2, 3, 1})).input("b", bias);
-        if (has_z) nhwc.input("z", transpose(z, {0, 2, 3, 1}));
-        expect_tensor_near(run1(nhwc), transpose(run1(nchw), {0, 2, 3, 1}), 1e-4, 1e-5);
-      }
+      for (const bool has_z : {true, false}) expect_nhwc_matches_nchw(k, act, true, has_z, 0, seed);
     }
   }
   OpCase bad("FusedConv", 1, "com.orchard");
@@ -219,6 +232,32 @@ TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
   auto r = run_op(bad);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("nwhc"), std::string::npos) << r.status().to_string();
+}
+
+// The nhwc layout on more shapes and on pools of 1, 2, 3 and 5 threads: where oneDNN is built in, its kernel
+// splits a run into bands of output rows when there are fewer images than threads, each band a convolution with
+// its own edge padding (run_op also holds it to the reference kernel).
+TEST(FusedConv, NhwcLayoutMatchesNchwInBandsOfRows) {
+  const NhwcCase cases[] = {
+      {{1, 3, 23, 21}, {8, 3, 7, 7}, 1, {2, 2}, {3, 3, 3, 3}, {1, 1}},      // a stem
+      {{2, 16, 9, 11}, {24, 16, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}},    // 3x3, two images
+      {{1, 24, 13, 13}, {24, 1, 3, 3}, 24, {2, 2}, {1, 1, 1, 1}, {1, 1}},   // depthwise, stride 2
+      {{1, 32, 7, 7}, {32, 1, 5, 5}, 32, {1, 1}, {2, 2, 2, 2}, {1, 1}},     // depthwise 5x5 on 7x7
+      {{3, 40, 5, 6}, {17, 40, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},     // 1x1, three images
+      {{1, 16, 10, 9}, {8, 4, 3, 3}, 4, {1, 1}, {1, 1, 1, 1}, {1, 1}},      // four groups
+      {{1, 8, 12, 12}, {8, 8, 3, 3}, 1, {1, 1}, {2, 2, 2, 2}, {2, 2}},      // dilated
+      {{1, 6, 11, 10}, {5, 6, 3, 3}, 1, {3, 3}, {0, 0, 0, 0}, {1, 1}},      // stride 3, rows left over
+      {{1, 4, 2, 3}, {6, 4, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, {1, 1}},        // two output rows
+  };
+  const Act acts[] = {{"", {}}, {"Relu", {}}, {"Clip", {0.f, 6.f}}, {"SiLU", {}}, {"LeakyRelu", {0.1f}}, {"Sigmoid", {}}};
+  unsigned seed = 2000;
+  size_t a = 0;
+  for (const NhwcCase& k : cases) {
+    for (const int threads : {1, 2, 3, 5}) {
+      ++a;
+      expect_nhwc_matches_nchw(k, acts[a % std::size(acts)], a % 3 != 0, a % 2 == 0, threads, seed);
+    }
+  }
 }
 
 TEST(FusedConv, RejectsBadResidualAndBias) {

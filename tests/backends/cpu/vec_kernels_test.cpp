@@ -274,6 +274,15 @@ TEST(VecKernels, ReduceOverTrailingAxesAndGlobalAveragePool) {
   for (int64_t i = 0; i < 35; ++i) want += x4.data<float>()[i];
   EXPECT_NEAR(m.data<float>()[0], want / 35, 1e-5);
   run1(OpCase("ReduceMean", 17).input("x", x4).attr("axes", std::vector<int64_t>{1}));  // not trailing
+  // Adjacent axes before the last: a channels-last GlobalAveragePool (H and W of NHWC) and others.
+  for (const Shape& s : {Shape{2, 7, 5, 13}, Shape{1, 56, 56, 24}, Shape{1, 7, 7, 1}, Shape{3, 4, 5}}) {
+    for (int64_t keep : {0, 1}) {
+      const Tensor x = random_tensor(s, -2, 2, seed++);
+      run1(OpCase("ReduceMean", 13).input("x", x).attr("axes", std::vector<int64_t>{1, 2}).attr("keepdims", keep));
+      run1(OpCase("ReduceSum", 11).input("x", x).attr("axes", std::vector<int64_t>{0, 1}).attr("keepdims", keep));
+      run1(OpCase("ReduceMean", 13).input("x", x).attr("axes", std::vector<int64_t>{1}).attr("keepdims", keep));
+    }
+  }
   run1(OpCase("ReduceSum", 13).input("x", x4));                                         // all axes
   for (const Shape& s :
        {Shape{1, 13, 7, 7}, Shape{2, 3, 1, 1}, Shape{1, 1280, 7, 7}, Shape{2, 5, 9}, Shape{1, 64, 112, 112}}) {

@@ -442,7 +442,7 @@ TEST(FuseConvMatMul, FusionKeepsWorkOnABackendWithoutTheFusedOp) {
 
 TEST(FuseConvMatMul, ModelInfoReportsEachStep) {
   ModelBuilder b = conv_model([](ModelBuilder& b) { b.node("Relu", {"c"}, {"y"}); });
-  auto s = load(b, OptimizationLevel::extended);
+  auto s = load(b, OptimizationLevel::extended, nchw_cpu_options());
   ASSERT_TRUE(s);
   EXPECT_EQ(s->model_info().optimized_node_count, 1);
   bool saw = false;

@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 
+#include "backends/cpu/cpu_backend.hpp"
 #include "backends/cpu/kernel_registry.hpp"
 #include "core/cpu_features.hpp"
 #include "backends/op_harness.hpp"
@@ -13,21 +14,6 @@
 
 namespace orchard::graph::passes::testing {
 namespace {
-
-class ChannelsLastCpu final : public runtime::KernelBackend {
- public:
-  ChannelsLastCpu() : KernelBackend(info(), cpu::all_kernels(), cpu_features()) {}
-  bool prefers_channels_last() const override { return true; }
-
- private:
-  static runtime::DeviceInfo info() {
-    runtime::DeviceInfo d;
-    d.name = "nhwc";
-    d.kind = runtime::DeviceKind::cpu;
-    d.description = "the CPU kernels, asking for channels-last convolutions";
-    return d;
-  }
-};
 
 // x [n, 3, 9, 7] → Conv 3x3 (pad 1) + bias → Relu → r; Conv 1x1 (stride 1) of r + r (residual) → Relu → s;
 // MaxPool 2x2 of s → y; a depthwise Conv 3x3 (group 4, stride 2) of s → z.
@@ -64,10 +50,7 @@ std::map<std::string, int> placed_ops(const Session& s) {
 TEST(ChannelsLast, ConvolutionsRunNhwcAndTheTransposesBetweenThemCancel) {
   ModelBuilder b;
   residual_block(b);
-  SessionOptions o;
-  o.custom_backends = {std::make_shared<ChannelsLastCpu>()};
-  o.backend_preference = {"nhwc", "cpu"};
-  auto nhwc = load(b, OptimizationLevel::extended, o);
+  auto nhwc = load(b, OptimizationLevel::extended, cpu_kernels_options(true));
   auto plain = load(b, OptimizationLevel::none);
   ASSERT_TRUE(nhwc && plain);
   const auto ops = placed_ops(*nhwc);
@@ -91,15 +74,78 @@ TEST(ChannelsLast, ConvolutionsRunNhwcAndTheTransposesBetweenThemCancel) {
   }
 }
 
+// A squeeze-and-excitation block and a residual Add between convolutions: GlobalAveragePool becomes a ReduceMean
+// over NHWC's H and W, the Sigmoid, Mul and Add run on NHWC values, and only the model's input and output are
+// transposed.
+TEST(ChannelsLast, SqueezeExcitationAndResidualAddStayNhwc) {
+  ModelBuilder b;
+  b.input("x", kFloat, {"n", 8, 6, 5});
+  b.output("y", kFloat, {"n", 8, 6, 5});
+  random_init(b, "w1", {8, 8, 3, 3}, 11);
+  random_init(b, "w2", {4, 8, 1, 1}, 12);
+  random_init(b, "w3", {8, 4, 1, 1}, 13);
+  random_init(b, "w4", {8, 8, 1, 1}, 14);
+  attr_ints(b.node("Conv", {"x", "w1"}, {"c"}), "pads", {1, 1, 1, 1});
+  b.node("GlobalAveragePool", {"c"}, {"g"});
+  b.node("Conv", {"g", "w2"}, {"s1"});
+  b.node("Relu", {"s1"}, {"s2"});
+  b.node("Conv", {"s2", "w3"}, {"s3"});
+  b.node("Sigmoid", {"s3"}, {"s"});
+  b.node("Mul", {"c", "s"}, {"m"});
+  b.node("Add", {"m", "c"}, {"a"});
+  b.node("Conv", {"a", "w4"}, {"y"});
+  auto nhwc = load(b, OptimizationLevel::extended, cpu_kernels_options(true));
+  auto plain = load(b, OptimizationLevel::none);
+  ASSERT_TRUE(nhwc && plain);
+  const auto ops = placed_ops(*nhwc);
+  EXPECT_EQ(ops.at("Transpose"), 2) << "x in and y out";
+  EXPECT_EQ(ops.count("GlobalAveragePool"), 0u);
+  EXPECT_EQ(ops.at("ReduceMean"), 1);
+  EXPECT_EQ(ops.at("FusedConv"), 4);
+  for (int64_t n : {1, 3}) {
+    Tensor x = orchard::testing::random_float_tensor({n, 8, 6, 5}, static_cast<unsigned>(20 + n));
+    auto got = nhwc->run({{"x", Value(x)}});
+    auto want = plain->run({{"x", Value(x)}});
+    ASSERT_TRUE(got.ok() && want.ok());
+    orchard::testing::expect_tensor_near((*got)[0].second.tensor(), (*want)[0].second.tensor(), 1e-4, 1e-5);
+  }
+}
+
 TEST(ChannelsLast, NothingChangesForBackendsThatDoNotAsk) {
   ModelBuilder b;
   residual_block(b);
-  auto s = load(b, OptimizationLevel::extended);
+  auto s = load(b, OptimizationLevel::extended, nchw_cpu_options());
   ASSERT_TRUE(s);
   const auto ops = placed_ops(*s);
   EXPECT_EQ(ops.count("Transpose"), 0u);
   EXPECT_EQ(ops.at("FusedConv"), 2);
   EXPECT_EQ(ops.at("Conv"), 1) << "the depthwise convolution has nothing to fuse";
+}
+
+// The CPU backend asks where oneDNN's NHWC convolutions are built in and the CPU has AVX-512; its own kernels
+// (oneDNN's for FusedConv nhwc) then match the unoptimized graph.
+TEST(ChannelsLast, TheCpuBackendAsksWhereOneDnnRuns) {
+  const bool asks = cpu::CpuBackend(SessionOptions{}).prefers_channels_last();
+  bool dnnl = false;
+  for (const runtime::KernelDef& k : cpu::all_kernels()) dnnl |= k.op == "FusedConv" && k.cpu_features == kCpuAvx512;
+  EXPECT_EQ(asks, dnnl && (cpu_features() & kCpuAvx512) != 0);
+  if (!asks) GTEST_SKIP() << "this build or CPU has no oneDNN convolutions";
+  ModelBuilder b;
+  residual_block(b);
+  auto nhwc = load(b, OptimizationLevel::extended);
+  auto plain = load(b, OptimizationLevel::none);
+  ASSERT_TRUE(nhwc && plain);
+  const auto ops = placed_ops(*nhwc);
+  EXPECT_EQ(ops.count("Conv"), 0u);
+  EXPECT_EQ(ops.at("FusedConv"), 3);
+  EXPECT_EQ(ops.at("Transpose"), 3);
+  Tensor x = orchard::testing::random_float_tensor({2, 3, 9, 7}, 5);
+  auto got = nhwc->run({{"x", Value(x)}});
+  auto want = plain->run({{"x", Value(x)}});
+  ASSERT_TRUE(got.ok() && want.ok());
+  for (size_t k = 0; k < 2; ++k) {
+    orchard::testing::expect_tensor_near((*got)[k].second.tensor(), (*want)[k].second.tensor(), 1e-4, 1e-5);
+  }
 }
 
 }  // namespace

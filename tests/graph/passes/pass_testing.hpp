@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/kernel_registry.hpp"
+#include "core/cpu_features.hpp"
 #include "graph/passes/pass.hpp"
+#include "runtime/kernel_backend.hpp"
 #include "onnx/importer.hpp"
 #include "orchard/session.hpp"
 #include "runtime/graph_optimizer.hpp"
@@ -103,11 +106,41 @@ inline std::map<std::string, int> op_counts(const Graph& g) {
   return ops;
 }
 
-// Returns the model's main graph after runtime::optimize_graph at `level` with the CPU as the only backend (an
-// accelerator in the chain, such as CUDA on a GPU machine, would rightly keep ops it takes unfused).
+// The CPU's kernels under a backend of another name that asks for channels-last convolutions or not (the CPU
+// backend itself asks where oneDNN is built in; a fusion test that counts ops wants NCHW, layout_test.cpp the
+// rewrite whatever the build).
+class CpuKernels final : public runtime::KernelBackend {
+ public:
+  CpuKernels(std::string name, bool channels_last)
+      : KernelBackend(info(std::move(name)), cpu::all_kernels(), cpu_features()), channels_last_(channels_last) {}
+  bool prefers_channels_last() const override { return channels_last_; }
+
+ private:
+  static runtime::DeviceInfo info(std::string name) {
+    runtime::DeviceInfo d;
+    d.name = std::move(name);
+    d.kind = runtime::DeviceKind::cpu;
+    d.description = "the CPU kernels";
+    return d;
+  }
+  bool channels_last_;
+};
+
+// Returns options whose first backend is the CPU's kernels as "nhwc" (asking for channels last) or "nchw" (not).
+inline SessionOptions cpu_kernels_options(bool channels_last) {
+  SessionOptions o;
+  o.custom_backends = {std::make_shared<CpuKernels>(channels_last ? "nhwc" : "nchw", channels_last)};
+  o.backend_preference = {channels_last ? "nhwc" : "nchw", "cpu"};
+  return o;
+}
+inline SessionOptions nchw_cpu_options() { return cpu_kernels_options(false); }
+
+// Returns the model's main graph after runtime::optimize_graph at `level` with the CPU's kernels as the only
+// backend, in NCHW (an accelerator in the chain, such as CUDA on a GPU machine, would rightly keep ops it takes
+// unfused).
 inline std::shared_ptr<Graph> optimized(const ModelBuilder& b, OptimizationLevel level = OptimizationLevel::extended) {
   auto g = import(b);
-  const std::vector<std::shared_ptr<runtime::Backend>> cpu_only = {runtime::available_backends(SessionOptions{}).back()};
+  const std::vector<std::shared_ptr<runtime::Backend>> cpu_only = {std::make_shared<CpuKernels>("nchw", false)};
   auto stats = runtime::optimize_graph(*g, cpu_only, level);
   EXPECT_TRUE(stats.ok()) << stats.status().to_string();
   return g;

@@ -11,6 +11,8 @@ namespace orchard::cpu::opt {
 
 std::span<const KernelDef> matmul_variants();  // matmul_f32.cpp: MatMul, Gemm, FusedMatMul on the GEMM core
 std::span<const KernelDef> conv_variants();    // conv_f32.cpp: Conv, FusedConv (1x1, im2col + GEMM, depthwise)
-std::span<const KernelDef> attention_variants();  // attention_f32.cpp: FusedAttention by query-row blocks
+std::span<const KernelDef> attention_variants();
+// conv_dnnl.cpp (only where CMake found oneDNN: ORCHARD_HAVE_DNNL): FusedConv in the nhwc layout on oneDNN.
+std::span<const KernelDef> dnnl_conv_variants();  // attention_f32.cpp: FusedAttention by query-row blocks
 
 }  // namespace orchard::cpu::opt

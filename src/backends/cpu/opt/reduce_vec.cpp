@@ -1,6 +1,7 @@
-// Vectorised float32 ReduceSum and ReduceMean over trailing axes (axes {k, ..., rank-1}, from the attribute
-// or a constant axes input), which make each output the sum of one contiguous row. Other axes, empty axes
-// and noop_with_empty_axes go to the reference kernel.
+// Vectorised float32 ReduceSum and ReduceMean over one run of adjacent axes (from the attribute or a constant
+// axes input): trailing axes {k, ..., rank-1} make each output the sum of one contiguous row; a run that ends
+// before the last axis (a channels-last image's H and W: GlobalAveragePool in NHWC) sums rows of the inner
+// block into one. Other axes, empty axes and noop_with_empty_axes go to the reference kernel.
 #include <algorithm>
 #include <vector>
 
@@ -38,15 +39,16 @@ class ReduceKernel final : public VecKernel {
     if (axes.empty() || !norm.ok()) return run_reference(ctx);
     std::vector<int64_t> sorted = *norm;
     std::sort(sorted.begin(), sorted.end());
-    const int64_t first = rank - static_cast<int64_t>(sorted.size());
+    const int64_t first = sorted.front(), last = sorted.back();
     for (size_t i = 0; i < sorted.size(); ++i) {
-      if (sorted[i] != first + static_cast<int64_t>(i)) return run_reference(ctx);  // not the trailing axes
+      if (sorted[i] != first + static_cast<int64_t>(i)) return run_reference(ctx);  // not adjacent axes
     }
-    const int64_t n = dims_product(x.shape(), static_cast<size_t>(first), x.rank());
+    const int64_t n = dims_product(x.shape(), static_cast<size_t>(first), static_cast<size_t>(last) + 1);
+    const int64_t inner = dims_product(x.shape(), static_cast<size_t>(last) + 1, x.rank());
     if (n == 0) return run_reference(ctx);
     Shape out;
     for (int64_t d = 0; d < rank; ++d) {
-      if (d < first)
+      if (d < first || d > last)
         out.push_back(x.dim(static_cast<size_t>(d)));
       else if (keepdims_)
         out.push_back(1);
@@ -56,6 +58,22 @@ class ReduceKernel final : public VecKernel {
     const float* px = x.data<float>();
     float* py = y.data<float>();
     const float mul = Mean ? 1.0f / static_cast<float>(n) : 1.0f;
+    if (inner > 1) {  // y[o, i] = mul * sum over r of x[o, r, i]
+      const int64_t outer = rows / inner;
+      parallel_items(ctx.pool(), outer, n * inner, [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          float* yo = py + o * inner;
+          const float* xo = px + o * n * inner;
+          std::copy(xo, xo + inner, yo);
+          for (int64_t r = 1; r < n; ++r) {
+            const float* xr = xo + r * inner;
+            for (int64_t i = 0; i < inner; ++i) yo[i] += xr[i];
+          }
+          for (int64_t i = 0; i < inner; ++i) yo[i] *= mul;
+        }
+      });
+      return Status::OK();
+    }
     const VecKernels& vk = vec_kernels();
     parallel_items(ctx.pool(), rows, n, [&](int64_t b, int64_t e) { vk.row_sums(px + b * n, py + b, e - b, n, mul); });
     return Status::OK();
