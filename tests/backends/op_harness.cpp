@@ -90,6 +90,10 @@ Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared
     info.name = name;
     info.kind = v.kind();
     if (v.is_tensor()) info.dtype = v.tensor().dtype();
+    if (c.declare_shapes && v.is_tensor()) {
+      info.has_shape = true;
+      for (size_t d = 0; d < v.tensor().rank(); ++d) info.shape.push_back(Dim{v.tensor().dim(d), {}});
+    }
     g->inputs.push_back(info);
     feeds.push_back(v);
   }

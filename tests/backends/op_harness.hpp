@@ -23,6 +23,7 @@ struct OpCase {
   int num_outputs = 1;
   std::vector<std::string> constants;  // names of the inputs given by constant()
   int threads = 0;                     // the pool's size (0: ThreadPool::default_threads())
+  bool declare_shapes = false;         // the graph declares each fed input's shape (else only its dtype)
 
   OpCase(std::string op_type, int version, std::string dom = "") : op(std::move(op_type)), opset(version), domain(std::move(dom)) {}
   OpCase& input(std::string name, Value v) {
@@ -46,6 +47,12 @@ struct OpCase {
   // Runs on a pool of `n` threads (kernels that split work by thread count), whatever the machine has.
   OpCase& with_threads(int n) {
     threads = n;
+    return *this;
+  }
+  // Declares the fed inputs' shapes in the graph, as a model with static shapes does (kernels that choose by
+  // declared shapes at create).
+  OpCase& with_declared_shapes() {
+    declare_shapes = true;
     return *this;
   }
   OpCase& attr(const std::string& name, int64_t v);

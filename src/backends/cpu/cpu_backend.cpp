@@ -31,11 +31,13 @@ runtime::DeviceInfo cpu_device_info(const SessionOptions& options) {
 }
 
 // True when the graph should give this CPU its 2-D convolutions in NHWC: oneDNN's FusedConv variant is built in
-// (conv_dnnl.cpp) and can run (AVX-512), unless ORCHARD_CPU_CHANNELS_LAST=0 (for comparisons).
+// (conv_dnnl.cpp) and can run (AVX-512), unless ORCHARD_CPU_CHANNELS_LAST=0 or ORCHARD_ONEDNN=0 (comparisons).
 bool wants_channels_last() {
 #if defined(ORCHARD_HAVE_DNNL)
-  const char* env = std::getenv("ORCHARD_CPU_CHANNELS_LAST");
-  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  for (const char* name : {"ORCHARD_CPU_CHANNELS_LAST", "ORCHARD_ONEDNN"}) {
+    const char* env = std::getenv(name);
+    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  }
   return (cpu_features() & kCpuAvx512) != 0;
 #else
   return false;

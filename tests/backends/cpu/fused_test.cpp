@@ -77,6 +77,47 @@ TEST(FusedMatMul, EveryActivationWithAndWithoutBiasAndResidual) {
   }
 }
 
+// Products of many rows with a constant B and declared shapes (a transformer's projections as a model with static
+// shapes declares them), every activation, with and without bias and residual, on pools of 1 to 3 threads; MatMul
+// and Gemm (transB, C as [N] and [1, N]) too. run_op also holds each to the reference.
+TEST(FusedMatMul, ManyRowsInBandsMatchTheUnfusedOps) {
+  unsigned seed = 300;
+  const Shape a_shapes[] = {{2, 70, 33}, {1, 64, 96}, {3, 37, 21}, {1, 129, 5}};
+  size_t k = 0;
+  for (const Act& act : kActs) {
+    const Shape& as = a_shapes[k % std::size(a_shapes)];
+    const int threads = static_cast<int>(k % 3) + 1;
+    const bool has_bias = k % 2 == 0, has_z = k % 3 != 1;
+    ++k;
+    SCOPED_TRACE(as.to_string() + " " + act.name + ", " + std::to_string(threads) + " threads");
+    const int64_t K = as[as.rank() - 1], N = 17 + static_cast<int64_t>(k);
+    Tensor a = random_float_tensor(as, seed++), b = random_float_tensor({K, N}, seed++);
+    Tensor bias = random_float_tensor({N}, seed++);
+    Shape out = as;
+    out[out.rank() - 1] = N;
+    Tensor z = random_float_tensor(out, seed++);
+    OpCase c = with_activation(OpCase("FusedMatMul", 1, "com.orchard"), act);
+    c.input("a", a).constant("b", b);
+    if (has_bias) c.input("bias", bias);
+    else if (has_z) c.omitted_input();
+    if (has_z) c.input("z", z);
+    c.with_threads(threads).with_declared_shapes();
+    const Tensor base = run1(OpCase("MatMul", 13).input("a", a).input("b", b));
+    expect_tensor_near(run1(c), expected(base, has_bias ? &bias : nullptr, 1, has_z ? &z : nullptr, act), 1e-4, 1e-5);
+    expect_tensor_near(run1(OpCase("MatMul", 13).input("a", a).constant("b", b).with_threads(threads).with_declared_shapes()),
+                       base, 1e-4, 1e-5);
+  }
+  for (const bool trans_b : {false, true}) {
+    for (const Shape& cs : {Shape{23}, Shape{1, 23}}) {
+      Tensor a = random_float_tensor({80, 19}, seed++), b = random_float_tensor(trans_b ? Shape{23, 19} : Shape{19, 23}, seed++);
+      Tensor c = random_float_tensor(cs, seed++);
+      OpCase fast = OpCase("Gemm", 13).input("a", a).constant("b", b).constant("c", c).attr("transB", int64_t{trans_b});
+      const Tensor base = run1(OpCase("Gemm", 13).input("a", a).input("b", b).input("c", c).attr("transB", int64_t{trans_b}));
+      expect_tensor_near(run1(fast.with_threads(2).with_declared_shapes()), base, 1e-4, 1e-5);
+    }
+  }
+}
+
 TEST(FusedMatMul, BroadcastBatchesAndVectors) {
   // B batched, A broadcast over it; and a 1-D A.
   Tensor a = random_float_tensor({1, 3, 4, 6}, 7);

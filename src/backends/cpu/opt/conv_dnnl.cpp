@@ -16,16 +16,15 @@
 // Declined (the reference takes the node): anything but float32, a weight that is not a constant, ranks other
 // than 4.
 #include <algorithm>
-#include <cstring>
 #include <array>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
-#include <mutex>
 #include <vector>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
+#include "backends/cpu/opt/dnnl_util.hpp"
 #include "backends/cpu/opt/epilogue.hpp"
 #include "backends/cpu/opt/families.hpp"
 #include "backends/cpu/opt/vec_math.hpp"
@@ -33,40 +32,12 @@
 #include "core/cpu_features.hpp"
 #include "runtime/backend.hpp"
 
-extern "C" {
-int omp_get_max_threads(void);
-void omp_set_num_threads(int);
-}
-
 namespace orchard::cpu::opt {
 
 namespace {
 
 using reference::ConvGeom;
-using tag = dnnl::memory::format_tag;
-using dt = dnnl::memory::data_type;
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// Keeps oneDNN on the calling thread: its OpenMP parallelism is set to 1 for the scope and restored after (the
-// setting is per thread, and an application's own OpenMP code on this thread keeps its own).
-class SingleThreaded {
- public:
-  SingleThreaded() : saved_(omp_get_max_threads()) {
-    if (saved_ != 1) omp_set_num_threads(1);
-  }
-  ~SingleThreaded() {
-    if (saved_ != 1) omp_set_num_threads(saved_);
-  }
-  SingleThreaded(const SingleThreaded&) = delete;
-  SingleThreaded& operator=(const SingleThreaded&) = delete;
-
- private:
-  int saved_;
-};
+using namespace dnnl_util;
 
 // The rows of one band: output rows [o0, o1) read input rows [in0, in0 + ih); the band's convolution pads
 // pad_top rows above and pad_bottom below them.
@@ -142,6 +113,7 @@ class ConvDnnl final : public OpKernel {
   // for nominal_geometry); declines what oneDNN has no convolution for.
   static Result<std::unique_ptr<OpKernel>> create(const KernelCreateContext& ctx) {
     ORCHARD_RETURN_IF_ERROR(validate(ctx));
+    if (disabled_by_env()) return unsupported("oneDNN is off (ORCHARD_ONEDNN=0)");
     ORCHARD_ASSIGN_OR_RETURN(const ConvGeom g, nominal_geometry(ctx));
     SingleThreaded one;
     std::unique_ptr<ConvDnnl> k(new ConvDnnl(ctx));
@@ -277,15 +249,6 @@ class ConvDnnl final : public OpKernel {
   dnnl::memory::desc plain_weights_desc() const {
     if (group_ == 1) return {{M_, cg_, kh_, kw_}, dt::f32, tag::ohwi};
     return {{group_, M_ / group_, cg_, kh_, kw_}, dt::f32, tag::gohwi};
-  }
-
-  // Returns a copy of `from` in the format `want`.
-  static dnnl::memory reordered(const dnnl::memory& from, const dnnl::memory::desc& want) {
-    dnnl::memory to(want, cpu_engine());
-    dnnl::stream s(cpu_engine());
-    dnnl::reorder(from, to).execute(s, const_cast<dnnl::memory&>(from), to);
-    s.wait();
-    return to;
   }
 
   // The primitive descriptor of one band of one image (weights in the format oneDNN prefers), or none when
