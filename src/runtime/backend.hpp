@@ -161,6 +161,10 @@ class Backend {
   // then rewrites the 2-D convolutions this backend is first to take into FusedConv with layout nhwc
   // (src/graph/passes/layout.cpp).
   virtual bool prefers_channels_last() const { return false; }
+  // The convolution work (multiply-adds per image, over all the convolutions it would run in NHWC) below which
+  // channels last does not pay for this backend: per-call overheads and the Transposes at the edges outweigh
+  // faster kernels on tiny CNNs. Models below it keep NCHW.
+  virtual int64_t channels_last_min_macs() const { return 0; }
 };
 
 // Returns the backends available on this machine, in fallback-chain order (CPU last): the options'

@@ -119,6 +119,12 @@ Result<OptimizeStats> optimize_graph(graph::Graph& g, const std::vector<std::sha
       }
       return false;
     };
+    for (const auto& b : chain) {  // the first backend asking for channels last sets the bar
+      if (b->prefers_channels_last()) {
+        ctx.channels_last_min_macs = b->channels_last_min_macs();
+        break;
+      }
+    }
     ORCHARD_ASSIGN_OR_RETURN(int shapes, graph::passes::fold_shapes(g, ctx));
     stats.passes.emplace_back("fold_shapes", shapes);
     if (shapes > 0) stats.passes.emplace_back("fold_constants_again", fold_constants(g, chain));

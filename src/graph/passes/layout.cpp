@@ -7,9 +7,11 @@
 // squeeze-and-excitation blocks of EfficientNet and ConvNeXt's residual Adds stay in NHWC). Last, a
 // Transpose(·, 0231) of a Transpose(·, 0312) reads the original NHWC value instead: between two convolutions
 // (and into a residual) the activations never leave NHWC; Transposes remain only where an op that cannot follow
-// reads them (a MaxPool, the head). The dead Transposes go with the optimizer's dead-node removal.
+// reads them (a MaxPool, the head). The dead Transposes go with the optimizer's dead-node removal. A model whose
+// convolutions add up to less work than PassContext::channels_last_min_macs stays NCHW.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -93,6 +95,19 @@ bool has_perm(const Node& n, const std::array<int64_t, 4>& p) {
          n.attr_ints("perm") == std::vector<int64_t>(p.begin(), p.end());
 }
 
+// Multiply-adds per image of convolution n: output pixels (the declared input plane over the strides; a plane
+// not declared counts as large) times M * C/group * kH * kW.
+int64_t conv_macs(const Graph& g, const Node& n) {
+  const Tensor* w = constant(g, n.inputs[1]);
+  const auto x = declared_shape(g, n.inputs[0]);
+  if (!x || x->size() != 4 || (*x)[2].value <= 0 || (*x)[3].value <= 0) return INT64_MAX / 4;
+  std::vector<int64_t> strides = n.attr_ints("strides");
+  strides.resize(2, 1);
+  const int64_t pixels = ((*x)[2].value + strides[0] - 1) / std::max<int64_t>(strides[0], 1) *
+                         (((*x)[3].value + strides[1] - 1) / std::max<int64_t>(strides[1], 1));
+  return pixels * w->numel();
+}
+
 // Elementwise ops that commute with a Transpose of their (equally ranked) inputs; inputs past the first two
 // (Clip's bounds) must be scalars.
 bool is_elementwise(const Node& n) {
@@ -158,6 +173,13 @@ int sink_transposes(Graph& g, NameSource& names) {
 
 Result<int> to_channels_last(Graph& g, const PassContext& ctx) {
   if (!ctx.channels_last) return 0;
+  if (ctx.channels_last_min_macs > 0) {
+    int64_t macs = 0;
+    for (const Node& n : g.nodes) {
+      if (eligible(g, n, ctx)) macs = std::min<int64_t>(macs + conv_macs(g, n), INT64_MAX / 4);
+    }
+    if (macs < ctx.channels_last_min_macs) return 0;
+  }
   std::vector<Node> out;
   out.reserve(g.nodes.size());
   NameSource names(g);

@@ -28,6 +28,9 @@ struct PassContext {
   // Returns true when the backend that would run `node` (the first of the chain taking its op) wants channels-last
   // convolutions. Null: none does.
   std::function<bool(const Node& node)> channels_last;
+  // Below this many multiply-adds per image over the convolutions channels_last would rewrite, to_channels_last
+  // leaves the graph in NCHW (Backend::channels_last_min_macs; 0: always rewrite).
+  int64_t channels_last_min_macs = 0;
 
   // Returns true when `op_type` of `domain` at `opset` may replace every node of `originals`.
   bool allows(const std::vector<const Node*>& originals, std::string_view domain, std::string_view op_type,
