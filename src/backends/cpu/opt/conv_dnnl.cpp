@@ -207,7 +207,7 @@ class ConvDnnl final : public OpKernel {
     ctx.pool().parallel_for(static_cast<int64_t>(plan->tasks.size()), 1, [&](int64_t t0, int64_t t1) {
       SingleThreaded one;
       thread_local std::vector<unsigned char> scratch;
-      dnnl::stream stream(cpu_engine());
+      thread_local dnnl::stream stream(cpu_engine());  // one per thread: creating one per call costs more than small convolutions
       for (int64_t t = t0; t < t1; ++t) {
         const Plan::Task& task = plan->tasks[static_cast<size_t>(t)];
         const Primitive& p = plan->primitives[task.primitive];

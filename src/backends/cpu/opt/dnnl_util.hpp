@@ -23,9 +23,11 @@ inline bool disabled_by_env() {
   return env != nullptr && std::strcmp(env, "0") == 0;
 }
 
+// Never destroyed: pool threads keep a stream of it (thread_local) until they exit, which may be after static
+// destruction.
 inline const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
+  static const dnnl::engine* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
 }
 
 // Keeps oneDNN on the calling thread: its OpenMP parallelism is set to 1 for the scope and restored after (the
