@@ -317,11 +317,11 @@ CudaBackend::~CudaBackend() {
 }
 
 bool CudaBackend::prefers_channels_last() const {
-  static const bool asked = [] {
+  static const bool off = [] {
     const char* e = std::getenv("ORCHARD_CUDA_CHANNELS_LAST");
-    return e && std::string(e) == "1";
+    return e && std::string(e) == "0";
   }();
-  return options_.float16 && asked;
+  return options_.float16 && !off;
 }
 
 Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& options) {

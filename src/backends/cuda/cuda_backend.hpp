@@ -163,8 +163,8 @@ class CudaBackend final : public runtime::KernelBackend {
   int ordinal() const { return options_.device; }
   bool float16() const { return options_.float16; }
   // cuDNN's float16 tensor-core convolutions are NHWC kernels (NCHW ones transpose on the way); float32 without
-  // TF32 keeps NCHW. Only with ORCHARD_CUDA_CHANNELS_LAST=1 until the NHWC path has run on a GPU
-  // (bench/cuda_s10.sh).
+  // TF32 keeps NCHW. ORCHARD_CUDA_CHANNELS_LAST=0 keeps NCHW in float16 too (on an H100, NHWC took resnet50 from
+  // 0.96 / 3.62 ms to 0.40 / 1.61 at batch 1 / 32, and cost mobilenet_v2 at batch 1 0.42 → 0.51: bench/RESULTS.md).
   bool prefers_channels_last() const override;
   // Returns whether partition runs go through CUDA graphs (CudaOptions::graphs).
   bool graphs() const { return options_.graphs; }

@@ -79,15 +79,17 @@ class HandleLease {
 constexpr size_t kMaxWorkspace = size_t{256} << 20;
 
 // Returns whether FusedConv with a Relu or no activation runs as one cudnnConvolutionBiasActivationForward call
-// (bias, residual and activation inside cuDNN) because ORCHARD_CUDNN_FUSED=1 asks for it (read once). Off by
-// default: in NCHW it was slower than the convolution plus Orchard's epilogue kernel (resnet50 fp16 batch 32: 3.7
-// vs 2.99 ms, bench/RESULTS.md session 9), since cuDNN runs it on its older engines only.
-bool fused_call() {
-  static const bool on = [] {
+// (bias, residual and activation inside cuDNN): for the nhwc layout by default, for nchw only when
+// ORCHARD_CUDNN_FUSED=1 asks (=0 turns it off for both; read once). Measured on an H100, fp16: in NCHW it was slower
+// than the convolution plus Orchard's epilogue kernel (resnet50 batch 32: 3.7 vs 2.99 ms, session 9), cuDNN running
+// it on its older engines; in NHWC faster (resnet50 batch 1 / 32: 0.400 / 1.608 ms against 0.583 / 2.147,
+// mobilenet_v2 0.505 / 1.105 against 0.554 / 1.195; bench/RESULTS.md session 11).
+bool fused_call(bool nhwc) {
+  static const int forced = [] {
     const char* e = std::getenv("ORCHARD_CUDNN_FUSED");
-    return e && std::string(e) == "1";
+    return e == nullptr ? -1 : std::string(e) == "1" ? 1 : 0;
   }();
-  return on;
+  return forced < 0 ? nhwc : forced == 1;
 }
 
 // Returns whether algorithms are chosen by timing them (cudnnFind) because ORCHARD_CUDNN_FIND=1 asks for it (read
@@ -124,7 +126,7 @@ class ConvState final : public runtime::KernelState {
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;
   cudnnConvolutionDescriptor_t conv_ = nullptr;
-  cudnnActivationDescriptor_t act_ = nullptr;  // set when the run is one fused cuDNN call (fused_call())
+  cudnnActivationDescriptor_t act_ = nullptr;  // set when the run is one fused cuDNN call (fused_call)
   cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   size_t workspace = 0;
   Shape out;
@@ -221,7 +223,7 @@ class ConvKernel final : public runtime::OpKernel {
       chosen = true;
     }
     if (!chosen) return unsupported("[Conv] cuDNN has no algorithm for ", x.to_string(), " * ", w.to_string());
-    if (fused_ && fused_call() && (fused_->act == UnaryOp::relu || fused_->act == UnaryOp::identity)) {
+    if (fused_ && fused_call(a_.nhwc) && (fused_->act == UnaryOp::relu || fused_->act == UnaryOp::identity)) {
       // cuDNN's fused call takes Relu only with the implicit precomputed GEMM.
       if (fused_->act == UnaryOp::relu) st->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
       ORCHARD_CUDNN_CALL(cudnnCreateActivationDescriptor(&st->act_));
