@@ -135,11 +135,16 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     a.o_row = p.out_row;
     a.scale = cpu::reference::attention_scale(attrs_, p);
     a.nan_to_zero = attrs_.nan_to_zero;
+    // Each operand's matrices start at its base offset (bs3hd: K and V are the second and third thirds of QKV);
+    // the kernels add the per-batch strides.
+    const size_t es = dtype_size(in[0]->dtype());
+    const void* qp = static_cast<const char*>(in[0]->raw_data()) + p.q_off[0] * static_cast<int64_t>(es);
+    const void* kp = static_cast<const char*>(in[1]->raw_data()) + p.kt_off[0] * static_cast<int64_t>(es);
+    const void* vp = static_cast<const char*>(in[2]->raw_data()) + p.v_off[0] * static_cast<int64_t>(es);
     const void* mask = in[3] ? in[3]->raw_data() : nullptr;
     const bool half = in[0]->dtype() == DType::float16;
     if (half && path_ == AttentionPath::flash && flash_attention_fits(a)) {
-      return launch_status(flash_attention(in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(), mask, y.raw_data(),
-                                           a, current_cuda_stream()),
+      return launch_status(flash_attention(qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream()),
                            "FusedAttention");
     }
     const bool split_heads = attrs_.layout == cpu::reference::AttentionLayout::split_heads;
@@ -151,8 +156,7 @@ class FusedAttentionKernel final : public runtime::OpKernel {
         return on_tensor_cores(ctx, in, y, a, sq_, skt, sv);
       }
     }
-    const cudaError_t err = attention(t, in[0]->raw_data(), in[1]->raw_data(), in[2]->raw_data(), mask, y.raw_data(), a,
-                                      current_cuda_stream());
+    const cudaError_t err = attention(t, qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream());
     if (err == cudaErrorInvalidValue) {
       return unsupported("[FusedAttention] rows of ", p.Sk, " scores and ", p.D,
                          " query values do not fit the CUDA kernel's shared memory");
