@@ -1,7 +1,7 @@
 // FusedConv in the nhwc layout (X, Z, Y [N, H, W, C]; W [M, kH, kW, C/group]) on oneDNN's convolutions. In this
-// layout oneDNN's AVX-512 kernels run resnet50's convolutions at 60-80% of the FMA peak and depthwise ones 2-7x
-// faster than the NCHW kernels of conv_f32.cpp (bench/RESULTS.md, session 11), which is why the CPU backend asks
-// the graph for channels last when this file is built (ORCHARD_DNNL, oneDNN found) and the CPU has AVX-512.
+// layout oneDNN's AVX-512 kernels ran resnet50 25% faster end to end than the NCHW kernels of conv_f32.cpp, and
+// depthwise convolutions 2-7x faster (bench/RESULTS.md, session 11), which is why the CPU backend asks the graph
+// for channels last when this file is built (ORCHARD_DNNL, oneDNN found) and the CPU has AVX-512.
 //
 // Threads: oneDNN is called single-threaded from inside Orchard's pool, never with its own OpenMP threads (so
 // nothing oversubscribes the pool). A run is split into tasks of whole images or, when there are fewer images
@@ -14,7 +14,7 @@
 // residual Z (oneDNN's sum: Y starts as a copy of Z) and Relu / Clip / LeakyRelu run inside oneDNN; the other
 // activations run on each finished band (apply_activation_vec, held to the reference like every vector kernel).
 // Declined (the reference takes the node): anything but float32, a weight that is not a constant, ranks other
-// than 4.
+// than 4, attributes oneDNN has no convolution for, and everything while ORCHARD_ONEDNN=0.
 #include <algorithm>
 #include <array>
 #include <cstring>
