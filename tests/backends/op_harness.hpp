@@ -44,7 +44,8 @@ struct OpCase {
     num_outputs = n;
     return *this;
   }
-  // Runs on a pool of `n` threads (kernels that split work by thread count), whatever the machine has.
+  // Runs on a pool of `n` threads (kernels that split work by thread count), whatever the machine has; not under
+  // qemu-user, where the tests pin ORCHARD_NUM_THREADS=1.
   OpCase& with_threads(int n) {
     threads = n;
     return *this;
