@@ -5,6 +5,9 @@
 #include <vector>
 
 #include "core/cpu_features.hpp"
+#if defined(ORCHARD_HAVE_DNNL)
+#include "backends/cpu/opt/dnnl_util.hpp"
+#endif
 #include "orchard/thread_pool.hpp"
 
 namespace orchard::cpu {
@@ -34,10 +37,8 @@ runtime::DeviceInfo cpu_device_info(const SessionOptions& options) {
 // (conv_dnnl.cpp) and can run (AVX-512), unless ORCHARD_CPU_CHANNELS_LAST=0 or ORCHARD_ONEDNN=0 (comparisons).
 bool wants_channels_last() {
 #if defined(ORCHARD_HAVE_DNNL)
-  for (const char* name : {"ORCHARD_CPU_CHANNELS_LAST", "ORCHARD_ONEDNN"}) {
-    const char* env = std::getenv(name);
-    if (env != nullptr && std::strcmp(env, "0") == 0) return false;
-  }
+  const char* env = std::getenv("ORCHARD_CPU_CHANNELS_LAST");
+  if (opt::dnnl_util::disabled_by_env() || (env != nullptr && std::strcmp(env, "0") == 0)) return false;
   return (cpu_features() & kCpuAvx512) != 0;
 #else
   return false;

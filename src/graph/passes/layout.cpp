@@ -120,22 +120,26 @@ bool is_elementwise(const Node& n) {
 }
 
 // Moves Transposes to NCHW below the ops that can run on their NHWC inputs (see the file comment). `nchw_of`
-// maps each value made by a Transpose(·, 0312) to its NHWC source; returns the number of ops moved.
-int sink_transposes(Graph& g, NameSource& names) {
+// maps each value made by a Transpose(·, 0312) to its NHWC source.
+void sink_transposes(Graph& g, NameSource& names) {
   std::map<std::string, std::string> nchw_of;
   std::vector<Node> out;
   out.reserve(g.nodes.size());
-  int moved = 0;
   for (const Node& n : g.nodes) {
     if (has_perm(n, kToNchw)) nchw_of[n.outputs[0]] = n.inputs[0];
     const bool pool = is_op(n, "GlobalAveragePool") && n.num_inputs() == 1;
+    // Input i may be read in NHWC: the first (and a binary op's second) made by a Transpose to NCHW, or, past the
+    // first, a one-value constant; Clip's bounds such constants or omitted.
+    auto reads_nhwc = [&](size_t i) {
+      const std::string& in = n.inputs[i];
+      if (i == 0) return nchw_of.count(in) != 0;
+      if (in.empty()) return is_op(n, "Clip");
+      const Tensor* c = constant(g, in);
+      const bool scalar = c != nullptr && c->numel() == 1 && c->rank() <= 1;
+      return scalar || (i == 1 && !is_op(n, "Clip") && nchw_of.count(in) != 0);
+    };
     bool sinks = (pool || is_elementwise(n)) && n.outputs.size() == 1 && n.num_inputs() >= 1;
-    for (size_t i = 0; sinks && i < n.num_inputs(); ++i) {
-      const bool transposed = nchw_of.count(n.inputs[i]) != 0;
-      const bool scalar = !n.inputs[i].empty() && constant(g, n.inputs[i]) != nullptr && constant(g, n.inputs[i])->numel() == 1 &&
-                          constant(g, n.inputs[i])->rank() <= 1;
-      sinks = i == 0 ? transposed : (i == 1 && !is_op(n, "Clip") ? transposed || scalar : scalar || n.inputs[i].empty());
-    }
+    for (size_t i = 0; sinks && i < n.num_inputs(); ++i) sinks = reads_nhwc(i);
     if (!sinks) {
       out.push_back(n);
       continue;
@@ -163,10 +167,8 @@ int sink_transposes(Graph& g, NameSource& names) {
     out.push_back(std::move(op));
     out.push_back(transpose(names.make(n.name + "_to_nchw"), y, n.outputs[0], kToNchw));
     nchw_of[n.outputs[0]] = y;
-    ++moved;
   }
   g.nodes = std::move(out);
-  return moved;
 }
 
 }  // namespace

@@ -83,9 +83,8 @@ std::vector<Band> image_bands(const ConvGeom& g, int threads) {
   const int64_t oh = g.out[0];
   const int64_t count = g.N >= threads ? 1 : std::min<int64_t>(oh, (threads + g.N - 1) / g.N);
   std::vector<Band> bands;
-  for (int64_t b = 0; b < count; ++b) {
-    const int64_t o0 = oh * b / count, o1 = oh * (b + 1) / count;
-    if (o1 > o0) bands.push_back(band_rows(g, o0, o1));
+  for (int64_t b = 0; b < count; ++b) {  // count <= oh: every band has a row
+    bands.push_back(band_rows(g, oh * b / count, oh * (b + 1) / count));
     if (bands.back().ih <= 0) return {band_rows(g, 0, oh)};
   }
   return bands;
@@ -292,18 +291,21 @@ class ConvDnnl final : public OpKernel {
     auto plan = std::make_shared<Plan>();
     std::map<std::array<int64_t, 4>, size_t> by_geometry;  // (ih, pad top, pad bottom, rows) → primitive
     const std::vector<Band> bands = image_bands(g, threads);
-    for (const Band& b : bands) {
-      const std::array<int64_t, 4> key{b.ih, b.pad_top, b.pad_bottom, b.o1 - b.o0};
-      if (by_geometry.count(key) != 0) continue;
+    std::vector<size_t> primitive_of(bands.size());
+    for (size_t i = 0; i < bands.size(); ++i) {
+      const Band& b = bands[i];
+      auto [it, fresh] = by_geometry.emplace(std::array<int64_t, 4>{b.ih, b.pad_top, b.pad_bottom, b.o1 - b.o0},
+                                             plan->primitives.size());
+      primitive_of[i] = it->second;
+      if (!fresh) continue;
       auto pd = primitive_desc(g, b);
       if (!pd) return internal_error("oneDNN has no convolution for ", node_.name, " with input rows ", b.ih);
       Primitive p{dnnl::convolution_forward(*pd), pd->src_desc(), pd->dst_desc(), pd->scratchpad_desc(), {}};
       p.weights = weights_for(pd->weights_desc());
-      by_geometry.emplace(key, plan->primitives.size());
       plan->primitives.push_back(std::move(p));
     }
     for (int64_t n = 0; n < g.N; ++n) {
-      for (const Band& b : bands) plan->tasks.push_back({n, b, by_geometry.at({b.ih, b.pad_top, b.pad_bottom, b.o1 - b.o0})});
+      for (size_t i = 0; i < bands.size(); ++i) plan->tasks.push_back({n, bands[i], primitive_of[i]});
     }
     state.plans.emplace(threads, plan);
     return std::shared_ptr<const Plan>(std::move(plan));
