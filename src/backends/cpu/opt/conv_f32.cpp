@@ -4,7 +4,7 @@
 //  - depthwise 2-D (group == C == M): a direct kernel, on blocks of channels in vector lanes, or for wide rows
 //    at horizontal stride 1 one channel plane at a time;
 //  - everything else: im2col per (image, group) + GEMM; for 1-D and 2-D the GEMM packs its blocks of the
-//    im2col matrix straight from the image (Im2colSource; small ones through a gather table, GatherSource), N-D
+//    im2col matrix straight from the image (Im2colSource; small ones from a padded copy, PaddedSource), N-D
 //    builds the matrix first.
 // The bias, the residual Z and the activation run in the GEMM's epilogue (per output tile) or, for the
 // depthwise kernel, on each finished plane (activations: apply_activation_vec). Declined (the reference takes
@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "backends/cpu/parallel.hpp"
@@ -165,73 +166,119 @@ class Im2colSource final : public GemmPanelSource {
 };
 
 // Small 1-D and 2-D convolutions with short output rows (the 8x8 images of a digits classifier): the im2col
-// matrix is read through a table computed once per input shape, entry (k, j) holding the offset of element
-// (k, j) in the (image, group)'s channels plus one, 0 in the padding. Packing a block is then one gather from a
-// copy of the channels with a zero in front, where Im2colSource's runs of a few pixels each cost more than the
-// pixels. Used when the table has at most kGatherMaxEntries entries and output rows are shorter than
-// kGatherMaxRow (longer rows make long runs, which Im2colSource copies at memory speed).
-constexpr int64_t kGatherMaxEntries = int64_t{1} << 16;
-constexpr int64_t kGatherMaxRow = 16;
+// matrix is read from a copy of the (image, group)'s channels with the padding written out as zeros, so that
+// every run of output columns reads inside the copy and packing a block is plain copies of a few floats, where
+// Im2colSource's bounds and fills per run cost more than the pixels. Used for output rows shorter than
+// kPaddedMaxRow (longer rows make long runs, which Im2colSource copies at memory speed) and copies of at most
+// kPaddedMaxFloats.
+constexpr int64_t kPaddedMaxRow = 16;
+constexpr int64_t kPaddedMaxFloats = int64_t{1} << 16;
 
-// The kernel's shape-dependent state: the geometry and, for small convolutions, the im2col gather table.
-struct ConvF32State final : runtime::KernelState {
-  ConvGeom g;
-  std::vector<int32_t> gather;  // [cg * kernel_size] x [out_size], or empty
+// The padded copy's geometry: rows and columns of each channel's plane (only those some window reads).
+struct PaddedGeom {
+  int64_t rows = 0, cols = 0;
+  int64_t floats(int64_t channels) const { return channels * rows * cols; }
 };
 
-// Returns the gather table of g (see kGatherMaxEntries), or an empty one when g does not qualify.
-std::vector<int32_t> im2col_gather_table(const ConvGeom& g, bool implicit) {
-  const int64_t cg = g.c_per_group(), K = cg * g.kernel_size;
-  if (!implicit || g.out.back() >= kGatherMaxRow || K * g.out_size > kGatherMaxEntries ||
-      cg * g.in_size >= INT32_MAX) {
-    return {};
-  }
+// The kernel's shape-dependent state: the geometry and, for small convolutions, the padded copy's.
+struct ConvF32State final : runtime::KernelState {
+  ConvGeom g;
+  std::optional<PaddedGeom> padded;
+};
+
+// Returns the padded copy's geometry for g, or nothing when g does not qualify (see kPaddedMaxRow).
+std::optional<PaddedGeom> padded_geometry(const ConvGeom& g, bool implicit) {
+  if (!implicit || g.out.back() >= kPaddedMaxRow) return std::nullopt;
   const bool two_d = g.rank() == 2;
-  const int64_t ih = two_d ? g.in[0] : 1, oh = two_d ? g.out[0] : 1, kh = two_d ? g.kernel[0] : 1;
-  const int64_t sh = two_d ? g.stride[0] : 1, dh = two_d ? g.dilation[0] : 1, ph = two_d ? g.pad_begin[0] : 0;
   const size_t d = g.rank() - 1;
-  const int64_t iw = g.in[d], ow = g.out[d], kw = g.kernel[d], sw = g.stride[d], dw = g.dilation[d], pw = g.pad_begin[d];
-  std::vector<int32_t> table(static_cast<size_t>(K * g.out_size));
-  int32_t* t = table.data();
-  for (int64_t c = 0; c < cg; ++c) {
-    for (int64_t ky = 0; ky < kh; ++ky) {
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        for (int64_t oy = 0; oy < oh; ++oy) {
-          const int64_t iy = oy * sh - ph + ky * dh;
-          for (int64_t ox = 0; ox < ow; ++ox) {
-            const int64_t ix = ox * sw - pw + kx * dw;
-            const bool inside = iy >= 0 && iy < ih && ix >= 0 && ix < iw;
-            *t++ = inside ? static_cast<int32_t>(c * g.in_size + iy * iw + ix + 1) : 0;
-          }
-        }
-      }
-    }
-  }
-  return table;
+  PaddedGeom pg;
+  pg.rows = two_d ? (g.out[0] - 1) * g.stride[0] + (g.kernel[0] - 1) * g.dilation[0] + 1 : 1;
+  pg.cols = (g.out[d] - 1) * g.stride[d] + (g.kernel[d] - 1) * g.dilation[d] + 1;
+  if (pg.floats(g.c_per_group()) > kPaddedMaxFloats) return std::nullopt;
+  return pg;
 }
 
-// The im2col matrix of one (image, group) through a gather table (im2col_gather_table); `xz` is the group's
-// channels with one zero in front.
-class GatherSource final : public GemmPanelSource {
- public:
-  GatherSource(const int32_t* table, int64_t columns, const float* xz) : table_(table), columns_(columns), xz_(xz) {}
+// dst[0, n) = src[0, n) for the short runs of PaddedSource (any n; fastest below 16): blocks of fixed size (copied in registers,
+// where a loop of them would become a call to memmove), then the rest.
+inline void copy_short(float* __restrict dst, const float* __restrict src, int64_t n) {
+  if (n >= 8) {
+    std::memcpy(dst, src, 8 * sizeof(float));
+    dst += 8, src += 8, n -= 8;
+  }
+  if (n >= 4) {
+    std::memcpy(dst, src, 4 * sizeof(float));
+    dst += 4, src += 4, n -= 4;
+  }
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
 
+// Writes the padded copy of channels x [cg, ih, iw] into xp: row r, column c of a plane hold x at
+// (r - pad top, c - pad left), zero outside the image.
+void pad_channels(const ConvGeom& g, const PaddedGeom& pg, const float* x, float* xp) {
+  const bool two_d = g.rank() == 2;
+  const size_t d = g.rank() - 1;
+  const int64_t ih = two_d ? g.in[0] : 1, iw = g.in[d], ph = two_d ? g.pad_begin[0] : 0, pw = g.pad_begin[d];
+  for (int64_t c = 0; c < g.c_per_group(); ++c) {
+    for (int64_t r = 0; r < pg.rows; ++r, xp += pg.cols) {
+      const int64_t iy = r - ph;
+      const int64_t lo = std::clamp<int64_t>(pw, 0, pg.cols), hi = std::clamp<int64_t>(pw + iw, lo, pg.cols);
+      if (iy < 0 || iy >= ih) {
+        std::fill(xp, xp + pg.cols, 0.0f);
+        continue;
+      }
+      std::fill(xp, xp + lo, 0.0f);
+      copy_short(xp + lo, x + (c * ih + iy) * iw + (lo - pw), hi - lo);
+      std::fill(xp + hi, xp + pg.cols, 0.0f);
+    }
+  }
+}
+
+// The im2col matrix of one (image, group) of a small convolution, read from its padded copy (pad_channels).
+class PaddedSource final : public GemmPanelSource {
+ public:
+  PaddedSource(const ConvGeom& g, const PaddedGeom& pg, const float* xp) : xp_(xp), out_size_(g.out_size) {
+    const bool two_d = g.rank() == 2;
+    const size_t d = g.rank() - 1;
+    plane_ = pg.rows * pg.cols;
+    kh_ = two_d ? g.kernel[0] : 1;
+    kw_ = g.kernel[d];
+    row_step_ = (two_d ? g.stride[0] : 1) * pg.cols;
+    ky_step_ = (two_d ? g.dilation[0] : 1) * pg.cols;
+    ow_ = g.out[d], sw_ = g.stride[d], dw_ = g.dilation[d];
+  }
+
+  // Panel by panel (the panel's first output row and column found once), row k of the block at a time.
   void pack(int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* out) const override {
     for (int64_t jp = 0; jp < nc; jp += nr, out += kc * nr) {
-      const int64_t j = j0 + jp, n = std::max<int64_t>(0, std::min<int64_t>({nr, nc - jp, columns_ - j}));
+      const int64_t j = j0 + jp, n = std::max<int64_t>(0, std::min<int64_t>({nr, nc - jp, out_size_ - j}));
+      const int64_t oy0 = j / ow_, ox0 = j % ow_;
+      int64_t c = p0 / (kh_ * kw_), ky = p0 % (kh_ * kw_) / kw_, kx = p0 % kw_;
       for (int64_t k = 0; k < kc; ++k) {
-        const int32_t* idx = table_ + (p0 + k) * columns_ + j;
+        const float* base = xp_ + c * plane_ + ky * ky_step_ + kx * dw_;
         float* dst = out + k * nr;
-        for (int64_t c = 0; c < n; ++c) dst[c] = xz_[idx[c]];
-        for (int64_t c = n; c < nr; ++c) dst[c] = 0;
+        int64_t oy = oy0, ox = ox0;
+        for (int64_t c0 = 0; c0 < n; ox = 0, ++oy) {  // runs of one output row
+          const int64_t len = std::min(n - c0, ow_ - ox);
+          const float* src = base + oy * row_step_ + ox * sw_;
+          if (sw_ == 1) {
+            copy_short(dst + c0, src, len);
+          } else {
+            for (int64_t i = 0; i < len; ++i) dst[c0 + i] = src[i * sw_];
+          }
+          c0 += len;
+        }
+        std::fill(dst + n, dst + nr, 0.0f);
+        if (++kx == kw_) {  // the next row k: (c, ky, kx) in order
+          kx = 0;
+          if (++ky == kh_) ky = 0, ++c;
+        }
       }
     }
   }
 
  private:
-  const int32_t* table_;
-  int64_t columns_;
-  const float* xz_;
+  const float* xp_;
+  int64_t out_size_, plane_ = 0, kh_ = 1, kw_ = 1, row_step_ = 0, ky_step_ = 0, ow_ = 1, sw_ = 1, dw_ = 1;
 };
 
 // Conv (Fused = false) and FusedConv (inputs X, W, B, Z; attributes activation / activation_params).
@@ -274,7 +321,7 @@ class ConvF32 final : public OpKernel {
     if (shapes.size() < 2) return invalid_argument("needs inputs X and W");
     auto state = std::make_shared<ConvF32State>();
     ORCHARD_ASSIGN_OR_RETURN(state->g, reference::conv_geometry(node_, shapes[0], shapes[1]));
-    state->gather = im2col_gather_table(state->g, uses_implicit_im2col(state->g, shapes[1]));
+    state->padded = padded_geometry(state->g, uses_implicit_im2col(state->g, shapes[1]));
     return std::shared_ptr<const runtime::KernelState>(std::move(state));
   }
 
@@ -322,18 +369,19 @@ class ConvF32 final : public OpKernel {
     if (!direct && !implicit) {
       ORCHARD_ASSIGN_OR_RETURN(cols, Tensor::create(DType::float32, Shape{K, g.out_size}, ctx.allocator()));
     }
-    // The group's channels after a zero, for the gather table (read by the GEMM's tasks; written here only).
-    std::vector<float> xz(state->gather.empty() ? 0 : static_cast<size_t>(cg * g.in_size + 1));
+    // The group's padded channels for PaddedSource (read by the GEMM's tasks; written here only).
+    thread_local std::vector<float> xp;
+    if (state->padded) xp.resize(static_cast<size_t>(state->padded->floats(cg)));
     for (int64_t n = 0; n < g.N; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const float* xg = px + (n * g.C + gi * cg) * g.in_size;
         const int64_t y_off = (n * g.M + gi * mg) * g.out_size;
         GemmOperand b{xg, g.in_size, false, nullptr};
         const Im2colSource source(g, xg);
-        const GatherSource gathered(state->gather.data(), g.out_size, xz.data());
-        if (!state->gather.empty()) {
-          std::copy(xg, xg + cg * g.in_size, xz.begin() + 1);
-          b.source = &gathered;
+        const PaddedSource padded(g, state->padded.value_or(PaddedGeom{}), xp.data());
+        if (state->padded) {
+          pad_channels(g, *state->padded, xg, xp.data());
+          b.source = &padded;
         } else if (implicit) {
           b.source = &source;
         } else if (!direct) {
