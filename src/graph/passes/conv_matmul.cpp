@@ -2,6 +2,9 @@
 //   MatMul → Add of a constant bias [N] → Add of a residual of the output's shape → activation;
 //   Conv → Add of a residual of the output's shape → activation (constant per-channel Adds are already
 //   folded into the Conv's bias by fold_conv_affine).
+//   Gemm (no transposes, alpha and beta 1, a constant [N] bias or none) → activation, directly or through a Reshape
+//   of the product (PyTorch's linear layer on a flattened input, GPT-2's MLP, where shapes are not declared well
+//   enough for unflatten_gemm): an activation commutes with a Reshape, so the Reshape then reads the FusedMatMul.
 // Activations: Relu, Clip (constant bounds), Sigmoid, Tanh, LeakyRelu, HardSwish, x·Sigmoid(x) (SiLU),
 // x·HardSigmoid(x) with alpha 1/6 and beta 0.5 (HardSwish), and com.orchard Gelu (approximate "none": Gelu,
 // "tanh": GeluTanh).
@@ -140,8 +143,82 @@ void match_adds(const Graph& g, const GraphUses& uses, int64_t n, Fusion& f) {
   }
 }
 
+// Makes the FusedMatMul or FusedConv node `op` of fusion f anchored at `anchor`, reading `inputs` (then f's
+// residual; trailing empty inputs dropped) and writing f.out.
+Node fused_node(const Graph& g, const Node& anchor, const char* op, std::vector<std::string> inputs, const Fusion& f) {
+  Node fused;
+  fused.name = unique_name(g, anchor.name + "_fused");
+  fused.op_type = op;
+  fused.domain = std::string(kOrchardDomain);
+  fused.opset = 1;
+  fused.inputs = std::move(inputs);
+  fused.inputs.push_back(f.residual);
+  while (!fused.inputs.empty() && fused.inputs.back().empty()) fused.inputs.pop_back();
+  fused.outputs = {f.out};
+  Attribute act;
+  act.type = Attribute::Type::s;
+  act.s = f.activation;
+  fused.attributes["activation"] = std::move(act);
+  if (!f.params.empty()) {
+    Attribute params;
+    params.type = Attribute::Type::floats;
+    params.floats = f.params;
+    fused.attributes["activation_params"] = std::move(params);
+  }
+  return fused;
+}
+
+// Gemm → [Reshape →] activation (see the top of the file).
+bool try_fuse_gemm(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx) {
+  const Node& gemm = g.nodes[i];
+  if (gemm.num_inputs() < 2 || gemm.outputs.size() != 1 || gemm.attr_int("transA", 0) != 0 ||
+      gemm.attr_int("transB", 0) != 0 || gemm.attr_float("alpha", 1.0f) != 1.0f || gemm.attr_float("beta", 1.0f) != 1.0f) {
+    return false;
+  }
+  const std::string c = gemm.has_input(2) ? gemm.inputs[2] : "";
+  const auto b_shape = static_shape(g, gemm.inputs[1]);
+  if (!b_shape || b_shape->size() != 2 || value_dtype(g, gemm.inputs[0]) != DType::float32 ||
+      value_dtype(g, gemm.inputs[1]) != DType::float32) {
+    return false;
+  }
+  if (!c.empty()) {
+    const Tensor* bias = constant(g, c);
+    if (!bias || bias->dtype() != DType::float32 || bias->rank() != 1 || bias->dim(0) != (*b_shape)[1]) return false;
+  }
+  Fusion f;
+  f.nodes = {i};
+  f.out = gemm.outputs[0];
+  int reshape = uses.sole_consumer(f.out);  // the Reshape between the product and the activation, if any
+  if (reshape >= 0) {
+    const Node& r = g.nodes[static_cast<size_t>(reshape)];
+    if (is_op(r, "Reshape") && r.inputs[0] == f.out && r.outputs.size() == 1) {
+      f.out = r.outputs[0];
+    } else {
+      reshape = -1;
+    }
+  }
+  match_activation(g, uses, f);
+  if (f.activation.empty()) return false;
+  std::vector<const Node*> originals;
+  for (size_t k : f.nodes) originals.push_back(&g.nodes[k]);
+  if (!ctx.allows(originals, kOrchardDomain, "FusedMatMul", 1)) return false;
+  const std::string result = f.out;
+  if (reshape >= 0) f.out = gemm.outputs[0];  // the Reshape reads the activated product and makes the result
+  Node fused = fused_node(g, gemm, "FusedMatMul", {gemm.inputs[0], gemm.inputs[1], c}, f);
+  for (size_t k = 1; k < f.nodes.size(); ++k) mark_removed(g, f.nodes[k]);
+  if (reshape >= 0) {
+    g.nodes[i] = std::move(fused);
+    g.nodes[static_cast<size_t>(reshape)].outputs[0] = result;
+  } else {
+    mark_removed(g, i);
+    g.nodes[f.nodes.back()] = std::move(fused);
+  }
+  return true;
+}
+
 bool try_fuse(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx) {
   const Node& anchor = g.nodes[i];
+  if (is_op(anchor, "Gemm")) return try_fuse_gemm(g, uses, i, ctx);
   const bool conv = is_op(anchor, "Conv");
   if (!conv && !is_op(anchor, "MatMul")) return false;
   if (anchor.num_inputs() < 2 || anchor.outputs.size() != 1 || (!conv && anchor.num_inputs() != 2)) return false;
@@ -157,29 +234,10 @@ bool try_fuse(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx)
   for (size_t k : f.nodes) originals.push_back(&g.nodes[k]);
   if (!ctx.allows(originals, kOrchardDomain, op, 1)) return false;
 
-  Node fused;
-  fused.name = unique_name(g, anchor.name + "_fused");
-  fused.op_type = op;
-  fused.domain = std::string(kOrchardDomain);
-  fused.opset = 1;
-  if (conv) {
-    fused.attributes = anchor.attributes;
-    fused.inputs = {anchor.inputs[0], anchor.inputs[1], anchor.has_input(2) ? anchor.inputs[2] : ""};
-  } else {
-    fused.inputs = {anchor.inputs[0], anchor.inputs[1], f.bias};
-  }
-  fused.inputs.push_back(f.residual);
-  while (!fused.inputs.empty() && fused.inputs.back().empty()) fused.inputs.pop_back();
-  fused.outputs = {f.out};
-  Attribute act;
-  act.type = Attribute::Type::s;
-  act.s = f.activation;
-  fused.attributes["activation"] = std::move(act);
-  if (!f.params.empty()) {
-    Attribute params;
-    params.type = Attribute::Type::floats;
-    params.floats = f.params;
-    fused.attributes["activation_params"] = std::move(params);
+  const std::string third = conv ? (anchor.has_input(2) ? anchor.inputs[2] : "") : f.bias;  // the bias
+  Node fused = fused_node(g, anchor, op, {anchor.inputs[0], anchor.inputs[1], third}, f);
+  if (conv) {  // the Conv's attributes as well
+    for (const auto& [name, attr] : anchor.attributes) fused.attributes.emplace(name, attr);
   }
   for (size_t k : f.nodes) mark_removed(g, k);
   g.nodes[f.nodes.back()] = std::move(fused);

@@ -175,8 +175,9 @@ TEST(FuseConvMatMul, MatMulBiasResidualRelu) {
 }
 
 // x [n,s,5] → Reshape to [ns,5] → Gemm(W [5,7], bias [7]) → Reshape to [n,s,7] (the target computed from x's
-// shape, as PyTorch exports a Linear layer) → y3; the values' types declared as shape inference would.
-void flattened_gemm(ModelBuilder& b, int64_t trans_b = 0, bool swap_leading = false) {
+// shape, as PyTorch exports a Linear layer) → y3; the values' types declared as shape inference would (unless
+// `declare` is false: a model loaded with its dims symbolic and no intermediate shapes).
+void flattened_gemm(ModelBuilder& b, int64_t trans_b = 0, bool swap_leading = false, bool declare = true) {
   b.input("x", kFloat, {"n", "s", 5});
   random_init(b, "W", trans_b ? std::vector<int64_t>{7, 5} : std::vector<int64_t>{5, 7}, 21);
   random_init(b, "bias", {7}, 22);
@@ -202,6 +203,7 @@ void flattened_gemm(ModelBuilder& b, int64_t trans_b = 0, bool swap_leading = fa
     return a;
   }());
   b.node("Reshape", {"g", "target"}, {"y3"});
+  if (!declare) return;
   orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "a", kFloat, {"ns", 5});
   orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "g", kFloat, {"ns", 7});
   if (swap_leading) orchard::testing::set_type(b.proto().mutable_graph()->add_value_info(), "y3", kFloat, {"s", "n", 7});
@@ -245,6 +247,57 @@ TEST(UnflattenGemm, TanhGeluAfterTheLinearIsFused) {
   EXPECT_EQ(fused->attr_string("activation", ""), "GeluTanh");
   EXPECT_EQ(g->nodes.size(), 1u);
   expect_same_outputs(b);
+}
+
+// Without declared intermediate shapes unflatten_gemm cannot remove the Reshapes; the activation after the
+// unflattening Reshape still joins the Gemm (it commutes with the Reshape), directly after a Gemm too.
+TEST(FuseConvMatMul, GemmActivationThroughItsReshape) {
+  {
+    ModelBuilder b;
+    flattened_gemm(b, 0, false, /*declare=*/false);
+    b.output("y", kFloat, {"n", "s", 7});
+    b.node("Sigmoid", {"y3"}, {"sg"});
+    b.node("Mul", {"y3", "sg"}, {"y"});  // SiLU
+    auto g = optimized(b);
+    const auto ops = op_counts(*g);
+    EXPECT_EQ(ops.count("Gemm") + ops.count("Sigmoid") + ops.count("Mul"), 0u);
+    EXPECT_EQ(ops.at("Reshape"), 2);  // the flattening one, and the unflattening one now reading the FusedMatMul
+    const Node* fused = find_op(*g, "FusedMatMul");
+    ASSERT_NE(fused, nullptr);
+    EXPECT_EQ(fused->inputs, (std::vector<std::string>{"a", "W", "bias"}));
+    EXPECT_EQ(fused->attr_string("activation", ""), "SiLU");
+    expect_same_outputs(b);
+  }
+  {  // Gemm → Relu, no Reshape
+    ModelBuilder b;
+    b.input("x", kFloat, {"m", 5}).output("y", kFloat, {"m", 7});
+    random_init(b, "W", {5, 7}, 31);
+    random_init(b, "bias", {7}, 32);
+    b.node("Gemm", {"x", "W", "bias"}, {"g"});
+    b.node("Relu", {"g"}, {"y"});
+    auto g = optimized(b);
+    ASSERT_EQ(g->nodes.size(), 1u);
+    EXPECT_EQ(g->nodes[0].op_type, "FusedMatMul");
+    EXPECT_EQ(g->nodes[0].attr_string("activation", ""), "Relu");
+    expect_same_outputs(b);
+  }
+}
+
+TEST(FuseConvMatMul, GemmNearMissesStay) {
+  for (int variant = 0; variant < 2; ++variant) {
+    ModelBuilder b;
+    // 0: transB; 1: the product also read by a second Reshape
+    flattened_gemm(b, variant == 0 ? 1 : 0, false, /*declare=*/false);
+    b.output("y", kFloat, {"n", "s", 7});
+    b.node("Relu", {"y3"}, {"y"});
+    if (variant == 1) {
+      b.node("Reshape", {"g", "target"}, {"y4"});
+      b.output("y4", kFloat, {"n", "s", 7});
+    }
+    auto g = import(b);
+    EXPECT_EQ(*fuse_conv_matmul(*g, {}), 0) << "variant " << variant;
+    expect_same_outputs(b);
+  }
 }
 
 TEST(UnflattenGemm, NearMissesStay) {
