@@ -275,6 +275,29 @@ TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
   EXPECT_NE(r.status().message().find("nwhc"), std::string::npos) << r.status().to_string();
 }
 
+// Pointwise (1x1) convolutions in nhwc over a few pixels per image, as squeeze-excitation blocks have on
+// [N, 1, 1, C]: one GEMM on the pixels (the oneDNN variant hands such runs to it; without oneDNN the pointwise
+// variant takes every pointwise nhwc convolution), against the NCHW convolution; one and two threads.
+TEST(FusedConv, NhwcPointwiseOverFewPixelsMatchesNchw) {
+  const NhwcCase cases[] = {
+      {{1, 48, 1, 1}, {1152, 48, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},  // efficientnet's expand
+      {{3, 96, 1, 1}, {4, 96, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},     // its reduce, three images
+      {{2, 20, 2, 2}, {33, 20, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},    // four pixels an image
+      {{1, 7, 2, 3}, {5, 7, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, {1, 1}},       // six: oneDNN's
+  };
+  const Act acts[] = {{"", {}}, {"Relu", {}}, {"SiLU", {}}, {"Sigmoid", {}}, {"HardSwish", {}}};
+  unsigned seed = 3000;
+  size_t a = 0;
+  for (const NhwcCase& k : cases) {
+    for (const int threads : {1, 2}) {
+      for (const Act& act : acts) {
+        ++a;
+        expect_nhwc_matches_nchw(k, act, a % 3 != 0, a % 2 == 0, threads, seed);
+      }
+    }
+  }
+}
+
 // The nhwc layout on more shapes and on pools of 1, 2, 3 and 5 threads: where oneDNN is built in, its kernel
 // splits a run into bands of output rows when there are fewer images than threads, each band a convolution with
 // its own edge padding (run_op also holds it to the reference kernel).

@@ -13,6 +13,7 @@
 // packed_inputs()); a band whose primitive wants another format gets a reordered copy of that copy. Bias, the
 // residual Z (oneDNN's sum: Y starts as a copy of Z) and Relu / Clip / LeakyRelu run inside oneDNN; the other
 // activations run on each finished band (apply_activation_vec, held to the reference like every vector kernel).
+// Pointwise convolutions over a few pixels per image take the GEMM instead (kFewPixels).
 // Declined (the reference takes the node): anything but float32, a weight that is not a constant, ranks other
 // than 4, attributes oneDNN has no convolution for, and everything while ORCHARD_ONEDNN=0.
 #include <algorithm>
@@ -38,6 +39,11 @@ namespace {
 
 using reference::ConvGeom;
 using namespace dnnl_util;
+
+// Pointwise convolutions over at most this many pixels per image (efficientnet's squeeze-excitation 1x1
+// convolutions on [N, 1, 1, C]) run as one GEMM (run_pointwise_nhwc): a oneDNN call costs tens of microseconds
+// there, many times the product.
+constexpr int64_t kFewPixels = 4;
 
 // The rows of one band: output rows [o0, o1) read input rows [in0, in0 + ih); the band's convolution pads
 // pad_top rows above and pad_bottom below them.
@@ -132,6 +138,7 @@ class ConvDnnl final : public OpKernel {
     const Tensor& w = *ctx.constant_input(1);
     M_ = w.dim(0), kh_ = w.dim(1), kw_ = w.dim(2), cg_ = w.dim(3);
     plain_w_ = Shape{M_, kh_, kw_, cg_};
+    pointwise_ = is_pointwise_nhwc(ctx);
   }
 
   static Status validate(const KernelCreateContext& ctx) {
@@ -194,6 +201,7 @@ class ConvDnnl final : public OpKernel {
       }
       z = zt->data<float>();
     }
+    if (pointwise_ && g.out[0] * g.out[1] <= kFewPixels) return run_pointwise_nhwc(ctx, pointwise_weights(), act_);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out));
     if (y.numel() == 0) return Status::OK();
     ORCHARD_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(*state, ctx.pool().size()));
@@ -311,6 +319,21 @@ class ConvDnnl final : public OpKernel {
     return std::shared_ptr<const Plan>(std::move(plan));
   }
 
+  // The weights packed for the GEMM of run_pointwise_nhwc, made from the reordered copy on first use (kept).
+  const PackedMatrix& pointwise_weights() const {
+    std::lock_guard<std::mutex> lock(weights_mu_);
+    if (!gemm_weights_) {
+      SingleThreaded one;
+      std::vector<float> plain(static_cast<size_t>(M_ * cg_));
+      dnnl::memory dst(plain_weights_desc(), cpu_engine(), plain.data());
+      dnnl::stream stream(cpu_engine());
+      dnnl::reorder(weights_.front(), dst).execute(stream, weights_.front(), dst);
+      stream.wait();
+      gemm_weights_ = pack_pointwise_weights(M_, cg_, plain.data());
+    }
+    return *gemm_weights_;
+  }
+
   // Returns the weights in the format `want`: the copy made at create, or a reordered copy of it (kept).
   dnnl::memory weights_for(const dnnl::memory::desc& want) const {
     std::lock_guard<std::mutex> lock(weights_mu_);
@@ -329,6 +352,8 @@ class ConvDnnl final : public OpKernel {
   Shape plain_w_;
   mutable std::mutex weights_mu_;
   mutable std::vector<dnnl::memory> weights_;  // [0]: reordered at create; others: formats bands asked for
+  bool pointwise_ = false;                      // is_pointwise_nhwc
+  mutable std::shared_ptr<const PackedMatrix> gemm_weights_;  // pointwise_weights(), made on first use
 };
 
 constexpr int kPriority = 20;  // above conv_f32.cpp's variants (which decline nhwc anyway)

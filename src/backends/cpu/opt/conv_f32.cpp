@@ -438,14 +438,91 @@ class ConvF32 final : public OpKernel {
   std::vector<std::shared_ptr<const PackedMatrix>> packed_;  // the constant weight, packed at create
 };
 
+// FusedConv nhwc with a 1x1 kernel at stride 1 without padding (is_pointwise_nhwc), where oneDNN is not built or
+// is off: run_pointwise_nhwc with W packed once at create.
+class PointwiseNhwcF32 final : public OpKernel {
+ public:
+  explicit PointwiseNhwcF32(const KernelCreateContext& ctx) : act_(*parse_activation(ctx.node)) {
+    const Tensor& w = *ctx.constant_input(1);
+    packed_ = pack_pointwise_weights(w.dim(0), w.dim(3), w.data<float>());
+  }
+
+  static Status validate(const KernelCreateContext& ctx) {
+    ORCHARD_RETURN_IF_ERROR(parse_activation(ctx.node).status());
+    if (!is_pointwise_nhwc(ctx)) return unsupported("FusedConv: not a pointwise nhwc convolution");
+    for (size_t i = 0; i < std::min<size_t>(4, ctx.node.inputs.size()); ++i) {
+      if (!ctx.node.inputs[i].empty() && ctx.input_type(i).dtype != DType::float32) {
+        return unsupported("FusedConv: the float32 variant takes float32 inputs only");
+      }
+    }
+    return Status::OK();
+  }
+
+  uint32_t packed_inputs() const override { return 1u << 1; }
+  Status run(OpContext& ctx) const override { return run_pointwise_nhwc(ctx, *packed_, act_); }
+
+ private:
+  ActivationSpec act_;
+  std::shared_ptr<const PackedMatrix> packed_;
+};
+
 constexpr int kPriority = 10;
 
 constexpr KernelDef kVariants[] = {
     {"", "Conv", 1, kVerifiedOpset, make<ConvF32<false>>, {DType::float32}, 0, 0, kPriority},
     {"com.orchard", "FusedConv", 1, 1, make<ConvF32<true>>, {DType::float32}, 0, 0, kPriority},
+    {"com.orchard", "FusedConv", 1, 1, make<PointwiseNhwcF32>, {DType::float32}, 0, 0, kPriority},
 };
 
 }  // namespace
+
+std::shared_ptr<const PackedMatrix> pack_pointwise_weights(int64_t M, int64_t C, const float* w) {
+  return gemm_pack_b(true, C, M, w, C);  // B = W^T [C, M]
+}
+
+Status run_pointwise_nhwc(OpContext& ctx, const PackedMatrix& w, const ActivationSpec& act) {
+  const int64_t K = w.rows(), M = w.cols();
+  ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
+  if (x->dtype() != DType::float32 || x->rank() != 4 || x->dim(3) != K) {
+    return invalid_argument("X ", x->description(), " must be float32 [N, H, W, ", K, "]");
+  }
+  const Shape out{x->dim(0), x->dim(1), x->dim(2), M};
+  GemmEpilogue ep;
+  ep.act = act;
+  if (ctx.has_input(2)) {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, ctx.input_tensor(2));
+    if (b->dtype() != DType::float32 || b->numel() != M) {
+      return invalid_argument("B ", b->description(), " must be float32 with ", M, " values");
+    }
+    ep.bias = b->data<float>();  // one per output channel: per column of Y [P, M]
+  }
+  if (ctx.has_input(3)) {
+    ORCHARD_ASSIGN_OR_RETURN(const Tensor* z, ctx.input_tensor(3));
+    if (z->dtype() != DType::float32 || z->shape() != out) {
+      return invalid_argument("Z ", z->description(), " must be float32 of the output's shape ", out.to_string());
+    }
+    ep.residual = z->data<float>();
+    ep.ld_residual = M;
+  }
+  ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out));
+  if (y.numel() == 0) return Status::OK();
+  const GemmOperand a{x->data<float>(), K, false, nullptr};
+  const GemmOperand b{nullptr, 0, false, &w};
+  gemm_f32(out[0] * out[1] * out[2], M, K, a, b, y.data<float>(), M, ep, &ctx.pool());
+  return Status::OK();
+}
+
+bool is_pointwise_nhwc(const KernelCreateContext& ctx) {
+  const graph::Node& n = ctx.node;
+  const Tensor* w = ctx.constant_input(1);
+  if (n.attr_string("layout", "nchw") != "nhwc" || w == nullptr || w->dtype() != DType::float32 || w->rank() != 4 ||
+      w->dim(1) != 1 || w->dim(2) != 1 || n.attr_int("group", 1) != 1) {
+    return false;
+  }
+  const std::vector<int64_t> strides = n.attr_ints("strides", {1, 1}), pads = n.attr_ints("pads", {0, 0, 0, 0});
+  return std::all_of(strides.begin(), strides.end(), [](int64_t v) { return v == 1; }) &&
+         std::all_of(pads.begin(), pads.end(), [](int64_t v) { return v == 0; });
+}
 
 const DepthwiseKernel& depthwise_kernel() {
   static const DepthwiseKernel& chosen = []() -> const DepthwiseKernel& {
