@@ -3,6 +3,8 @@
 // com.orchard FusedAttention (float16 where the head fits: one tensor-core kernel keeping scores on chip; else two
 // cuBLAS products with a masked-softmax kernel between them where each operand's batches are one stride apart; else
 // one warp per row: scores, mask, softmax and the product by V without the score matrix in device memory).
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -54,20 +56,18 @@ Status apply_epilogue(runtime::OpContext& ctx, const FusedEpilogue& e, Tensor& y
 
 namespace {
 
-// The one element stride per output batch (flat index over a.batch_dims) that reaches an operand's matrices, given
-// its per-dim strides `st` and its matrix size: `matrix` when it has a matrix for every output batch (contiguous),
-// 0 when it has one for all; -1 when it broadcasts over some batch dims only (no single stride).
-int64_t flat_batch_stride(const Attention& a, const int64_t* st, int64_t matrix) {
-  for (const int64_t s : {matrix, int64_t{0}}) {
-    bool ok = true;
-    int64_t inner = s;
-    for (int d = a.batch_rank - 1; d >= 0 && ok; --d) {
-      ok = a.batch_dims[d] == 1 || st[d] == inner;
-      inner *= a.batch_dims[d];
-    }
-    if (ok) return s;
+// The one element stride that steps an operand (per-dim strides `st`) through the flat index over batch dims
+// [from, a.batch_rank) of `a`, or -1 when no single stride does (0 when the operand broadcasts over all of them).
+int64_t uniform_stride(const Attention& a, const int64_t* st, int from) {
+  int inner = a.batch_rank - 1;
+  while (inner >= from && a.batch_dims[inner] == 1) --inner;
+  if (inner < from) return 0;  // one batch: any stride
+  int64_t expected = st[inner];
+  for (int d = inner; d >= from; --d) {
+    if (a.batch_dims[d] != 1 && st[d] != expected) return -1;
+    expected *= a.batch_dims[d];
   }
-  return -1;
+  return st[inner];
 }
 
 // Which kernel computes FusedAttention (ORCHARD_CUDA_ATTENTION, read when the kernel is made): the best that takes
@@ -143,17 +143,21 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     const void* vp = static_cast<const char*>(in[2]->raw_data()) + p.v_off[0] * static_cast<int64_t>(es);
     const void* mask = in[3] ? in[3]->raw_data() : nullptr;
     const bool half = in[0]->dtype() == DType::float16;
-    if (half && path_ == AttentionPath::flash && flash_attention_fits(a)) {
+    if (half && (path_ == AttentionPath::flash || path_ == AttentionPath::best) && flash_attention_fits(a)) {
       return launch_status(flash_attention(qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream()),
                            "FusedAttention");
     }
-    const bool split_heads = attrs_.layout == cpu::reference::AttentionLayout::split_heads;
-    if ((path_ == AttentionPath::best || path_ == AttentionPath::gemm) && split_heads && p.Sk > 0 &&
-        p.q_row == p.D && p.score_cols == p.Sk) {
-      const int64_t sq_ = flat_batch_stride(a, a.q_bs, p.Sq * p.D), skt = flat_batch_stride(a, a.kt_bs, p.D * p.Sk);
-      const int64_t sv = flat_batch_stride(a, a.v_bs, p.Sk * p.Dv);
-      if (sq_ >= 0 && skt >= 0 && sv >= 0) {
-        return on_tensor_cores(ctx, in, y, a, sq_, skt, sv);
+    // cuBLAS reads Kt as it lies: row-major [D, Sk], or the transpose of a row-major K [Sk, D] (bshd, bs3hd).
+    const bool kt_rows = p.kt_j == 1 && p.kt_d >= p.Sk, kt_cols = p.kt_d == 1 && p.kt_j >= p.D;
+    if ((path_ == AttentionPath::best || path_ == AttentionPath::gemm) && p.Sk > 0 && p.q_row >= p.D &&
+        p.v_row >= p.Dv && p.score_cols == p.Sk && (kt_rows || kt_cols)) {
+      // The batch dims from `from` on are one strided batch of cuBLAS; the ones before it are looped over.
+      for (int from = 0; from <= rank; ++from) {
+        const int64_t sq_ = uniform_stride(a, a.q_bs, from), skt = uniform_stride(a, a.kt_bs, from);
+        const int64_t sv = uniform_stride(a, a.v_bs, from), so = uniform_stride(a, a.o_bs, from);
+        if (sq_ >= 0 && skt >= 0 && sv >= 0 && so >= 0) {
+          return on_tensor_cores(ctx, in, {qp, kp, vp}, y, a, p, kt_rows, from, {sq_, skt, sv, so});
+        }
       }
     }
     const cudaError_t err = attention(t, qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream());
@@ -167,25 +171,59 @@ class FusedAttentionKernel final : public runtime::OpKernel {
  private:
   // Y = softmax(scale * Q Kt + mask) V as two strided-batched cuBLAS products (float32 accumulation, tensor cores
   // for float16) and the masked softmax between them: float32 scores, then probabilities in Y's dtype, both in one
-  // scratch block from the run's stream-ordered pool. sq_, skt, sv: each operand's stride per output batch.
-  Status on_tensor_cores(runtime::OpContext& ctx, const Tensor* const* in, Tensor& y, const Attention& a,
-                         int64_t sq_, int64_t skt, int64_t sv) const {
+  // contiguous scratch block [batches, Sq, Sk] from the run's stream-ordered pool. Batch dims [from, rank) are one
+  // strided batch (`strides`: Q's, Kt's, V's and Y's step per batch), the dims before `from` a loop of such calls
+  // (bshd and bs3hd: one call per sequence, each over the heads). Kt is read as it lies, row-major or transposed.
+  // kt_rows: Kt is row-major [D, Sk] (row stride kt_d), else the transpose of a row-major K [Sk, D] (kt_j).
+  Status on_tensor_cores(runtime::OpContext& ctx, const Tensor* const* in, std::array<const void*, 3> operands,
+                         Tensor& y, const Attention& a, const cpu::reference::AttentionPlan& p, bool kt_rows,
+                         int from, std::array<int64_t, 4> strides) const {
     const DType t = in[0]->dtype();
     const int64_t cells = a.batches * a.sq * a.sk;
     const int64_t p_at = (cells * 4 + 255) / 256 * 256;  // probabilities after the scores, 256-byte aligned
     const int64_t bytes = p_at + cells * static_cast<int64_t>(dtype_size(t));
     ORCHARD_ASSIGN_OR_RETURN(Tensor scratch, Tensor::create(DType::uint8, Shape{bytes}, ctx.allocator()));
     float* scores = static_cast<float*>(scratch.raw_data());
-    void* probs = static_cast<char*>(scratch.raw_data()) + p_at;
-    ORCHARD_RETURN_IF_ERROR(gemm_rowmajor(t, DType::float32, false, false, a.sq, a.sk, a.d, a.scale, in[0]->raw_data(),
-                                          a.d, sq_, in[1]->raw_data(), a.sk, skt, 0.f, scores, a.sk, a.sq * a.sk,
-                                          a.batches));
+    char* probs = static_cast<char*>(scratch.raw_data()) + p_at;
+    int64_t outer = 1;
+    for (int d = 0; d < from; ++d) outer *= a.batch_dims[d];
+    const int64_t inner = outer ? a.batches / outer : 0;
+    const int64_t ldk = kt_rows ? p.kt_d : p.kt_j;
+    const int64_t es = static_cast<int64_t>(dtype_size(t));
+    auto at = [es](const void* base, int64_t elems) { return static_cast<const char*>(base) + elems * es; };
+    // Element offsets of loop iteration o's matrices in Q, Kt, V and Y.
+    auto offsets = [&a, from](int64_t o) {
+      std::array<int64_t, 4> off{};
+      for (int d = from - 1; d >= 0; --d) {
+        const int64_t c = o % a.batch_dims[d];
+        o /= a.batch_dims[d];
+        off[0] += c * a.q_bs[d];
+        off[1] += c * a.kt_bs[d];
+        off[2] += c * a.v_bs[d];
+        off[3] += c * a.o_bs[d];
+      }
+      return off;
+    };
+    for (int64_t o = 0; o < outer; ++o) {
+      const std::array<int64_t, 4> off = offsets(o);
+      float* s = scores + o * inner * a.sq * a.sk;
+      ORCHARD_RETURN_IF_ERROR(gemm_rowmajor(t, DType::float32, false, !kt_rows, a.sq, a.sk, a.d, a.scale,
+                                            at(operands[0], off[0]), a.q_row, strides[0], at(operands[1], off[1]),
+                                            ldk, strides[1], 0.f, s, a.sk, a.sq * a.sk, inner));
+    }
     ORCHARD_ASSIGN_OR_RETURN(Elem e, elem_of(t));
     ORCHARD_RETURN_IF_ERROR(launch_status(
         attention_softmax(e, scores, in[3] ? in[3]->raw_data() : nullptr, probs, a, current_cuda_stream()),
         "FusedAttention softmax"));
-    return gemm_rowmajor(t, t, false, false, a.sq, a.dv, a.sk, 1.f, probs, a.sk, a.sq * a.sk, in[2]->raw_data(), a.dv,
-                         sv, 0.f, y.raw_data(), a.dv, a.sq * a.dv, a.batches);
+    for (int64_t o = 0; o < outer; ++o) {
+      const std::array<int64_t, 4> off = offsets(o);
+      const char* pr = probs + o * inner * a.sq * a.sk * es;
+      ORCHARD_RETURN_IF_ERROR(gemm_rowmajor(t, t, false, false, a.sq, a.dv, a.sk, 1.f, pr, a.sk, a.sq * a.sk,
+                                            at(operands[2], off[2]), a.v_row, strides[2], 0.f,
+                                            static_cast<char*>(y.raw_data()) + off[3] * es, a.o_row, strides[3],
+                                            inner));
+    }
+    return Status::OK();
   }
 
   cpu::reference::AttentionAttrs attrs_;

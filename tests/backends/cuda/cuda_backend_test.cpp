@@ -779,15 +779,20 @@ const std::vector<Float16AttentionCase> kSplitHeadCases = {
 
 TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
   ORCHARD_REQUIRE_GPU(b);
+  // The default (the one-kernel tensor-core version where the head fits), then each path forced (the variable is
+  // read when the kernels are made).
   expect_float16_attention_matches(kSplitHeadCases, 400);
-  // The one-kernel tensor-core version (taken only when asked for until it has run on a GPU).
-  setenv("ORCHARD_CUDA_ATTENTION", "flash", 1);  // read when the kernels are made
-  expect_float16_attention_matches(kSplitHeadCases, 500);
-  unsetenv("ORCHARD_CUDA_ATTENTION");
+  for (const char* path : {"gemm", "flash"}) {
+    SCOPED_TRACE(path);
+    setenv("ORCHARD_CUDA_ATTENTION", path, 1);
+    expect_float16_attention_matches(kSplitHeadCases, 500);
+    unsetenv("ORCHARD_CUDA_ATTENTION");
+  }
 }
 
-// FusedAttention version 2 (layouts bshd and bs3hd) in float16 on CUDA, by every kernel that takes it; skipped
-// while the CUDA kernel table ends at version 1 (cuda_kernel_table.cpp: not yet run on a GPU).
+// FusedAttention version 2 (layouts bshd and bs3hd) in float16 on CUDA, by every kernel that takes it: the
+// one-kernel tensor-core version (the default where the head fits), cuBLAS strided over the heads and looped over
+// the sequences, and one warp per row.
 TEST(CudaModes, Float16FusedAttentionLayoutsMatchFloat32) {
   ORCHARD_REQUIRE_GPU(b);
   if (!b->has_op("com.orchard", "FusedAttention", 2)) GTEST_SKIP() << "CUDA takes FusedAttention version 1 only";
@@ -799,9 +804,12 @@ TEST(CudaModes, Float16FusedAttentionLayoutsMatchFloat32) {
       {{2, 70, 3 * 4 * 64}, {}, {}, {2, 1, 70, 70}, false, 4},  // GPT-2's one projection (bs3hd), 4 heads of 64
   };
   expect_float16_attention_matches(cases, 600);
-  setenv("ORCHARD_CUDA_ATTENTION", "flash", 1);
-  expect_float16_attention_matches(cases, 700);
-  unsetenv("ORCHARD_CUDA_ATTENTION");
+  for (const char* path : {"gemm", "flash", "kernel"}) {
+    SCOPED_TRACE(path);
+    setenv("ORCHARD_CUDA_ATTENTION", path, 1);
+    expect_float16_attention_matches(cases, 700);
+    unsetenv("ORCHARD_CUDA_ATTENTION");
+  }
 }
 
 // ---- CUDA graphs (cuda_graph.hpp) ----
