@@ -275,10 +275,16 @@ TEST(VecKernels, ReduceOverTrailingAxesAndGlobalAveragePool) {
   EXPECT_NEAR(m.data<float>()[0], want / 35, 1e-5);
   run1(OpCase("ReduceMean", 17).input("x", x4).attr("axes", std::vector<int64_t>{1}));  // not trailing
   // Adjacent axes before the last: a channels-last GlobalAveragePool (H and W of NHWC) and others.
-  for (const Shape& s : {Shape{2, 7, 5, 13}, Shape{1, 56, 56, 24}, Shape{1, 7, 7, 1}, Shape{3, 4, 5}}) {
+  // Rows wider than the kernel's 64-column blocks, one image split over the blocks on two threads.
+  for (const Shape& s : {Shape{2, 7, 5, 13}, Shape{1, 56, 56, 24}, Shape{1, 7, 7, 1}, Shape{3, 4, 5},
+                         Shape{2, 9, 11, 150}, Shape{1, 28, 28, 200}}) {
     for (int64_t keep : {0, 1}) {
       const Tensor x = random_tensor(s, -2, 2, seed++);
-      run1(OpCase("ReduceMean", 13).input("x", x).attr("axes", std::vector<int64_t>{1, 2}).attr("keepdims", keep));
+      run1(OpCase("ReduceMean", 13)
+               .input("x", x)
+               .attr("axes", std::vector<int64_t>{1, 2})
+               .attr("keepdims", keep)
+               .with_threads(2));
       run1(OpCase("ReduceSum", 11).input("x", x).attr("axes", std::vector<int64_t>{0, 1}).attr("keepdims", keep));
       run1(OpCase("ReduceMean", 13).input("x", x).attr("axes", std::vector<int64_t>{1}).attr("keepdims", keep));
     }

@@ -59,17 +59,22 @@ class ReduceKernel final : public VecKernel {
     float* py = y.data<float>();
     const float mul = Mean ? 1.0f / static_cast<float>(n) : 1.0f;
     if (inner > 1) {  // y[o, i] = mul * sum over r of x[o, r, i]
-      const int64_t outer = rows / inner;
-      parallel_items(ctx.pool(), outer, n * inner, [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) {
-          float* yo = py + o * inner;
-          const float* xo = px + o * n * inner;
-          std::copy(xo, xo + inner, yo);
+      // Items of kBlock columns of one o, so that one image (a channels-last GlobalAveragePool) splits over
+      // threads too; each item sums its columns in a local block.
+      constexpr int64_t kBlock = 64;
+      const int64_t outer = rows / inner, blocks = (inner + kBlock - 1) / kBlock;
+      parallel_items(ctx.pool(), outer * blocks, n * kBlock, [&](int64_t b, int64_t e) {
+        for (int64_t item = b; item < e; ++item) {
+          const int64_t o = item / blocks, i0 = item % blocks * kBlock, w = std::min(kBlock, inner - i0);
+          const float* xo = px + o * n * inner + i0;
+          float acc[kBlock];
+          std::copy(xo, xo + w, acc);
           for (int64_t r = 1; r < n; ++r) {
             const float* xr = xo + r * inner;
-            for (int64_t i = 0; i < inner; ++i) yo[i] += xr[i];
+            for (int64_t i = 0; i < w; ++i) acc[i] += xr[i];
           }
-          for (int64_t i = 0; i < inner; ++i) yo[i] *= mul;
+          float* yo = py + o * inner + i0;
+          for (int64_t i = 0; i < w; ++i) yo[i] = acc[i] * mul;
         }
       });
       return Status::OK();
