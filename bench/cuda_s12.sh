@@ -1,44 +1,41 @@
 #!/bin/bash
-# Session 12: FusedAttention version 2 (bshd, bs3hd) on CUDA, the one-kernel tensor-core attention as the float16
-# default, cuBLAS looped over sequences for the rest. Pack: bash bench/cuda_pack.sh DIR; put `orchard_before` (the
-# previous main's binary) beside orchard; tar orchard orchard_before orchard_tests lib into DIR/bin.tar.gz and drop
-# testdata.tar.xz and conformance (the 64 MiB carry limit); copy this script in; carry [DIR]:
-# OUT=$OUT bash DIR/cuda_s12.sh. The PyTorch peers, a second call in the same lease:
-# cd DIR && BUDGET_S=240 python3 tools/torch_anchor.py.
+# Session 12: FusedAttention version 2 (bshd, bs3hd) on CUDA through cuBLAS (strided over the heads of one sequence,
+# pointer arrays across sequences). Pack: bash bench/cuda_pack.sh DIR; put `orchard_before` (the previous main's
+# binary) beside orchard; tar orchard orchard_before orchard_tests lib into DIR/bin.tar.gz and drop testdata.tar.xz
+# and conformance (the 64 MiB carry limit); copy this script in; carry [DIR]: OUT=$OUT bash DIR/cuda_s12.sh. The
+# PyTorch peers, a second call in the same lease: cd DIR && BUDGET_S=240 python3 tools/torch_anchor.py.
 cd "$(dirname "$0")" && tar xzf bin.tar.gz
 export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s]"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-ls /usr/local/cuda/bin 2>/dev/null | grep -E '^(nsys|ncu|compute-sanitizer)$' | tr '\n' ' '; echo
 mkdir -p /tmp/m
-M="gpt2 bert_base whisper_tiny_encoder vit_b_16"
+M="gpt2 bert_base whisper_tiny_encoder vit_b_16 resnet50 mobilenet_v2"
 (for m in $M; do python3 tools/fill_weights.py models_std/$m.skeleton.onnx /tmp/m/$m.onnx > /dev/null 2>&1; done; touch /tmp/m/done) &
 echo "$(el) == unit"
-timeout 150 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Fused*:FuseAttention*:Float16*' > $OUT/unit.log 2>&1; echo rc=$?
+timeout 150 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Fused*:FuseAttention*:Float16*:ChannelsLast*' > $OUT/unit.log 2>&1; echo rc=$?
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED  \]' $OUT/unit.log | head -20
-grep -B2 -A12 'Failure' $OUT/unit.log | head -60
+grep -B2 -A12 'Failure' $OUT/unit.log | head -40
+echo "$(el) == memcheck, attention"
+timeout 120 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 \
+  --gtest_filter='CudaOps.FusedAttention*:CudaModes.Float16FusedAttention*:FusedAttention.Bs3hd*:FusedAttention.Bshd*' > $OUT/memcheck.log 2>&1; echo rc=$?
+grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -5
 while [ ! -f /tmp/m/done ]; do sleep 1; done
 echo "$(el) == against the CPU (fixed dims, N=2)"
-for m in $M; do
+for m in gpt2 bert_base whisper_tiny_encoder vit_b_16; do
   F="/tmp/m/$m.onnx --dim N=2 --dim S=128 --fix-dims"
-  rm -rf /tmp/o && mkdir -p /tmp/o/cpu /tmp/o/cuda /tmp/o/half /tmp/o/gemm
+  rm -rf /tmp/o && mkdir -p /tmp/o/cpu /tmp/o/cuda /tmp/o/half
   timeout 60 ./orchard run $F --backend cpu --output-dir /tmp/o/cpu > /dev/null 2>&1
   timeout 60 ./orchard run $F --backend cuda,cpu --output-dir /tmp/o/cuda > /dev/null 2>&1
   timeout 60 ./orchard run $F --backend cuda,cpu --precision fp16 --output-dir /tmp/o/half > /dev/null 2>&1
-  ORCHARD_CUDA_ATTENTION=gemm timeout 60 ./orchard run $F --backend cuda,cpu --precision fp16 --output-dir /tmp/o/gemm > /dev/null 2>&1
-  echo "$m fp32: $(python3 tools/compare_outputs.py /tmp/o/cuda /tmp/o/cpu --tol 1e-4 2>&1 | tail -1)  fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)  fp16 gemm: $(python3 tools/compare_outputs.py /tmp/o/gemm /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
+  echo "$m fp32: $(python3 tools/compare_outputs.py /tmp/o/cuda /tmp/o/cpu --tol 1e-4 2>&1 | tail -1)  fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
 done
-echo "$(el) == fp16, fixed dims, device I/O: before (version 1) / best / gemm"
-for m in gpt2 bert_base; do for n in 1 32; do
+echo "$(el) == fp16, fixed dims, device I/O: before (session 11's main) / now"
+for m in gpt2 bert_base resnet50 mobilenet_v2; do for n in 1 32; do
   F="/tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs --warmup 10 --runs 50"
-  for r in 1 2; do
+  rounds="1 2"; case $m in resnet50|mobilenet_v2) rounds=1;; esac
+  for r in $rounds; do
     echo "-- $m N=$n before: $(timeout 40 ./orchard_before bench $F 2>&1 | grep -E 'median' | tr '\n' ' ')"
-    echo "-- $m N=$n best: $(timeout 40 ./orchard bench $F 2>&1 | grep -E 'median|peak' | tr '\n' ' ')"
-    echo "-- $m N=$n gemm: $(ORCHARD_CUDA_ATTENTION=gemm timeout 40 ./orchard bench $F 2>&1 | grep -E 'median' | tr '\n' ' ')"
+    echo "-- $m N=$n now: $(timeout 40 ./orchard bench $F 2>&1 | grep -E 'median|peak|created' | tr '\n' ' ')"
   done
 done; done
-echo "$(el) == gpt2 N=1: no graphs, and the op summary"
-F="/tmp/m/gpt2.onnx --dim N=1 --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs --warmup 10 --runs 50"
-echo "-- no graphs: $(ORCHARD_CUDA_GRAPHS=0 timeout 40 ./orchard bench $F 2>&1 | grep -E 'median' | tr '\n' ' ')"
-timeout 60 ./orchard bench $F --op-summary 2>&1 | tail -40
 echo "$(el) done"
