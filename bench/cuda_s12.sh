@@ -7,6 +7,25 @@
 cd "$(dirname "$0")" && tar xzf bin.tar.gz
 export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s]"; }
+if [ "${1:-}" = profile ]; then  # `cuda_s12.sh profile`: per-kernel GPU time of one gpt2 batch-1 run (ncu)
+  mkdir -p /tmp/m && python3 tools/fill_weights.py models_std/gpt2.skeleton.onnx /tmp/m/gpt2.onnx > /dev/null 2>&1
+  ORCHARD_CUDA_GRAPHS=0 timeout 200 /usr/local/cuda/bin/ncu --csv --metrics gpu__time_duration.sum ./orchard bench \
+    /tmp/m/gpt2.onnx --dim N=1 --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs \
+    --device-outputs --warmup 0 --runs 1 > $OUT/ncu.csv 2> $OUT/ncu.err; echo rc=$?
+  python3 - $OUT/ncu.csv <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head = rows[0]; rows = rows[1:]
+name, unit, val = head.index("Kernel Name"), head.index("Metric Unit"), head.index("Metric Value")
+tot = collections.defaultdict(float); cnt = collections.Counter()
+for r in rows:
+    v = float(r[val].replace(",", "")) * (1e-3 if r[unit] == "nsecond" else 1.0 if r[unit] == "usecond" else 1e3)
+    k = r[name][:90]; tot[k] += v; cnt[k] += 1
+print("kernels", sum(cnt.values()), "total us %.1f" % sum(tot.values()))
+for k, v in sorted(tot.items(), key=lambda x: -x[1])[:25]: print("%8.1f us %4d  %s" % (v, cnt[k], k))
+PY
+  exit 0
+fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 mkdir -p /tmp/m
 M="gpt2 bert_base whisper_tiny_encoder vit_b_16 resnet50 mobilenet_v2"
