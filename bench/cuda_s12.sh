@@ -31,7 +31,7 @@ if [ "${1:-}" = lean ]; then  # `cuda_s12.sh lean`: attention checks, the four m
     echo "-- $m N=$n now: $(timeout 40 ./orchard bench $F 2>&1 | grep -E 'median|peak|created' | tr '\n' ' ')"
   done; done
   echo "$(el) == PyTorch peers"
-  BUDGET_S=${PEER_BUDGET_S:-200} timeout 260 python3 tools/torch_anchor.py 2>&1 | tail -25
+  BUDGET_S=${PEER_BUDGET_S:-200} timeout $(( ${PEER_BUDGET_S:-200} + 60 )) python3 tools/torch_anchor.py 2>&1 | tail -25
   echo "$(el) done"
   exit 0
 fi
