@@ -43,6 +43,7 @@ Result<CublasApi> load() {
   sym(api.set_math_mode, "cublasSetMathMode");
   sym(api.set_workspace, "cublasSetWorkspace_v2");
   sym(api.gemm_strided_batched_ex, "cublasGemmStridedBatchedEx");
+  sym(api.gemm_batched_ex, "cublasGemmBatchedEx");
   sym(api.status_string, "cublasGetStatusString");
   if (!sym.missing.empty()) {
     dlclose(lib);

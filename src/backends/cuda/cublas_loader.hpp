@@ -23,6 +23,11 @@ struct CublasApi {
                                             long long stride_b, const void* beta, void* c, cudaDataType c_type,
                                             int ldc, long long stride_c, int batch, cublasComputeType_t compute,
                                             cublasGemmAlgo_t algo);  // (the header overloads this name)
+  cublasStatus_t (*gemm_batched_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int m, int n, int k,
+                                    const void* alpha, const void* const a[], cudaDataType a_type, int lda,
+                                    const void* const b[], cudaDataType b_type, int ldb, const void* beta,
+                                    void* const c[], cudaDataType c_type, int ldc, int batch,
+                                    cublasComputeType_t compute, cublasGemmAlgo_t algo);
   decltype(&cublasGetStatusString) status_string;
 };
 

@@ -54,10 +54,8 @@ const KernelDef kTable[] = {
     {"", "MatMul", 1, kLast, create_matmul, kFloat},
     {"", "Gemm", 7, kLast, create_gemm, kFloat},
     {"com.orchard", "FusedMatMul", 1, 1, create_matmul, kFloat},
-    // Version 2 (the layout attribute: bshd, bs3hd) is implemented by the same kernel but not yet run on a GPU: the
-    // range ends at the last verified version, so the optimizer keeps CUDA chains on version 1 until
-    // bench/cuda_s10.sh has passed on one.
-    {"com.orchard", "FusedAttention", 1, 1, create_fused_attention, kFloat},  // cuda_ops_fused.cpp
+    // Version 2: the layout attribute (bshd, bs3hd), every operand read in place.
+    {"com.orchard", "FusedAttention", 1, 2, create_fused_attention, kFloat},  // cuda_ops_fused.cpp
     {"", "Softmax", 1, kLast, create_softmax, kFloat},
     {"", "LogSoftmax", 1, kLast, create_softmax, kFloat},
     {"", "LayerNormalization", 17, kLast, create_layer_norm, kFloat},

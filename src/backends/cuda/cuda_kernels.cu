@@ -821,6 +821,36 @@ cudaError_t attention_softmax(Elem t, const float* scores, const void* mask, voi
   return attention_softmax_typed(scores, static_cast<const float*>(mask), static_cast<float*>(p), a, stream);
 }
 
+namespace {
+__global__ void attention_pointers_kernel(const char* q, const char* kt, const char* v, char* scores, char* probs,
+                                          char* y, int64_t es, int64_t pes, Attention a, void** out) {
+  const int64_t n = a.batches;
+  for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < n;
+       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const AttentionOffsets o = attention_offsets(a, b);
+    const int64_t cells = b * a.sq * a.sk;
+    out[b] = const_cast<char*>(q + o.q * es);
+    out[n + b] = const_cast<char*>(kt + o.kt * es);
+    out[2 * n + b] = scores + cells * static_cast<int64_t>(sizeof(float));
+    out[3 * n + b] = probs + cells * pes;
+    out[4 * n + b] = const_cast<char*>(v + o.v * es);
+    out[5 * n + b] = y + o.out * es;
+  }
+}
+}  // namespace
+
+cudaError_t attention_pointers(const void* q, const void* kt, const void* v, void* scores, void* probs, void* y,
+                               int64_t es, int64_t pes, const Attention& a, void** out, cudaStream_t stream) {
+  if (a.batches == 0) return cudaSuccess;
+  if (a.batch_rank > kMaxRank) return cudaErrorInvalidConfiguration;
+  const int threads = 128;
+  const int64_t blocks = (a.batches + threads - 1) / threads;
+  attention_pointers_kernel<<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), threads, 0, stream>>>(
+      static_cast<const char*>(q), static_cast<const char*>(kt), static_cast<const char*>(v),
+      static_cast<char*>(scores), static_cast<char*>(probs), static_cast<char*>(y), es, pes, a, out);
+  return cudaGetLastError();
+}
+
 cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (t == Elem::f16) {

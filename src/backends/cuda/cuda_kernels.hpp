@@ -131,6 +131,12 @@ cudaError_t flash_attention(const void* q, const void* kt, const void* v, const 
 // and a.m_col (null: none) and NaN probabilities made 0 when a.nan_to_zero.
 cudaError_t attention_softmax(Elem t, const float* scores, const void* mask, void* p, const Attention& a,
                               cudaStream_t stream);
+// Fills the six device arrays of a.batches pointers at `out` (out[i * a.batches + b]) that the two batched
+// products of attention read and write, for output batch b: Q, Kt and V at their offsets through a's batch
+// strides (es: bytes per element), the scores (float32) and probabilities (pes bytes per element) contiguous
+// [batches, sq, sk], and Y at its offset: in that order Q, Kt, scores, probabilities, V, Y.
+cudaError_t attention_pointers(const void* q, const void* kt, const void* v, void* scores, void* probs, void* y,
+                               int64_t es, int64_t pes, const Attention& a, void** out, cudaStream_t stream);
 // y[o, i] = reduce over j of x[o, j, i] for x viewed as [outer, n, inner].
 cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,
                    cudaStream_t stream);

@@ -38,6 +38,11 @@ Result<Tensor> upload_ints(runtime::OpContext& ctx, const std::vector<int64_t>& 
 Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
                      float beta, void* c, int64_t ldc, int64_t stride_c, int64_t batch);
+// The same product for `batch` matrices anywhere in device memory: a, b and c are device arrays of `batch`
+// pointers each (cublasGemmBatchedEx).
+Status gemm_rowmajor_batched(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                             float alpha, const void* const* a, int64_t lda, const void* const* b, int64_t ldb,
+                             float beta, void* const* c, int64_t ldc, int64_t batch);
 
 // The activation a fused op (FusedMatMul, FusedConv) applies after its bias and residual, as a unary op.
 struct FusedEpilogue {

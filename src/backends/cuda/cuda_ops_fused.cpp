@@ -1,8 +1,10 @@
 // CUDA kernels of Orchard's fused ops (docs/fused_ops.md): the epilogue that FusedMatMul and FusedConv run after
 // their cuBLAS / cuDNN product (bias, residual Z and activation in one pass), com.orchard Gelu (a unary op) and
-// com.orchard FusedAttention (float16 where the head fits: one tensor-core kernel keeping scores on chip; else two
-// cuBLAS products with a masked-softmax kernel between them where each operand's batches are one stride apart; else
-// one warp per row: scores, mask, softmax and the product by V without the score matrix in device memory).
+// com.orchard FusedAttention (two batched cuBLAS products with a masked-softmax kernel between them, reading every
+// layout in place; else one warp per row: scores, mask, softmax and the product by V without the score matrix in
+// device memory; on request, one tensor-core kernel keeping the scores on chip).
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -54,26 +56,25 @@ Status apply_epilogue(runtime::OpContext& ctx, const FusedEpilogue& e, Tensor& y
 
 namespace {
 
-// The one element stride per output batch (flat index over a.batch_dims) that reaches an operand's matrices, given
-// its per-dim strides `st` and its matrix size: `matrix` when it has a matrix for every output batch (contiguous),
-// 0 when it has one for all; -1 when it broadcasts over some batch dims only (no single stride).
-int64_t flat_batch_stride(const Attention& a, const int64_t* st, int64_t matrix) {
-  for (const int64_t s : {matrix, int64_t{0}}) {
-    bool ok = true;
-    int64_t inner = s;
-    for (int d = a.batch_rank - 1; d >= 0 && ok; --d) {
-      ok = a.batch_dims[d] == 1 || st[d] == inner;
-      inner *= a.batch_dims[d];
-    }
-    if (ok) return s;
+// The one element stride that steps an operand (per-dim strides `st`) through the flat index over a's batch
+// dims, or -1 when no single stride does (0 when the operand broadcasts over all of them).
+int64_t uniform_stride(const Attention& a, const int64_t* st) {
+  int inner = a.batch_rank - 1;
+  while (inner >= 0 && a.batch_dims[inner] == 1) --inner;
+  if (inner < 0) return 0;  // one batch: any stride
+  int64_t expected = st[inner];
+  for (int d = inner; d >= 0; --d) {
+    if (a.batch_dims[d] != 1 && st[d] != expected) return -1;
+    expected *= a.batch_dims[d];
   }
-  return -1;
+  return st[inner];
 }
 
 // Which kernel computes FusedAttention (ORCHARD_CUDA_ATTENTION, read when the kernel is made): the best that takes
 // the shapes (gemm: two cuBLAS products around a softmax kernel; kernel: one warp per row), or one forced, for A/B
 // runs and for testing each on shapes another would take. flash (one tensor-core kernel, cuda_attention.cu) is
-// taken only when asked for until it has run on a GPU (bench/cuda_s10.sh).
+// taken only when asked for: right on the GPU, but slower than the cuBLAS products on gpt2 and bert_base at
+// batch 1 and 32 (an H200, session 12: gpt2 batch 1 1.33 against 0.99 ms; bench/RESULTS.md).
 enum class AttentionPath { best, flash, gemm, kernel };
 
 // com.orchard FusedAttention: Y = softmax(scale * Q Kt + mask) V with MatMul's and Add's broadcasting.
@@ -147,14 +148,14 @@ class FusedAttentionKernel final : public runtime::OpKernel {
       return launch_status(flash_attention(qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream()),
                            "FusedAttention");
     }
-    const bool split_heads = attrs_.layout == cpu::reference::AttentionLayout::split_heads;
-    if ((path_ == AttentionPath::best || path_ == AttentionPath::gemm) && split_heads && p.Sk > 0 &&
-        p.q_row == p.D && p.score_cols == p.Sk) {
-      const int64_t sq_ = flat_batch_stride(a, a.q_bs, p.Sq * p.D), skt = flat_batch_stride(a, a.kt_bs, p.D * p.Sk);
-      const int64_t sv = flat_batch_stride(a, a.v_bs, p.Sk * p.Dv);
-      if (sq_ >= 0 && skt >= 0 && sv >= 0) {
-        return on_tensor_cores(ctx, in, y, a, sq_, skt, sv);
-      }
+    // cuBLAS reads Kt as it lies: row-major [D, Sk], or the transpose of a row-major K [Sk, D] (bshd, bs3hd).
+    const bool kt_rows = p.kt_j == 1 && p.kt_d >= p.Sk, kt_cols = p.kt_d == 1 && p.kt_j >= p.D;
+    if ((path_ == AttentionPath::best || path_ == AttentionPath::gemm) && p.Sk > 0 && p.q_row >= p.D &&
+        p.v_row >= p.Dv && p.score_cols == p.Sk && (kt_rows || kt_cols)) {
+      const std::array<int64_t, 4> strides = {uniform_stride(a, a.q_bs), uniform_stride(a, a.kt_bs),
+                                              uniform_stride(a, a.v_bs), uniform_stride(a, a.o_bs)};
+      const bool uniform = std::all_of(strides.begin(), strides.end(), [](int64_t s) { return s >= 0; });
+      return on_tensor_cores(ctx, in, {qp, kp, vp}, y, a, p, kt_rows, uniform, strides);
     }
     const cudaError_t err = attention(t, qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream());
     if (err == cudaErrorInvalidValue) {
@@ -165,27 +166,50 @@ class FusedAttentionKernel final : public runtime::OpKernel {
   }
 
  private:
-  // Y = softmax(scale * Q Kt + mask) V as two strided-batched cuBLAS products (float32 accumulation, tensor cores
-  // for float16) and the masked softmax between them: float32 scores, then probabilities in Y's dtype, both in one
-  // scratch block from the run's stream-ordered pool. sq_, skt, sv: each operand's stride per output batch.
-  Status on_tensor_cores(runtime::OpContext& ctx, const Tensor* const* in, Tensor& y, const Attention& a,
-                         int64_t sq_, int64_t skt, int64_t sv) const {
+  // Y = softmax(scale * Q Kt + mask) V as two batched cuBLAS products (float32 accumulation, tensor cores for
+  // float16) and the masked softmax between them: float32 scores, then probabilities in Y's dtype, both in one
+  // contiguous scratch block [batches, Sq, Sk] from the run's stream-ordered pool. When every operand steps
+  // through all batch dims by one stride (`strides`: Q's, Kt's, V's and Y's; `uniform`), strided-batched calls;
+  // else (bshd, bs3hd with more than one sequence) pointer-array calls, the pointers written on the device by a
+  // small kernel in the same scratch block. Kt is read as it lies: kt_rows, row-major [D, Sk] (row stride kt_d);
+  // else the transpose of a row-major K [Sk, D] (row stride kt_j).
+  Status on_tensor_cores(runtime::OpContext& ctx, const Tensor* const* in, std::array<const void*, 3> operands,
+                         Tensor& y, const Attention& a, const cpu::reference::AttentionPlan& p, bool kt_rows,
+                         bool uniform, std::array<int64_t, 4> strides) const {
     const DType t = in[0]->dtype();
+    const int64_t es = static_cast<int64_t>(dtype_size(t));
+    auto aligned = [](int64_t bytes) { return (bytes + 255) / 256 * 256; };
     const int64_t cells = a.batches * a.sq * a.sk;
-    const int64_t p_at = (cells * 4 + 255) / 256 * 256;  // probabilities after the scores, 256-byte aligned
-    const int64_t bytes = p_at + cells * static_cast<int64_t>(dtype_size(t));
+    const int64_t p_at = aligned(cells * 4);  // probabilities after the scores
+    const int64_t ptr_at = aligned(p_at + cells * es);  // then the pointer arrays, when used
+    const int64_t bytes = uniform ? p_at + cells * es : ptr_at + 6 * a.batches * static_cast<int64_t>(sizeof(void*));
     ORCHARD_ASSIGN_OR_RETURN(Tensor scratch, Tensor::create(DType::uint8, Shape{bytes}, ctx.allocator()));
-    float* scores = static_cast<float*>(scratch.raw_data());
-    void* probs = static_cast<char*>(scratch.raw_data()) + p_at;
-    ORCHARD_RETURN_IF_ERROR(gemm_rowmajor(t, DType::float32, false, false, a.sq, a.sk, a.d, a.scale, in[0]->raw_data(),
-                                          a.d, sq_, in[1]->raw_data(), a.sk, skt, 0.f, scores, a.sk, a.sq * a.sk,
-                                          a.batches));
+    char* base = static_cast<char*>(scratch.raw_data());
+    float* scores = reinterpret_cast<float*>(base);
+    char* probs = base + p_at;
+    const int64_t ldk = kt_rows ? p.kt_d : p.kt_j;
     ORCHARD_ASSIGN_OR_RETURN(Elem e, elem_of(t));
-    ORCHARD_RETURN_IF_ERROR(launch_status(
-        attention_softmax(e, scores, in[3] ? in[3]->raw_data() : nullptr, probs, a, current_cuda_stream()),
-        "FusedAttention softmax"));
-    return gemm_rowmajor(t, t, false, false, a.sq, a.dv, a.sk, 1.f, probs, a.sk, a.sq * a.sk, in[2]->raw_data(), a.dv,
-                         sv, 0.f, y.raw_data(), a.dv, a.sq * a.dv, a.batches);
+    const void* mask = in[3] ? in[3]->raw_data() : nullptr;
+    if (uniform) {
+      ORCHARD_RETURN_IF_ERROR(gemm_rowmajor(t, DType::float32, false, !kt_rows, a.sq, a.sk, a.d, a.scale, operands[0],
+                                            a.q_row, strides[0], operands[1], ldk, strides[1], 0.f, scores, a.sk,
+                                            a.sq * a.sk, a.batches));
+      ORCHARD_RETURN_IF_ERROR(launch_status(attention_softmax(e, scores, mask, probs, a, current_cuda_stream()),
+                                            "FusedAttention softmax"));
+      return gemm_rowmajor(t, t, false, false, a.sq, a.dv, a.sk, 1.f, probs, a.sk, a.sq * a.sk, operands[2], a.v_row,
+                           strides[2], 0.f, y.raw_data(), a.o_row, strides[3], a.batches);
+    }
+    void** ptrs = reinterpret_cast<void**>(base + ptr_at);
+    ORCHARD_RETURN_IF_ERROR(launch_status(attention_pointers(operands[0], operands[1], operands[2], scores, probs,
+                                                             y.raw_data(), es, es, a, ptrs, current_cuda_stream()),
+                                          "FusedAttention pointers"));
+    const int64_t n = a.batches;
+    ORCHARD_RETURN_IF_ERROR(gemm_rowmajor_batched(t, DType::float32, false, !kt_rows, a.sq, a.sk, a.d, a.scale, ptrs,
+                                                  a.q_row, ptrs + n, ldk, 0.f, ptrs + 2 * n, a.sk, n));
+    ORCHARD_RETURN_IF_ERROR(launch_status(attention_softmax(e, scores, mask, probs, a, current_cuda_stream()),
+                                          "FusedAttention softmax"));
+    return gemm_rowmajor_batched(t, t, false, false, a.sq, a.dv, a.sk, 1.f, ptrs + 3 * n, a.sk, ptrs + 4 * n, a.v_row,
+                                 0.f, ptrs + 5 * n, a.o_row, n);
   }
 
   cpu::reference::AttentionAttrs attrs_;

@@ -219,6 +219,28 @@ Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t 
   return Status::OK();
 }
 
+Status gemm_rowmajor_batched(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                             float alpha, const void* const* a, int64_t lda, const void* const* b, int64_t ldb,
+                             float beta, void* const* c, int64_t ldc, int64_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return Status::OK();
+  const int64_t limit = INT32_MAX;
+  if (m > limit || n > limit || k > limit || batch > limit) return unsupported("[cuda] GEMM dims above 2^31");
+  CudaStream* s = current_stream();
+  if (!s) return internal_error("[cuda] GEMM outside a run");
+  ORCHARD_ASSIGN_OR_RETURN(cublasHandle_t h, s->blas());
+  auto blas_type = [](DType d) { return d == DType::float16 ? CUDA_R_16F : CUDA_R_32F; };
+  const cudaDataType dt = blas_type(t), ct = blas_type(c_type);
+  // Row-major C = A B is column-major C^T = B^T A^T, as in gemm_rowmajor.
+  const cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasStatus_t st = (*cublas_api())->gemm_batched_ex(
+      h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, dt,
+      static_cast<int>(std::max<int64_t>(ldb, 1)), a, dt, static_cast<int>(std::max<int64_t>(lda, 1)), &beta, c, ct,
+      static_cast<int>(ldc), static_cast<int>(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasGemmBatchedEx");
+  return Status::OK();
+}
+
 namespace {
 
 // C of A's and B's dtype.

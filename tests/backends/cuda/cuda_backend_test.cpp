@@ -625,8 +625,9 @@ TEST(CudaOps, FusedAttentionLongRowsMasksAndManyRows) {
 // CUDA). Rows of each register width of the softmax kernel (Sk 77: 4 per lane, 200: 8, 300: 16, 1000: 32) and the
 // looping one (1100), masks broadcast over heads and rows, a 1-D mask, a causal mask, a fully masked row with and
 // without nan_to_zero, Q or V shared by every batch; the first three again with ORCHARD_CUDA_ATTENTION=kernel (the
-// one-kernel version). (The CPU cases FusedAttention.* with batch dims broadcast between operands, one score column
-// or one Q row take the one-kernel fallback on CUDA.)
+// one-kernel version). (The CPU cases FusedAttention.*, which the harness also runs on CUDA, cover batch dims
+// broadcast between operands and the bshd / bs3hd layouts (the pointer-array products), one score column and one Q
+// row (the one-kernel fallback).)
 TEST(CudaOps, FusedAttentionTensorCorePathMatchesTheReference) {
   ORCHARD_REQUIRE_GPU(b);
   struct Case {
@@ -772,22 +773,26 @@ const std::vector<Float16AttentionCase> kSplitHeadCases = {
     {{2, 12, 32, 64}, {2, 12, 64, 32}, {2, 12, 32, 64}, {2, 1, 1, 32}},
     {{1, 3, 7, 40}, {1, 3, 40, 77}, {1, 3, 77, 24}, {1, 1, 7, 77}},
     {{2, 2, 5, 16}, {2, 2, 16, 300}, {2, 2, 300, 8}, {2, 1, 1, 300}},
-    {{2, 3, 6, 8}, {1, 3, 8, 10}, {2, 3, 10, 8}, {2, 1, 1, 10}},  // Kt shared over dim 0 only: the fallback
+    {{2, 3, 6, 8}, {1, 3, 8, 10}, {2, 3, 10, 8}, {2, 1, 1, 10}},  // Kt shared over dim 0 only: pointer arrays
     {{1, 2, 70, 128}, {1, 2, 128, 70}, {1, 2, 70, 128}, {1, 1, 70, 70}},
     {{2, 4, 65, 32}, {2, 4, 32, 130}, {2, 4, 130, 32}, {2, 1, 1, 130}},
 };
 
 TEST(CudaModes, Float16FusedAttentionOnTensorCoresMatchesFloat32) {
   ORCHARD_REQUIRE_GPU(b);
+  // The default (cuBLAS), then each path forced (the variable is read when the kernels are made).
   expect_float16_attention_matches(kSplitHeadCases, 400);
-  // The one-kernel tensor-core version (taken only when asked for until it has run on a GPU).
-  setenv("ORCHARD_CUDA_ATTENTION", "flash", 1);  // read when the kernels are made
-  expect_float16_attention_matches(kSplitHeadCases, 500);
-  unsetenv("ORCHARD_CUDA_ATTENTION");
+  for (const char* path : {"gemm", "flash"}) {
+    SCOPED_TRACE(path);
+    setenv("ORCHARD_CUDA_ATTENTION", path, 1);
+    expect_float16_attention_matches(kSplitHeadCases, 500);
+    unsetenv("ORCHARD_CUDA_ATTENTION");
+  }
 }
 
-// FusedAttention version 2 (layouts bshd and bs3hd) in float16 on CUDA, by every kernel that takes it; skipped
-// while the CUDA kernel table ends at version 1 (cuda_kernel_table.cpp: not yet run on a GPU).
+// FusedAttention version 2 (layouts bshd and bs3hd) in float16 on CUDA, by every kernel that takes it: cuBLAS (the
+// default: strided over the heads of one sequence, pointer arrays for more), the one-kernel tensor-core version,
+// and one warp per row.
 TEST(CudaModes, Float16FusedAttentionLayoutsMatchFloat32) {
   ORCHARD_REQUIRE_GPU(b);
   if (!b->has_op("com.orchard", "FusedAttention", 2)) GTEST_SKIP() << "CUDA takes FusedAttention version 1 only";
@@ -799,9 +804,12 @@ TEST(CudaModes, Float16FusedAttentionLayoutsMatchFloat32) {
       {{2, 70, 3 * 4 * 64}, {}, {}, {2, 1, 70, 70}, false, 4},  // GPT-2's one projection (bs3hd), 4 heads of 64
   };
   expect_float16_attention_matches(cases, 600);
-  setenv("ORCHARD_CUDA_ATTENTION", "flash", 1);
-  expect_float16_attention_matches(cases, 700);
-  unsetenv("ORCHARD_CUDA_ATTENTION");
+  for (const char* path : {"gemm", "flash", "kernel"}) {
+    SCOPED_TRACE(path);
+    setenv("ORCHARD_CUDA_ATTENTION", path, 1);
+    expect_float16_attention_matches(cases, 700);
+    unsetenv("ORCHARD_CUDA_ATTENTION");
+  }
 }
 
 // ---- CUDA graphs (cuda_graph.hpp) ----
