@@ -193,28 +193,45 @@ constexpr UnaryName kUnary[] = {
 
 // ---- cuBLAS ----
 
-Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
-                     float beta, void* c, int64_t ldc, int64_t stride_c, int64_t batch) {
-  if (m == 0 || n == 0 || batch == 0) return Status::OK();
+namespace {
+
+// What both cuBLAS entry points check and set up: dims within int, the run's handle, the data types, and the
+// operations of the column-major call (row-major C = A B is column-major C^T = B^T A^T, so B comes first).
+struct BlasCall {
+  cublasHandle_t handle = nullptr;
+  cudaDataType dt{}, ct{};
+  cublasOperation_t ob{}, oa{};
+};
+
+Result<BlasCall> blas_call(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                           int64_t batch) {
   const int64_t limit = INT32_MAX;
   if (m > limit || n > limit || k > limit || batch > limit) return unsupported("[cuda] GEMM dims above 2^31");
   CudaStream* s = current_stream();
   if (!s) return internal_error("[cuda] GEMM outside a run");
-  ORCHARD_ASSIGN_OR_RETURN(cublasHandle_t h, s->blas());
+  BlasCall c;
+  ORCHARD_ASSIGN_OR_RETURN(c.handle, s->blas());
   auto blas_type = [](DType d) { return d == DType::float16 ? CUDA_R_16F : CUDA_R_32F; };
-  const cudaDataType dt = blas_type(t), ct = blas_type(c_type);
-  // Row-major C = A B is column-major C^T = B^T A^T.
-  const cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  c.dt = blas_type(t);
+  c.ct = blas_type(c_type);
+  c.ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  c.oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  return c;
+}
+
+}  // namespace
+
+Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
+                     float beta, void* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return Status::OK();
+  ORCHARD_ASSIGN_OR_RETURN(const BlasCall bc, blas_call(t, c_type, trans_a, trans_b, m, n, k, batch));
   // k == 0 is valid BLAS (C = beta * C); leading dimensions must still be at least 1.
-  lda = std::max<int64_t>(lda, 1);
-  ldb = std::max<int64_t>(ldb, 1);
-  const cublasStatus_t st =
-      (*cublas_api())->gemm_strided_batched_ex(h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
-                                  dt, static_cast<int>(ldb), stride_b, a, dt, static_cast<int>(lda), stride_a, &beta, c,
-                                  ct, static_cast<int>(ldc), stride_c, static_cast<int>(batch), CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT);
+  const int la = static_cast<int>(std::max<int64_t>(lda, 1)), lb = static_cast<int>(std::max<int64_t>(ldb, 1));
+  const cublasStatus_t st = (*cublas_api())->gemm_strided_batched_ex(
+      bc.handle, bc.ob, bc.oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, bc.dt, lb,
+      stride_b, a, bc.dt, la, stride_a, &beta, c, bc.ct, static_cast<int>(ldc), stride_c, static_cast<int>(batch),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasGemmStridedBatchedEx");
   return Status::OK();
 }
@@ -223,20 +240,12 @@ Status gemm_rowmajor_batched(DType t, DType c_type, bool trans_a, bool trans_b, 
                              float alpha, const void* const* a, int64_t lda, const void* const* b, int64_t ldb,
                              float beta, void* const* c, int64_t ldc, int64_t batch) {
   if (m == 0 || n == 0 || batch == 0) return Status::OK();
-  const int64_t limit = INT32_MAX;
-  if (m > limit || n > limit || k > limit || batch > limit) return unsupported("[cuda] GEMM dims above 2^31");
-  CudaStream* s = current_stream();
-  if (!s) return internal_error("[cuda] GEMM outside a run");
-  ORCHARD_ASSIGN_OR_RETURN(cublasHandle_t h, s->blas());
-  auto blas_type = [](DType d) { return d == DType::float16 ? CUDA_R_16F : CUDA_R_32F; };
-  const cudaDataType dt = blas_type(t), ct = blas_type(c_type);
-  // Row-major C = A B is column-major C^T = B^T A^T, as in gemm_rowmajor.
-  const cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  ORCHARD_ASSIGN_OR_RETURN(const BlasCall bc, blas_call(t, c_type, trans_a, trans_b, m, n, k, batch));
+  const int la = static_cast<int>(std::max<int64_t>(lda, 1)), lb = static_cast<int>(std::max<int64_t>(ldb, 1));
   const cublasStatus_t st = (*cublas_api())->gemm_batched_ex(
-      h, ob, oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, dt,
-      static_cast<int>(std::max<int64_t>(ldb, 1)), a, dt, static_cast<int>(std::max<int64_t>(lda, 1)), &beta, c, ct,
-      static_cast<int>(ldc), static_cast<int>(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      bc.handle, bc.ob, bc.oa, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, bc.dt, lb, a,
+      bc.dt, la, &beta, c, bc.ct, static_cast<int>(ldc), static_cast<int>(batch), CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS) return cublas_error(st, "cublasGemmBatchedEx");
   return Status::OK();
 }
