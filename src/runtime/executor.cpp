@@ -110,9 +110,9 @@ bool reads(const Backend& backend, MemoryPlace place) {
   return place == mine || (place.host_visible() && mine.host_visible());
 }
 
+// Records a profiled step; callers test env.profile first, so that an unprofiled run builds no names.
 void record(RunEnv& env, const std::string& name, const std::string& backend, const char* category,
             std::chrono::steady_clock::time_point t0, std::vector<Shape> shapes = {}) {
-  if (!env.profile) return;
   const auto t1 = std::chrono::steady_clock::now();
   NodeProfile p;
   p.name = name;
@@ -158,7 +158,7 @@ Result<Value> move_to(const Value& v, const Backend& backend, const std::vector<
     if (owner_stream) ORCHARD_RETURN_IF_ERROR(owner_stream->synchronize());
   }
   env.bytes_copied += static_cast<int64_t>(src.nbytes());
-  record(env, "copy to " + backend.device().name, backend.device().name, "copy", t0, {src.shape()});
+  if (env.profile) record(env, "copy to " + backend.device().name, backend.device().name, "copy", t0, {src.shape()});
   return Value(dst);
 }
 
@@ -173,7 +173,7 @@ Result<Value> move_to_host(const Value& v, const std::vector<std::shared_ptr<Bac
     ORCHARD_RETURN_IF_ERROR(b->transfer().copy(src, dst, stream));
     if (stream) ORCHARD_RETURN_IF_ERROR(stream->synchronize());
     env.bytes_copied += static_cast<int64_t>(src.nbytes());
-    record(env, "copy from " + b->device().name, b->device().name, "copy", t0, {src.shape()});
+    if (env.profile) record(env, "copy from " + b->device().name, b->device().name, "copy", t0, {src.shape()});
     return Value(dst);
   }
   return internal_error("[runtime] no backend owns memory ", src.place().to_string(), " of ", src.description());
@@ -491,8 +491,10 @@ Status CompiledGraph::run_partition(const CompiledPartition& p, Frame& frame, Ru
       ExecContext ctx{in_ptrs, outs, frame, env, host ? env.host_allocator() : backend.allocator(), stream};
       const auto t0 = std::chrono::steady_clock::now();
       st = exe->run(ctx);
-      record(env, backend.device().name + " partition (" + std::to_string(p.spec.nodes.size()) + " nodes)",
-             backend.device().name, "partition", t0);
+      if (env.profile) {
+        record(env, backend.device().name + " partition (" + std::to_string(p.spec.nodes.size()) + " nodes)",
+               backend.device().name, "partition", t0);
+      }
     }
     if (st.ok()) break;
     // A device memory cap refused an allocation: this request fails, naming the cap; the partition stays where

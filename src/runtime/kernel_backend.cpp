@@ -93,10 +93,10 @@ class KernelExecutable final : public Executable {
       }
       std::shared_ptr<const KernelState> state;
       if (step.kernel->has_reshape()) {
-        shapes.clear();
-        for (const Value* v : in_ptrs) shapes.push_back(v && v->is_tensor() ? v->tensor().shape() : Shape{});
         std::lock_guard<std::mutex> lock(step.state_mu);
-        if (!step.state || shapes != step.state_shapes) {
+        if (!step.state || !same_shapes(in_ptrs, step.state_shapes)) {  // (no copies of the shapes while they repeat)
+          shapes.clear();
+          for (const Value* v : in_ptrs) shapes.push_back(v && v->is_tensor() ? v->tensor().shape() : Shape{});
           auto r = step.kernel->reshape(shapes);
           if (!r.ok()) return r.status().with_prefix("[" + step.backend_name + "] " + step.node->label() + ": ");
           step.state = std::move(r).value();
@@ -150,6 +150,16 @@ class KernelExecutable final : public Executable {
   }
 
  private:
+  // True when the inputs have `shapes` (an absent or non-tensor input: the empty shape).
+  static bool same_shapes(const std::vector<const Value*>& in, const std::vector<Shape>& shapes) {
+    if (in.size() != shapes.size()) return false;
+    for (size_t i = 0; i < in.size(); ++i) {
+      const bool tensor = in[i] && in[i]->is_tensor();
+      if (tensor ? in[i]->tensor().shape() != shapes[i] : shapes[i] != Shape{}) return false;
+    }
+    return true;
+  }
+
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<int> output_slots_;
   const Backend& backend_;

@@ -360,7 +360,10 @@ constexpr size_t kMaxSignatures = 16;  // input-shape signatures planned per ses
 constexpr size_t kMaxIdle = 2;         // idle arenas kept per signature (concurrent runs)
 
 std::vector<int64_t> signature(std::span<const Value> inputs) {
+  size_t n = 0;
+  for (const Value& v : inputs) n += 3 + (v.is_tensor() ? v.tensor().rank() : 0);
   std::vector<int64_t> sig;
+  sig.reserve(n);  // one allocation per run
   for (const Value& v : inputs) {
     sig.push_back(static_cast<int64_t>(v.kind()));
     if (!v.is_tensor()) continue;
