@@ -8,6 +8,7 @@ namespace {
 
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> parts;
+  parts.reserve(8);  // every route has at most 7 parts: one allocation per request
   size_t i = 0;
   while (i < path.size()) {
     size_t j = path.find('/', i);
