@@ -7,6 +7,9 @@
 //
 // Rows whose scores are all -inf have no maximum: their probabilities stay 0 and the sum 0, which the last step turns
 // into NaN as the unfused softmax gives (0 with nan_to_zero, as Where(IsNaN(P), 0, P) gives).
+//
+// Run only with ORCHARD_CUDA_ATTENTION=flash: right on every layout, but slower on gpt2 and bert_base than the two
+// cuBLAS products of cuda_ops_fused.cpp (bench/RESULTS.md, session 12; at batch 1, 24 blocks for 132 SMs).
 #include <cuda_fp16.h>
 #include <mma.h>
 
