@@ -172,7 +172,8 @@ Node fused_node(const Graph& g, const Node& anchor, const char* op, std::vector<
 bool try_fuse_gemm(Graph& g, const GraphUses& uses, size_t i, const PassContext& ctx) {
   const Node& gemm = g.nodes[i];
   if (gemm.num_inputs() < 2 || gemm.outputs.size() != 1 || gemm.attr_int("transA", 0) != 0 ||
-      gemm.attr_int("transB", 0) != 0 || gemm.attr_float("alpha", 1.0f) != 1.0f || gemm.attr_float("beta", 1.0f) != 1.0f) {
+      gemm.attr_int("transB", 0) != 0 || gemm.attr_float("alpha", 1.0f) != 1.0f ||
+      gemm.attr_float("beta", 1.0f) != 1.0f) {
     return false;
   }
   const std::string c = gemm.has_input(2) ? gemm.inputs[2] : "";

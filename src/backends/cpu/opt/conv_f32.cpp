@@ -198,8 +198,8 @@ std::optional<PaddedGeom> padded_geometry(const ConvGeom& g, bool implicit) {
   return pg;
 }
 
-// dst[0, n) = src[0, n) for the short runs of PaddedSource (any n; fastest below 16): blocks of fixed size (copied in registers,
-// where a loop of them would become a call to memmove), then the rest.
+// dst[0, n) = src[0, n) for the short runs of PaddedSource (any n; fastest below 16): blocks of fixed size
+// (copied in registers, where a loop of them would become a call to memmove), then the rest.
 inline void copy_short(float* __restrict dst, const float* __restrict src, int64_t n) {
   if (n >= 8) {
     std::memcpy(dst, src, 8 * sizeof(float));
