@@ -7,6 +7,17 @@
 cd "$(dirname "$0")" && tar xzf bin.tar.gz
 export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64:/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s]"; }
+against_cpu() {  # each model's outputs on CUDA in fp32 and fp16 against the CPU's (fixed dims, N=2)
+  for m in "$@"; do
+    local F="/tmp/m/$m.onnx --dim N=2 --dim S=128 --fix-dims"
+    rm -rf /tmp/o && mkdir -p /tmp/o/cpu /tmp/o/cuda /tmp/o/half
+    timeout 60 ./orchard run $F --backend cpu --output-dir /tmp/o/cpu > /dev/null 2>&1
+    timeout 60 ./orchard run $F --backend cuda,cpu --output-dir /tmp/o/cuda > /dev/null 2>&1
+    timeout 60 ./orchard run $F --backend cuda,cpu --precision fp16 --output-dir /tmp/o/half > /dev/null 2>&1
+    echo "$(el) $m fp32: $(python3 tools/compare_outputs.py /tmp/o/cuda /tmp/o/cpu --tol 1e-4 2>&1 | tail -1)" \
+      " fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
+  done
+}
 if [ "${1:-}" = lean ]; then  # `cuda_s12.sh lean`: attention checks, the four models' timings and the PyTorch peers
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
   mkdir -p /tmp/m
@@ -17,14 +28,7 @@ if [ "${1:-}" = lean ]; then  # `cuda_s12.sh lean`: attention checks, the four m
     --gtest_filter='CudaModes.Float16FusedAttentionLayouts*:FusedAttention.Bs3hd*' > $OUT/memcheck.log 2>&1; echo "$(el) memcheck rc=$?"
   grep -E 'ERROR SUMMARY' $OUT/memcheck.log | head -2
   while [ ! -f /tmp/m/done ]; do sleep 1; done
-  for m in gpt2 bert_base; do
-    F="/tmp/m/$m.onnx --dim N=2 --dim S=128 --fix-dims"
-    rm -rf /tmp/o && mkdir -p /tmp/o/cpu /tmp/o/cuda /tmp/o/half
-    timeout 60 ./orchard run $F --backend cpu --output-dir /tmp/o/cpu > /dev/null 2>&1
-    timeout 60 ./orchard run $F --backend cuda,cpu --output-dir /tmp/o/cuda > /dev/null 2>&1
-    timeout 60 ./orchard run $F --backend cuda,cpu --precision fp16 --output-dir /tmp/o/half > /dev/null 2>&1
-    echo "$(el) $m N=2 fp32: $(python3 tools/compare_outputs.py /tmp/o/cuda /tmp/o/cpu --tol 1e-4 2>&1 | tail -1)  fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
-  done
+  against_cpu gpt2 bert_base
   for m in gpt2 bert_base resnet50 mobilenet_v2; do for n in 1 32; do
     F="/tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs --warmup 10 --runs 50"
     case $m in gpt2|bert_base) echo "-- $m N=$n before: $(timeout 40 ./orchard_before bench $F 2>&1 | grep -E 'median' | tr '\n' ' ')";; esac
@@ -68,14 +72,7 @@ timeout 90 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcod
 grep -E 'ERROR SUMMARY|PASSED|FAILED' $OUT/memcheck.log | head -5
 while [ ! -f /tmp/m/done ]; do sleep 1; done
 echo "$(el) == against the CPU (fixed dims, N=2)"
-for m in gpt2 bert_base whisper_tiny_encoder; do
-  F="/tmp/m/$m.onnx --dim N=2 --dim S=128 --fix-dims"
-  rm -rf /tmp/o && mkdir -p /tmp/o/cpu /tmp/o/cuda /tmp/o/half
-  timeout 60 ./orchard run $F --backend cpu --output-dir /tmp/o/cpu > /dev/null 2>&1
-  timeout 60 ./orchard run $F --backend cuda,cpu --output-dir /tmp/o/cuda > /dev/null 2>&1
-  timeout 60 ./orchard run $F --backend cuda,cpu --precision fp16 --output-dir /tmp/o/half > /dev/null 2>&1
-  echo "$m fp32: $(python3 tools/compare_outputs.py /tmp/o/cuda /tmp/o/cpu --tol 1e-4 2>&1 | tail -1)  fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
-done
+against_cpu gpt2 bert_base whisper_tiny_encoder
 echo "$(el) == fp16, fixed dims, device I/O: before (session 11's main) / now"
 for m in gpt2 bert_base resnet50 mobilenet_v2; do for n in 1 32; do
   F="/tmp/m/$m.onnx --dim N=$n --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --device-inputs --device-outputs --warmup 10 --runs 50"

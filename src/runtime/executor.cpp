@@ -113,6 +113,7 @@ bool reads(const Backend& backend, MemoryPlace place) {
 // Records a profiled step; callers test env.profile first, so that an unprofiled run builds no names.
 void record(RunEnv& env, const std::string& name, const std::string& backend, const char* category,
             std::chrono::steady_clock::time_point t0, std::vector<Shape> shapes = {}) {
+  if (!env.profile) return;
   const auto t1 = std::chrono::steady_clock::now();
   NodeProfile p;
   p.name = name;

@@ -184,6 +184,7 @@ class ConvDnnl final : public OpKernel {
     const DnnlConvState* state = ctx.state<DnnlConvState>();
     if (state == nullptr) return internal_error("run without reshape");
     const ConvGeom& g = state->g;
+    if (pointwise_ && g.out[0] * g.out[1] <= kFewPixels) return run_pointwise_nhwc(ctx, pointwise_weights(), act_);
     float* bias = nullptr;
     if (has_bias_) {
       ORCHARD_ASSIGN_OR_RETURN(const Tensor* b, ctx.input_tensor(2));
@@ -201,7 +202,6 @@ class ConvDnnl final : public OpKernel {
       }
       z = zt->data<float>();
     }
-    if (pointwise_ && g.out[0] * g.out[1] <= kFewPixels) return run_pointwise_nhwc(ctx, pointwise_weights(), act_);
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, DType::float32, out));
     if (y.numel() == 0) return Status::OK();
     ORCHARD_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, plan_for(*state, ctx.pool().size()));
@@ -324,12 +324,8 @@ class ConvDnnl final : public OpKernel {
     std::lock_guard<std::mutex> lock(weights_mu_);
     if (!gemm_weights_) {
       SingleThreaded one;
-      std::vector<float> plain(static_cast<size_t>(M_ * cg_));
-      dnnl::memory dst(plain_weights_desc(), cpu_engine(), plain.data());
-      dnnl::stream stream(cpu_engine());
-      dnnl::reorder(weights_.front(), dst).execute(stream, weights_.front(), dst);
-      stream.wait();
-      gemm_weights_ = pack_pointwise_weights(M_, cg_, plain.data());
+      const dnnl::memory plain = reordered(weights_.front(), plain_weights_desc());  // [M, 1, 1, C]
+      gemm_weights_ = pack_pointwise_weights(M_, cg_, static_cast<const float*>(plain.get_data_handle()));
     }
     return *gemm_weights_;
   }
