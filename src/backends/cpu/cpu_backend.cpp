@@ -34,12 +34,12 @@ runtime::DeviceInfo cpu_device_info(const SessionOptions& options) {
 }
 
 // True when the graph should give this CPU its 2-D convolutions in NHWC: oneDNN's FusedConv variant is built in
-// (conv_dnnl.cpp) and can run (AVX-512), unless ORCHARD_CPU_CHANNELS_LAST=0 or ORCHARD_ONEDNN=0 (comparisons).
+// (conv_dnnl.cpp) and can run (AVX2 or AVX-512), unless ORCHARD_CPU_CHANNELS_LAST=0 or ORCHARD_ONEDNN=0 (comparisons).
 bool wants_channels_last() {
 #if defined(ORCHARD_HAVE_DNNL)
   const char* env = std::getenv("ORCHARD_CPU_CHANNELS_LAST");
   if (opt::dnnl_util::disabled_by_env() || (env != nullptr && std::strcmp(env, "0") == 0)) return false;
-  return (cpu_features() & kCpuAvx512) != 0;
+  return (cpu_features() & (kCpuAvx2 | kCpuAvx512)) != 0;
 #else
   return false;
 #endif

@@ -17,7 +17,7 @@ class CpuBackend final : public runtime::KernelBackend {
   // the op harness holds every optimized variant to.
   static std::shared_ptr<CpuBackend> reference_only(const SessionOptions& options);
 
-  // True where oneDNN's NHWC convolutions are built in and this CPU runs them (AVX-512): the graph optimizer
+  // True where oneDNN's NHWC convolutions are built in and this CPU runs them (AVX2 or AVX-512): the graph optimizer
   // then gives the CPU its 2-D convolutions as FusedConv layout nhwc (graph/passes/layout.cpp).
   bool prefers_channels_last() const override { return channels_last_; }
   // oneDNN's per-call costs (a few microseconds per convolution) and the Transposes at the edges: the digits

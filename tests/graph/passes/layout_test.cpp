@@ -122,13 +122,13 @@ TEST(ChannelsLast, NothingChangesForBackendsThatDoNotAsk) {
   EXPECT_EQ(ops.at("Conv"), 1) << "the depthwise convolution has nothing to fuse";
 }
 
-// The CPU backend asks where oneDNN's NHWC convolutions are built in and the CPU has AVX-512; its own kernels
+// The CPU backend asks where oneDNN's NHWC convolutions are built in and the CPU has AVX2 or AVX-512; its own kernels
 // (oneDNN's for FusedConv nhwc) then match the unoptimized graph.
 TEST(ChannelsLast, TheCpuBackendAsksWhereOneDnnRuns) {
   const bool asks = cpu::CpuBackend(SessionOptions{}).prefers_channels_last();
   bool dnnl = false;
-  for (const runtime::KernelDef& k : cpu::all_kernels()) dnnl |= k.op == "FusedConv" && k.cpu_features == kCpuAvx512;
-  EXPECT_EQ(asks, dnnl && (cpu_features() & kCpuAvx512) != 0);
+  for (const runtime::KernelDef& k : cpu::all_kernels()) dnnl |= k.op == "FusedConv" && k.cpu_features == kCpuAvx2;
+  EXPECT_EQ(asks, dnnl && (cpu_features() & (kCpuAvx2 | kCpuAvx512)) != 0);
   if (!asks) GTEST_SKIP() << "this build or CPU has no oneDNN convolutions";
   // A tiny CNN (under Backend::channels_last_min_macs) stays NCHW.
   ModelBuilder tiny;

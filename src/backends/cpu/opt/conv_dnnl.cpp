@@ -1,7 +1,9 @@
 // FusedConv in the nhwc layout (X, Z, Y [N, H, W, C]; W [M, kH, kW, C/group]) on oneDNN's convolutions. In this
 // layout oneDNN's AVX-512 kernels ran resnet50 25% faster end to end than the NCHW kernels of conv_f32.cpp, and
-// depthwise convolutions 2-7x faster (bench/RESULTS.md, session 11), which is why the CPU backend asks the graph
-// for channels last when this file is built (ORCHARD_DNNL, oneDNN found) and the CPU has AVX-512.
+// depthwise convolutions 2-7x faster (bench/RESULTS.md, session 11); on an AVX2-only CPU (an AMD EPYC, session 13)
+// its AVX2 kernels took resnet50 from 328 to 144 ms and mobilenet_v2 from 30 to 8.4 at one thread. Hence the CPU
+// backend asks the graph for channels last when this file is built (ORCHARD_DNNL, oneDNN found) and the CPU has
+// AVX2 or AVX-512.
 //
 // Threads: oneDNN is called single-threaded from inside Orchard's pool, never with its own OpenMP threads (so
 // nothing oversubscribes the pool). A run is split into tasks of whole images or, when there are fewer images
@@ -355,7 +357,7 @@ class ConvDnnl final : public OpKernel {
 constexpr int kPriority = 20;  // above conv_f32.cpp's variants (which decline nhwc anyway)
 
 constexpr KernelDef kVariants[] = {
-    {"com.orchard", "FusedConv", 1, 1, ConvDnnl::create, {DType::float32}, 0, kCpuAvx512, kPriority},
+    {"com.orchard", "FusedConv", 1, 1, ConvDnnl::create, {DType::float32}, 0, kCpuAvx2, kPriority},
 };
 
 }  // namespace
