@@ -275,6 +275,21 @@ TEST(FusedConv, NhwcLayoutMatchesNchwBetweenTransposes) {
   EXPECT_NE(r.status().message().find("nwhc"), std::string::npos) << r.status().to_string();
 }
 
+// Strided convolutions whose last input rows no window reads (resnet50's stride-2 downsampling 1x1 on 14 rows):
+// each band of output rows also takes those rows, on one to three threads (bands of one image), against NCHW.
+TEST(FusedConv, NhwcStridedBandsWithUnreadRowsMatchNchw) {
+  const NhwcCase cases[] = {
+      {{1, 16, 14, 14}, {24, 16, 1, 1}, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
+      {{2, 8, 9, 7}, {8, 8, 1, 1}, 1, {3, 2}, {0, 0, 0, 0}, {1, 1}},
+      {{1, 6, 10, 10}, {6, 6, 3, 3}, 1, {2, 2}, {0, 0, 0, 0}, {1, 1}},
+      {{1, 6, 12, 11}, {6, 1, 3, 3}, 6, {3, 3}, {1, 1, 0, 0}, {1, 1}},
+  };
+  unsigned seed = 4000;
+  for (const NhwcCase& k : cases) {
+    for (const int threads : {1, 2, 3}) expect_nhwc_matches_nchw(k, {"Relu", {}}, true, threads == 2, threads, seed);
+  }
+}
+
 // Pointwise (1x1) convolutions in nhwc over a few pixels per image, as squeeze-excitation blocks have on
 // [N, 1, 1, C]: one GEMM on the pixels (the oneDNN variant hands such runs to it; without oneDNN the pointwise
 // variant takes every pointwise nhwc convolution), against the NCHW convolution; one and two threads.
