@@ -72,7 +72,10 @@ OpCase& OpCase::attr(const std::string& name, std::shared_ptr<const graph::Graph
 
 namespace {
 
-Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared_ptr<runtime::Backend>>& chain) {
+// Runs the case on `chain`; `backend_out`, when given, receives the index in the chain of the backend that ran the
+// node and `declined_out` why earlier backends declined it.
+Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared_ptr<runtime::Backend>>& chain,
+                                  int* backend_out = nullptr, std::string* declined_out = nullptr) {
   auto g = std::make_shared<graph::Graph>();
   graph::Node node;
   node.name = "under_test";
@@ -113,6 +116,13 @@ Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared
   }
   g->nodes.push_back(std::move(node));
   ORCHARD_ASSIGN_OR_RETURN(auto compiled, runtime::CompiledGraph::compile(g, chain, nullptr));
+  const runtime::Placement& placement = compiled->placement();
+  if (backend_out) *backend_out = placement.node_backend.empty() ? -1 : placement.node_backend[0];
+  if (declined_out && !placement.declined.empty()) {
+    for (const runtime::Declined& d : placement.declined[0]) {
+      *declined_out += chain[static_cast<size_t>(d.backend)]->device().name + ": " + d.reason + "; ";
+    }
+  }
   static ThreadPool default_pool(0);
   // Under qemu-user the tests pin ORCHARD_NUM_THREADS=1 (tests/CMakeLists.txt: a second thread makes the whole
   // emulated process ~100x slower), and a case's own thread count gives way to it.
@@ -125,16 +135,29 @@ Result<std::vector<Value>> run_on(const OpCase& c, const std::vector<std::shared
   return compiled->run(feeds, env, nullptr);
 }
 
-// Returns element k of a float tensor as double.
+// Returns element k of a float32, float16 or bfloat16 tensor as double.
 double float_at(const Tensor& t, int64_t k) {
-  return t.dtype() == DType::float16 ? static_cast<double>(static_cast<float>(t.data<float16>()[k]))
-                                     : static_cast<double>(t.data<float>()[k]);
+  switch (t.dtype()) {
+    case DType::float16: return static_cast<double>(static_cast<float>(t.data<float16>()[k]));
+    case DType::bfloat16: return static_cast<double>(static_cast<float>(t.data<bfloat16>()[k]));
+    default: return static_cast<double>(t.data<float>()[k]);
+  }
+}
+
+// The tolerance of an accelerator's float outputs, relative to the output's scale: bfloat16 keeps 8 significant
+// bits (a rounding step of 2^-8 = 0.4%), float16 11, float32 24.
+double relative_tolerance(DType t) {
+  switch (t) {
+    case DType::float16: return 1e-2;
+    case DType::bfloat16: return 2e-2;
+    default: return 1e-4;
+  }
 }
 
 // Expects another backend's run of one case to agree with the CPU's: same success, same shapes and dtypes,
 // strings and integers equal. Floats: bit for bit (NaNs match NaNs) when `exact` (the test backends run the
 // CPU's own kernels); otherwise within a tolerance relative to the output's scale (largest |value|, at least
-// 1): float32 1e-4, float16 1e-2 (an accelerator's kernels round differently from the reference).
+// 1): float32 1e-4, float16 1e-2, bfloat16 2e-2 (an accelerator's kernels round differently from the reference).
 void expect_agrees(const OpCase& c, const std::string& backend, const Result<std::vector<Value>>& got,
                    const Result<std::vector<Value>>& want, bool exact) {
   const std::string what = c.op + " on " + backend;
@@ -154,7 +177,7 @@ void expect_agrees(const OpCase& c, const std::string& backend, const Result<std
       for (int64_t k = 0; k < wt.numel(); ++k) EXPECT_EQ(gt.data<std::string>()[k], wt.data<std::string>()[k]) << what;
       continue;
     }
-    const bool is_float = wt.dtype() == DType::float32 || wt.dtype() == DType::float16;
+    const bool is_float = wt.dtype() == DType::float32 || wt.dtype() == DType::float16 || wt.dtype() == DType::bfloat16;
     if (wt.nbytes() == 0 || std::memcmp(gt.raw_data(), wt.raw_data(), wt.nbytes()) == 0) continue;
     if (!is_float) {
       ADD_FAILURE() << what << ": output " << i << " differs from the CPU reference";
@@ -167,7 +190,7 @@ void expect_agrees(const OpCase& c, const std::string& backend, const Result<std
         const double v = std::fabs(float_at(wt, k));
         if (std::isfinite(v)) scale = std::max(scale, v);
       }
-      tol = (wt.dtype() == DType::float16 ? 1e-2 : 1e-4) * scale;
+      tol = relative_tolerance(wt.dtype()) * scale;
     }
     int64_t bad = 0;
     for (int64_t k = 0; k < wt.numel(); ++k) {
@@ -211,9 +234,21 @@ Result<std::vector<Value>> run_op(const OpCase& c) {
   // And on the compiled-in accelerators present on this machine (CUDA with a GPU), within tolerances.
   for (size_t i = 0; i + 1 < chain.size(); ++i) {
     if (!chain[i]->has_op(c.domain, c.op, c.opset)) continue;
-    expect_agrees(c, chain[i]->device().name, run_on(c, {chain[i], cpu}), reference, /*exact=*/false);
+    const std::string& name = chain[i]->device().name;
+    int ran_on = -1;
+    std::string declined;
+    auto got = run_on(c, {chain[i], cpu}, &ran_on, &declined);
+    if (c.accelerated && got.ok()) {
+      EXPECT_EQ(ran_on, 0) << c.op << " was left to the CPU, not run on " << name << ": " << declined;
+    }
+    expect_agrees(c, name, got, reference, /*exact=*/false);
   }
   return want;
+}
+
+Result<std::vector<Value>> run_op_on(const OpCase& c, const std::vector<std::shared_ptr<runtime::Backend>>& chain,
+                                     int* ran_on) {
+  return run_on(c, chain, ran_on);
 }
 
 Tensor random_float_tensor(Shape s, unsigned seed) {
@@ -233,6 +268,10 @@ void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol, doub
       case DType::float32: g = got.data<float>()[i]; w = want.data<float>()[i]; break;
       case DType::float64: g = got.data<double>()[i]; w = want.data<double>()[i]; break;
       case DType::float16: g = static_cast<float>(got.data<float16>()[i]); w = static_cast<float>(want.data<float16>()[i]); break;
+      case DType::bfloat16:
+        g = static_cast<float>(got.data<bfloat16>()[i]);
+        w = static_cast<float>(want.data<bfloat16>()[i]);
+        break;
       case DType::int32: g = got.data<int32_t>()[i]; w = want.data<int32_t>()[i]; break;
       case DType::int64: g = static_cast<double>(got.data<int64_t>()[i]); w = static_cast<double>(want.data<int64_t>()[i]); break;
       case DType::int8: g = got.data<int8_t>()[i]; w = want.data<int8_t>()[i]; break;

@@ -12,6 +12,10 @@
 #include "graph/graph.hpp"
 #include "orchard/tensor.hpp"
 
+namespace orchard::runtime {
+class Backend;
+}  // namespace orchard::runtime
+
 namespace orchard::testing {
 
 struct OpCase {
@@ -24,6 +28,7 @@ struct OpCase {
   std::vector<std::string> constants;  // names of the inputs given by constant()
   int threads = 0;                     // the pool's size (0: ThreadPool::default_threads())
   bool declare_shapes = false;         // the graph declares each fed input's shape (else only its dtype)
+  bool accelerated = false;            // each accelerator present that has the op must run the node itself
 
   OpCase(std::string op_type, int version, std::string dom = "") : op(std::move(op_type)), opset(version), domain(std::move(dom)) {}
   OpCase& input(std::string name, Value v) {
@@ -56,6 +61,12 @@ struct OpCase {
     declare_shapes = true;
     return *this;
   }
+  // Expects each compiled-in accelerator present that has the op (CUDA with a GPU) to run the node, not to leave
+  // it to the CPU, where the comparison with the CPU would hold whatever the accelerator's kernels do.
+  OpCase& on_accelerator() {
+    accelerated = true;
+    return *this;
+  }
   OpCase& attr(const std::string& name, int64_t v);
   OpCase& attr(const std::string& name, float v);
   OpCase& attr(const std::string& name, const std::string& v);
@@ -67,15 +78,21 @@ struct OpCase {
 };
 
 // Runs the case on the CPU backend (its best variant per op) and returns its outputs in order. Expects the
-// same result, within per-dtype tolerances, from the reference kernels alone (the oracle) and from the
-// compiled-in accelerators present (CUDA), and bit for bit from the test device and the test compiler (they
-// run the CPU's kernels).
+// same result, within per-dtype tolerances (float32 1e-4, float16 1e-2, bfloat16 2e-2 of the output's scale), from
+// the reference kernels alone (the oracle) and from the compiled-in accelerators present (CUDA), and bit for bit
+// from the test device and the test compiler (they run the CPU's kernels).
 Result<std::vector<Value>> run_op(const OpCase& c);
+
+// Runs the case on `chain` alone (a fallback chain, the CPU last), comparing it with nothing: for dtypes the CPU's
+// kernels lack. `ran_on`, when given, receives the index in the chain of the backend that ran the node.
+Result<std::vector<Value>> run_op_on(const OpCase& c, const std::vector<std::shared_ptr<runtime::Backend>>& chain,
+                                     int* ran_on = nullptr);
 
 // Returns a float32 tensor of shape s with values uniform in [-1, 1) from `seed`.
 Tensor random_float_tensor(Shape s, unsigned seed);
 
-// Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want|.
+// Expects `got` to equal `want` in dtype and shape, and elementwise within atol + rtol*|want| (float16 and
+// bfloat16 compared as float).
 void expect_tensor_near(const Tensor& got, const Tensor& want, double rtol = 1e-5, double atol = 1e-6);
 
 }  // namespace orchard::testing

@@ -162,12 +162,37 @@ class CudaEvent final : public runtime::Event {
 }  // namespace
 
 CudaStream::~CudaStream() {
-  // Work still queued may read the staging blocks and the cuBLAS workspace: let it finish first.
-  cudaStreamSynchronize(stream_);
+  // Work still queued may read the staging blocks, the cuBLAS workspace and the fault record: let it finish.
+  const bool idle = cudaStreamSynchronize(stream_) == cudaSuccess;
   recycle_staging();
+  if (fault_) backend_.pinned().release(fault_, fault_capacity_);
   if (blas_) backend_.release_blas(blas_);
-  cudaStreamDestroy(stream_);
+  if (pooled_ && idle) {
+    backend_.release_stream(stream_);
+  } else {
+    cudaStreamDestroy(stream_);
+  }
 }
+
+DeviceFault* CudaStream::fault_record() {
+  faults_used_ = true;
+  if (redirect_) return redirect_;
+  if (!fault_) {
+    fault_ = static_cast<DeviceFault*>(backend_.pinned().acquire(sizeof(DeviceFault), &fault_capacity_));
+    if (fault_) *fault_ = DeviceFault{};
+  }
+  return fault_;
+}
+
+namespace {
+// The message of a fault a kernel reported.
+Status fault_status(const DeviceFault& f) {
+  if (f.code == FaultCode::gather_index) {
+    return invalid_argument("[Gather] index ", f.value, " out of range for axis size ", f.limit);
+  }
+  return internal_error("[cuda] a kernel reported fault code ", static_cast<int>(f.code));
+}
+}  // namespace
 
 Result<std::unique_ptr<runtime::Event>> CudaStream::record() {
   cudaEvent_t e = nullptr;
@@ -182,6 +207,11 @@ Result<std::unique_ptr<runtime::Event>> CudaStream::record() {
 Status CudaStream::synchronize() {
   ORCHARD_CUDA_CALL(cudaStreamSynchronize(stream_));
   recycle_staging();
+  if (fault_ && fault_->code != FaultCode::none) {
+    const DeviceFault f = *fault_;
+    *fault_ = DeviceFault{};
+    return fault_status(f);
+  }
   return Status::OK();
 }
 
@@ -314,6 +344,7 @@ CudaBackend::CudaBackend(runtime::DeviceInfo info, const CudaOptions& options)
 
 CudaBackend::~CudaBackend() {
   for (cublasHandle_t h : blas_free_) (*cublas_api())->destroy(h);
+  for (cudaStream_t s : stream_free_) cudaStreamDestroy(s);
 }
 
 bool CudaBackend::prefers_channels_last() const {
@@ -356,10 +387,22 @@ Result<std::shared_ptr<CudaBackend>> CudaBackend::create(const CudaOptions& opti
 Result<std::unique_ptr<runtime::Stream>> CudaBackend::new_stream() const {
   ORCHARD_CUDA_CALL(cudaSetDevice(options_.device));
   cudaStream_t s = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(blas_mu_);
+    if (!stream_free_.empty()) {
+      s = stream_free_.back();
+      stream_free_.pop_back();
+    }
+  }
   // A blocking stream: work on the legacy default stream (frees outside a run, compile-time uploads) orders
   // with it.
-  ORCHARD_CUDA_CALL(cudaStreamCreate(&s));
-  return std::unique_ptr<runtime::Stream>(new CudaStream(*this, s));
+  if (!s) ORCHARD_CUDA_CALL(cudaStreamCreate(&s));
+  return std::unique_ptr<runtime::Stream>(new CudaStream(*this, s, true));
+}
+
+void CudaBackend::release_stream(cudaStream_t s) const {
+  std::lock_guard<std::mutex> lock(blas_mu_);
+  stream_free_.push_back(s);
 }
 
 Result<std::unique_ptr<CudaStream>> CudaBackend::new_capture_stream() const {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/cuda_kernels.hpp"
 #include "orchard/device_memory.hpp"
 #include "runtime/kernel_backend.hpp"
 
@@ -84,13 +85,25 @@ class CudaAllocator final : public Allocator {
 };
 
 // One run's stream on the GPU: the cudaStream_t its kernels and copies are queued on, a cuBLAS handle bound
-// to it, and the pinned staging blocks its pending uploads read (recycled at synchronize).
+// to it, the pinned staging blocks its pending uploads read (recycled at synchronize) and the record where its
+// kernels report bad input found on the device. `pooled`: the cudaStream_t goes back to the backend's pool at
+// destruction instead of being destroyed.
 class CudaStream final : public runtime::Stream {
  public:
-  CudaStream(const CudaBackend& backend, cudaStream_t stream) : backend_(backend), stream_(stream) {}
+  CudaStream(const CudaBackend& backend, cudaStream_t stream, bool pooled = false)
+      : backend_(backend), stream_(stream), pooled_(pooled) {}
   ~CudaStream() override;
   Result<std::unique_ptr<runtime::Event>> record() override;
+  // Waits for the queued work; then a fault a kernel reported (DeviceFault) fails the call with a message
+  // naming it (invalid_argument), and the record is cleared for the stream's next use.
   Status synchronize() override;
+  // Returns where kernels queued now report faults: the record of a CUDA graph being captured (redirect_faults),
+  // else this stream's own pinned one (made on first use). Null when pinned memory cannot be had.
+  DeviceFault* fault_record();
+  // Makes kernels queued on this stream report into `record` (a graph's own, read at each replay).
+  void redirect_faults(DeviceFault* record) { redirect_ = record; }
+  // Returns whether fault_record() was asked for since construction.
+  bool faults_used() const { return faults_used_; }
   cudaStream_t get() const { return stream_; }
   // Returns this stream's cuBLAS handle (taken from the backend's pool on first use).
   Result<cublasHandle_t> blas();
@@ -107,6 +120,11 @@ class CudaStream final : public runtime::Stream {
  private:
   const CudaBackend& backend_;
   cudaStream_t stream_;
+  bool pooled_ = false;
+  DeviceFault* fault_ = nullptr;  // pinned, this stream's own
+  size_t fault_capacity_ = 0;
+  DeviceFault* redirect_ = nullptr;
+  bool faults_used_ = false;
   cublasHandle_t blas_ = nullptr;
   void* blas_ws_ = nullptr;
   size_t blas_ws_bytes_ = 0;
@@ -176,6 +194,9 @@ class CudaBackend final : public runtime::KernelBackend {
   Result<cublasHandle_t> acquire_blas() const;
   // Returns a handle obtained from acquire_blas().
   void release_blas(cublasHandle_t h) const;
+  // Returns a stream taken by new_stream() to the pool once its work is done (a run's stream is reused by
+  // the next run instead of created and destroyed each time).
+  void release_stream(cudaStream_t s) const;
 
  private:
   CudaBackend(runtime::DeviceInfo info, const CudaOptions& options);
@@ -185,6 +206,7 @@ class CudaBackend final : public runtime::KernelBackend {
   mutable PinnedPool pinned_;
   mutable std::mutex blas_mu_;
   mutable std::vector<cublasHandle_t> blas_free_;
+  mutable std::vector<cudaStream_t> stream_free_;  // guarded by blas_mu_
 };
 
 // Returns the CUDA kernel table (cuda_kernel_table.cpp).

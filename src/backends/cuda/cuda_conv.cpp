@@ -1,7 +1,9 @@
 // CUDA Conv (2-D NCHW, FusedConv also NHWC; 1-D NCW as height 1; groups, pads, strides, dilations, bias) through cuDNN 9's
 // convolution API. The algorithm (heuristics, or timed by cudnnFind on request) and workspace size are chosen once
 // per input shape in reshape() and cached by the executor.
-// float32 runs with FMA math only (no TF32); float16 may use tensor cores (float32 accumulation).
+// float32 runs with FMA math only (no TF32); float16 and bfloat16 may use tensor cores (float32 accumulation).
+// bfloat16 adds its bias, residual and activation with Orchard's epilogue kernel, never inside cuDNN
+// (cudnnAddTensor, cudnnConvolutionBiasActivationForward), whose bfloat16 support the legacy API leaves unclear.
 #include <cudnn.h>
 
 #include <cstdlib>
@@ -175,7 +177,10 @@ class ConvKernel final : public runtime::OpKernel {
       return unsupported("[Conv] asymmetric pads are not supported by the CUDA kernel");
     }
     auto st = std::make_shared<ConvState>();
-    const cudnnDataType_t dt = dtype_ == DType::float16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    const bool narrow = dtype_ == DType::float16 || dtype_ == DType::bfloat16;  // 16-bit: tensor cores allowed
+    const cudnnDataType_t dt = dtype_ == DType::float16    ? CUDNN_DATA_HALF
+                               : dtype_ == DType::bfloat16 ? CUDNN_DATA_BFLOAT16
+                                                           : CUDNN_DATA_FLOAT;
     ORCHARD_CUDNN_CALL(cudnnCreateTensorDescriptor(&st->x_));
     ORCHARD_CUDNN_CALL(cudnnCreateTensorDescriptor(&st->y_));
     ORCHARD_CUDNN_CALL(cudnnCreateTensorDescriptor(&st->b_));
@@ -188,7 +193,7 @@ class ConvKernel final : public runtime::OpKernel {
     ORCHARD_CUDNN_CALL(cudnnSetConvolution2dDescriptor(st->conv_, pad[0], pad[1], stride[0], stride[1], dil[0], dil[1],
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     ORCHARD_CUDNN_CALL(cudnnSetConvolutionGroupCount(st->conv_, i32(a_.group)));
-    ORCHARD_CUDNN_CALL(cudnnSetConvolutionMathType(st->conv_, dtype_ == DType::float16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    ORCHARD_CUDNN_CALL(cudnnSetConvolutionMathType(st->conv_, narrow ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     int n = 0, c = 0, h = 0, wd = 0;
     ORCHARD_CUDNN_CALL(cudnnGetConvolution2dForwardOutputDim(st->conv_, st->x_, st->w_, &n, &c, &h, &wd));
     if (h <= 0 || wd <= 0) return invalid_argument("[Conv] input ", x.to_string(), " is smaller than the kernel ", w.to_string());
@@ -219,11 +224,12 @@ class ConvKernel final : public runtime::OpKernel {
       if (dtype_ == DType::float32 && tensor_ops) continue;  // no TF32 for float32
       st->algo = perf[i].algo;
       // A timed algorithm runs with the math type it was timed with.
-      if (timed && dtype_ == DType::float16) ORCHARD_CUDNN_CALL(cudnnSetConvolutionMathType(st->conv_, perf[i].mathType));
+      if (timed && narrow) ORCHARD_CUDNN_CALL(cudnnSetConvolutionMathType(st->conv_, perf[i].mathType));
       chosen = true;
     }
     if (!chosen) return unsupported("[Conv] cuDNN has no algorithm for ", x.to_string(), " * ", w.to_string());
-    if (fused_ && fused_call(a_.nhwc) && (fused_->act == UnaryOp::relu || fused_->act == UnaryOp::identity)) {
+    if (fused_ && dtype_ != DType::bfloat16 && fused_call(a_.nhwc) &&
+        (fused_->act == UnaryOp::relu || fused_->act == UnaryOp::identity)) {
       // cuDNN's fused call takes Relu only with the implicit precomputed GEMM.
       if (fused_->act == UnaryOp::relu) st->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
       ORCHARD_CUDNN_CALL(cudnnCreateActivationDescriptor(&st->act_));
@@ -271,7 +277,9 @@ class ConvKernel final : public runtime::OpKernel {
                                                st->workspace ? ws.raw_data() : nullptr, st->workspace, &zero, st->y_,
                                                y.raw_data()));
     // The epilogue's channel of element i is (i / inner) % channels: inner 1 when channels are innermost.
-    if (fused_) return apply_epilogue(ctx, *fused_, y, st->channels, a_.nhwc ? 1 : y.numel() / (st->out[0] * st->channels));
+    const int64_t inner = a_.nhwc ? 1 : y.numel() / (st->out[0] * st->channels);
+    if (fused_) return apply_epilogue(ctx, *fused_, y, st->channels, inner);
+    if (b && dtype_ == DType::bfloat16) return apply_epilogue(ctx, FusedEpilogue{}, y, st->channels, inner);
     if (b) ORCHARD_CUDNN_CALL(cudnnAddTensor(hd, &one, st->b_, b->raw_data(), &one, st->y_, y.raw_data()));
     return Status::OK();
   }
@@ -287,7 +295,9 @@ class ConvKernel final : public runtime::OpKernel {
 KernelResult create_conv(const runtime::KernelCreateContext& ctx) {
   const auto& n = ctx.node;
   const DType dt = ctx.input_type(0).dtype;
-  if (dt != DType::float32 && dt != DType::float16) return unsupported("[cuda] Conv needs a declared float32/float16 input");
+  if (dt != DType::float32 && dt != DType::float16 && dt != DType::bfloat16) {
+    return unsupported("[cuda] Conv needs a declared float32/float16/bfloat16 input");
+  }
   ConvAttrs a;
   a.pads = n.attr_ints("pads");
   a.strides = n.attr_ints("strides");

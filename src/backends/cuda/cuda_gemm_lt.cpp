@@ -11,6 +11,7 @@
 
 #include "backends/cuda/cublas_loader.hpp"
 #include "backends/cuda/cuda_backend.hpp"
+#include "backends/cuda/cuda_ops.hpp"
 
 namespace orchard::cuda {
 
@@ -41,7 +42,7 @@ void LtGemm::clear() {
 }
 
 bool LtGemm::takes(DType t, UnaryOp act, bool residual) {
-  if (!lt_enabled() || (t != DType::float16 && t != DType::float32)) return false;
+  if (!lt_enabled() || (t != DType::float32 && t != DType::float16 && t != DType::bfloat16)) return false;
   if (act != UnaryOp::identity && act != UnaryOp::relu && act != UnaryOp::gelu_tanh) return false;
   return !residual || act == UnaryOp::identity;
 }
@@ -66,7 +67,7 @@ Result<bool> LtGemm::run(DType t, int64_t m, int64_t n, int64_t k, const void* a
     // Row-major y [m x n] = a [m x k] b [k x n] is column-major y^T [n x m] = b^T [n x k] a^T [k x m]: cuBLASLt's
     // A is our b (n x k, ld n), its B our a (k x m, ld k), C and D y (n x m, ld n); the bias runs along D's rows,
     // our columns.
-    const cudaDataType dt = t == DType::float16 ? CUDA_R_16F : CUDA_R_32F;
+    ORCHARD_ASSIGN_OR_RETURN(const cudaDataType dt, blas_type(t));  // the bias too is of y's type
     Plan p{};
     // float32 stays float32 (no TF32), as the cuBLAS path. A failed step leaves no half-made plan behind.
     cublasStatus_t st = api->desc_create(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);

@@ -20,7 +20,8 @@ class LtGemm {
   LtGemm& operator=(const LtGemm&) = delete;
   ~LtGemm();
 
-  // Whether the path takes dtype t with activation `act` (and a residual when `residual`); false when turned off.
+  // Whether the path takes dtype t (float32, float16, bfloat16) with activation `act` (and a residual when
+  // `residual`); false when turned off.
   static bool takes(DType t, UnaryOp act, bool residual);
 
   // y [m x n] = act(a [m x k] b [k x n] + bias [n] + z [m x n]), row-major and contiguous, on the current stream;

@@ -95,6 +95,9 @@ struct PartitionGraphs::Entry {
   std::vector<Value> inputs;   // per partition input: the graph's buffer (device inputs), else none
   std::vector<Value> outputs;  // as captured: graph memory (copied out at each replay), or host values
   std::vector<std::pair<void*, size_t>> staging;  // pinned blocks the graph's uploads read
+  // Where the graph's kernels report faults (pinned); each replay moves a fault to the run's stream record.
+  DeviceFault* fault = nullptr;
+  size_t fault_capacity = 0;
 
   ~Entry() {
     if (done_recorded) cudaEventSynchronize(done);
@@ -103,6 +106,7 @@ struct PartitionGraphs::Entry {
     if (exec) cudaGraphExecDestroy(exec);
     if (done) cudaEventDestroy(done);
     for (auto& [p, cap] : staging) backend->pinned().release(p, cap);
+    if (fault) backend->pinned().release(fault, fault_capacity);
   }
 };
 
@@ -158,6 +162,13 @@ Status PartitionGraphs::capture(Entry& e, const runtime::Executable& inner, runt
   ORCHARD_ASSIGN_OR_RETURN(std::unique_ptr<CudaStream> cap, backend_.new_capture_stream());
   // Handles are taken before the capture: making one allocates, which a capture does not allow.
   ORCHARD_RETURN_IF_ERROR(cap->blas().status());
+  // The graph's kernels report faults into a record of its own (the run's differs at each replay).
+  if (!e.fault) {
+    e.fault = static_cast<DeviceFault*>(backend_.pinned().acquire(sizeof(DeviceFault), &e.fault_capacity));
+    if (!e.fault) return out_of_memory("[cuda] no pinned memory for a CUDA graph's fault record");
+  }
+  *e.fault = DeviceFault{};
+  cap->redirect_faults(e.fault);
   runtime::Frame scratch = ctx.frame;  // the kernels' intermediate values of the capture go here
   std::vector<Value> outs(ctx.outputs.size());
   std::vector<void*> allocs;  // made in the capture and not freed in it
@@ -214,6 +225,10 @@ Status PartitionGraphs::capture(Entry& e, const runtime::Executable& inner, runt
     return inner.run(ctx);
   }
   e.exec = exec;
+  if (!cap->faults_used()) {
+    backend_.pinned().release(e.fault, e.fault_capacity);
+    e.fault = nullptr;
+  }
   ORCHARD_CUDA_CALL(cudaEventCreateWithFlags(&e.done, cudaEventDisableTiming));
   e.outputs = std::move(outs);
   e.staging = cap->take_staging();
@@ -237,6 +252,11 @@ Status PartitionGraphs::replay(Entry& e, runtime::ExecContext& ctx, bool copy_in
     }
   }
   ORCHARD_CUDA_CALL(cudaGraphLaunch(e.exec, s));
+  if (e.fault) {
+    DeviceFault* mine = static_cast<CudaStream*>(ctx.stream)->fault_record();
+    if (!mine) return out_of_memory("[cuda] no pinned memory for the run's fault record");
+    ORCHARD_CUDA_CALL(merge_fault(e.fault, mine, s));
+  }
   for (size_t k = 0; k < e.outputs.size() && k < ctx.outputs.size(); ++k) {
     const Value& v = e.outputs[k];
     if (!v.is_tensor() || v.tensor().place().host_visible()) {

@@ -37,6 +37,8 @@ GraphCounters graph_counters();
 // all on the run's stream and ordered after the previous replay of the same graph (so concurrent runs may share
 // it). A capture fails where a kernel reads device memory on the host or synchronizes; that signature then runs
 // without a graph and the reason is logged at debug level. Profiled runs never use graphs (per-node timings).
+// The graph's kernels report faults (DeviceFault) into a record of the signature's; each replay then moves a fault
+// to the run's stream record, where the run's synchronize() finds it.
 class PartitionGraphs {
  public:
   PartitionGraphs(const CudaBackend& backend, std::string label);

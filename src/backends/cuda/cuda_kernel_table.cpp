@@ -1,5 +1,8 @@
 // The CUDA backend's kernel table: one line per op and opset range (ending at kVerifiedOpset), with the
 // dtypes the kernel takes and the inputs it reads on the host. Ops absent here run on the CPU.
+#include <set>
+#include <string_view>
+
 #include "backends/cpu/kernel_registry.hpp"
 #include "backends/cuda/cuda_ops.hpp"
 
@@ -9,11 +12,15 @@ namespace {
 
 using runtime::KernelDef;
 constexpr int kLast = runtime::kVerifiedOpset;
-const runtime::DTypeSet kFloat = {DType::float32, DType::float16};
-const runtime::DTypeSet kCastable = {DType::float32, DType::float16, DType::int32, DType::int64, DType::boolean};
-// Data movement takes float tensors (and masks): integer shape arithmetic (Shape -> Gather -> Concat -> Reshape)
-// stays on the CPU, where its consumers read it, instead of bouncing to the GPU and back.
-const runtime::DTypeSet kMoved = {DType::float32, DType::float16, DType::boolean};
+// Float kernels take bfloat16 as float16: 16-bit data, float32 math (the flash attention kernel excepted).
+const runtime::DTypeSet kFloat = {DType::float32, DType::float16, DType::bfloat16};
+const runtime::DTypeSet kCastable = {DType::float32, DType::float16, DType::bfloat16, DType::int32, DType::int64,
+                                     DType::boolean};
+// Data movement takes float tensors, masks, and integer tensors that carry the model's input data (token ids on
+// their way to an embedding Gather): integer shape arithmetic (Shape -> Gather -> Concat -> Reshape) stays on the
+// CPU, where its consumers read it, instead of bouncing to the GPU and back (cuda_declines tells them apart).
+const runtime::DTypeSet kMoved = {DType::float32, DType::float16, DType::bfloat16, DType::boolean, DType::int32,
+                                  DType::int64};
 const runtime::DTypeSet kBool = {DType::boolean};
 const runtime::DTypeSet kShapeInput = {DType::int64};
 
@@ -83,7 +90,7 @@ const KernelDef kTable[] = {
     {"", "Concat", 4, kLast, create_concat, kMoved},
     {"", "Slice", 10, kLast, create_slice, kMoved, 0, 0, 0, 0b11110},
     {"", "Expand", 8, kLast, create_expand, kMoved, 0, 0, 0, 0b10},
-    {"", "Gather", 1, kLast, create_gather, kMoved, 0, 0, 0, 0b10},
+    {"", "Gather", 1, kLast, create_gather, kMoved},  // indices read on the device
     {"", "Cast", 6, kLast, create_cast, kCastable},
     {"", "Split", 2, 12, create_split, kMoved},
     {"", "Split", 13, kLast, create_split, kMoved, 0, 0, 0, 0b10},
@@ -128,8 +135,58 @@ std::span<const runtime::KernelDef> cuda_kernels() {
   return table;
 }
 
+namespace {
+
+bool is_integer(DType t) { return t == DType::int32 || t == DType::int64; }
+
+// Returns whether `name` is computed from a graph input through ops other than Shape and Size (the model's data,
+// such as token ids or an attention mask), as opposed to shape arithmetic made of Shape/Size outputs and
+// constants. `seen` keeps the walk linear in the graph's size.
+bool carries_input_data(const runtime::GraphView& view, const std::string& name, std::set<std::string>& seen) {
+  if (name.empty() || !seen.insert(name).second) return false;
+  const int p = view.producer(name);
+  if (p < 0) {
+    if (view.constant(name)) return false;
+    for (const auto& in : view.graph().inputs) {
+      if (in.name == name) return true;
+    }
+    return false;
+  }
+  const graph::Node& n = view.node(p);
+  if (n.op_type == "Shape" || n.op_type == "Size") return false;
+  for (const std::string& in : n.inputs) {
+    if (carries_input_data(view, in, seen)) return true;
+  }
+  return false;
+}
+
+// The inputs of a data-movement op whose bytes it moves (the others are shapes, axes, indices or a condition).
+std::vector<size_t> moved_inputs(const graph::Node& node) {
+  if (node.op_type == "Concat") {
+    std::vector<size_t> all(node.inputs.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return all;
+  }
+  if (node.op_type == "Where") return {1, 2};
+  return {0};
+}
+
+const std::set<std::string_view> kDataMovement = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
+                                                  "Concat", "Slice", "Expand", "Gather", "Split", "Where"};
+
+}  // namespace
+
 std::string cuda_declines(const runtime::GraphView& view, const graph::Node& node) {
   const std::string& op = node.op_type;
+  if (node.domain.empty() && kDataMovement.count(op)) {
+    for (size_t i : moved_inputs(node)) {
+      if (i >= node.inputs.size() || node.inputs[i].empty() || !is_integer(view.type_of(node.inputs[i]).dtype)) continue;
+      std::set<std::string> seen;
+      if (!carries_input_data(view, node.inputs[i], seen)) {
+        return op + " of integer shape arithmetic stays on the CPU with its readers";
+      }
+    }
+  }
   if ((op == "Max" || op == "Min") && node.inputs.size() != 2) {
     return op + " with " + std::to_string(node.inputs.size()) + " inputs (the CUDA kernel takes two)";
   }
@@ -188,16 +245,18 @@ std::string cuda_declines(const runtime::GraphView& view, const graph::Node& nod
   }
   if (op == "ConstantOfShape") {
     const graph::Attribute* a = node.attr("value");
-    if (a && a->t.dtype() != DType::float32 && a->t.dtype() != DType::float16) {
-      return "ConstantOfShape of " + std::string(dtype_name(a->t.dtype())) + " stays with the shape arithmetic on the CPU";
+    const DType v = a ? a->t.dtype() : DType::float32;
+    if (v != DType::float32 && v != DType::float16 && v != DType::bfloat16) {
+      return "ConstantOfShape of " + std::string(dtype_name(v)) + " stays with the shape arithmetic on the CPU";
     }
   }
   if (op == "Split" && node.attr("num_outputs")) return "Split's num_outputs has no CUDA kernel";
   if (op == "Cast") {
     const int64_t to = node.attr_int("to", 0);
-    if (to != 1 && to != 6 && to != 7 && to != 9 && to != 10) return "Cast to ONNX type " + std::to_string(to);
+    const bool to_float = to == 1 || to == 10 || to == 16;  // float32, float16, bfloat16
+    if (!to_float && to != 6 && to != 7 && to != 9) return "Cast to ONNX type " + std::to_string(to);
     const DType from = view.type_of(node.inputs[0]).dtype;
-    if (to != 1 && to != 10 && from != DType::float32 && from != DType::float16) {
+    if (!to_float && from != DType::float32 && from != DType::float16 && from != DType::bfloat16) {
       return "Cast between integer/boolean types stays with the shape arithmetic on the CPU";
     }
   }

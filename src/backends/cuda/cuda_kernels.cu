@@ -1,12 +1,14 @@
 // The CUDA backend's own device kernels: strided copies (Transpose, Slice, Concat, Expand), broadcasting
 // binary and unary elementwise math, comparisons, Where, pooling, BatchNormalization, Softmax, LayerNormalization,
-// Cast, Gather, fills and reductions. Math in float32 for float16 data. One file, because nvcc is slow; each
-// kernel is a plain grid-stride loop or one block per row.
+// Cast, Gather, fills and reductions. Math in float32 for float16 and bfloat16 data. One file, because nvcc is
+// slow; each kernel is a plain grid-stride loop or one block per row.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cfloat>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cuda/cuda_kernels.hpp"
 #include "backends/cuda/fast_div.hpp"
@@ -37,6 +39,33 @@ __device__ __forceinline__ void store(T* p, int64_t i, float v) {
 template <>
 __device__ __forceinline__ void store<__half>(__half* p, int64_t i, float v) {
   p[i] = __float2half(v);
+}
+template <>
+__device__ __forceinline__ float load<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) {
+  return __bfloat162float(p[i]);
+}
+template <>
+__device__ __forceinline__ void store<__nv_bfloat16>(__nv_bfloat16* p, int64_t i, float v) {
+  p[i] = __float2bfloat16(v);  // round to nearest even
+}
+
+template <class T>
+inline constexpr bool is_float16_or_bfloat16 = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+
+template <class T>
+struct Tag {
+  using type = T;
+};
+
+// Calls f(Tag<T>{}) with T the device type of float element type t: __half (f16), __nv_bfloat16 (bf16), else
+// float. The launchers of the float kernels take their element type through it.
+template <class F>
+cudaError_t with_float_type(Elem t, F&& f) {
+  switch (t) {
+    case Elem::f16: return f(Tag<__half>{});
+    case Elem::bf16: return f(Tag<__nv_bfloat16>{});
+    default: return f(Tag<float>{});
+  }
 }
 
 // Offsets of element `i` of the iteration space in operands 0 and 1.
@@ -420,17 +449,19 @@ template <class S, class D>
 __global__ void cast_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    if constexpr (std::is_same_v<S, __half>) {
-      const float f = __half2float(src[i]);
+    if constexpr (std::is_same_v<S, D>) {
+      dst[i] = src[i];
+    } else if constexpr (is_float16_or_bfloat16<S>) {
+      const float f = load(src, i);  // exact; float16 <-> bfloat16 rounds once, in store
       if constexpr (std::is_same_v<D, bool>) {
         dst[i] = f != 0.f;
-      } else if constexpr (std::is_same_v<D, __half>) {
-        dst[i] = src[i];
+      } else if constexpr (is_float16_or_bfloat16<D>) {
+        store(dst, i, f);
       } else {
         dst[i] = static_cast<D>(f);
       }
-    } else if constexpr (std::is_same_v<D, __half>) {
-      dst[i] = __float2half(static_cast<float>(src[i]));
+    } else if constexpr (is_float16_or_bfloat16<D>) {
+      store(dst, i, static_cast<float>(src[i]));
     } else if constexpr (std::is_same_v<D, bool>) {
       dst[i] = src[i] != S(0);
     } else {
@@ -439,16 +470,33 @@ __global__ void cast_kernel(const S* __restrict__ src, D* __restrict__ dst, int6
   }
 }
 
-template <class T>
-__global__ void gather_kernel(const T* __restrict__ data, const int64_t* __restrict__ idx, T* __restrict__ out,
-                              int64_t axis_dim, int64_t num_idx, int64_t inner, int64_t n) {
+template <class T, class I>
+__global__ void gather_kernel(const T* __restrict__ data, const I* __restrict__ idx, T* __restrict__ out,
+                              int64_t axis_dim, int64_t num_idx, int64_t inner, int64_t n, DeviceFault* fault) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t k = i % inner;
     const int64_t j = (i / inner) % num_idx;
     const int64_t o = i / (inner * num_idx);
-    out[i] = data[(o * axis_dim + idx[j]) * inner + k];
+    const int64_t given = static_cast<int64_t>(idx[j]);
+    const int64_t v = given < 0 ? given + axis_dim : given;
+    if (v < 0 || v >= axis_dim) {
+      out[i] = T{};
+      if (k == 0) {
+        fault->value = given;
+        fault->limit = axis_dim;
+        fault->code = FaultCode::gather_index;
+      }
+      continue;
+    }
+    out[i] = data[(o * axis_dim + v) * inner + k];
   }
+}
+
+__global__ void merge_fault_kernel(DeviceFault* from, DeviceFault* to) {
+  if (from->code == FaultCode::none) return;
+  if (to->code == FaultCode::none) *to = *from;
+  from->code = FaultCode::none;
 }
 
 template <class T>
@@ -729,13 +777,11 @@ cudaError_t strided_copy(const void* src, void* dst, size_t elem_size, const Lay
 cudaError_t binary(BinaryOp op, Elem t, const void* a, const void* b, void* out, const Layout& l, cudaStream_t stream) {
   const int64_t n = numel(l);
   if (n == 0) return cudaSuccess;
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      binary_typed(op, static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<__half*>(out), l, n, stream);
+      binary_typed(op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out), l, n, stream);
     });
-  }
-  return launched([&] {
-    binary_typed(op, static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out), l, n, stream);
   });
 }
 
@@ -743,13 +789,12 @@ cudaError_t epilogue(Elem t, void* y, int64_t n, const void* bias, int64_t chann
                      UnaryOp act, float alpha, float beta, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (bias && (channels <= 0 || inner <= 0)) return cudaErrorInvalidValue;
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      epilogue_typed(static_cast<__half*>(y), n, static_cast<const __half*>(bias), channels, inner, static_cast<const __half*>(z), act, alpha, beta, stream);
+      epilogue_typed(static_cast<T*>(y), n, static_cast<const T*>(bias), channels, inner, static_cast<const T*>(z), act,
+                     alpha, beta, stream);
     });
-  }
-  return launched([&] {
-    epilogue_typed(static_cast<float*>(y), n, static_cast<const float*>(bias), channels, inner, static_cast<const float*>(z), act, alpha, beta, stream);
   });
 }
 
@@ -785,12 +830,11 @@ cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, cons
                       const Attention& a, cudaStream_t stream) {
   if (a.batches == 0 || a.sq == 0 || a.dv == 0) return cudaSuccess;
   if (a.batches > INT32_MAX || a.batch_rank > kMaxRank) return cudaErrorInvalidConfiguration;
-  if (t == Elem::f16) {
-    return attention_typed(static_cast<const __half*>(q), static_cast<const __half*>(kt), static_cast<const __half*>(v),
-                           static_cast<const __half*>(mask), static_cast<__half*>(out), a, stream);
-  }
-  return attention_typed(static_cast<const float*>(q), static_cast<const float*>(kt), static_cast<const float*>(v),
-                         static_cast<const float*>(mask), static_cast<float*>(out), a, stream);
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return attention_typed(static_cast<const T*>(q), static_cast<const T*>(kt), static_cast<const T*>(v),
+                           static_cast<const T*>(mask), static_cast<T*>(out), a, stream);
+  });
 }
 
 namespace {
@@ -815,10 +859,10 @@ cudaError_t attention_softmax(Elem t, const float* scores, const void* mask, voi
                               cudaStream_t stream) {
   if (a.batches == 0 || a.sq == 0 || a.sk == 0) return cudaSuccess;
   if (a.batch_rank > kMaxRank) return cudaErrorInvalidConfiguration;
-  if (t == Elem::f16) {
-    return attention_softmax_typed(scores, static_cast<const __half*>(mask), static_cast<__half*>(p), a, stream);
-  }
-  return attention_softmax_typed(scores, static_cast<const float*>(mask), static_cast<float*>(p), a, stream);
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return attention_softmax_typed(scores, static_cast<const T*>(mask), static_cast<T*>(p), a, stream);
+  });
 }
 
 namespace {
@@ -853,13 +897,12 @@ cudaError_t attention_pointers(const void* q, const void* kt, const void* v, voi
 
 cudaError_t unary(UnaryOp op, Elem t, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(x), static_cast<__half*>(y), n, alpha, beta);
+      unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const T*>(x), static_cast<T*>(y), n, alpha,
+                                                         beta);
     });
-  }
-  return launched([&] {
-    unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(x), static_cast<float*>(y), n, alpha, beta);
   });
 }
 
@@ -868,13 +911,11 @@ cudaError_t softmax(Elem t, const void* x, void* y, int64_t outer, int64_t n, in
   if (rows == 0 || n == 0) return cudaSuccess;
   if (rows > INT32_MAX) return cudaErrorInvalidConfiguration;
   const unsigned grid = static_cast<unsigned>(rows);
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      softmax_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<__half*>(y), n, inner, log);
+      softmax_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, inner, log);
     });
-  }
-  return launched([&] {
-    softmax_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<float*>(y), n, inner, log);
   });
 }
 
@@ -883,13 +924,12 @@ cudaError_t layer_norm(Elem t, const void* x, const void* scale, const void* bia
   if (rows == 0 || cols == 0) return cudaSuccess;
   if (rows > INT32_MAX) return cudaErrorInvalidConfiguration;
   const unsigned grid = static_cast<unsigned>(rows);
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      layer_norm_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(scale), static_cast<const __half*>(bias), static_cast<__half*>(y), cols, eps);
+      layer_norm_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(scale),
+                                                       static_cast<const T*>(bias), static_cast<T*>(y), cols, eps);
     });
-  }
-  return launched([&] {
-    layer_norm_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(scale), static_cast<const float*>(bias), static_cast<float*>(y), cols, eps);
   });
 }
 
@@ -900,6 +940,7 @@ cudaError_t cast_from(Elem to, const S* src, void* dst, int64_t n, cudaStream_t 
     switch (to) {
       case Elem::f32: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<float*>(dst), n); break;
       case Elem::f16: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<__half*>(dst), n); break;
+      case Elem::bf16: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<__nv_bfloat16*>(dst), n); break;
       case Elem::i32: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<int32_t*>(dst), n); break;
       case Elem::i64: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<int64_t*>(dst), n); break;
       case Elem::boolean: cast_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, static_cast<bool*>(dst), n); break;
@@ -913,6 +954,7 @@ cudaError_t cast(Elem from, Elem to, const void* src, void* dst, int64_t n, cuda
   switch (from) {
     case Elem::f32: return cast_from(to, static_cast<const float*>(src), dst, n, stream);
     case Elem::f16: return cast_from(to, static_cast<const __half*>(src), dst, n, stream);
+    case Elem::bf16: return cast_from(to, static_cast<const __nv_bfloat16*>(src), dst, n, stream);
     case Elem::i32: return cast_from(to, static_cast<const int32_t*>(src), dst, n, stream);
     case Elem::i64: return cast_from(to, static_cast<const int64_t*>(src), dst, n, stream);
     case Elem::boolean: return cast_from(to, static_cast<const bool*>(src), dst, n, stream);
@@ -920,31 +962,46 @@ cudaError_t cast(Elem from, Elem to, const void* src, void* dst, int64_t n, cuda
   return cudaErrorInvalidValue;
 }
 
-cudaError_t gather(const void* data, const int64_t* idx, void* out, size_t elem_size, int64_t outer, int64_t axis_dim,
-                   int64_t num_idx, int64_t inner, cudaStream_t stream) {
+namespace {
+template <class I>
+void launch_gather(const void* data, const I* idx, void* out, size_t elem_size, int64_t axis_dim,
+                   int64_t num_idx, int64_t inner, int64_t n, DeviceFault* fault, cudaStream_t stream) {
+  switch (elem_size) {
+    case 1: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(data), idx, static_cast<uint8_t*>(out), axis_dim, num_idx, inner, n, fault); break;
+    case 2: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(data), idx, static_cast<uint16_t*>(out), axis_dim, num_idx, inner, n, fault); break;
+    case 4: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(data), idx, static_cast<uint32_t*>(out), axis_dim, num_idx, inner, n, fault); break;
+    default: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(data), idx, static_cast<uint64_t*>(out), axis_dim, num_idx, inner, n, fault); break;
+  }
+}
+}  // namespace
+
+cudaError_t gather(const void* data, const void* idx, bool wide, void* out, size_t elem_size, int64_t outer,
+                   int64_t axis_dim, int64_t num_idx, int64_t inner, DeviceFault* fault, cudaStream_t stream) {
   const int64_t n = outer * num_idx * inner;
   if (n == 0) return cudaSuccess;
   return launched([&] {
-    switch (elem_size) {
-      case 1: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint8_t*>(data), idx, static_cast<uint8_t*>(out), axis_dim, num_idx, inner, n); break;
-      case 2: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint16_t*>(data), idx, static_cast<uint16_t*>(out), axis_dim, num_idx, inner, n); break;
-      case 4: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint32_t*>(data), idx, static_cast<uint32_t*>(out), axis_dim, num_idx, inner, n); break;
-      default: gather_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const uint64_t*>(data), idx, static_cast<uint64_t*>(out), axis_dim, num_idx, inner, n); break;
+    if (wide) {
+      launch_gather(data, static_cast<const int64_t*>(idx), out, elem_size, axis_dim, num_idx, inner, n, fault, stream);
+    } else {
+      launch_gather(data, static_cast<const int32_t*>(idx), out, elem_size, axis_dim, num_idx, inner, n, fault, stream);
     }
   });
+}
+
+cudaError_t merge_fault(DeviceFault* from, DeviceFault* to, cudaStream_t stream) {
+  return launched([&] { merge_fault_kernel<<<1, 1, 0, stream>>>(from, to); });
 }
 
 cudaError_t reduce(ReduceOp op, Elem t, const void* x, void* y, int64_t outer, int64_t n, int64_t inner,
                    cudaStream_t stream) {
   const int64_t outputs = outer * inner;
   if (outputs == 0) return cudaSuccess;
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      reduce_kernel<<<grid_for(outputs), kThreads, 0, stream>>>(op, static_cast<const __half*>(x), static_cast<__half*>(y), n, inner, outputs);
+      reduce_kernel<<<grid_for(outputs), kThreads, 0, stream>>>(op, static_cast<const T*>(x), static_cast<T*>(y), n,
+                                                                inner, outputs);
     });
-  }
-  return launched([&] {
-    reduce_kernel<<<grid_for(outputs), kThreads, 0, stream>>>(op, static_cast<const float*>(x), static_cast<float*>(y), n, inner, outputs);
   });
 }
 
@@ -953,26 +1010,27 @@ cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool
   const int64_t n = numel(layout);
   if (n == 0) return cudaSuccess;
   const Layout l = collapse(layout, 2);
-  return launched([&] {
-    with_index_width(l, n, [&](const auto& lw, auto nw) {
-      switch (t) {
-        case Elem::f16: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const __half*>(a), static_cast<const __half*>(b), out, lw, nw); break;
-        case Elem::boolean: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const bool*>(a), static_cast<const bool*>(b), out, lw, nw); break;
-        default: predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const float*>(a), static_cast<const float*>(b), out, lw, nw); break;
-      }
+  auto launch = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launched([&] {
+      with_index_width(l, n, [&](const auto& lw, auto nw) {
+        predicate_kernel<<<grid_for(n), kThreads, 0, stream>>>(op, static_cast<const T*>(a), static_cast<const T*>(b),
+                                                               out, lw, nw);
+      });
     });
-  });
+  };
+  return t == Elem::boolean ? launch(Tag<bool>{}) : with_float_type(t, launch);
 }
 
 cudaError_t predicate_unary(bool is_nan, Elem t, const void* x, bool* y, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  return launched([&] {
-    switch (t) {
-      case Elem::f16: predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const __half*>(x), y, n); break;
-      case Elem::boolean: predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const bool*>(x), y, n); break;
-      default: predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const float*>(x), y, n); break;
-    }
-  });
+  auto launch = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launched([&] {
+      predicate_unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(is_nan, static_cast<const T*>(x), y, n);
+    });
+  };
+  return t == Elem::boolean ? launch(Tag<bool>{}) : with_float_type(t, launch);
 }
 
 cudaError_t where(const bool* cond, const void* x, const void* y, void* out, size_t elem_size, const Layout& layout,
@@ -993,13 +1051,11 @@ cudaError_t where(const bool* cond, const void* x, const void* y, void* out, siz
 cudaError_t pool2d(Elem t, const void* x, void* y, const Pool2d& p, cudaStream_t stream) {
   const int64_t n = p.planes * p.out_h * p.out_w;
   if (n == 0) return cudaSuccess;
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      pool2d_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<__half*>(y), p, n);
+      pool2d_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), p, n);
     });
-  }
-  return launched([&] {
-    pool2d_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<float*>(y), p, n);
   });
 }
 
@@ -1007,22 +1063,24 @@ cudaError_t batch_norm(Elem t, const void* x, const void* scale, const void* bia
                        void* y, int64_t n, int64_t c, int64_t inner, float eps, cudaStream_t stream) {
   const int64_t total = n * c * inner;
   if (total == 0) return cudaSuccess;
-  if (t == Elem::f16) {
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
     return launched([&] {
-      batch_norm_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(scale), static_cast<const __half*>(bias), static_cast<const __half*>(mean), static_cast<const __half*>(var), static_cast<__half*>(y), c, inner, eps, total);
+      batch_norm_kernel<<<grid_for(total), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(scale), static_cast<const T*>(bias),
+          static_cast<const T*>(mean), static_cast<const T*>(var), static_cast<T*>(y), c, inner, eps, total);
     });
-  }
-  return launched([&] {
-    batch_norm_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(scale), static_cast<const float*>(bias), static_cast<const float*>(mean), static_cast<const float*>(var), static_cast<float*>(y), c, inner, eps, total);
   });
 }
 
 cudaError_t arithmetic_fill(Elem t, void* dst, int64_t n, float start, float delta, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  if (t == Elem::f16) {
-    return launched([&] { arithmetic_fill_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<__half*>(dst), n, start, delta); });
-  }
-  return launched([&] { arithmetic_fill_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<float*>(dst), n, start, delta); });
+  return with_float_type(t, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launched([&] {
+      arithmetic_fill_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<T*>(dst), n, start, delta);
+    });
+  });
 }
 
 }  // namespace orchard::cuda

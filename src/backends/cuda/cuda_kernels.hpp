@@ -13,8 +13,8 @@ namespace orchard::cuda {
 
 inline constexpr int kMaxRank = 8;
 
-// Element types the kernels take.
-enum class Elem : int { f32, f16, i32, i64, boolean };
+// Element types the kernels take. The float kernels take f32, f16 and bf16 (16-bit data computed in float32).
+enum class Elem : int { f32, f16, bf16, i32, i64, boolean };
 
 // An iteration space (dims, row-major) and, per operand, the element stride of each dim and a base offset.
 // A broadcast operand has stride 0 along the dims it repeats.
@@ -50,15 +50,30 @@ cudaError_t layer_norm(Elem t, const void* x, const void* scale, const void* bia
                        int64_t cols, float eps, cudaStream_t stream);
 // dst = cast(src) for n elements.
 cudaError_t cast(Elem from, Elem to, const void* src, void* dst, int64_t n, cudaStream_t stream);
-// out[o, j, i] = data[o, idx[j], i] for data viewed as [outer, axis_dim, inner]; indices already in range.
-cudaError_t gather(const void* data, const int64_t* idx, void* out, size_t elem_size, int64_t outer,
-                   int64_t axis_dim, int64_t num_idx, int64_t inner, cudaStream_t stream);
-// Comparisons (float32/float16 operands) and logical ops (boolean operands), with a boolean result.
+// Bad input a kernel finds on the device (an index out of range), written where the host reads it once the
+// stream has synchronized (pinned host memory, CudaStream::fault_record). Plain stores, no atomics: threads of one
+// kernel write the same code and limit, and the host reports one of their values. code 0: nothing found.
+enum class FaultCode : int32_t { none = 0, gather_index = 1 };
+struct DeviceFault {
+  FaultCode code = FaultCode::none;
+  int32_t reserved = 0;
+  int64_t value = 0;  // the offending value
+  int64_t limit = 0;  // what it had to stay within (an axis size)
+};
+// out[o, j, i] = data[o, idx[j], i] for data viewed as [outer, axis_dim, inner]; idx (int32 or int64, in
+// device memory, `wide`: int64) may be negative (counted from the end). An index outside [-axis_dim, axis_dim)
+// writes zeros and reports FaultCode::gather_index in `fault`.
+cudaError_t gather(const void* data, const void* idx, bool wide, void* out, size_t elem_size, int64_t outer,
+                   int64_t axis_dim, int64_t num_idx, int64_t inner, DeviceFault* fault, cudaStream_t stream);
+// Moves a fault reported in `from` (a CUDA graph's own record) to `to` (the run's) unless `to` holds one
+// already, and clears `from`.
+cudaError_t merge_fault(DeviceFault* from, DeviceFault* to, cudaStream_t stream);
+// Comparisons (float operands) and logical ops (boolean operands), with a boolean result.
 enum class PredicateOp : int { equal, less, greater, less_equal, greater_equal, logical_and, logical_or, logical_xor };
 // out (boolean, contiguous over l.dims) = a op b, with a and b read through layout operands 0 and 1.
 cudaError_t predicate(PredicateOp op, Elem t, const void* a, const void* b, bool* out, const Layout& l,
                       cudaStream_t stream);
-// y = isnan(x) for float32/float16 x (`is_nan`), or y = !x for boolean x, over n elements.
+// y = isnan(x) for float x (`is_nan`), or y = !x for boolean x, over n elements.
 cudaError_t predicate_unary(bool is_nan, Elem t, const void* x, bool* y, int64_t n, cudaStream_t stream);
 // out (contiguous over l.dims) = cond ? x : y, with cond, x and y read through layout operands 0, 1 and 2.
 cudaError_t where(const bool* cond, const void* x, const void* y, void* out, size_t elem_size, const Layout& l,
@@ -74,7 +89,7 @@ cudaError_t pool2d(Elem t, const void* x, void* y, const Pool2d& p, cudaStream_t
 // BatchNormalization (inference) of x viewed as [n, c, inner] with per-channel scale, bias, mean, var.
 cudaError_t batch_norm(Elem t, const void* x, const void* scale, const void* bias, const void* mean, const void* var,
                        void* y, int64_t n, int64_t c, int64_t inner, float eps, cudaStream_t stream);
-// dst[i] = start + i * delta for n float32/float16 elements (Range; ConstantOfShape with delta 0).
+// dst[i] = start + i * delta for n float elements (Range; ConstantOfShape with delta 0).
 cudaError_t arithmetic_fill(Elem t, void* dst, int64_t n, float start, float delta, cudaStream_t stream);
 
 // Scaled dot-product attention (com.orchard FusedAttention): for each output batch b (index over `batch_dims`) and
@@ -114,13 +129,13 @@ __device__ inline AttentionOffsets attention_offsets(const Attention& a, int64_t
 }
 #endif
 
-// out from q, kt, v and mask (null when absent), all of element type t (f32/f16), one warp per row.
+// out from q, kt, v and mask (null when absent), all of element type t (f32/f16/bf16), one warp per row.
 // Returns cudaErrorInvalidValue when a row of sk scores does not fit in shared memory.
 cudaError_t attention(Elem t, const void* q, const void* kt, const void* v, const void* mask, void* out,
                       const Attention& a, cudaStream_t stream);
-// The same on tensor cores, one kernel (cuda_attention.cu): float16 operands, d == dv of 32, 64 or 128, at most
-// 65535 batches; scores and the running softmax stay on chip (64 query rows per block, 64 keys at a time).
-// flash_attention_fits(a) says whether it takes `a`.
+// The same on tensor cores, one kernel (cuda_attention.cu): float16 operands (never bfloat16), d == dv of 32, 64 or
+// 128, at most 65535 batches; scores and the running softmax stay on chip (64 query rows per block, 64 keys at a
+// time). flash_attention_fits(a) says whether it takes `a`.
 bool flash_attention_fits(const Attention& a);
 cudaError_t flash_attention(const void* q, const void* kt, const void* v, const void* mask, void* out,
                             const Attention& a, cudaStream_t stream);

@@ -27,14 +27,16 @@ std::vector<int64_t> contiguous_strides(const Shape& s);
 void set_broadcast_operand(Layout& l, int k, const Shape& in);
 // Returns a layout over `dims`, or unsupported when the rank exceeds kMaxRank.
 Result<Layout> layout_over(const Shape& dims, const char* op);
+// Returns element 0 of a float32/float16/bfloat16 host tensor as float, or invalid_argument naming `what`.
+Result<float> host_float_scalar(const Tensor& t, const char* what);
+// Returns the cuBLAS / cuBLASLt data type of float32, float16 or bfloat16 (CUDA_R_32F, _16F, _16BF), or unsupported.
+Result<cudaDataType> blas_type(DType t);
 // Reads an int64/int32 host tensor (a shape, axes, starts) into a vector.
 Result<std::vector<int64_t>> host_ints(const Tensor& t, const char* what);
-// Returns a device tensor holding `values` (uploaded through pinned staging on the run's stream).
-Result<Tensor> upload_ints(runtime::OpContext& ctx, const std::vector<int64_t>& values);
 
 // C[M,N] (row-major, ldc) = alpha * op(A) op(B) + beta * C for `batch` matrices at the given element strides
-// (cuBLAS, accumulated in float32): A and B of dtype t, C of c_type (float32 or float16; float16 A and B with
-// float32 C is allowed).
+// (cuBLAS, accumulated in float32): A and B of dtype t, C of c_type (float32, float16 or bfloat16; 16-bit A and B
+// with float32 C is allowed).
 Status gemm_rowmajor(DType t, DType c_type, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b,
                      float beta, void* c, int64_t ldc, int64_t stride_c, int64_t batch);

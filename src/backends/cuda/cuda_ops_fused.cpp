@@ -2,7 +2,7 @@
 // their cuBLAS / cuDNN product (bias, residual Z and activation in one pass), com.orchard Gelu (a unary op) and
 // com.orchard FusedAttention (two batched cuBLAS products with a masked-softmax kernel between them, reading every
 // layout in place; else one warp per row: scores, mask, softmax and the product by V without the score matrix in
-// device memory; on request, one tensor-core kernel keeping the scores on chip).
+// device memory; on request and for float16, one tensor-core kernel keeping the scores on chip).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -143,8 +143,9 @@ class FusedAttentionKernel final : public runtime::OpKernel {
     const void* kp = static_cast<const char*>(in[1]->raw_data()) + p.kt_off[0] * static_cast<int64_t>(es);
     const void* vp = static_cast<const char*>(in[2]->raw_data()) + p.v_off[0] * static_cast<int64_t>(es);
     const void* mask = in[3] ? in[3]->raw_data() : nullptr;
-    const bool half = in[0]->dtype() == DType::float16;
-    if (half && path_ == AttentionPath::flash && flash_attention_fits(a)) {
+    // The flash kernel is float16's alone: bfloat16 takes the cuBLAS products or the per-row kernel.
+    const bool float16 = in[0]->dtype() == DType::float16;
+    if (float16 && path_ == AttentionPath::flash && flash_attention_fits(a)) {
       return launch_status(flash_attention(qp, kp, vp, mask, y.raw_data(), a, current_cuda_stream()),
                            "FusedAttention");
     }
@@ -167,12 +168,12 @@ class FusedAttentionKernel final : public runtime::OpKernel {
 
  private:
   // Y = softmax(scale * Q Kt + mask) V as two batched cuBLAS products (float32 accumulation, tensor cores for
-  // float16) and the masked softmax between them: float32 scores, then probabilities in Y's dtype, both in one
-  // contiguous scratch block [batches, Sq, Sk] from the run's stream-ordered pool. When every operand steps
-  // through all batch dims by one stride (`strides`: Q's, Kt's, V's and Y's; `uniform`), strided-batched calls;
-  // else (bshd, bs3hd with more than one sequence) pointer-array calls, the pointers written on the device by a
-  // small kernel in the same scratch block. Kt is read as it lies: kt_rows, row-major [D, Sk] (row stride kt_d);
-  // else the transpose of a row-major K [Sk, D] (row stride kt_j).
+  // float16 and bfloat16) and the masked softmax between them: float32 scores, then probabilities in Y's dtype,
+  // both in one contiguous scratch block [batches, Sq, Sk] from the run's stream-ordered pool. When every operand
+  // steps through all batch dims by one stride (`strides`: Q's, Kt's, V's and Y's; `uniform`), strided-batched
+  // calls; else (bshd, bs3hd with more than one sequence) pointer-array calls, the pointers written on the device
+  // by a small kernel in the same scratch block. Kt is read as it lies: kt_rows, row-major [D, Sk] (row stride
+  // kt_d); else the transpose of a row-major K [Sk, D] (row stride kt_j).
   Status on_tensor_cores(runtime::OpContext& ctx, const Tensor* const* in, std::array<const void*, 3> operands,
                          Tensor& y, const Attention& a, const cpu::reference::AttentionPlan& p, bool kt_rows,
                          bool uniform, std::array<int64_t, 4> strides) const {

@@ -17,6 +17,7 @@ Result<Elem> elem_of(DType t) {
   switch (t) {
     case DType::float32: return Elem::f32;
     case DType::float16: return Elem::f16;
+    case DType::bfloat16: return Elem::bf16;
     case DType::int32: return Elem::i32;
     case DType::int64: return Elem::i64;
     case DType::boolean: return Elem::boolean;
@@ -68,6 +69,25 @@ Result<Layout> layout_over(const Shape& dims, const char* op) {
   return l;
 }
 
+Result<float> host_float_scalar(const Tensor& t, const char* what) {
+  if (t.numel() < 1) return invalid_argument(what, " ", t.description(), " has no element");
+  switch (t.dtype()) {
+    case DType::float32: return t.data<float>()[0];
+    case DType::float16: return static_cast<float>(t.data<float16>()[0]);
+    case DType::bfloat16: return static_cast<float>(t.data<bfloat16>()[0]);
+    default: return invalid_argument(what, " ", t.description(), " is not float32, float16 or bfloat16");
+  }
+}
+
+Result<cudaDataType> blas_type(DType t) {
+  switch (t) {
+    case DType::float32: return CUDA_R_32F;
+    case DType::float16: return CUDA_R_16F;
+    case DType::bfloat16: return CUDA_R_16BF;
+    default: return unsupported("[cuda] GEMM of ", dtype_name(t));
+  }
+}
+
 Result<std::vector<int64_t>> host_ints(const Tensor& t, const char* what) {
   std::vector<int64_t> v(static_cast<size_t>(t.numel()));
   if (t.dtype() == DType::int64) {
@@ -78,18 +98,6 @@ Result<std::vector<int64_t>> host_ints(const Tensor& t, const char* what) {
     return invalid_argument("[cuda] ", what, " must be int64 or int32, not ", dtype_name(t.dtype()));
   }
   return v;
-}
-
-Result<Tensor> upload_ints(runtime::OpContext& ctx, const std::vector<int64_t>& values) {
-  ORCHARD_ASSIGN_OR_RETURN(Tensor t, Tensor::create(DType::int64, Shape{static_cast<int64_t>(values.size())}, ctx.allocator()));
-  const size_t bytes = values.size() * sizeof(int64_t);
-  if (bytes == 0) return t;
-  CudaStream* s = current_stream();
-  if (!s) return internal_error("[cuda] upload outside a run");
-  ORCHARD_ASSIGN_OR_RETURN(void* staged, s->staging(bytes));
-  std::memcpy(staged, values.data(), bytes);
-  ORCHARD_CUDA_CALL(cudaMemcpyAsync(t.raw_data(), staged, bytes, cudaMemcpyHostToDevice, s->get()));
-  return t;
 }
 
 namespace {
@@ -132,7 +140,7 @@ class UnaryKernel final : public runtime::OpKernel {
         if (!ctx.has_input(i)) continue;
         const Tensor& b = ctx.input(i);
         if (b.numel() != 1) return invalid_argument("[Clip] bound ", i, " must be a scalar, got ", b.description());
-        const float v = b.dtype() == DType::float16 ? static_cast<float>(b.data<float16>()[0]) : b.data<float>()[0];
+        ORCHARD_ASSIGN_OR_RETURN(const float v, host_float_scalar(b, "[Clip] bound"));
         (i == 1 ? alpha : beta) = v;
       }
     }
@@ -211,9 +219,8 @@ Result<BlasCall> blas_call(DType t, DType c_type, bool trans_a, bool trans_b, in
   if (!s) return internal_error("[cuda] GEMM outside a run");
   BlasCall c;
   ORCHARD_ASSIGN_OR_RETURN(c.handle, s->blas());
-  auto blas_type = [](DType d) { return d == DType::float16 ? CUDA_R_16F : CUDA_R_32F; };
-  c.dt = blas_type(t);
-  c.ct = blas_type(c_type);
+  ORCHARD_ASSIGN_OR_RETURN(c.dt, blas_type(t));
+  ORCHARD_ASSIGN_OR_RETURN(c.ct, blas_type(c_type));
   c.ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   c.oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   return c;

@@ -166,7 +166,7 @@ class BatchNormKernel final : public runtime::OpKernel {
 
 // ---- fills ----
 
-// ConstantOfShape with a float32/float16 value: the shape input is read on the host.
+// ConstantOfShape with a float32/float16/bfloat16 value: the shape input is read on the host.
 class ConstantOfShapeKernel final : public runtime::OpKernel {
  public:
   ConstantOfShapeKernel(DType dtype, float value) : dtype_(dtype), value_(value) {}
@@ -186,7 +186,7 @@ class ConstantOfShapeKernel final : public runtime::OpKernel {
   float value_;
 };
 
-// Range of float32/float16: start, limit and delta are scalars read on the host.
+// Range of float32/float16/bfloat16: start, limit and delta are scalars read on the host.
 class RangeKernel final : public runtime::OpKernel {
  public:
   Status run(runtime::OpContext& ctx) const override {
@@ -194,11 +194,12 @@ class RangeKernel final : public runtime::OpKernel {
     DType dtype = DType::undefined;
     for (size_t i = 0; i < 3; ++i) {
       ORCHARD_ASSIGN_OR_RETURN(const Tensor* s, ctx.input_tensor(i));
-      if (s->numel() != 1 || (s->dtype() != DType::float32 && s->dtype() != DType::float16) ||
-          (i > 0 && s->dtype() != dtype)) {
+      const DType d = s->dtype();
+      const bool is_float = d == DType::float32 || d == DType::float16 || d == DType::bfloat16;
+      if (s->numel() != 1 || !is_float || (i > 0 && d != dtype)) {
         return invalid_argument("[Range] input ", i, " must be a float scalar of the start's dtype, got ", s->description());
       }
-      v[i] = s->dtype() == DType::float16 ? static_cast<float>(s->data<float16>()[0]) : s->data<float>()[0];
+      ORCHARD_ASSIGN_OR_RETURN(v[i], host_float_scalar(*s, "[Range] input"));
       dtype = s->dtype();
     }
     if (v[2] == 0) return invalid_argument("[Range] delta is 0");
@@ -259,9 +260,9 @@ KernelResult create_constant_of_shape(const runtime::KernelCreateContext& ctx) {
   if (!a) return std::unique_ptr<runtime::OpKernel>(new ConstantOfShapeKernel(DType::float32, 0.f));
   const Tensor& v = a->t;
   if (v.numel() != 1) return invalid_argument("[ConstantOfShape] value must be a one-element tensor, got ", v.description());
-  if (v.dtype() == DType::float32) return std::unique_ptr<runtime::OpKernel>(new ConstantOfShapeKernel(v.dtype(), v.data<float>()[0]));
-  if (v.dtype() == DType::float16) {
-    return std::unique_ptr<runtime::OpKernel>(new ConstantOfShapeKernel(v.dtype(), static_cast<float>(v.data<float16>()[0])));
+  if (v.dtype() == DType::float32 || v.dtype() == DType::float16 || v.dtype() == DType::bfloat16) {
+    ORCHARD_ASSIGN_OR_RETURN(const float value, host_float_scalar(v, "[ConstantOfShape] value"));
+    return std::unique_ptr<runtime::OpKernel>(new ConstantOfShapeKernel(v.dtype(), value));
   }
   return unsupported("[cuda] ConstantOfShape of ", dtype_name(v.dtype()), " (integer constants stay on the CPU)");
 }

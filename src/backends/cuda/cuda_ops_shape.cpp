@@ -271,21 +271,21 @@ class ExpandKernel final : public runtime::OpKernel {
   }
 };
 
-// Gather: indices are read on the host (checked, made non-negative) and uploaded.
+// Gather: the indices (int32 or int64) are read on the device, so token ids never visit the host and a CUDA graph
+// serves any of them; an index out of range is reported through the stream's fault record and fails the run
+// when it synchronizes.
 class GatherKernel final : public runtime::OpKernel {
  public:
   explicit GatherKernel(int64_t axis) : axis_(axis) {}
   Status run(runtime::OpContext& ctx) const override {
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* x, ctx.input_tensor(0));
     ORCHARD_ASSIGN_OR_RETURN(const Tensor* it, ctx.input_tensor(1));
+    if (it->dtype() != DType::int64 && it->dtype() != DType::int32) {
+      return invalid_argument("[Gather] indices of ", dtype_name(it->dtype()), " (int32 or int64 expected)");
+    }
     const int64_t rank = static_cast<int64_t>(x->rank());
     ORCHARD_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(axis_, rank, "Gather"));
-    ORCHARD_ASSIGN_OR_RETURN(auto idx, host_ints(*it, "indices"));
     const int64_t n = x->dim(static_cast<size_t>(axis));
-    for (int64_t& v : idx) {
-      if (v < -n || v >= n) return invalid_argument("[Gather] index ", v, " out of range for axis size ", n);
-      if (v < 0) v += n;
-    }
     std::vector<int64_t> dims;
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < axis; ++d) {
@@ -299,9 +299,11 @@ class GatherKernel final : public runtime::OpKernel {
     }
     ORCHARD_ASSIGN_OR_RETURN(Tensor y, ctx.make_output(0, x->dtype(), Shape(dims)));
     if (y.numel() == 0) return Status::OK();
-    ORCHARD_ASSIGN_OR_RETURN(Tensor dev_idx, upload_ints(ctx, idx));
-    return launch_status(gather(x->raw_data(), dev_idx.data<int64_t>(), y.raw_data(), dtype_size(x->dtype()), outer, n,
-                                static_cast<int64_t>(idx.size()), inner, current_cuda_stream()),
+    CudaStream* s = current_stream();
+    DeviceFault* fault = s ? s->fault_record() : nullptr;
+    if (!fault) return internal_error("[cuda] Gather outside a run or without pinned memory for its fault record");
+    return launch_status(gather(x->raw_data(), it->raw_data(), it->dtype() == DType::int64, y.raw_data(),
+                                dtype_size(x->dtype()), outer, n, it->numel(), inner, fault, s->get()),
                          "Gather");
   }
 
@@ -388,6 +390,7 @@ Result<DType> onnx_dtype(int64_t code) {
     case 7: return DType::int64;
     case 9: return DType::boolean;
     case 10: return DType::float16;
+    case 16: return DType::bfloat16;
     default: return unsupported("[cuda] Cast to ONNX type ", code);
   }
 }

@@ -14,6 +14,7 @@
 #include "backends/cuda/cuda_backend.hpp"
 #include "backends/cuda/cuda_factory.hpp"
 #include "backends/cuda/cuda_graph.hpp"
+#include "backends/cuda/cuda_test_util.hpp"
 #include "backends/op_harness.hpp"
 #include "orchard/device_memory.hpp"
 #include "orchard/session.hpp"
@@ -22,29 +23,6 @@
 
 namespace orchard::testing {
 namespace {
-
-std::shared_ptr<cuda::CudaBackend> gpu_or_null(uint64_t limit = 0) {
-  auto b = cuda::CudaBackend::create({0, limit});
-  return b.ok() ? std::move(b).value() : nullptr;
-}
-
-#define ORCHARD_REQUIRE_GPU(var, ...)                                                        \
-  auto var = gpu_or_null(__VA_ARGS__);                                                       \
-  if (!var) GTEST_SKIP() << "no usable CUDA device: " << cuda::CudaBackend::create({}).status().to_string()
-
-Tensor random_floats(const Shape& s, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Tensor t = Tensor::empty(DType::float32, s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
-
-Tensor to_half(const Tensor& f) {
-  Tensor h = Tensor::empty(DType::float16, f.shape());
-  for (int64_t i = 0; i < f.numel(); ++i) h.data<float16>()[i] = float16(f.data<float>()[i]);
-  return h;
-}
 
 TEST(CudaBackend, AbsentWithoutDeviceAndDescribedWithOne) {
   auto b = cuda::make_cuda_backend(SessionOptions{});
@@ -172,10 +150,6 @@ std::string small_model() {
   m.node("Relu", {"n"}, {"r"});
   m.node("Softmax", {"r"}, {"y"});
   return m.bytes();
-}
-
-std::span<const std::byte> as_bytes(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
 TEST(CudaBackend, SessionPlacesModelOnGpuAndMatchesCpu) {
@@ -879,9 +853,9 @@ TEST(CudaGraphs, ShapeChangeCapturesAgain) {
   EXPECT_EQ(after.replayed - before.replayed, 6);
 }
 
-// Indices the CUDA Gather reads on the host are baked into the graph: they are part of the signature, so other
-// indices of the same shape are captured anew and never served by the first graph.
-TEST(CudaGraphs, HostReadIndicesArePartOfTheSignature) {
+// The CUDA Gather reads its indices on the device: token ids never visit the host, so one graph serves every
+// set of ids of a shape (a signature holding the ids would capture anew for each prompt).
+TEST(CudaGraphs, OneGraphServesAnyIndices) {
   ORCHARD_REQUIRE_GPU(b);
   ModelBuilder m(17);
   m.input("x", onnx::TensorProto::FLOAT, {5, 8}).input("idx", onnx::TensorProto::INT64, {3});
@@ -894,14 +868,67 @@ TEST(CudaGraphs, HostReadIndicesArePartOfTheSignature) {
   auto without = gpu_session(model, false);
   ASSERT_TRUE(with && without);
   const Tensor x = random_floats(Shape{5, 8}, 401);
+  const cuda::GraphCounters before = cuda::graph_counters();
   for (const auto& ids : {std::vector<int64_t>{0, 4, 2}, std::vector<int64_t>{0, 4, 2}, std::vector<int64_t>{0, 4, 2},
-                          std::vector<int64_t>{1, 1, 3}, std::vector<int64_t>{1, 1, 3}, std::vector<int64_t>{1, 1, 3},
+                          std::vector<int64_t>{1, 1, 3}, std::vector<int64_t>{-1, -5, 3}, std::vector<int64_t>{2, 3, 0},
                           std::vector<int64_t>{0, 4, 2}}) {
     const Tensor idx = Tensor::from_vector<int64_t>({3}, ids);
     auto a = with->run({{"x", Value(x)}, {"idx", Value(idx)}});
     auto c = without->run({{"x", Value(x)}, {"idx", Value(idx)}});
     ASSERT_TRUE(a.ok() && c.ok()) << a.status().to_string() << c.status().to_string();
     expect_bit_equal((*a)[0].second.tensor(), (*c)[0].second.tensor(), "indices " + std::to_string(ids[0]));
+    // Against the definition: row ids[j] (counted from the end when negative) of relu(x), negated.
+    const Tensor& y = (*a)[0].second.tensor();
+    for (int64_t j = 0; j < 3; ++j) {
+      const int64_t row = ids[static_cast<size_t>(j)] < 0 ? ids[static_cast<size_t>(j)] + 5 : ids[static_cast<size_t>(j)];
+      for (int64_t k = 0; k < 8; ++k) {
+        EXPECT_EQ(y.data<float>()[j * 8 + k], -std::max(0.f, x.data<float>()[row * 8 + k])) << "row " << j;
+      }
+    }
+  }
+  const cuda::GraphCounters after = cuda::graph_counters();
+  EXPECT_EQ(after.captured - before.captured, 1) << "one signature, whatever the ids";
+  EXPECT_EQ(after.replayed - before.replayed, 6);
+}
+
+// An index out of range, found on the device, fails its run with a message naming it; the next run with good
+// indices succeeds, with and without a CUDA graph, int64 and int32 indices alike.
+TEST(CudaGraphs, GatherIndexOutOfRangeFailsOnlyItsRun) {
+  ORCHARD_REQUIRE_GPU(b);
+  for (auto itype : {onnx::TensorProto::INT64, onnx::TensorProto::INT32}) {
+    ModelBuilder m(17);
+    m.input("x", onnx::TensorProto::FLOAT, {5, 8}).input("idx", itype, {3});
+    m.output("y", onnx::TensorProto::FLOAT, {3, 8});
+    m.node("Relu", {"x"}, {"r"});
+    m.node("Gather", {"r", "idx"}, {"g"});
+    m.node("Neg", {"g"}, {"y"});
+    const std::string model = m.bytes();
+    for (bool graphs : {false, true}) {
+      auto s = gpu_session(model, graphs);
+      ASSERT_TRUE(s);
+      const Tensor x = random_floats(Shape{5, 8}, 402);
+      auto ids = [&](std::vector<int64_t> v) {
+        if (itype == onnx::TensorProto::INT64) return Tensor::from_vector<int64_t>({3}, v);
+        return Tensor::from_vector<int32_t>({3}, std::vector<int32_t>(v.begin(), v.end()));
+      };
+      const std::string what = std::string(graphs ? "graphs" : "no graphs") + (itype == onnx::TensorProto::INT64 ? ", int64" : ", int32");
+      // Good runs first, so that with graphs on the bad ones are replays of a captured graph.
+      for (int i = 0; i < 3; ++i) {
+        auto ok = s->run({{"x", Value(x)}, {"idx", Value(ids({0, 1, 2}))}});
+        ASSERT_TRUE(ok.ok()) << what << ": " << ok.status().to_string();
+      }
+      for (int64_t bad : {5, -6, 1000}) {
+        auto r = s->run({{"x", Value(x)}, {"idx", Value(ids({0, bad, 2}))}});
+        ASSERT_FALSE(r.ok()) << what << ": index " << bad << " was accepted";
+        EXPECT_EQ(r.status().code(), StatusCode::invalid_argument) << what << ": " << r.status().to_string();
+        EXPECT_NE(r.status().message().find("index " + std::to_string(bad) + " out of range for axis size 5"),
+                  std::string::npos)
+            << what << ": " << r.status().to_string();
+        auto good = s->run({{"x", Value(x)}, {"idx", Value(ids({4, -1, 0}))}});
+        ASSERT_TRUE(good.ok()) << what << ": after index " << bad << ": " << good.status().to_string();
+        EXPECT_EQ((*good)[0].second.tensor().data<float>()[0], -std::max(0.f, x.data<float>()[4 * 8])) << what;
+      }
+    }
   }
 }
 

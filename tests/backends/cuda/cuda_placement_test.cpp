@@ -11,6 +11,7 @@
 #include <set>
 
 #include "backends/cuda/cuda_backend.hpp"
+#include "backends/cuda/cuda_test_util.hpp"
 #include "onnx/importer.hpp"
 #include "orchard/session.hpp"
 #include "runtime/graph_optimizer.hpp"
@@ -20,25 +21,6 @@
 
 namespace orchard::testing {
 namespace {
-
-// The CUDA kernel table's capability, on simulated device memory (nothing here touches a GPU).
-class CudaTableBackend final : public runtime::KernelBackend {
- public:
-  explicit CudaTableBackend(std::span<const runtime::KernelDef> table) : KernelBackend(info(), table, 0) {}
-  Allocator& allocator() const override { return allocator_; }
-  runtime::Capability get_capability(const runtime::GraphView& view) const override {
-    return cuda::drop_declined(KernelBackend::get_capability(view), view);
-  }
-
- private:
-  static runtime::DeviceInfo info() {
-    runtime::DeviceInfo i;
-    i.name = "cuda";
-    i.kind = runtime::DeviceKind::gpu;
-    return i;
-  }
-  mutable SimDeviceAllocator allocator_;
-};
 
 // The table as the first CUDA session left it: this one less the ops added since and the metadata-only kernels.
 std::vector<runtime::KernelDef> first_session_table() {
@@ -162,6 +144,46 @@ TEST(CudaPlacement, AttentionGlueStaysOnTheDevice) {
   const Counts before = count(*model->graph, old_table);
   EXPECT_GT(before.host_waits, 0) << describe(before);
   std::cout << "attention glue: " << describe(before) << " -> " << describe(now) << "\n";
+}
+
+// GPT-2's embedding: the token ids (int64, a graph input) are reshaped by a shape computed from Shape and read by
+// the embedding Gather. The ids' Reshape and the Gather run on the GPU (the ids never visit the host); the
+// integer shape arithmetic stays on the CPU; the host never waits for the device.
+TEST(CudaPlacement, TokenIdsStayOnTheDeviceAndShapeArithmeticOnTheHost) {
+  constexpr int kFloat = onnx::TensorProto::FLOAT, kInt64 = onnx::TensorProto::INT64;
+  ModelBuilder b;
+  b.input("ids", kInt64, {"N", "S"}).output("y", kFloat, {"N", "S", 16});
+  b.initializer("emb", {50, 16}, 0.01f);
+  b.initializer("pos", {1, 16}, 0.5f);
+  add_int64_initializer(b, "one", {1});
+  add_int64_initializer(b, "minus_one", {-1});
+  b.node("Shape", {"ids"}, {"shape"});
+  add_ints(b.node("Gather", {"shape", "one"}, {"s"}), "axis", {0});
+  add_ints(b.node("Concat", {"minus_one", "s"}, {"new_shape"}), "axis", {0});
+  b.node("Reshape", {"ids", "new_shape"}, {"ids2"});
+  add_ints(b.node("Gather", {"emb", "ids2"}, {"e"}), "axis", {0});
+  b.node("Add", {"e", "pos"}, {"y"});
+  const std::string bytes = b.bytes();
+  auto model = onnx_import::import_model_bytes(std::as_bytes(std::span(bytes.data(), bytes.size())), {}, {});
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const graph::Graph& g = *model->graph;
+  auto cuda = std::make_shared<CudaTableBackend>(cuda::cuda_kernels());
+  auto cpu = runtime::available_backends(SessionOptions{}).back();
+  auto placement = runtime::place_graph(g, {cuda, cpu}, {});
+  ASSERT_TRUE(placement.ok()) << placement.status().to_string();
+  auto backend_of = [&](const std::string& output) {
+    for (size_t n = 0; n < g.nodes.size(); ++n) {
+      if (!g.nodes[n].outputs.empty() && g.nodes[n].outputs[0] == output) return placement->node_backend[n];
+    }
+    ADD_FAILURE() << "no node makes " << output;
+    return -1;
+  };
+  EXPECT_EQ(backend_of("ids2"), 0) << "the ids' Reshape runs on the GPU";
+  EXPECT_EQ(backend_of("e"), 0) << "the embedding Gather runs on the GPU";
+  EXPECT_EQ(backend_of("s"), 1) << "the Gather of a shape stays on the CPU";
+  EXPECT_EQ(backend_of("new_shape"), 1) << "the Concat of a shape stays on the CPU";
+  const Counts now = count(g, cuda::cuda_kernels());
+  EXPECT_EQ(now.host_waits, 0) << describe(now);
 }
 
 TEST(CudaPlacement, StandardModels) {
