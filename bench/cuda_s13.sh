@@ -20,6 +20,28 @@ against_cpu() {  # each model's outputs on CUDA in fp32 and fp16 against the CPU
       " fp16: $(python3 tools/compare_outputs.py /tmp/o/half /tmp/o/cpu --tol 1e-2 2>&1 | tail -1)"
   done
 }
+if [ "${1:-}" = short ]; then  # `cuda_s13.sh short`: the new tests, gpt2 against the CPU, gpt2/bert timings, peers
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+  mkdir -p /tmp/m
+  (for m in gpt2 bert_base; do python3 tools/fill_weights.py models_std/$m.skeleton.onnx /tmp/m/$m.onnx > /dev/null 2>&1; done; touch /tmp/m/done) &
+  timeout 100 ./orchard_tests --gtest_brief=1 --gtest_filter='Cuda*:CrossBackend*:Fused*:Float16*' > $OUT/unit.log 2>&1; echo "$(el) unit rc=$?"
+  grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED  \]' $OUT/unit.log | head -20
+  timeout 60 /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 ./orchard_tests --gtest_brief=1 \
+    --gtest_filter='CudaGraphs.*' > $OUT/memcheck.log 2>&1; echo "$(el) memcheck rc=$?"
+  grep -E 'ERROR SUMMARY' $OUT/memcheck.log | head -2
+  while [ ! -f /tmp/m/done ]; do sleep 1; done
+  against_cpu gpt2
+  for c in "gpt2 1" "gpt2 32" "bert_base 1"; do set -- $c
+    F="/tmp/m/$1.onnx --dim N=$2 --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --warmup 10 --runs 50"
+    echo "-- $1 N=$2: $(timeout 40 ./orchard bench $F --device-inputs --device-outputs 2>&1 | grep -E 'median|peak|created' | tr '\n' ' ')"
+  done
+  echo "-- gpt2 N=1 host I/O: $(timeout 40 ./orchard bench /tmp/m/gpt2.onnx --dim N=1 --dim S=128 --backend cuda,cpu --precision fp16 --fix-dims --warmup 10 --runs 50 2>&1 | grep median)"
+  echo "$(el) == PyTorch peers"
+  SKIP=resnet50:compile_ro_fp16:1,resnet50:compile_ro_fp16:32,mobilenet_v2:compile_ro_fp16:1,mobilenet_v2:compile_ro_fp16:32,bert_base_s128:compile_ro_fp16:32 \
+    BUDGET_S=${PEER_BUDGET_S:-60} timeout $(( ${PEER_BUDGET_S:-60} + 40 )) python3 tools/torch_anchor.py 2>&1 | tail -12
+  echo "$(el) done"
+  exit 0
+fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 mkdir -p /tmp/m
 (for m in gpt2 bert_base resnet50 mobilenet_v2; do python3 tools/fill_weights.py models_std/$m.skeleton.onnx /tmp/m/$m.onnx > /dev/null 2>&1; done; touch /tmp/m/done) &
