@@ -2,9 +2,10 @@
 // Conv / FusedConv such a backend would run becomes
 //   Transpose(X, 0231) → FusedConv(layout nhwc, W as [M, kH, kW, C/group]) → Transpose(·, 0312)
 // (a residual Z transposed to NHWC too), with the weights transposed once, here. Elementwise ops and global
-// average pooling whose inputs are all such Transpose(·, 0312) outputs then run on the NHWC values instead, with
-// one Transpose after them (sink_transposes: an op of two transposed inputs trades two Transposes for one; the
-// squeeze-and-excitation blocks of EfficientNet and ConvNeXt's residual Adds stay in NHWC). Last, a
+// average pooling whose inputs are all such Transpose(·, 0312) outputs (or constants, which a binary op then reads
+// through an NHWC copy: ConvNeXt's layer scale) then run on the NHWC values instead, with one Transpose after them
+// (sink_transposes: an op of two transposed inputs trades two Transposes for one; the squeeze-and-excitation
+// blocks of EfficientNet and ConvNeXt's residual Adds stay in NHWC). Last, a
 // Transpose(·, 0231) of a Transpose(·, 0312) reads the original NHWC value instead: between two convolutions
 // (and into a residual) the activations never leave NHWC; Transposes remain only where an op that cannot follow
 // reads them (a MaxPool, the head). The dead Transposes go with the optimizer's dead-node removal. A model whose
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -119,19 +121,51 @@ bool is_elementwise(const Node& n) {
   return false;
 }
 
+bool is_binary(const Node& n) { return is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul") || is_op(n, "Div"); }
+
+// Returns constant `c` (rank at most 4, broadcasting against NCHW values) as it broadcasts against the NHWC ones:
+// leading 1s up to rank 4, then dims and data in NHWC order. ConvNeXt's layer scale [C, 1, 1] becomes [1, 1, 1, C].
+Tensor constant_to_nhwc(const Tensor& c) {
+  std::array<int64_t, 4> d = {1, 1, 1, 1};
+  for (size_t i = 0; i < c.rank(); ++i) d[4 - c.rank() + i] = c.dim(i);
+  Tensor t = Tensor::empty(c.dtype(), Shape{d[0], d[2], d[3], d[1]});
+  const size_t es = dtype_size(c.dtype());
+  const auto* src = static_cast<const unsigned char*>(c.raw_data());
+  auto* dst = static_cast<unsigned char*>(t.raw_data());
+  size_t k = 0;  // walks the destination in order: n, h, w, then c
+  for (int64_t n = 0; n < d[0]; ++n) {
+    for (int64_t h = 0; h < d[2]; ++h) {
+      for (int64_t w = 0; w < d[3]; ++w) {
+        for (int64_t ch = 0; ch < d[1]; ++ch, ++k) {
+          const int64_t from = ((n * d[1] + ch) * d[2] + h) * d[3] + w;
+          std::memcpy(dst + k * es, src + static_cast<size_t>(from) * es, es);
+        }
+      }
+    }
+  }
+  return t;
+}
+
 // Moves Transposes to NCHW below the ops that can run on their NHWC inputs (see the file comment). `nchw_of`
 // maps each value made by a Transpose(·, 0312) to its NHWC source.
 void sink_transposes(Graph& g, NameSource& names) {
   std::map<std::string, std::string> nchw_of;
+  std::map<std::string, std::string> nhwc_copy;  // constant → its NHWC copy (constant_to_nhwc), made once
   std::vector<Node> out;
   out.reserve(g.nodes.size());
   for (const Node& n : g.nodes) {
     if (has_perm(n, kToNchw)) nchw_of[n.outputs[0]] = n.inputs[0];
     const bool pool = is_op(n, "GlobalAveragePool") && n.num_inputs() == 1;
-    // Input i may be read in NHWC: the first (and a binary op's second) made by a Transpose to NCHW, or, past the
-    // first, a one-value constant; Clip's bounds such constants or omitted.
+    // A binary op's operand that is a constant of rank at most 4 other than a scalar: read through an NHWC copy.
+    auto nhwc_constant = [&](size_t i) {
+      const Tensor* c = is_binary(n) && i < 2 ? constant(g, n.inputs[i]) : nullptr;
+      return c != nullptr && c->dtype() != DType::string && c->rank() <= 4 && !(c->numel() == 1 && c->rank() <= 1);
+    };
+    // Input i may be read in NHWC: the first (and a binary op's second) made by a Transpose to NCHW, a binary op's
+    // constant (nhwc_constant), or, past the first, a one-value constant; Clip's bounds such constants or omitted.
     auto reads_nhwc = [&](size_t i) {
       const std::string& in = n.inputs[i];
+      if (nhwc_constant(i)) return true;
       if (i == 0) return nchw_of.count(in) != 0;
       if (in.empty()) return is_op(n, "Clip");
       const Tensor* c = constant(g, in);
@@ -139,15 +173,28 @@ void sink_transposes(Graph& g, NameSource& names) {
       return scalar || (i == 1 && !is_op(n, "Clip") && nchw_of.count(in) != 0);
     };
     bool sinks = (pool || is_elementwise(n)) && n.outputs.size() == 1 && n.num_inputs() >= 1;
-    for (size_t i = 0; sinks && i < n.num_inputs(); ++i) sinks = reads_nhwc(i);
-    if (!sinks) {
+    bool transposed = false;  // at least one input is an NHWC value (not constants only)
+    for (size_t i = 0; sinks && i < n.num_inputs(); ++i) {
+      sinks = reads_nhwc(i);
+      transposed = transposed || nchw_of.count(n.inputs[i]) != 0;
+    }
+    if (!sinks || !transposed) {
       out.push_back(n);
       continue;
     }
     Node op = n;
     op.name = names.make(n.name + "_nhwc");
     for (size_t i = 0; i < op.num_inputs(); ++i) {
-      if (auto it = nchw_of.find(op.inputs[i]); it != nchw_of.end()) op.inputs[i] = it->second;
+      if (auto it = nchw_of.find(op.inputs[i]); it != nchw_of.end()) {
+        op.inputs[i] = it->second;
+      } else if (nhwc_constant(i)) {
+        auto [it2, fresh] = nhwc_copy.emplace(n.inputs[i], std::string());
+        if (fresh) {
+          it2->second = names.make(n.inputs[i] + "_nhwc");
+          g.initializers[it2->second] = constant_to_nhwc(*constant(g, n.inputs[i]));
+        }
+        op.inputs[i] = it2->second;
+      }
     }
     if (pool) {  // GlobalAveragePool of NCHW = ReduceMean over H and W of NHWC, keeping them as 1s
       op.op_type = "ReduceMean";

@@ -111,6 +111,42 @@ TEST(ChannelsLast, SqueezeExcitationAndResidualAddStayNhwc) {
   }
 }
 
+// ConvNeXt's residual: a layer scale [C, 1, 1] (a constant first input), per-channel and per-pixel constants
+// [1, C, 1, 1] and [6, 5] between convolutions. The binary ops read NHWC copies of the constants, so the
+// Transposes still cancel; outputs equal the unoptimized graph's (distinct values per channel and pixel, so a
+// copy in the wrong order shows).
+TEST(ChannelsLast, BinaryOpsWithConstantsStayNhwc) {
+  ModelBuilder b;
+  b.input("x", kFloat, {"n", 8, 6, 5});
+  b.output("y", kFloat, {"n", 8, 6, 5});
+  random_init(b, "w1", {8, 8, 3, 3}, 31);
+  random_init(b, "w2", {8, 8, 1, 1}, 32);
+  random_init(b, "w3", {8, 8, 1, 1}, 33);
+  random_init(b, "scale", {8, 1, 1}, 34);
+  random_init(b, "shift", {1, 8, 1, 1}, 35);
+  random_init(b, "pixel", {6, 5}, 36);
+  b.node("Conv", {"x", "w2"}, {"skip"});
+  attr_ints(b.node("Conv", {"skip", "w1"}, {"c"}), "pads", {1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});  // keeps the scale out of the convolution's weights
+  b.node("Mul", {"scale", "r"}, {"m"});
+  b.node("Add", {"m", "skip"}, {"a"});
+  b.node("Sub", {"a", "shift"}, {"d"});
+  b.node("Mul", {"d", "pixel"}, {"e"});
+  b.node("Conv", {"e", "w3"}, {"y"});
+  auto nhwc = load(b, OptimizationLevel::extended, cpu_kernels_options(true));
+  auto plain = load(b, OptimizationLevel::none);
+  ASSERT_TRUE(nhwc && plain);
+  const auto ops = placed_ops(*nhwc);
+  EXPECT_EQ(ops.at("Transpose"), 2) << "x in and y out";
+  for (int64_t n : {1, 2}) {
+    Tensor x = orchard::testing::random_float_tensor({n, 8, 6, 5}, static_cast<unsigned>(40 + n));
+    auto got = nhwc->run({{"x", Value(x)}});
+    auto want = plain->run({{"x", Value(x)}});
+    ASSERT_TRUE(got.ok() && want.ok());
+    orchard::testing::expect_tensor_near((*got)[0].second.tensor(), (*want)[0].second.tensor(), 1e-4, 1e-5);
+  }
+}
+
 TEST(ChannelsLast, NothingChangesForBackendsThatDoNotAsk) {
   ModelBuilder b;
   residual_block(b);
