@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <cstring>
 #include <optional>
 
 #include "backends/cuda/cublas_loader.hpp"
